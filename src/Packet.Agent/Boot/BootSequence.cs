@@ -1,0 +1,147 @@
+using Microsoft.Extensions.Logging;
+using Packet.Agent.Exec;
+using Packet.Agent.Steps;
+
+namespace Packet.Agent.Boot;
+
+/// <summary>The steps of a boot, built by Program from real adapters or by tests from fakes.</summary>
+public sealed record BootSteps(IBootStep Guard, IBootStep Seed, IBootStep Marker, IBootStep Profile, GpuCheckStep Gpu, ExecStep Exec);
+
+/// <summary>How a boot ended: the exit code, why it failed, or what to execve.</summary>
+public sealed record BootOutcome(ExitCode ExitCode, string? FailureReason, ExecPlan? Exec, IReadOnlyList<StepRecord> Steps);
+
+/// <summary>
+/// The boot, in CONTRACT.md's order. This is the one place that decides what a step's problem
+/// means (its policy, and --strict); no step exits the process or decides for the others.
+/// </summary>
+public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers)
+{
+    private readonly ILogger _log = loggers.CreateLogger("boot");
+
+    public BootOutcome Run(BootContext context)
+    {
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var records = new List<StepRecord>();
+        string? failure = null;
+        ExecPlan? exec = null;
+        var exitCode = ExitCode.Success;
+        try
+        {
+            // 5 begins now and is collected in its turn: nvidia-smi can take seconds, the copy overlaps it.
+            steps.Gpu.Start(context.Options);
+
+            // 1. Guard: without a volume nothing persists, but the GPU check and COMMAND still run.
+            failure = RunStep(steps.Guard, context, records);
+            if (failure is null && context.PersistenceAvailable)
+            {
+                try
+                {
+                    // 2. Seed the home on first boot (takes the workspace lock when it must copy).
+                    // 3. Marker: last, atomically, only after a complete seed.
+                    // 4. Shell profile: /workspace/bin exists and is on PATH through the managed block.
+                    failure = RunStep(steps.Seed, context, records)
+                        ?? RunStep(steps.Marker, context, records)
+                        ?? RunStep(steps.Profile, context, records);
+                }
+                finally
+                {
+                    context.ReleaseLock();
+                }
+            }
+
+            // 5. GPU check.
+            failure ??= RunStep(steps.Gpu, context, records);
+
+            // 7. Exec COMMAND, when given: resolved here, replaced by Program once the logs are flushed.
+            if (failure is null && context.Options.Command.Count > 0)
+            {
+                var decision = steps.Exec.Prepare(context);
+                if (decision.Plan is null)
+                {
+                    Log.CommandUnavailable(loggers.CreateLogger("exec"), decision.Failure!);
+                    exitCode = decision.FailureCode;
+                    failure = decision.Failure;
+                }
+                else
+                {
+                    exec = decision.Plan;
+                    Log.Executing(loggers.CreateLogger("exec"), exec.Path, string.Join(' ', exec.Arguments.Skip(1)));
+                }
+            }
+        }
+        finally
+        {
+            steps.Gpu.Dispose();
+        }
+
+        if (failure is not null && exitCode == ExitCode.Success)
+        {
+            exitCode = ExitCode.BootFailed;
+        }
+
+        string outline = string.Join(", ", records.Select(r => $"{r.Name} {r.Outcome.ToString().ToLowerInvariant()}"));
+        int warnings = records.Count(r => r.Outcome == StepOutcome.Warning);
+        if (exitCode == ExitCode.Success)
+        {
+            Log.Finished(_log, Units.Duration(started.Elapsed), warnings, outline);
+        }
+        else
+        {
+            Log.Failed(_log, Units.Duration(started.Elapsed), (int)exitCode, outline);
+        }
+
+        return new BootOutcome(exitCode, failure, exec, records);
+    }
+
+    /// <summary>Runs one step, logs its outcome, and returns the reason the boot must stop, if it must.</summary>
+    private string? RunStep(IBootStep step, BootContext context, List<StepRecord> records)
+    {
+        var logger = loggers.CreateLogger(step.Name);
+        var eventId = new EventId(step.Number, step.Name);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        StepResult result;
+        try
+        {
+            result = step.Run(context);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A bug in one step must not take the pod's boot down with it: it is that step's problem.
+            result = StepResult.Problem($"unexpected {e.GetType().Name}: {e.Message}");
+        }
+
+        string? stop = null;
+        if (result.Outcome == StepOutcome.Warning && (step.Policy == FailurePolicy.FailBoot || context.Options.Strict))
+        {
+            string why = step.Policy == FailurePolicy.FailBoot ? "required" : "--strict";
+            stop = $"{step.Name}: {result.Summary}";
+            result = result with { Outcome = StepOutcome.Failed, Summary = $"{result.Summary}; the boot fails ({why})" };
+        }
+
+        records.Add(new StepRecord(step.Name, result.Outcome, result.Summary, started.Elapsed));
+        var (level, template) = result.Outcome switch
+        {
+            StepOutcome.Ok => (LogLevel.Information, "{Summary}"),
+            StepOutcome.Skipped => (LogLevel.Information, "skipped: {Summary}"),
+            StepOutcome.Warning => (LogLevel.Warning, "{Summary}"),
+            _ => (LogLevel.Error, "{Summary}"),
+        };
+        LoggerMessage.Define<string>(level, eventId, template)(logger, result.Summary, null);
+        return stop;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = ExecStep.Number, Level = LogLevel.Information, Message = "replacing the agent with {Command} {Arguments}")]
+        public static partial void Executing(ILogger logger, string command, string arguments);
+
+        [LoggerMessage(EventId = ExecStep.Number, Level = LogLevel.Error, Message = "{Reason}")]
+        public static partial void CommandUnavailable(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 0, Level = LogLevel.Information, Message = "boot finished in {Duration} with {Warnings} warnings: {Outline}")]
+        public static partial void Finished(ILogger logger, string duration, int warnings, string outline);
+
+        [LoggerMessage(EventId = 0, Level = LogLevel.Error, Message = "boot failed after {Duration} (exit {ExitCode}): {Outline}")]
+        public static partial void Failed(ILogger logger, string duration, int exitCode, string outline);
+    }
+}

@@ -1,0 +1,78 @@
+using System.Text;
+
+namespace Packet.Agent.Cli;
+
+/// <summary>What <c>packet-agent --help</c> prints: the contract, in the terminal. Options come from <see cref="CommandLine.Options"/>.</summary>
+public static class HelpText
+{
+    public static string Render()
+    {
+        var help = new StringBuilder();
+        help.Append("""
+            packet-agent: makes an ephemeral GPU pod feel persistent.
+
+            At boot it keeps the home directory on the persistent volume mounted at /workspace and
+            puts /workspace/bin on PATH, checks the GPUs, then runs your command in its place.
+
+            Usage:
+              packet-agent boot [options] [-- COMMAND [ARGS...]]
+              packet-agent gpu [--json] [--nvidia-smi PATH] [--gpu-timeout SECONDS]
+              packet-agent --help | --version
+
+            boot runs, in order:
+              1. guard    /workspace missing or not a directory: warn, skip steps 2-4 (the pod still starts)
+              2. seed     first boot only: copy the home's contents (dotfiles too) into /workspace/home,
+                          as faithfully as cp -a; sockets and devices skipped, unreadable entries
+                          skipped and named; crash-safe (staged under /workspace/.packet, then moved)
+              3. marker   /workspace/home/.packet-init, written last and atomically; delete it to re-seed
+              4. profile  /workspace/bin exists; /workspace/home/.bashrc holds one managed PATH block
+              5. gpu      nvidia-smi query (started at boot, so it overlaps the copy): one line per GPU
+              6. exec     with -- COMMAND: the agent becomes COMMAND (same PID), /workspace/bin on PATH
+
+            gpu queries nvidia-smi and prints each GPU (index, name, uuid, memory, driver).
+
+            Options (each also read from its environment variable; the flag wins):
+
+            """);
+
+        foreach (var spec in CommandLine.Options)
+        {
+            string flag = spec.Flag is null ? "(environment only)" : spec.IsSwitch ? spec.Flag : $"{spec.Flag} {spec.ValueName}";
+            help.Append("  ").Append(flag);
+            if (spec.EnvironmentVariable is not null && spec.Flag is not null)
+            {
+                help.Append("  [").Append(spec.EnvironmentVariable).Append(']');
+            }
+            else if (spec.EnvironmentVariable is not null)
+            {
+                help.Append(' ').Append(spec.EnvironmentVariable);
+            }
+
+            help.AppendLine();
+            help.Append("      ").Append(spec.Description).Append(". Default: ").Append(spec.Default).Append('.');
+            if (spec.Commands != CommandSet.Boot)
+            {
+                help.Append(" (").Append(spec.Commands == CommandSet.Gpu ? "gpu" : "boot, gpu").Append(')');
+            }
+
+            help.AppendLine();
+        }
+
+        help.Append("""
+
+            Exit codes:
+              0    done, or done with warnings (a missing /workspace is a warning: the pod must still start)
+              1    a step failed and --strict or --gpu require asked for failure; the reason also goes
+                   to the termination message file
+              2    usage error: the message names the value and what is accepted
+              126  COMMAND found but not executable
+              127  COMMAND not found
+              any other: in exec mode the process is COMMAND, so this is its own exit code
+
+            Logs go to standard error, one line per event, each naming its step (guard, seed, marker,
+            profile, gpu, exec); standard output is left to COMMAND and to 'gpu --json'.
+
+            """);
+        return help.ToString();
+    }
+}

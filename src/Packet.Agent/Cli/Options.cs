@@ -1,0 +1,101 @@
+namespace Packet.Agent.Cli;
+
+/// <summary><c>--gpu</c>: what a missing or unhealthy GPU means for the boot.</summary>
+public enum GpuMode
+{
+    /// <summary>Check and warn.</summary>
+    Auto,
+
+    /// <summary>A missing or unhealthy GPU fails the boot.</summary>
+    Require,
+
+    /// <summary>Skip the check.</summary>
+    Off,
+}
+
+/// <summary><c>--log-format</c>: the Microsoft.Extensions.Logging.Console formatter.</summary>
+public enum LogFormat
+{
+    Simple,
+    Json,
+    Systemd,
+}
+
+/// <summary>Everything <c>packet-agent boot</c> was asked to do, validated.</summary>
+public sealed record BootOptions
+{
+    public required string Workspace { get; init; }
+
+    public required string Home { get; init; }
+
+    public GpuMode Gpu { get; init; } = GpuMode.Auto;
+
+    public required string NvidiaSmi { get; init; }
+
+    public TimeSpan GpuTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    public LogFormat LogFormat { get; init; } = LogFormat.Simple;
+
+    public bool Strict { get; init; }
+
+    public TimeSpan LockTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    public required string TerminationLog { get; init; }
+
+    /// <summary>COMMAND and its arguments (after <c>--</c>); empty when the agent only boots.</summary>
+    public IReadOnlyList<string> Command { get; init; } = [];
+}
+
+/// <summary>What <c>packet-agent gpu</c> was asked to do.</summary>
+public sealed record GpuOptions
+{
+    public required string NvidiaSmi { get; init; }
+
+    public TimeSpan GpuTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    public LogFormat LogFormat { get; init; } = LogFormat.Simple;
+
+    public bool Json { get; init; }
+}
+
+/// <summary>A parsed command line.</summary>
+public abstract record ParsedCommand;
+
+public sealed record BootCommand(BootOptions Options) : ParsedCommand;
+
+public sealed record GpuCommand(GpuOptions Options) : ParsedCommand;
+
+public sealed record HelpCommand : ParsedCommand;
+
+public sealed record VersionCommand : ParsedCommand;
+
+/// <summary>The command line or environment asked for something the agent does not accept (exit 2).</summary>
+public sealed class UsageException : Exception
+{
+    public UsageException(string message)
+        : base(message)
+    {
+    }
+
+    public UsageException()
+    {
+    }
+
+    public UsageException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>Where configuration comes from besides the command line: the process environment, or a test's dictionary.</summary>
+public interface IEnvironment
+{
+    string? Get(string name);
+}
+
+public sealed class ProcessEnvironment : IEnvironment
+{
+    public static readonly ProcessEnvironment Instance = new();
+
+    public string? Get(string name) => Environment.GetEnvironmentVariable(name);
+}

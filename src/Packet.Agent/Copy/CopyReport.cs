@@ -1,0 +1,88 @@
+using System.Collections.Concurrent;
+
+namespace Packet.Agent.Copy;
+
+/// <summary>What went wrong with one entry.</summary>
+public enum ProblemKind
+{
+    /// <summary>The entry could not be read; it was left out.</summary>
+    Unreadable,
+
+    /// <summary>The entry vanished or changed type while it was being copied.</summary>
+    ChangedDuringCopy,
+
+    /// <summary>The entry was copied, but its owner, mode, times or an extended attribute could not be set.</summary>
+    MetadataNotPreserved,
+
+    /// <summary>A hard link could not be recreated; the entry was copied as a separate file.</summary>
+    HardLinkNotPreserved,
+
+    /// <summary>The workspace refused this one entry (a name it cannot hold, say); it was left out.</summary>
+    NotWritten,
+}
+
+/// <summary>One problem: what, where (relative to the copied tree) and the system's reason.</summary>
+public sealed record CopyProblem(ProblemKind Kind, string Path, string Detail);
+
+/// <summary>
+/// What a copy did, counted while it runs (workers update it concurrently) and read at the end for
+/// the summary line and the marker. Counters are fields so Interlocked can update them.
+/// </summary>
+public sealed class CopyReport
+{
+    private readonly ConcurrentQueue<CopyProblem> _namedProblems = new();
+    private readonly int _problemsToName;
+    private int _problemCount;
+
+#pragma warning disable CA1051 // Interlocked needs fields; these are the report's counters, nothing else.
+    public long Files;
+    public long Directories;
+    public long Symlinks;
+    public long Fifos;
+    public long HardLinks;
+    public long Bytes;
+    public long ResumedFiles;
+    public long KeptExisting;
+    public long SkippedUnreadable;
+    public long SkippedSockets;
+    public long SkippedDevices;
+    public long ChangedDuringCopy;
+    public long NotWritten;
+    public long ExcludedDirectories;
+#pragma warning restore CA1051
+
+    public CopyReport(int problemsToName = 20)
+    {
+        _problemsToName = problemsToName;
+    }
+
+    /// <summary>Set when the copy stopped early; the destination is then incomplete.</summary>
+    public string? FatalError { get; internal set; }
+
+    /// <summary>True when the fatal error was the destination running out of space or quota.</summary>
+    public bool OutOfSpace { get; internal set; }
+
+    public TimeSpan Duration { get; internal set; }
+
+    public long Entries => Files + Directories + Symlinks + Fifos + HardLinks;
+
+    public long Skipped => SkippedUnreadable + SkippedSockets + SkippedDevices + ChangedDuringCopy + NotWritten;
+
+    /// <summary>The first problems, in the order they happened; <see cref="ProblemCount"/> counts them all.</summary>
+    public IReadOnlyCollection<CopyProblem> NamedProblems => _namedProblems;
+
+    public int ProblemCount => Volatile.Read(ref _problemCount);
+
+    /// <summary>Records a problem; returns true when it is among the first ones, which are named in the log.</summary>
+    internal bool AddProblem(CopyProblem problem)
+    {
+        int number = Interlocked.Increment(ref _problemCount);
+        if (number > _problemsToName)
+        {
+            return false;
+        }
+
+        _namedProblems.Enqueue(problem);
+        return true;
+    }
+}

@@ -1,0 +1,20 @@
+namespace Packet.Agent;
+
+/// <summary>Every exit code the agent itself returns (CONTRACT.md, "Exit codes"). In exec mode the process becomes COMMAND and its code is COMMAND's.</summary>
+public enum ExitCode
+{
+    /// <summary>Done, or done with warnings.</summary>
+    Success = 0,
+
+    /// <summary>A step failed and --strict or --gpu require asked for failure.</summary>
+    BootFailed = 1,
+
+    /// <summary>Unknown flag, bad value: the message says which and what is accepted.</summary>
+    Usage = 2,
+
+    /// <summary>COMMAND was found but cannot be executed.</summary>
+    CommandNotExecutable = 126,
+
+    /// <summary>COMMAND was not found.</summary>
+    CommandNotFound = 127,
+}

@@ -1,0 +1,92 @@
+using Mono.Unix.Native;
+
+namespace Packet.Agent.Posix;
+
+/// <summary>
+/// Every system call the agent makes on files, in one narrow seam: the copy engine and the
+/// workspace code are written against it, <see cref="PosixSystem"/> is the real one, and tests
+/// wrap it to inject faults a real disk will not produce on demand (EIO, ENOSPC mid-copy).
+/// </summary>
+/// <remarks>
+/// The kernel's convention: a method returns a non-negative value on success and the negated
+/// errno on failure, so hot loops pay for no exception and no thread-local lookup.
+/// Names are Mono.Posix strings: bytes that are not valid UTF-8 travel as U+0000 + the byte and
+/// are written back byte for byte. Paths are always relative to a directory descriptor.
+/// </remarks>
+public interface IPosix
+{
+    uint EffectiveUserId { get; }
+
+    uint EffectiveGroupId { get; }
+
+    int OpenAt(int dirFd, string name, OpenFlags flags, FilePermissions mode);
+
+    int Close(int fd);
+
+    int FStat(int fd, out Stat stat);
+
+    /// <summary>fstatat with AT_SYMLINK_NOFOLLOW: a symlink is described, never followed.</summary>
+    int LStatAt(int dirFd, string name, out Stat stat);
+
+    int MkdirAt(int dirFd, string name, FilePermissions mode);
+
+    int MkfifoAt(int dirFd, string name, FilePermissions mode);
+
+    int SymlinkAt(string target, int dirFd, string name);
+
+    int ReadLinkAt(int dirFd, string name, out string target);
+
+    int LinkAt(int oldDirFd, string oldName, int newDirFd, string newName);
+
+    /// <summary>renameat2; with <paramref name="noReplace"/> an existing target fails with EEXIST.</summary>
+    int RenameAt(int oldDirFd, string oldName, int newDirFd, string newName, bool noReplace);
+
+    int UnlinkAt(int dirFd, string name, bool isDirectory);
+
+    int FChown(int fd, uint uid, uint gid);
+
+    /// <summary>fchownat with AT_SYMLINK_NOFOLLOW: changes a symlink itself.</summary>
+    int LChownAt(int dirFd, string name, uint uid, uint gid);
+
+    int FChmod(int fd, FilePermissions mode);
+
+    /// <summary>Sets access and modification time, to the nanosecond, from <paramref name="times"/>.</summary>
+    int FUtimens(int fd, in Stat times);
+
+    /// <summary>utimensat with AT_SYMLINK_NOFOLLOW: for symlinks and FIFOs, which are not opened.</summary>
+    int LUtimensAt(int dirFd, string name, in Stat times);
+
+    /// <summary>flistxattr into <paramref name="buffer"/>: NUL-separated names; returns the length.</summary>
+    long FListXattr(int fd, byte[] buffer);
+
+    long FGetXattr(int fd, string name, byte[] buffer);
+
+    int FSetXattr(int fd, string name, byte[] value, int length);
+
+    /// <summary>copy_file_range at explicit offsets; returns bytes copied, 0 at end of file.</summary>
+    long CopyFileRange(int inFd, long inOffset, int outFd, long outOffset, long length);
+
+    /// <summary>sendfile from <paramref name="inOffset"/> to the output's current position.</summary>
+    long SendFile(int outFd, int inFd, long inOffset, long length);
+
+    long PRead(int fd, Span<byte> buffer, long offset);
+
+    long Write(int fd, ReadOnlySpan<byte> buffer);
+
+    long PWrite(int fd, ReadOnlySpan<byte> buffer, long offset);
+
+    long LSeek(int fd, long offset, int whence);
+
+    int FTruncate(int fd, long length);
+
+    /// <summary>getdents64 into <paramref name="buffer"/>; 0 at the end of the directory.</summary>
+    int GetDents(int fd, Span<byte> buffer);
+
+    int FSync(int fd);
+
+    int SyncFs(int fd);
+
+    int FStatVfs(int fd, out Statvfs stat);
+
+    int Flock(int fd, int operation);
+}

@@ -1,0 +1,75 @@
+using System.Runtime.InteropServices;
+
+namespace Packet.Agent.Posix;
+
+/// <summary>
+/// The few libc calls Mono.Posix does not wrap. Bound at link time (DirectPInvoke), so each stays
+/// within the glibc 2.31 floor: copy_file_range 2.27, renameat2 2.28, getdents64 2.30.
+/// </summary>
+internal static unsafe partial class LibC
+{
+    internal const int SEEK_DATA = 3;
+    internal const int SEEK_HOLE = 4;
+    internal const int LOCK_EX = 2;
+    internal const int LOCK_NB = 4;
+    internal const int LOCK_UN = 8;
+    internal const uint RENAME_NOREPLACE = 1;
+    internal const int F_GETFD = 1;
+    internal const int F_SETFD = 2;
+    internal const int FD_CLOEXEC = 1;
+    internal const int RLIMIT_NOFILE = 7;
+    internal const int SIG_SETMASK = 2;
+    internal const int SIGPIPE = 13;
+    internal const int SIGXFSZ = 25;
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct RLimit
+    {
+        public ulong Current;
+        public ulong Maximum;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial nint copy_file_range(int fdIn, long* offIn, int fdOut, long* offOut, nuint length, uint flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial nint sendfile(int outFd, int inFd, long* offset, nuint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial long lseek(int fd, long offset, int whence);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial nint read(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial nint write(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial nint getdents64(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int renameat2(int oldDirFd, byte* oldName, int newDirFd, byte* newName, uint flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int flock(int fd, int operation);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int syncfs(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int fcntl(int fd, int command, int argument);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int getrlimit(int resource, RLimit* limit);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int setrlimit(int resource, RLimit* limit);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial nint signal(int signal, nint handler);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int sigprocmask(int how, byte* set, byte* oldSet);
+
+    internal static int LastErrno() => Marshal.GetLastPInvokeError();
+}

@@ -1,0 +1,122 @@
+namespace Packet.Agent.Profile;
+
+/// <summary>
+/// The managed block in the persisted <c>.bashrc</c> that puts <c>/workspace/bin</c> on PATH, in the
+/// style of conda's <c># &gt;&gt;&gt; conda initialize &gt;&gt;&gt;</c>: found by its marker lines, replaced in
+/// place when its content differs, appended when absent, never written twice. The bash script's
+/// legacy lines are recognised and replaced by the block, so PATH never gets a second entry.
+/// Pure text in, text out: no file access here.
+/// </summary>
+public static class ManagedBlock
+{
+    public const string Start = "# >>> packet-persist >>>";
+    public const string End = "# <<< packet-persist <<<";
+    public const string LegacyMarker = "# packet-persist marker";
+    public const string LegacyExport = "export PATH=\"/workspace/bin:$PATH\"";
+
+    public static IReadOnlyList<string> Body(string binDirectory) => [$"export PATH=\"{binDirectory}:$PATH\""];
+
+    public static string Render(string binDirectory) => string.Join('\n', [Start, .. Body(binDirectory), End]);
+
+    /// <summary>
+    /// Returns <paramref name="text"/> with exactly one managed block for <paramref name="binDirectory"/>:
+    /// the first block (or legacy pair) replaced in place, any others removed, or one appended.
+    /// Returns the same string instance when nothing needs to change.
+    /// </summary>
+    public static string Apply(string text, string binDirectory)
+    {
+        var lines = SplitLines(text, out bool endsWithNewline);
+        var block = new[] { Start }.Concat(Body(binDirectory)).Append(End).ToArray();
+        var result = new List<string>(lines.Count + block.Length + 1);
+        bool placed = false;
+        for (int i = 0; i < lines.Count; i++)
+        {
+            int span = BlockLength(lines, i);
+            if (span == 0)
+            {
+                result.Add(lines[i]);
+                continue;
+            }
+
+            if (!placed)
+            {
+                result.AddRange(block);
+                placed = true;
+            }
+
+            i += span - 1;
+        }
+
+        if (!placed)
+        {
+            if (result.Count > 0 && result[^1].Length > 0)
+            {
+                result.Add(string.Empty); // a blank line between the user's content and the block
+            }
+
+            result.AddRange(block);
+            endsWithNewline = true;
+        }
+
+        string updated = string.Join('\n', result) + (endsWithNewline || result.Count > 0 ? "\n" : string.Empty);
+        return updated == text ? text : updated;
+    }
+
+    /// <summary>How many lines starting at <paramref name="index"/> form a managed block or the legacy pair; 0 if none.</summary>
+    private static int BlockLength(List<string> lines, int index)
+    {
+        string line = lines[index].TrimEnd();
+        if (line == LegacyMarker)
+        {
+            // The bash script wrote the marker comment, then its export on the next line.
+            return index + 1 < lines.Count && lines[index + 1].Trim() == LegacyExport ? 2 : 1;
+        }
+
+        if (line != Start)
+        {
+            return 0;
+        }
+
+        for (int j = index + 1; j < lines.Count; j++)
+        {
+            string inner = lines[j].TrimEnd();
+            if (inner == End)
+            {
+                return j - index + 1;
+            }
+
+            if (inner == Start)
+            {
+                return j - index; // an unterminated block: it ends where the next one starts
+            }
+        }
+
+        // Unterminated and last: the start line, and the next line only if it is a PATH line of ours.
+        return index + 1 < lines.Count && IsOurExport(lines[index + 1]) ? 2 : 1;
+    }
+
+    private static bool IsOurExport(string line)
+    {
+        string trimmed = line.Trim();
+        return trimmed.StartsWith("export PATH=\"", StringComparison.Ordinal)
+            && trimmed.EndsWith("/bin:$PATH\"", StringComparison.Ordinal)
+            && trimmed.Count(c => c == '"') == 2;
+    }
+
+    private static List<string> SplitLines(string text, out bool endsWithNewline)
+    {
+        endsWithNewline = text.EndsWith('\n');
+        if (text.Length == 0)
+        {
+            return [];
+        }
+
+        var lines = text.Split('\n').ToList();
+        if (endsWithNewline)
+        {
+            lines.RemoveAt(lines.Count - 1);
+        }
+
+        return lines;
+    }
+}

@@ -1,0 +1,67 @@
+using System.Text.Json;
+using Mono.Unix.Native;
+using Packet.Agent.Boot;
+using Packet.Agent.Copy;
+using Packet.Agent.Json;
+using Packet.Agent.Posix;
+using Packet.Agent.Workspace;
+
+namespace Packet.Agent.Steps;
+
+/// <summary>
+/// Step 3: <c>/workspace/home/.packet-init</c>, written only after a complete seed, last, and
+/// atomically (temporary file, fsync, rename, fsync of the directory). Its JSON body says who
+/// seeded the home and what the copy did; an empty marker (the bash script's) is just as valid.
+/// </summary>
+public sealed class MarkerStep(IPosix posix, TimeProvider clock) : IBootStep
+{
+    private const FilePermissions MarkerMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
+
+    public string Name => "marker";
+
+    public int Number => 3;
+
+    public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
+
+    public StepResult Run(BootContext context)
+    {
+        if (!context.PersistenceAvailable)
+        {
+            return StepResult.Skipped("no workspace");
+        }
+
+        if (context.HomeSeeded)
+        {
+            return StepResult.Skipped("already present");
+        }
+
+        if (context.SeedReport is not { } report)
+        {
+            return StepResult.Skipped("the home was not seeded, so it is not marked (the next boot tries again)");
+        }
+
+        try
+        {
+            using var workspace = DirectoryHandle.Open(posix, context.Options.Workspace);
+            using var home = workspace.OpenDirectory(WorkspaceLayout.Home);
+            PosixException.Check(posix.FStat(home.Fd, out var owner), "stat", home.Path);
+            byte[] body = JsonSerializer.SerializeToUtf8Bytes(Body(context, report), AgentJson.Default.MarkerBody);
+            home.ReplaceFile(WorkspaceLayout.Marker, body, owner.st_uid, owner.st_gid, MarkerMode);
+            context.HomeSeeded = true;
+            return StepResult.Ok($"wrote {home.PathOf(WorkspaceLayout.Marker)}");
+        }
+        catch (IOException e)
+        {
+            return StepResult.Problem($"{e.Message}; the home is complete but unmarked, so the next boot checks it again");
+        }
+    }
+
+    private MarkerBody Body(BootContext context, CopyReport report) => new(
+        AgentInfo.Name,
+        AgentInfo.Version,
+        clock.GetUtcNow(),
+        NativeName.Display(context.Options.Home),
+        new MarkerCopied(report.Entries, report.Files, report.Directories, report.Symlinks, report.HardLinks, report.Fifos, report.Bytes, report.KeptExisting),
+        new MarkerSkipped(report.SkippedUnreadable, report.SkippedSockets, report.SkippedDevices, report.ChangedDuringCopy, report.NotWritten),
+        Math.Round(report.Duration.TotalSeconds, 3));
+}

@@ -1,0 +1,207 @@
+using Microsoft.Extensions.Logging;
+using Mono.Unix.Native;
+using Packet.Agent.Boot;
+using Packet.Agent.Copy;
+using Packet.Agent.Posix;
+using Packet.Agent.Workspace;
+
+namespace Packet.Agent.Steps;
+
+/// <summary>
+/// Step 2: on first boot (no marker), copy the contents of the home into <c>/workspace/home</c>.
+/// Takes the workspace lock first, so two agents on one volume never copy at once; the second
+/// waits, then finds the marker. Unreadable entries are left out and named; the boot goes on.
+/// A copy that cannot complete (volume full, read-only) is a warning: the home stays unmarked.
+/// </summary>
+public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptions copyOptions, TimeSpan progressInterval) : IBootStep
+{
+    private static readonly TimeSpan LockReportInterval = TimeSpan.FromSeconds(10);
+
+    public string Name => "seed";
+
+    public int Number => 2;
+
+    public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
+
+    public StepResult Run(BootContext context)
+    {
+        if (!context.PersistenceAvailable)
+        {
+            return StepResult.Skipped("no workspace");
+        }
+
+        var options = context.Options;
+        try
+        {
+            using var workspace = DirectoryHandle.Open(posix, options.Workspace);
+            if (IsMarked(workspace))
+            {
+                context.HomeSeeded = true;
+                return StepResult.Skipped("already seeded (marker present)");
+            }
+
+            DirectoryHandle source;
+            try
+            {
+                source = DirectoryHandle.Open(posix, options.Home);
+            }
+            catch (PosixException e)
+            {
+                return StepResult.Problem($"cannot read the home to seed from: {e.Message}; the home is not seeded");
+            }
+
+            using (source)
+            {
+                if (IsPersistedHome(source, workspace))
+                {
+                    // The live home already is the persisted one (HOME=/workspace/home): nothing to copy.
+                    context.SeedReport = new CopyReport();
+                    return StepResult.Ok($"{options.Home} is the persisted home itself; nothing to copy");
+                }
+
+                using var state = workspace.CreateDirectory(WorkspaceLayout.State, FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH);
+                context.Lock = WorkspaceLock.Acquire(posix, state, options.LockTimeout, LockReportInterval, (holder, waited) => Log.WaitingForLock(logger, holder, Units.Duration(waited)));
+                if (context.Lock is null)
+                {
+                    return StepResult.Problem($"another agent has held {state.PathOf(WorkspaceLayout.Lock)} for over {Units.Duration(options.LockTimeout)} (see --lock-timeout); the seed is left to it");
+                }
+
+                if (IsMarked(workspace))
+                {
+                    context.HomeSeeded = true;
+                    return StepResult.Skipped("seeded by another agent while this one waited");
+                }
+
+                var outcome = new HomeSeeder(posix, copyOptions, progressInterval).Seed(workspace, source, new Observer(logger, options.Home, workspace.PathOf(WorkspaceLayout.Home)));
+                if (outcome.Report is { } report && report.ProblemCount > copyOptions.ProblemsToName)
+                {
+                    Log.MoreProblems(logger, report.ProblemCount - copyOptions.ProblemsToName);
+                }
+
+                if (!outcome.Complete)
+                {
+                    return StepResult.Problem(outcome.Problem!);
+                }
+
+                context.SeedReport = outcome.Report;
+                return StepResult.Ok(Summary(outcome.Report!));
+            }
+        }
+        catch (IOException e)
+        {
+            return StepResult.Problem($"{e.Message}; the home is not seeded");
+        }
+    }
+
+    public static string Summary(CopyReport report)
+    {
+        double seconds = Math.Max(report.Duration.TotalSeconds, 1e-3);
+        string summary = $"copied {Units.Count(report.Entries)} entries ({Units.Bytes(report.Bytes)}) in {Units.Duration(report.Duration)} ({Units.Bytes(report.Bytes / seconds)}/s); "
+            + $"skipped {Units.Count(report.SkippedUnreadable)} unreadable, {Units.Count(report.SkippedSockets)} sockets, {Units.Count(report.SkippedDevices)} devices, "
+            + $"{Units.Count(report.ChangedDuringCopy)} changed while copying";
+        if (report.NotWritten > 0)
+        {
+            summary += $", {Units.Count(report.NotWritten)} refused by the volume";
+        }
+
+        if (report.KeptExisting > 0)
+        {
+            summary += $"; kept {Units.Count(report.KeptExisting)} entries already in the home";
+        }
+
+        if (report.ResumedFiles > 0)
+        {
+            summary += $"; {Units.Count(report.ResumedFiles)} files were already complete from an interrupted boot";
+        }
+
+        return summary;
+    }
+
+    private static bool IsMarked(DirectoryHandle workspace)
+    {
+        using var home = workspace.TryOpenDirectory(WorkspaceLayout.Home);
+        return home is not null && home.Exists(WorkspaceLayout.Marker);
+    }
+
+    private bool IsPersistedHome(DirectoryHandle source, DirectoryHandle workspace)
+    {
+        using var home = workspace.TryOpenDirectory(WorkspaceLayout.Home);
+        return home is not null
+            && posix.FStat(source.Fd, out var a) >= 0 && posix.FStat(home.Fd, out var b) >= 0
+            && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    }
+
+    private sealed class Observer(ILogger logger, string source, string destination) : ISeedObserver
+    {
+        private readonly DateTime _started = DateTime.UtcNow;
+
+        public void Planned(SeedPlan plan)
+        {
+            if (plan.Resuming)
+            {
+                Log.Resuming(logger);
+            }
+
+            if (plan.Merging)
+            {
+                Log.Merging(logger, destination);
+            }
+
+            Log.Planned(logger, destination, source, Units.Count(plan.ToCopy.Entries), Units.Bytes(plan.ToCopy.Bytes), Units.Bytes(plan.FreeBytes));
+        }
+
+        public void Progress(CopyReport report, TreeSize total)
+        {
+            var elapsed = DateTime.UtcNow - _started;
+            long bytes = Interlocked.Read(ref report.Bytes);
+            double rate = bytes / Math.Max(elapsed.TotalSeconds, 1e-3);
+            double fraction = total.Bytes > 0 ? (double)bytes / total.Bytes : total.Entries > 0 ? (double)report.Entries / total.Entries : 1;
+            fraction = Math.Clamp(fraction, 0, 1);
+            string eta = rate > 0 && total.Bytes > bytes ? Units.Duration(TimeSpan.FromSeconds((total.Bytes - bytes) / rate)) : "unknown";
+            Log.Progress(logger, Units.Count(report.Entries), Units.Count(total.Entries), Units.Bytes(bytes), Units.Bytes(total.Bytes), Math.Round(fraction * 100, 1), Units.Bytes(rate), eta);
+        }
+
+        public void Problem(CopyProblem problem)
+        {
+            string path = problem.Path.Length == 0 ? "." : NativeName.Display(problem.Path);
+            switch (problem.Kind)
+            {
+                case ProblemKind.Unreadable:
+                case ProblemKind.NotWritten:
+                case ProblemKind.ChangedDuringCopy:
+                    Log.LeftOut(logger, path, problem.Detail);
+                    break;
+                default:
+                    Log.Incomplete(logger, path, problem.Detail);
+                    break;
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "waiting for the workspace lock, held by {Holder} ({Waited} so far)")]
+        public static partial void WaitingForLock(ILogger logger, string holder, string waited);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "resuming a seed an earlier boot did not finish; complete files are kept")]
+        public static partial void Resuming(ILogger logger);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "{Destination} already exists without a marker: copying only what it lacks; nothing in it is replaced")]
+        public static partial void Merging(ILogger logger, string destination);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "seeding {Destination} from {Source}: {Entries} entries, {Bytes} to copy, {Free} free on the volume")]
+        public static partial void Planned(ILogger logger, string destination, string source, string entries, string bytes, string free);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "copying: {Entries} of {TotalEntries} entries, {Bytes} of {TotalBytes} ({Percent}%), {Rate}/s, about {Eta} left")]
+        public static partial void Progress(ILogger logger, string entries, string totalEntries, string bytes, string totalBytes, double percent, string rate, string eta);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "left out {Path}: {Detail}")]
+        public static partial void LeftOut(ILogger logger, string path, string detail);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "copied {Path}, but: {Detail}")]
+        public static partial void Incomplete(ILogger logger, string path, string detail);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "... and {Count} more problems, counted in the summary but not named")]
+        public static partial void MoreProblems(ILogger logger, int count);
+    }
+}

@@ -1,0 +1,105 @@
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Mono.Unix.Native;
+using Packet.Agent.Boot;
+using Packet.Agent.Posix;
+using Packet.Agent.Profile;
+using Packet.Agent.Workspace;
+
+namespace Packet.Agent.Steps;
+
+/// <summary>
+/// Step 4: <c>/workspace/bin</c> exists and the persisted <c>.bashrc</c> holds exactly one managed
+/// block putting it on PATH. Writes only when something changes, atomically, keeping the file's
+/// owner and mode. Refuses to touch a symlink at home, .bashrc or bin (the agent runs as root on a
+/// volume users can write).
+/// </summary>
+public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBootStep
+{
+    private const int MaxProfileBytes = 1024 * 1024;
+    private const FilePermissions NewProfileMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
+    private const FilePermissions BinMode = FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH;
+
+    public string Name => "profile";
+
+    public int Number => 4;
+
+    public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
+
+    public StepResult Run(BootContext context)
+    {
+        if (!context.PersistenceAvailable)
+        {
+            return StepResult.Skipped("no workspace");
+        }
+
+        if (!context.HomeSeeded)
+        {
+            return StepResult.Skipped("the home is not seeded yet; the PATH block is added once it is");
+        }
+
+        try
+        {
+            using var workspace = DirectoryHandle.Open(posix, context.Options.Workspace);
+            using var home = workspace.OpenDirectory(WorkspaceLayout.Home);
+            PosixException.Check(posix.FStat(home.Fd, out var homeStat), "stat", home.Path);
+            var owner = (homeStat.st_uid, homeStat.st_gid);
+
+            string binDirectory = workspace.PathOf(WorkspaceLayout.Bin);
+            bool binCreated = !workspace.Exists(WorkspaceLayout.Bin);
+            using (workspace.CreateDirectory(WorkspaceLayout.Bin, BinMode, owner))
+            {
+                if (binCreated)
+                {
+                    Log.CreatedBin(logger, binDirectory);
+                }
+            }
+
+            byte[]? current = home.ReadFile(WorkspaceLayout.ShellProfile, MaxProfileBytes, out var profileStat);
+            string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
+            string updated = ManagedBlock.Apply(text, binDirectory);
+            string profilePath = home.PathOf(WorkspaceLayout.ShellProfile);
+            if (ReferenceEquals(updated, text))
+            {
+                return StepResult.Ok($"{profilePath} already puts {binDirectory} on PATH");
+            }
+
+            if (current is not null && !IsValidUtf8(current))
+            {
+                return StepResult.Problem($"{profilePath} is not UTF-8 text; left as it is. Add the block yourself:\n{ManagedBlock.Render(binDirectory)}");
+            }
+
+            // A new .bashrc belongs to the home's owner; an existing one keeps its own owner and mode.
+            var (uid, gid, mode) = current is null
+                ? (owner.st_uid, owner.st_gid, NewProfileMode)
+                : (profileStat.st_uid, profileStat.st_gid, profileStat.st_mode & FilePermissions.ALLPERMS);
+            home.ReplaceFile(WorkspaceLayout.ShellProfile, Encoding.UTF8.GetBytes(updated), uid, gid, mode);
+            return StepResult.Ok(current is null
+                ? $"created {profilePath} with the PATH block for {binDirectory}"
+                : $"updated the PATH block in {profilePath} for {binDirectory}");
+        }
+        catch (IOException e)
+        {
+            return StepResult.Problem($"{e.Message}; the PATH block was not written");
+        }
+    }
+
+    private static bool IsValidUtf8(byte[] bytes)
+    {
+        try
+        {
+            _ = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
+            return true;
+        }
+        catch (DecoderFallbackException)
+        {
+            return false;
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "created {Bin}")]
+        public static partial void CreatedBin(ILogger logger, string bin);
+    }
+}

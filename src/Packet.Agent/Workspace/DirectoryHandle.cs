@@ -1,0 +1,204 @@
+using Mono.Unix.Native;
+using Packet.Agent.Posix;
+
+namespace Packet.Agent.Workspace;
+
+/// <summary>
+/// An open directory inside the workspace. Everything below it is reached by name relative to its
+/// descriptor with O_NOFOLLOW: the volume is writable by users and the agent often runs as root, so
+/// a symlink planted at <c>home</c>, <c>.bashrc</c> or <c>bin</c> must never redirect a write.
+/// </summary>
+public sealed class DirectoryHandle : IDisposable
+{
+    private const int AtCurrentDirectory = -100;
+    private const OpenFlags DirectoryFlags = OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC;
+
+    private readonly IPosix _posix;
+    private int _fd;
+
+    private DirectoryHandle(IPosix posix, int fd, string path)
+    {
+        _posix = posix;
+        _fd = fd;
+        Path = path;
+    }
+
+    public int Fd => _fd >= 0 ? _fd : throw new ObjectDisposedException(Path);
+
+    /// <summary>The directory's path, for messages.</summary>
+    public string Path { get; }
+
+    /// <summary>
+    /// Opens a directory by absolute path. Symlinks along the path are followed: it comes from the
+    /// image or the operator (<c>/workspace</c> may itself be a link to the mount), not from the volume.
+    /// </summary>
+    public static DirectoryHandle Open(IPosix posix, string path)
+    {
+        int fd = posix.OpenAt(AtCurrentDirectory, path, DirectoryFlags, 0);
+        return new DirectoryHandle(posix, PosixException.Check(fd, "open directory", path), path);
+    }
+
+    public string PathOf(string name) => System.IO.Path.Join(Path, name);
+
+    public int LStat(string name, out Stat stat) => _posix.LStatAt(Fd, name, out stat);
+
+    public bool Exists(string name)
+    {
+        int result = LStat(name, out _);
+        return result >= 0 || PosixException.ErrnoOf(result) != Errno.ENOENT;
+    }
+
+    /// <summary>Opens a subdirectory without following a symlink; null when it does not exist.</summary>
+    public DirectoryHandle? TryOpenDirectory(string name)
+    {
+        int fd = _posix.OpenAt(Fd, name, DirectoryFlags | OpenFlags.O_NOFOLLOW, 0);
+        if (fd >= 0)
+        {
+            return new DirectoryHandle(_posix, fd, PathOf(name));
+        }
+
+        var errno = PosixException.ErrnoOf(fd);
+        if (errno == Errno.ENOENT)
+        {
+            return null;
+        }
+
+        throw Refusal(name, errno, "open directory");
+    }
+
+    public DirectoryHandle OpenDirectory(string name) =>
+        TryOpenDirectory(name) ?? throw new PosixException("open directory", PathOf(name), Errno.ENOENT);
+
+    /// <summary>Creates a subdirectory (mode and owner applied only when it is new) and opens it.</summary>
+    public DirectoryHandle CreateDirectory(string name, FilePermissions mode, (uint Uid, uint Gid)? owner = null)
+    {
+        int made = _posix.MkdirAt(Fd, name, mode);
+        if (made < 0 && PosixException.ErrnoOf(made) != Errno.EEXIST)
+        {
+            PosixException.Check(made, "create directory", PathOf(name));
+        }
+
+        var directory = OpenDirectory(name);
+        if (made >= 0)
+        {
+            // mkdir's mode passed through the umask; the intended one is set explicitly.
+            PosixException.Check(_posix.FChmod(directory.Fd, mode), "set the mode of", directory.Path);
+            if (owner is { } o && (o.Uid != _posix.EffectiveUserId || o.Gid != _posix.EffectiveGroupId))
+            {
+                PosixException.Check(_posix.FChown(directory.Fd, o.Uid, o.Gid), "set the owner of", directory.Path);
+            }
+        }
+
+        return directory;
+    }
+
+    /// <summary>Reads a regular file (not through a symlink); null when it does not exist.</summary>
+    public byte[]? ReadFile(string name, int maxBytes, out Stat stat)
+    {
+        int fd = _posix.OpenAt(Fd, name, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_NONBLOCK | OpenFlags.O_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            var errno = PosixException.ErrnoOf(fd);
+            stat = default;
+            return errno == Errno.ENOENT ? null : throw Refusal(name, errno, "open");
+        }
+
+        try
+        {
+            PosixException.Check(_posix.FStat(fd, out stat), "stat", PathOf(name));
+            if ((stat.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG)
+            {
+                throw new UnsafeWorkspaceException(PathOf(name), "it is not a regular file");
+            }
+
+            if (stat.st_size > maxBytes)
+            {
+                throw new UnsafeWorkspaceException(PathOf(name), $"it is larger than {maxBytes} bytes");
+            }
+
+            var content = new byte[stat.st_size];
+            int total = 0;
+            while (total < content.Length)
+            {
+                long read = PosixException.Check(_posix.PRead(fd, content.AsSpan(total), total), "read", PathOf(name));
+                if (read == 0)
+                {
+                    break;
+                }
+
+                total += (int)read;
+            }
+
+            return total == content.Length ? content : content[..total];
+        }
+        finally
+        {
+            _posix.Close(fd);
+        }
+    }
+
+    /// <summary>
+    /// Replaces (or creates) a file atomically: a temporary file beside it, written, given its
+    /// owner and mode, fsync'ed, renamed over the name, and the directory fsync'ed. A crash leaves
+    /// the old content or the new, never a mix; a reader never sees a half-written file.
+    /// </summary>
+    public void ReplaceFile(string name, ReadOnlySpan<byte> content, uint uid, uint gid, FilePermissions mode)
+    {
+        string temporary = $".{name}.packet-tmp-{Environment.ProcessId}";
+        _posix.UnlinkAt(Fd, temporary, isDirectory: false); // a crashed run of this same pid (PID 1 in a container)
+        int fd = PosixException.Check(
+            _posix.OpenAt(Fd, temporary, OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_EXCL | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR),
+            "create",
+            PathOf(temporary));
+        bool renamed = false;
+        try
+        {
+            int written = 0;
+            while (written < content.Length)
+            {
+                written += (int)PosixException.Check(_posix.Write(fd, content[written..]), "write", PathOf(temporary));
+            }
+
+            if (uid != _posix.EffectiveUserId || gid != _posix.EffectiveGroupId)
+            {
+                PosixException.Check(_posix.FChown(fd, uid, gid), "set the owner of", PathOf(temporary));
+            }
+
+            PosixException.Check(_posix.FChmod(fd, mode), "set the mode of", PathOf(temporary));
+            PosixException.Check(_posix.FSync(fd), "fsync", PathOf(temporary));
+            PosixException.Check(_posix.RenameAt(Fd, temporary, Fd, name, noReplace: false), "rename into place", PathOf(name));
+            renamed = true;
+            _posix.FSync(Fd);
+        }
+        finally
+        {
+            _posix.Close(fd);
+            if (!renamed)
+            {
+                _posix.UnlinkAt(Fd, temporary, isDirectory: false);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_fd >= 0)
+        {
+            _posix.Close(_fd);
+            _fd = -1;
+        }
+    }
+
+    private Exception Refusal(string name, Errno errno, string operation)
+    {
+        if (errno is Errno.ELOOP or Errno.ENOTDIR && LStat(name, out var stat) >= 0
+            && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFLNK)
+        {
+            return new UnsafeWorkspaceException(PathOf(name), "it is a symlink, and the agent never follows a symlink inside the workspace");
+        }
+
+        return errno == Errno.ENOTDIR
+            ? new UnsafeWorkspaceException(PathOf(name), "it is not a directory")
+            : new PosixException(operation, PathOf(name), errno);
+    }
+}

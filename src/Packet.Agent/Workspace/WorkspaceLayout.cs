@@ -1,0 +1,24 @@
+namespace Packet.Agent.Workspace;
+
+/// <summary>The names the agent keeps on the volume (CONTRACT.md, "What the agent keeps on the volume").</summary>
+public static class WorkspaceLayout
+{
+    /// <summary>The persisted home, <c>/workspace/home</c>.</summary>
+    public const string Home = "home";
+
+    /// <summary>The marker inside the persisted home; the bash script used the same name and place.</summary>
+    public const string Marker = ".packet-init";
+
+    /// <summary><c>/workspace/bin</c>, put on PATH by the managed block.</summary>
+    public const string Bin = "bin";
+
+    /// <summary>The agent's own state: lock, staging, reports.</summary>
+    public const string State = ".packet";
+
+    public const string Lock = "lock";
+
+    /// <summary>Where a seed is copied before it is moved into place; a crash leaves it here to resume.</summary>
+    public const string Staging = "staging";
+
+    public const string ShellProfile = ".bashrc";
+}

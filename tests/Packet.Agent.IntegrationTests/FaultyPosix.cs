@@ -1,0 +1,81 @@
+using Mono.Unix.Native;
+using Packet.Agent.Posix;
+
+namespace Packet.Agent.IntegrationTests;
+
+/// <summary>
+/// The real POSIX adapter with faults injected where a real disk will not produce them on demand:
+/// a rule sees each call (its name and the entry's name) and may answer with an errno instead.
+/// </summary>
+public sealed class FaultyPosix(Func<string, string?, Errno?> fault) : IPosix
+{
+    private readonly IPosix _real = PosixSystem.Instance;
+
+    public uint EffectiveUserId => _real.EffectiveUserId;
+
+    public uint EffectiveGroupId => _real.EffectiveGroupId;
+
+    public int OpenAt(int dirFd, string name, OpenFlags flags, FilePermissions mode) => Fail("openat", name) ?? _real.OpenAt(dirFd, name, flags, mode);
+
+    public int Close(int fd) => _real.Close(fd);
+
+    public int FStat(int fd, out Stat stat) => _real.FStat(fd, out stat);
+
+    public int LStatAt(int dirFd, string name, out Stat stat) => _real.LStatAt(dirFd, name, out stat);
+
+    public int MkdirAt(int dirFd, string name, FilePermissions mode) => Fail("mkdirat", name) ?? _real.MkdirAt(dirFd, name, mode);
+
+    public int MkfifoAt(int dirFd, string name, FilePermissions mode) => _real.MkfifoAt(dirFd, name, mode);
+
+    public int SymlinkAt(string target, int dirFd, string name) => _real.SymlinkAt(target, dirFd, name);
+
+    public int ReadLinkAt(int dirFd, string name, out string target) => _real.ReadLinkAt(dirFd, name, out target);
+
+    public int LinkAt(int oldDirFd, string oldName, int newDirFd, string newName) => Fail("linkat", newName) ?? _real.LinkAt(oldDirFd, oldName, newDirFd, newName);
+
+    public int RenameAt(int oldDirFd, string oldName, int newDirFd, string newName, bool noReplace) => _real.RenameAt(oldDirFd, oldName, newDirFd, newName, noReplace);
+
+    public int UnlinkAt(int dirFd, string name, bool isDirectory) => _real.UnlinkAt(dirFd, name, isDirectory);
+
+    public int FChown(int fd, uint uid, uint gid) => Fail("fchown", null) ?? _real.FChown(fd, uid, gid);
+
+    public int LChownAt(int dirFd, string name, uint uid, uint gid) => _real.LChownAt(dirFd, name, uid, gid);
+
+    public int FChmod(int fd, FilePermissions mode) => _real.FChmod(fd, mode);
+
+    public int FUtimens(int fd, in Stat times) => _real.FUtimens(fd, times);
+
+    public int LUtimensAt(int dirFd, string name, in Stat times) => _real.LUtimensAt(dirFd, name, times);
+
+    public long FListXattr(int fd, byte[] buffer) => _real.FListXattr(fd, buffer);
+
+    public long FGetXattr(int fd, string name, byte[] buffer) => _real.FGetXattr(fd, name, buffer);
+
+    public int FSetXattr(int fd, string name, byte[] value, int length) => Fail("fsetxattr", name) ?? _real.FSetXattr(fd, name, value, length);
+
+    public long CopyFileRange(int inFd, long inOffset, int outFd, long outOffset, long length) => Fail("copy_file_range", null) ?? _real.CopyFileRange(inFd, inOffset, outFd, outOffset, length);
+
+    public long SendFile(int outFd, int inFd, long inOffset, long length) => Fail("sendfile", null) ?? _real.SendFile(outFd, inFd, inOffset, length);
+
+    public long PRead(int fd, Span<byte> buffer, long offset) => Fail("pread", null) ?? _real.PRead(fd, buffer, offset);
+
+    public long Write(int fd, ReadOnlySpan<byte> buffer) => Fail("write", null) ?? _real.Write(fd, buffer);
+
+    public long PWrite(int fd, ReadOnlySpan<byte> buffer, long offset) => Fail("pwrite", null) ?? _real.PWrite(fd, buffer, offset);
+
+    public long LSeek(int fd, long offset, int whence) => _real.LSeek(fd, offset, whence);
+
+    public int FTruncate(int fd, long length) => _real.FTruncate(fd, length);
+
+    public int GetDents(int fd, Span<byte> buffer) => Fail("getdents", null) ?? _real.GetDents(fd, buffer);
+
+    public int FSync(int fd) => _real.FSync(fd);
+
+    public int SyncFs(int fd) => _real.SyncFs(fd);
+
+    public int FStatVfs(int fd, out Statvfs stat) => _real.FStatVfs(fd, out stat);
+
+    public int Flock(int fd, int operation) => _real.Flock(fd, operation);
+
+    private int? Fail(string call, string? name) => fault(call, name) is { } errno ? -(int)errno : null;
+}

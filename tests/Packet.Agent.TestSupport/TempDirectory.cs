@@ -1,0 +1,34 @@
+using System.Diagnostics;
+
+namespace Packet.Agent.TestSupport;
+
+/// <summary>A fresh directory under /tmp for one test (or class), removed with everything in it on dispose.</summary>
+public sealed class TempDirectory : IDisposable
+{
+    public TempDirectory(string? prefix = null)
+    {
+        Path = Directory.CreateTempSubdirectory($"packet-{prefix ?? "test"}-").FullName;
+        // Non-root agents (setpriv) must be able to reach their fixtures.
+        File.SetUnixFileMode(Path, (UnixFileMode)0b111_101_101);
+    }
+
+    public string Path { get; }
+
+    public string this[string relative] => System.IO.Path.Join(Path, relative);
+
+    public string Create(string relative)
+    {
+        string full = this[relative];
+        Directory.CreateDirectory(full);
+        return full;
+    }
+
+    public void Dispose()
+    {
+        // chmod first: fixtures include 0000 files and 0555 directories; rm handles names that are not UTF-8.
+        using var chmod = Process.Start("chmod", ["-R", "u+rwx", Path]);
+        chmod.WaitForExit();
+        using var remove = Process.Start("rm", ["-rf", Path]);
+        remove.WaitForExit();
+    }
+}
