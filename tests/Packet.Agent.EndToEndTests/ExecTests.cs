@@ -1,0 +1,115 @@
+using Packet.Agent.TestSupport;
+using Xunit;
+
+namespace Packet.Agent.EndToEndTests;
+
+/// <summary>Exec mode: the agent becomes COMMAND, as tini-style init programs are tested.</summary>
+public sealed class ExecTests : IDisposable
+{
+    private readonly Scratch _scratch = new();
+
+    public void Dispose() => _scratch.Dispose();
+
+    [Fact]
+    public void The_command_keeps_the_agents_PID()
+    {
+        var result = _scratch.Boot(command: ["sh", "-c", "echo $$"]);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal(result.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), result.StandardOutput.Trim());
+    }
+
+    [Fact]
+    public void The_commands_exit_code_is_the_exit_code()
+    {
+        Assert.Equal(42, _scratch.Boot(command: ["sh", "-c", "exit 42"]).ExitCode);
+    }
+
+    [Fact]
+    public void The_command_finds_workspace_bin_first_on_PATH()
+    {
+        _scratch.Script("workspace/bin/my-tool", "echo from the volume");
+
+        var result = _scratch.Boot(command: ["sh", "-c", "echo $PATH; my-tool"]);
+
+        var lines = result.StandardOutput.Split('\n');
+        Assert.StartsWith(_scratch.Workspace + "/bin:", lines[0]);
+        Assert.Equal("from the volume", lines[1]);
+    }
+
+    [Fact]
+    public void A_command_on_the_volumes_bin_can_itself_be_the_command()
+    {
+        _scratch.Script("workspace/bin/serve", "echo serving");
+
+        Assert.Equal("serving\n", _scratch.Boot(command: ["serve"]).StandardOutput);
+    }
+
+    [Fact]
+    public void A_missing_command_exits_127_and_says_so()
+    {
+        var result = _scratch.Boot(command: ["no-such-command-anywhere"]);
+
+        Assert.Equal(127, result.ExitCode);
+        Assert.Contains(result.ErrorLines, line => line.Contains("fail: exec[7] cannot run no-such-command-anywhere", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_command_that_is_not_executable_exits_126()
+    {
+        string notExecutable = _scratch["notes.txt"];
+        File.WriteAllText(notExecutable, "just text");
+
+        var result = _scratch.Boot(command: [notExecutable]);
+
+        Assert.Equal(126, result.ExitCode);
+        Assert.Contains("not executable", result.StandardError);
+    }
+
+    [Fact]
+    public void No_descriptor_of_the_agent_leaks_into_the_command()
+    {
+        const string ListDescriptors = "ls /proc/$$/fd | sort -n | tr '\\n' ' '";
+        string expected = ChildProcess.Run("/bin/sh", ["-c", ListDescriptors]).StandardOutput;
+
+        var result = _scratch.Boot(command: ["sh", "-c", ListDescriptors]);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal(expected, result.StandardOutput);
+    }
+
+    [Fact]
+    public void The_command_starts_with_no_signal_blocked_and_the_runtimes_ignored_signals_restored()
+    {
+        // The .NET runtime ignores SIGPIPE and SIGXFSZ and cannot tell what it was started with, so the
+        // agent puts both back to their defaults (what a container runtime gives PID 1), and empties the
+        // mask, which execve would pass on. Other ignored signals pass through. The process reads its
+        // own status: dash vforks, and its parent's mask is all-blocked until the child has exec'd.
+        const string Signals = "exec grep -E '^Sig(Ign|Blk)' /proc/self/status";
+        const ulong RuntimeChanged = (1UL << (13 - 1)) | (1UL << (25 - 1));
+        for (int run = 0; run < 5; run++)
+        {
+            var baseline = Parse(ChildProcess.Run("/bin/sh", ["-c", Signals]).StandardOutput);
+
+            var result = Parse(_scratch.Boot(command: ["sh", "-c", Signals]).StandardOutput);
+
+            Assert.Equal(0UL, result["SigBlk"]);
+            Assert.Equal(baseline["SigIgn"] & ~RuntimeChanged, result["SigIgn"]);
+        }
+    }
+
+    private static Dictionary<string, ulong> Parse(string status) =>
+        status.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split(':'))
+            .ToDictionary(parts => parts[0], parts => ulong.Parse(parts[1].Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture));
+
+    [Fact]
+    public void Every_log_line_is_written_before_the_command_starts()
+    {
+        var result = _scratch.Boot(command: ["sh", "-c", "echo command-output >&2"]);
+
+        var lines = result.ErrorLines;
+        Assert.Equal("command-output", lines[^1]);
+        Assert.Contains("boot[0] boot finished", lines[^2]);
+    }
+}

@@ -1,0 +1,166 @@
+using System.Collections;
+using Microsoft.Extensions.Logging.Abstractions;
+using Packet.Agent.Boot;
+using Packet.Agent.Cli;
+using Packet.Agent.Gpu;
+using Packet.Agent.Steps;
+using Xunit;
+
+namespace Packet.Agent.Tests;
+
+public sealed class BootSequenceTests
+{
+    private const string OneGpu = "0, NVIDIA A100, GPU-1, 40960, 0, 550.1\n";
+
+    private static BootOptions Options(bool strict = false, GpuMode gpu = GpuMode.Auto, string[]? command = null) => new()
+    {
+        Workspace = "/workspace",
+        Home = "/root",
+        NvidiaSmi = "nvidia-smi",
+        TerminationLog = "/dev/termination-log",
+        Strict = strict,
+        Gpu = gpu,
+        Command = command ?? [],
+    };
+
+    private sealed class Harness
+    {
+        public FakeStep Guard { get; init; } = new("guard", 1, StepResult.Ok("present"), effect: c => c.PersistenceAvailable = true);
+
+        public FakeStep Seed { get; init; } = new("seed", 2, StepResult.Ok("copied"));
+
+        public FakeStep Marker { get; init; } = new("marker", 3, StepResult.Ok("wrote"));
+
+        public FakeStep Profile { get; init; } = new("profile", 4, StepResult.Ok("block"));
+
+        public ProcessResult Smi { get; init; } = new(0, OneGpu, string.Empty, false);
+
+        public string[] Executables { get; init; } = ["/usr/bin/nvidia-smi", "/usr/bin/bash"];
+
+        public BootOutcome Run(BootOptions options)
+        {
+            var fileSystem = FakeFileSystem.With("/usr/bin/nvidia-smi", "/usr/bin/bash", "/usr/bin/notes.txt");
+            var resolver = FakeFileSystem.Resolver(fileSystem, Executables);
+            var gpu = new GpuCheckStep(new NvidiaSmi(new FakeProcessRunner(Smi), resolver, () => "/usr/bin"), NullLogger.Instance, options.Gpu);
+            var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" });
+            var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, exec);
+            return new BootSequence(steps, NullLoggerFactory.Instance).Run(new BootContext(options));
+        }
+    }
+
+    [Fact]
+    public void The_steps_run_in_contract_order_and_a_clean_boot_exits_0()
+    {
+        var outcome = new Harness().Run(Options());
+
+        Assert.Equal(["guard", "seed", "marker", "profile", "gpu"], outcome.Steps.Select(s => s.Name));
+        Assert.All(outcome.Steps, s => Assert.Equal(StepOutcome.Ok, s.Outcome));
+        Assert.Equal(ExitCode.Success, outcome.ExitCode);
+        Assert.Null(outcome.Exec);
+    }
+
+    [Fact]
+    public void Without_a_workspace_the_persistence_steps_are_skipped_but_gpu_and_exec_still_happen()
+    {
+        var harness = new Harness { Guard = new FakeStep("guard", 1, StepResult.Problem("/workspace does not exist")) };
+
+        var outcome = harness.Run(Options(command: ["bash"]));
+
+        Assert.Equal(ExitCode.Success, outcome.ExitCode);
+        Assert.Equal(["guard", "gpu"], outcome.Steps.Select(s => s.Name));
+        Assert.Equal(StepOutcome.Warning, outcome.Steps[0].Outcome);
+        Assert.Equal(0, harness.Seed.Runs + harness.Marker.Runs + harness.Profile.Runs);
+        Assert.Equal("/usr/bin/bash", outcome.Exec?.Path);
+    }
+
+    [Fact]
+    public void Strict_turns_a_warning_into_a_failed_boot_that_stops_there()
+    {
+        var harness = new Harness { Guard = new FakeStep("guard", 1, StepResult.Problem("/workspace does not exist")) };
+
+        var outcome = harness.Run(Options(strict: true, command: ["bash"]));
+
+        Assert.Equal(ExitCode.BootFailed, outcome.ExitCode);
+        Assert.Equal("guard: /workspace does not exist", outcome.FailureReason);
+        Assert.Equal(StepOutcome.Failed, Assert.Single(outcome.Steps).Outcome);
+        Assert.Null(outcome.Exec);
+    }
+
+    [Fact]
+    public void A_seed_problem_is_a_warning_and_the_boot_goes_on()
+    {
+        var harness = new Harness { Seed = new FakeStep("seed", 2, StepResult.Problem("volume full")) };
+
+        var outcome = harness.Run(Options());
+
+        Assert.Equal(ExitCode.Success, outcome.ExitCode);
+        Assert.Equal(StepOutcome.Warning, outcome.Steps.Single(s => s.Name == "seed").Outcome);
+        Assert.Equal(1, harness.Profile.Runs);
+    }
+
+    [Fact]
+    public void A_step_that_throws_is_that_steps_warning_not_a_crash()
+    {
+        var harness = new Harness { Marker = new FakeStep("marker", 3, StepResult.Ok("unused"), effect: _ => throw new InvalidOperationException("boom")) };
+
+        var outcome = harness.Run(Options());
+
+        Assert.Equal(ExitCode.Success, outcome.ExitCode);
+        var marker = outcome.Steps.Single(s => s.Name == "marker");
+        Assert.Equal(StepOutcome.Warning, marker.Outcome);
+        Assert.Contains("boom", marker.Summary);
+    }
+
+    [Theory]
+    [InlineData(GpuMode.Auto, ExitCode.Success, StepOutcome.Warning)]
+    [InlineData(GpuMode.Require, ExitCode.BootFailed, StepOutcome.Failed)]
+    public void A_GPU_problem_warns_in_auto_and_fails_the_boot_in_require(GpuMode mode, ExitCode exitCode, StepOutcome gpuOutcome)
+    {
+        var harness = new Harness { Smi = new ProcessResult(9, "NVIDIA-SMI has failed", string.Empty, false) };
+
+        var outcome = harness.Run(Options(gpu: mode, command: ["bash"]));
+
+        Assert.Equal(exitCode, outcome.ExitCode);
+        Assert.Equal(gpuOutcome, outcome.Steps.Single(s => s.Name == "gpu").Outcome);
+        Assert.Equal(mode == GpuMode.Auto, outcome.Exec is not null);
+    }
+
+    [Fact]
+    public void Gpu_off_skips_the_check()
+    {
+        var outcome = new Harness { Smi = new ProcessResult(9, "broken", string.Empty, false) }.Run(Options(gpu: GpuMode.Off));
+
+        Assert.Equal(StepOutcome.Skipped, outcome.Steps.Single(s => s.Name == "gpu").Outcome);
+        Assert.Equal(ExitCode.Success, outcome.ExitCode);
+    }
+
+    [Fact]
+    public void The_command_runs_with_workspace_bin_first_on_PATH()
+    {
+        var outcome = new Harness().Run(Options(command: ["bash", "-l"]));
+
+        Assert.Equal(["bash", "-l"], outcome.Exec!.Arguments);
+        Assert.Contains("PATH=/workspace/bin:/usr/bin", outcome.Exec.Environment);
+        Assert.Contains("HOME=/root", outcome.Exec.Environment);
+    }
+
+    [Theory]
+    [InlineData("missing", ExitCode.CommandNotFound)]
+    [InlineData("notes.txt", ExitCode.CommandNotExecutable)]
+    public void A_command_that_cannot_run_gives_the_shells_exit_code(string command, ExitCode exitCode)
+    {
+        var outcome = new Harness().Run(Options(command: [command]));
+
+        Assert.Equal(exitCode, outcome.ExitCode);
+        Assert.Null(outcome.Exec);
+        Assert.Contains($"cannot run {command}", outcome.FailureReason);
+    }
+
+    [Theory]
+    [InlineData("/usr/bin", "/workspace/bin:/usr/bin")]
+    [InlineData("/workspace/bin:/usr/bin", "/workspace/bin:/usr/bin")]
+    [InlineData("/usr/bin:/workspace/bin", "/workspace/bin:/usr/bin")]
+    [InlineData(null, "/workspace/bin:" + ExecStep.DefaultPath)]
+    public void Workspace_bin_is_put_first_on_PATH_exactly_once(string? path, string expected) =>
+        Assert.Equal(expected, ExecStep.PrependToPath(path, "/workspace/bin"));
+}

@@ -1,0 +1,187 @@
+using Packet.Agent.Cli;
+using Xunit;
+
+namespace Packet.Agent.Tests;
+
+public sealed class CommandLineTests
+{
+    private static readonly Func<string?> NoPasswd = () => null;
+
+    private static BootOptions Boot(string[] args, Dictionary<string, string>? environment = null, Func<string?>? passwd = null)
+    {
+        var parsed = CommandLine.Parse(args, new FakeEnvironment(environment ?? new() { ["HOME"] = "/root" }), passwd ?? NoPasswd);
+        return Assert.IsType<BootCommand>(parsed).Options;
+    }
+
+    private static string UsageError(string[] args, Dictionary<string, string>? environment = null) =>
+        Assert.Throws<UsageException>(() => CommandLine.Parse(args, new FakeEnvironment(environment ?? new() { ["HOME"] = "/root" }), NoPasswd)).Message;
+
+    [Fact]
+    public void Boot_uses_the_contract_defaults()
+    {
+        var options = Boot(["boot"]);
+
+        Assert.Equal("/workspace", options.Workspace);
+        Assert.Equal("/root", options.Home);
+        Assert.Equal(GpuMode.Auto, options.Gpu);
+        Assert.Equal("nvidia-smi", options.NvidiaSmi);
+        Assert.Equal(TimeSpan.FromSeconds(15), options.GpuTimeout);
+        Assert.Equal(LogFormat.Simple, options.LogFormat);
+        Assert.False(options.Strict);
+        Assert.Equal(TimeSpan.FromMinutes(10), options.LockTimeout);
+        Assert.Equal("/dev/termination-log", options.TerminationLog);
+        Assert.Empty(options.Command);
+    }
+
+    [Fact]
+    public void Every_option_is_read_from_its_environment_variable()
+    {
+        var options = Boot(["boot"], new()
+        {
+            ["PACKET_WORKSPACE"] = "/mnt/ws",
+            ["PACKET_HOME"] = "/home/user",
+            ["PACKET_GPU"] = "require",
+            ["PACKET_NVIDIA_SMI"] = "/opt/nvidia-smi",
+            ["PACKET_GPU_TIMEOUT"] = "2.5",
+            ["PACKET_LOG_FORMAT"] = "json",
+            ["PACKET_STRICT"] = "1",
+            ["PACKET_LOCK_TIMEOUT"] = "30",
+            ["PACKET_TERMINATION_LOG"] = "/tmp/term",
+        });
+
+        Assert.Equal("/mnt/ws", options.Workspace);
+        Assert.Equal("/home/user", options.Home);
+        Assert.Equal(GpuMode.Require, options.Gpu);
+        Assert.Equal("/opt/nvidia-smi", options.NvidiaSmi);
+        Assert.Equal(TimeSpan.FromSeconds(2.5), options.GpuTimeout);
+        Assert.Equal(LogFormat.Json, options.LogFormat);
+        Assert.True(options.Strict);
+        Assert.Equal(TimeSpan.FromSeconds(30), options.LockTimeout);
+        Assert.Equal("/tmp/term", options.TerminationLog);
+    }
+
+    [Fact]
+    public void A_flag_beats_its_environment_variable_in_both_spellings()
+    {
+        var environment = new Dictionary<string, string> { ["HOME"] = "/root", ["PACKET_WORKSPACE"] = "/from-env", ["PACKET_GPU"] = "require", ["PACKET_STRICT"] = "0" };
+
+        var options = Boot(["boot", "--workspace", "/from-flag", "--gpu=off", "--strict"], environment);
+
+        Assert.Equal("/from-flag", options.Workspace);
+        Assert.Equal(GpuMode.Off, options.Gpu);
+        Assert.True(options.Strict);
+    }
+
+    [Fact]
+    public void An_empty_environment_variable_counts_as_unset()
+    {
+        var options = Boot(["boot"], new() { ["HOME"] = "/root", ["PACKET_WORKSPACE"] = string.Empty, ["PACKET_GPU"] = string.Empty });
+
+        Assert.Equal("/workspace", options.Workspace);
+        Assert.Equal(GpuMode.Auto, options.Gpu);
+    }
+
+    [Fact]
+    public void Everything_after_the_double_dash_is_the_command_even_flags()
+    {
+        var options = Boot(["boot", "--gpu", "off", "--", "python", "--gpu", "x"]);
+
+        Assert.Equal(["python", "--gpu", "x"], options.Command);
+        Assert.Equal(GpuMode.Off, options.Gpu);
+    }
+
+    [Fact]
+    public void Home_falls_back_to_the_passwd_entry_when_HOME_is_unset()
+    {
+        var options = Boot(["boot"], new(), passwd: () => "/home/from-passwd");
+
+        Assert.Equal("/home/from-passwd", options.Home);
+    }
+
+    [Theory]
+    [InlineData(new[] { "boot", "--frobnicate" }, "unknown option '--frobnicate' for 'boot'")]
+    [InlineData(new[] { "boot", "--gpu", "maybe" }, "invalid value 'maybe' for --gpu: expected auto, require or off")]
+    [InlineData(new[] { "boot", "--log-format=xml" }, "invalid value 'xml' for --log-format: expected simple, json or systemd")]
+    [InlineData(new[] { "boot", "--workspace", "relative/ws" }, "invalid value 'relative/ws' for --workspace: expected an absolute path")]
+    [InlineData(new[] { "boot", "--workspace=" }, "invalid value '' for --workspace: expected an absolute path")]
+    [InlineData(new[] { "boot", "--gpu-timeout", "0" }, "invalid value '0' for --gpu-timeout: expected a number of seconds greater than 0")]
+    [InlineData(new[] { "boot", "--gpu-timeout" }, "'--gpu-timeout' needs a value")]
+    [InlineData(new[] { "boot", "--strict=yes" }, "'--strict' takes no value")]
+    [InlineData(new[] { "boot", "bash" }, "unexpected argument 'bash': put the command to run after '--'")]
+    [InlineData(new[] { "boot", "--" }, "'--' must be followed by the command to run")]
+    [InlineData(new[] { "gpu", "--workspace", "/x" }, "unknown option '--workspace' for 'gpu'")]
+    [InlineData(new[] { "deploy" }, "unknown command 'deploy'; expected boot or gpu")]
+    [InlineData(new string[0], "no command given")]
+    public void A_bad_command_line_is_a_usage_error_that_names_the_value_and_what_is_accepted(string[] args, string expected)
+    {
+        Assert.Contains(expected, UsageError(args));
+    }
+
+    [Theory]
+    [InlineData("PACKET_GPU_TIMEOUT", "-3", "invalid value '-3' in PACKET_GPU_TIMEOUT: expected a number of seconds greater than 0")]
+    [InlineData("PACKET_STRICT", "maybe", "invalid value 'maybe' in PACKET_STRICT: expected 1 or 0")]
+    [InlineData("PACKET_GPU", "sometimes", "invalid value 'sometimes' in PACKET_GPU: expected auto, require or off")]
+    [InlineData("PACKET_WORKSPACE", "ws", "invalid value 'ws' in PACKET_WORKSPACE: expected an absolute path")]
+    [InlineData("HOME", "relative", "invalid value 'relative' in HOME")]
+    public void A_bad_environment_variable_is_named_in_the_usage_error(string variable, string value, string expected)
+    {
+        var environment = new Dictionary<string, string> { ["HOME"] = "/root", [variable] = value };
+
+        Assert.Contains(expected, UsageError(["boot"], environment));
+    }
+
+    [Fact]
+    public void Gpu_takes_json_and_the_nvidia_smi_options()
+    {
+        var parsed = CommandLine.Parse(["gpu", "--json", "--nvidia-smi", "/bin/fake", "--gpu-timeout", "3"], new FakeEnvironment([]), NoPasswd);
+
+        var options = Assert.IsType<GpuCommand>(parsed).Options;
+        Assert.True(options.Json);
+        Assert.Equal("/bin/fake", options.NvidiaSmi);
+        Assert.Equal(TimeSpan.FromSeconds(3), options.GpuTimeout);
+    }
+
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    [InlineData("help")]
+    public void Help_is_a_command(string flag) =>
+        Assert.IsType<HelpCommand>(CommandLine.Parse([flag], new FakeEnvironment([]), NoPasswd));
+
+    [Fact]
+    public void Help_after_a_command_is_help_too() =>
+        Assert.IsType<HelpCommand>(CommandLine.Parse(["boot", "--gpu", "off", "--help"], new FakeEnvironment([]), NoPasswd));
+
+    [Fact]
+    public void Version_is_a_command() =>
+        Assert.IsType<VersionCommand>(CommandLine.Parse(["--version"], new FakeEnvironment([]), NoPasswd));
+
+    [Fact]
+    public void Help_documents_every_flag_environment_variable_and_default()
+    {
+        string help = HelpText.Render();
+
+        foreach (var spec in CommandLine.Options)
+        {
+            if (spec.Flag is not null)
+            {
+                Assert.Contains(spec.Flag, help);
+            }
+
+            if (spec.EnvironmentVariable is not null)
+            {
+                Assert.Contains(spec.EnvironmentVariable, help);
+            }
+
+            Assert.Contains($"Default: {spec.Default}.", help);
+        }
+
+        Assert.Contains("126", help);
+        Assert.Contains("127", help);
+    }
+}
+
+internal sealed class FakeEnvironment(Dictionary<string, string> values) : IEnvironment
+{
+    public string? Get(string name) => values.GetValueOrDefault(name);
+}

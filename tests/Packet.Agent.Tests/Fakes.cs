@@ -1,0 +1,56 @@
+using System.IO.Abstractions.TestingHelpers;
+using Packet.Agent.Boot;
+using Packet.Agent.Exec;
+using Packet.Agent.Gpu;
+
+namespace Packet.Agent.Tests;
+
+/// <summary>A process runner that answers with a prepared result and remembers what it was asked to run.</summary>
+internal sealed class FakeProcessRunner(ProcessResult result) : IProcessRunner
+{
+    public List<(string File, IReadOnlyList<string> Arguments, TimeSpan Timeout)> Calls { get; } = [];
+
+    public Task<ProcessResult> RunAsync(string fileName, IReadOnlyList<string> arguments, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        Calls.Add((fileName, arguments, timeout));
+        return Task.FromResult(result);
+    }
+}
+
+/// <summary>A boot step that returns a prepared result and records that it ran.</summary>
+internal sealed class FakeStep(string name, int number, StepResult result, FailurePolicy policy = FailurePolicy.WarnAndContinue, Action<BootContext>? effect = null) : IBootStep
+{
+    public string Name => name;
+
+    public int Number => number;
+
+    public FailurePolicy Policy => policy;
+
+    public int Runs { get; private set; }
+
+    public StepResult Run(BootContext context)
+    {
+        Runs++;
+        effect?.Invoke(context);
+        return result;
+    }
+}
+
+internal static class FakeFileSystem
+{
+    /// <summary>A file system holding an executable nvidia-smi in /usr/bin, and whatever else is asked for.</summary>
+    public static MockFileSystem With(params string[] files)
+    {
+        var fileSystem = new MockFileSystem();
+        foreach (string file in files)
+        {
+            fileSystem.AddFile(file, new MockFileData(string.Empty));
+        }
+
+        return fileSystem;
+    }
+
+    /// <summary>A resolver over a mock file system where files named in <paramref name="executables"/> are executable.</summary>
+    public static CommandResolver Resolver(MockFileSystem fileSystem, params string[] executables) =>
+        new(fileSystem, path => executables.Contains(path));
+}

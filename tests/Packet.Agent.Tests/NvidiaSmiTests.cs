@@ -1,0 +1,92 @@
+using Packet.Agent.Gpu;
+using Xunit;
+
+namespace Packet.Agent.Tests;
+
+public sealed class NvidiaSmiTests
+{
+    private const string TwoGpus = "0, NVIDIA H100 80GB HBM3, GPU-aaaa, 81559, 1, 550.54.15\n1, NVIDIA H100 80GB HBM3, GPU-bbbb, 81559, 2048, 550.54.15\n";
+
+    private static (NvidiaSmi Smi, FakeProcessRunner Runner) With(ProcessResult result, bool installed = true)
+    {
+        var fileSystem = installed ? FakeFileSystem.With("/usr/bin/nvidia-smi") : FakeFileSystem.With();
+        var runner = new FakeProcessRunner(result);
+        return (new NvidiaSmi(runner, FakeFileSystem.Resolver(fileSystem, "/usr/bin/nvidia-smi"), () => "/usr/bin"), runner);
+    }
+
+    private static GpuQueryResult Query(ProcessResult result, bool installed = true) =>
+        With(result, installed).Smi.QueryAsync("nvidia-smi", TimeSpan.FromSeconds(15), CancellationToken.None).GetAwaiter().GetResult();
+
+    [Fact]
+    public async Task It_asks_for_the_query_in_machine_readable_csv_with_the_timeout()
+    {
+        var (smi, runner) = With(new ProcessResult(0, TwoGpus, string.Empty, false));
+
+        await smi.QueryAsync("nvidia-smi", TimeSpan.FromSeconds(7), CancellationToken.None);
+
+        var call = Assert.Single(runner.Calls);
+        Assert.Equal("/usr/bin/nvidia-smi", call.File);
+        Assert.Equal(["--query-gpu=index,name,uuid,memory.total,memory.used,driver_version", "--format=csv,noheader,nounits"], call.Arguments);
+        Assert.Equal(TimeSpan.FromSeconds(7), call.Timeout);
+    }
+
+    [Fact]
+    public void Two_healthy_GPUs_are_read_field_by_field()
+    {
+        var result = Query(new ProcessResult(0, TwoGpus, string.Empty, false));
+
+        Assert.True(result.Healthy);
+        Assert.Equal(
+            [new GpuInfo(0, "NVIDIA H100 80GB HBM3", "GPU-aaaa", 81559, 1, "550.54.15"), new GpuInfo(1, "NVIDIA H100 80GB HBM3", "GPU-bbbb", 81559, 2048, "550.54.15")],
+            result.Gpus);
+    }
+
+    [Fact]
+    public void Unavailable_memory_figures_are_unknown_not_errors()
+    {
+        var gpu = Assert.Single(NvidiaSmi.Parse("0, Tesla T4, GPU-cccc, [N/A], [N/A], 535.1\n").Gpus);
+
+        Assert.Null(gpu.MemoryTotalMib);
+        Assert.Null(gpu.MemoryUsedMib);
+    }
+
+    [Fact]
+    public void A_comma_in_the_name_does_not_shift_the_other_fields()
+    {
+        var gpu = Assert.Single(NvidiaSmi.Parse("3, Odd, Name, GPU-dddd, 100, 5, 1.0\n").Gpus);
+
+        Assert.Equal("Odd, Name", gpu.Name);
+        Assert.Equal("GPU-dddd", gpu.Uuid);
+    }
+
+    [Fact]
+    public void The_drivers_own_message_is_quoted_when_nvidia_smi_fails()
+    {
+        const string Message = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.";
+
+        var result = Query(new ProcessResult(9, Message + "\n", string.Empty, false));
+
+        Assert.Contains("failed with exit code 9", result.Problem);
+        Assert.Contains(Message, result.Problem);
+    }
+
+    [Fact]
+    public void A_hang_is_reported_as_killed_at_the_timeout() =>
+        Assert.Contains("did not answer within 15 s and was killed", Query(new ProcessResult(-1, string.Empty, string.Empty, TimedOut: true)).Problem);
+
+    [Fact]
+    public void Zero_GPUs_is_a_problem() =>
+        Assert.Equal("nvidia-smi reported no GPUs", Query(new ProcessResult(0, "\n", string.Empty, false)).Problem);
+
+    [Fact]
+    public void Garbage_output_is_a_problem_that_quotes_it()
+    {
+        var result = Query(new ProcessResult(0, "Segmentation fault (core dumped)\n", string.Empty, false));
+
+        Assert.Contains("not a GPU record: 'Segmentation fault (core dumped)'", result.Problem);
+    }
+
+    [Fact]
+    public void A_missing_nvidia_smi_is_a_problem_that_says_where_it_looked() =>
+        Assert.Contains("nvidia-smi is not available (nvidia-smi: not found in PATH (/usr/bin))", Query(new ProcessResult(0, TwoGpus, string.Empty, false), installed: false).Problem);
+}

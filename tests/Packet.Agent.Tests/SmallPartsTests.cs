@@ -1,0 +1,117 @@
+using System.IO.Abstractions.TestingHelpers;
+using Packet.Agent.Boot;
+using Packet.Agent.Cli;
+using Packet.Agent.Posix;
+using Packet.Agent.Steps;
+using Xunit;
+
+namespace Packet.Agent.Tests;
+
+public sealed class GuardStepTests
+{
+    private static BootContext Context() => new(new BootOptions { Workspace = "/workspace", Home = "/root", NvidiaSmi = "nvidia-smi", TerminationLog = "/t" });
+
+    [Fact]
+    public void A_workspace_directory_enables_persistence()
+    {
+        var fileSystem = new MockFileSystem();
+        fileSystem.AddDirectory("/workspace");
+        var context = Context();
+
+        var result = new GuardStep(fileSystem).Run(context);
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.True(context.PersistenceAvailable);
+    }
+
+    [Fact]
+    public void A_missing_workspace_is_a_problem_that_names_the_path_and_what_happens_now()
+    {
+        var context = Context();
+
+        var result = new GuardStep(new MockFileSystem()).Run(context);
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.Contains("/workspace does not exist", result.Summary);
+        Assert.Contains("skipping seed, marker and profile", result.Summary);
+        Assert.False(context.PersistenceAvailable);
+    }
+
+    [Fact]
+    public void A_file_at_the_workspace_path_is_not_a_workspace()
+    {
+        var result = new GuardStep(FakeFileSystem.With("/workspace")).Run(Context());
+
+        Assert.Contains("/workspace exists but is not a directory", result.Summary);
+    }
+}
+
+public sealed class TerminationMessageTests
+{
+    [Fact]
+    public void The_reason_is_written_when_the_file_exists()
+    {
+        var fileSystem = FakeFileSystem.With("/dev/termination-log");
+
+        Assert.Null(new TerminationMessage(fileSystem, "/dev/termination-log", pathWasConfigured: false).Write("seed: volume full"));
+
+        Assert.Equal("seed: volume full", fileSystem.File.ReadAllText("/dev/termination-log"));
+    }
+
+    [Fact]
+    public void Outside_Kubernetes_the_default_path_is_not_created()
+    {
+        var fileSystem = new MockFileSystem();
+        fileSystem.AddDirectory("/dev");
+
+        new TerminationMessage(fileSystem, "/dev/termination-log", pathWasConfigured: false).Write("reason");
+
+        Assert.False(fileSystem.File.Exists("/dev/termination-log"));
+    }
+
+    [Fact]
+    public void A_configured_path_is_created()
+    {
+        var fileSystem = new MockFileSystem();
+        fileSystem.AddDirectory("/tmp");
+
+        new TerminationMessage(fileSystem, "/tmp/term", pathWasConfigured: true).Write("reason");
+
+        Assert.Equal("reason", fileSystem.File.ReadAllText("/tmp/term"));
+    }
+
+    [Fact]
+    public void A_long_reason_is_cut_to_4_KB_on_a_character_boundary()
+    {
+        byte[] bytes = TerminationMessage.Truncate(new string('é', 3000));
+
+        Assert.True(bytes.Length <= 4096);
+        Assert.Equal(4096, bytes.Length);
+        Assert.Equal(2048, System.Text.Encoding.UTF8.GetString(bytes).Length);
+    }
+}
+
+public sealed class DisplayTests
+{
+    [Theory]
+    [InlineData("plain.txt", "plain.txt")]
+    [InlineData("new\nline", "new\\nline")]
+    [InlineData("bad-\0\u00ff", "bad-\\xff")]
+    [InlineData("tab\there", "tab\\there")]
+    [InlineData("back\\slash", "back\\\\slash")]
+    public void Names_are_shown_on_one_unambiguous_line(string name, string shown) => Assert.Equal(shown, NativeName.Display(name));
+
+    [Theory]
+    [InlineData(0, "0 B")]
+    [InlineData(1536, "1.5 KiB")]
+    [InlineData(5L * 1024 * 1024 * 1024, "5.0 GiB")]
+    public void Bytes_are_shown_in_binary_units(long bytes, string shown) => Assert.Equal(shown, Units.Bytes(bytes));
+
+    [Fact]
+    public void Durations_read_naturally()
+    {
+        Assert.Equal("1.5 s", Units.Duration(TimeSpan.FromSeconds(1.5)));
+        Assert.Equal("2 min 5 s", Units.Duration(TimeSpan.FromSeconds(125)));
+        Assert.Equal("1 h 1 min", Units.Duration(TimeSpan.FromMinutes(61)));
+    }
+}
