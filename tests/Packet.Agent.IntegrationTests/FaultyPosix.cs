@@ -7,9 +7,15 @@ namespace Packet.Agent.IntegrationTests;
 /// The real POSIX adapter with faults injected where a real disk will not produce them on demand:
 /// a rule sees each call (its name and the entry's name) and may answer with an errno instead.
 /// </summary>
-public sealed class FaultyPosix(Func<string, string?, Errno?> fault) : IPosix
+public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : IPosix
 {
     private readonly IPosix _real = PosixSystem.Instance;
+
+    /// <summary>When set, the volume reports this many bytes free.</summary>
+    public long? FreeBytes { get; init; }
+
+    /// <summary>Called before each data copy: a test slows the copy down with it.</summary>
+    public Action? BeforeCopy { get; init; }
 
     public uint EffectiveUserId => _real.EffectiveUserId;
 
@@ -53,7 +59,11 @@ public sealed class FaultyPosix(Func<string, string?, Errno?> fault) : IPosix
 
     public int FSetXattr(int fd, string name, byte[] value, int length) => Fail("fsetxattr", name) ?? _real.FSetXattr(fd, name, value, length);
 
-    public long CopyFileRange(int inFd, long inOffset, int outFd, long outOffset, long length) => Fail("copy_file_range", null) ?? _real.CopyFileRange(inFd, inOffset, outFd, outOffset, length);
+    public long CopyFileRange(int inFd, long inOffset, int outFd, long outOffset, long length)
+    {
+        BeforeCopy?.Invoke();
+        return Fail("copy_file_range", null) ?? _real.CopyFileRange(inFd, inOffset, outFd, outOffset, length);
+    }
 
     public long SendFile(int outFd, int inFd, long inOffset, long length) => Fail("sendfile", null) ?? _real.SendFile(outFd, inFd, inOffset, length);
 
@@ -73,9 +83,18 @@ public sealed class FaultyPosix(Func<string, string?, Errno?> fault) : IPosix
 
     public int SyncFs(int fd) => _real.SyncFs(fd);
 
-    public int FStatVfs(int fd, out Statvfs stat) => _real.FStatVfs(fd, out stat);
+    public int FStatVfs(int fd, out Statvfs stat)
+    {
+        int result = _real.FStatVfs(fd, out stat);
+        if (FreeBytes is { } free)
+        {
+            stat.f_bavail = (ulong)free / stat.f_frsize;
+        }
+
+        return result;
+    }
 
     public int Flock(int fd, int operation) => _real.Flock(fd, operation);
 
-    private int? Fail(string call, string? name) => fault(call, name) is { } errno ? -(int)errno : null;
+    private int? Fail(string call, string? name) => fault?.Invoke(call, name) is { } errno ? -(int)errno : null;
 }

@@ -1,0 +1,124 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Mono.Unix.Native;
+using Packet.Agent.Boot;
+using Packet.Agent.Cli;
+using Packet.Agent.Posix;
+using Packet.Agent.Steps;
+using Packet.Agent.TestSupport;
+using Packet.Agent.Workspace;
+using Xunit;
+
+namespace Packet.Agent.IntegrationTests;
+
+/// <summary>The workspace adapters on a real file system: no-follow handles, atomic replacement, the lock, the profile step.</summary>
+public sealed class WorkspaceTests : IDisposable
+{
+    private readonly TempDirectory _dir = new("workspace");
+    private readonly IPosix _posix = PosixSystem.Instance;
+
+    public void Dispose() => _dir.Dispose();
+
+    [RootFact]
+    public void Replacing_a_file_keeps_the_owner_and_mode_it_is_given_and_leaves_no_temporary_file()
+    {
+        Require.Root();
+        string directory = _dir.Create("d");
+        using var handle = DirectoryHandle.Open(_posix, directory);
+
+        handle.ReplaceFile("f", "new"u8, Platform.StrangerUid, Platform.StrangerGid, (FilePermissions)Convert.ToUInt32("640", 8));
+
+        Syscall.lstat(Path.Join(directory, "f"), out var stat);
+        Assert.Equal(Platform.StrangerUid, stat.st_uid);
+        Assert.Equal(Platform.StrangerGid, stat.st_gid);
+        Assert.Equal((FilePermissions)Convert.ToUInt32("640", 8), stat.st_mode & FilePermissions.ALLPERMS);
+        Assert.Equal(["f"], Directory.GetFileSystemEntries(directory).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void Reading_through_a_symlink_is_refused()
+    {
+        string directory = _dir.Create("d");
+        File.WriteAllText(_dir["target"], "secret");
+        File.CreateSymbolicLink(Path.Join(directory, "link"), _dir["target"]);
+        using var handle = DirectoryHandle.Open(_posix, directory);
+
+        var refusal = Assert.Throws<UnsafeWorkspaceException>(() => handle.ReadFile("link", 1024, out _));
+
+        Assert.Contains("it is a symlink", refusal.Message);
+    }
+
+    [Fact]
+    public async Task A_second_agent_waits_for_the_lock_and_gets_it_once_the_first_lets_go()
+    {
+        using var state = DirectoryHandle.Open(_posix, _dir.Create("state"));
+        var first = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { });
+        Assert.NotNull(first);
+        var heard = new List<string>();
+
+        var waiting = Task.Run(() => WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(10), (holder, _) => heard.Add(holder)));
+        await Task.Delay(300);
+        Assert.False(waiting.IsCompleted);
+        first.Dispose();
+        using var second = await waiting;
+
+        Assert.NotNull(second);
+        Assert.Contains($"pid {Environment.ProcessId} on ", Assert.Single(heard));
+    }
+
+    [Fact]
+    public void A_lock_held_past_the_timeout_is_given_up()
+    {
+        using var state = DirectoryHandle.Open(_posix, _dir.Create("state"));
+        using var first = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { });
+
+        var second = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(10), (_, _) => { });
+
+        Assert.Null(second);
+    }
+
+    [RootFact]
+    public void The_profile_step_keeps_the_owner_and_mode_of_an_existing_bashrc_and_gives_bin_to_the_homes_owner()
+    {
+        Require.Root();
+        string workspace = _dir.Create("ws");
+        string home = _dir.Create("ws/home");
+        File.WriteAllText(Path.Join(home, ".bashrc"), "export A=1\n");
+        ChildProcess.MustSucceed("chown", "-R", $"{Platform.StrangerUid}:{Platform.StrangerGid}", home);
+        ChildProcess.MustSucceed("chmod", "600", Path.Join(home, ".bashrc"));
+        var context = new BootContext(new BootOptions { Workspace = workspace, Home = "/root", NvidiaSmi = "x", TerminationLog = "/t" })
+        {
+            PersistenceAvailable = true,
+            HomeSeeded = true,
+        };
+
+        var result = new ShellProfileStep(_posix, NullLogger.Instance).Run(context);
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Syscall.lstat(Path.Join(home, ".bashrc"), out var profile);
+        Assert.Equal(Platform.StrangerUid, profile.st_uid);
+        Assert.Equal((FilePermissions)Convert.ToUInt32("600", 8), profile.st_mode & FilePermissions.ALLPERMS);
+        Assert.StartsWith("export A=1\n\n# >>> packet-persist >>>", File.ReadAllText(Path.Join(home, ".bashrc")));
+        Syscall.lstat(Path.Join(workspace, "bin"), out var bin);
+        Assert.Equal(Platform.StrangerUid, bin.st_uid);
+    }
+
+    [Fact]
+    public void The_profile_step_leaves_a_bashrc_that_is_not_utf8_alone_and_says_what_to_add()
+    {
+        string workspace = _dir.Create("ws");
+        string home = _dir.Create("ws/home");
+        byte[] latin1 = [0x65, 0x63, 0x68, 0x6f, 0x20, 0xe9, 0x0a];
+        File.WriteAllBytes(Path.Join(home, ".bashrc"), latin1);
+        var context = new BootContext(new BootOptions { Workspace = workspace, Home = "/root", NvidiaSmi = "x", TerminationLog = "/t" })
+        {
+            PersistenceAvailable = true,
+            HomeSeeded = true,
+        };
+
+        var result = new ShellProfileStep(_posix, NullLogger.Instance).Run(context);
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.Contains("is not UTF-8 text", result.Summary);
+        Assert.Equal(latin1, File.ReadAllBytes(Path.Join(home, ".bashrc")));
+    }
+}
