@@ -24,6 +24,7 @@ internal sealed class DirectoryNode
         ExistingFd = existingFd;
         Source = source;
         IsNew = isNew;
+        RelativePath = parent is null ? string.Empty : Join(parent.RelativePath, name);
     }
 
     public DirectoryNode? Parent { get; }
@@ -43,7 +44,7 @@ internal sealed class DirectoryNode
     public bool IsNew { get; }
 
     /// <summary>The path below the copied tree's root, for logs and hard links ("" for the root).</summary>
-    public string RelativePath => Parent is null ? string.Empty : Join(Parent.RelativePath, Name);
+    public string RelativePath { get; }
 
     public static string Join(string directory, string name) => directory.Length == 0 ? name : directory + "/" + name;
 

@@ -423,36 +423,13 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
                     return CopyByStat(directory, name, source, attempt + 1);
                 }
 
-                if (!allowLink || source.st_nlink <= 1)
+                if (!allowLink)
                 {
                     WriteRegularFile(sourceFd, source, directory, name);
                     return true;
                 }
 
-                var inode = (source.st_dev, source.st_ino);
-                switch (_links.TryClaim(inode, directory, name, out string primaryPath))
-                {
-                    case HardLinkRegistry.Claim.Link:
-                        LinkOrCopy(primaryPath, directory, name);
-                        return true;
-                    case HardLinkRegistry.Claim.Deferred:
-                        return false;
-                }
-
-                string? copiedPath = null;
-                try
-                {
-                    if (WriteRegularFile(sourceFd, source, directory, name))
-                    {
-                        copiedPath = DirectoryNode.Join(directory.RelativePath, name);
-                    }
-                }
-                finally
-                {
-                    LinkWaiters(_links.Complete(inode, copiedPath), copiedPath);
-                }
-
-                return true;
+                return CopyWithHardLinks(directory, name, source, (d, n, s) => WriteRegularFile(sourceFd, s, d, n));
             }
             finally
             {
