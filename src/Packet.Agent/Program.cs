@@ -8,6 +8,7 @@ using Packet.Agent.Cli;
 using Packet.Agent.Copy;
 using Packet.Agent.Exec;
 using Packet.Agent.Gpu;
+using Packet.Agent.Hooks;
 using Packet.Agent.Json;
 using Packet.Agent.Logging;
 using Packet.Agent.Posix;
@@ -32,6 +33,7 @@ return command switch
     VersionCommand => PrintVersion(),
     BootCommand boot => Agent.Boot(boot.Options),
     GpuCommand gpu => Agent.QueryGpus(gpu.Options),
+    RunAsCommand runAs => UserSwitch.Run(runAs.Uid, runAs.Gid, runAs.Command, new CommandResolver(new FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0)),
     _ => throw new InvalidOperationException($"unhandled command {command}"),
 };
 
@@ -71,9 +73,10 @@ internal static partial class Agent
                 new GuardStep(fileSystem),
                 new SeedHomeStep(posix, loggers.CreateLogger("seed"), new CopyOptions { PreserveOwnership = posix.EffectiveUserId == 0 }, ProgressInterval),
                 new MarkerStep(posix, TimeProvider.System),
-                new ShellProfileStep(posix, loggers.CreateLogger("profile")),
+                new ShellProfileStep(posix, fileSystem, loggers.CreateLogger("profile")),
                 gpu,
-                new ExecStep(resolver, Environment.GetEnvironmentVariables));
+                new HooksStep(posix, fileSystem, new HookRunner(posix, Environment.ProcessPath!), resolver, loggers.CreateLogger("hooks"), Environment.GetEnvironmentVariables),
+                new ExecStep(resolver, Environment.GetEnvironmentVariables, path => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path)));
             outcome = new BootSequence(steps, loggers).Run(new BootContext(options));
             if (outcome.FailureReason is { } reason)
             {

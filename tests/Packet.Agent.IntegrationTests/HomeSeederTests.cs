@@ -133,7 +133,7 @@ public sealed class HomeSeederTests : IDisposable
             HomeFixture.Write(Home, $"f{i:D2}", "payload");
         }
 
-        var posix = new FaultyPosix { BeforeCopy = () => Thread.Sleep(10) };
+        var posix = new FaultyPosix { BeforeCopy = () => Thread.Sleep(40) };
 
         var (outcome, observer) = Seed(posix, progressEvery: TimeSpan.FromMilliseconds(50));
 

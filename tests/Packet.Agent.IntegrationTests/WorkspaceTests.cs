@@ -91,7 +91,7 @@ public sealed class WorkspaceTests : IDisposable
             HomeSeeded = true,
         };
 
-        var result = new ShellProfileStep(_posix, NullLogger.Instance).Run(context);
+        var result = new ShellProfileStep(_posix, new System.IO.Abstractions.FileSystem(), NullLogger.Instance).Run(context);
 
         Assert.Equal(StepOutcome.Ok, result.Outcome);
         Syscall.lstat(Path.Join(home, ".bashrc"), out var profile);
@@ -115,7 +115,7 @@ public sealed class WorkspaceTests : IDisposable
             HomeSeeded = true,
         };
 
-        var result = new ShellProfileStep(_posix, NullLogger.Instance).Run(context);
+        var result = new ShellProfileStep(_posix, new System.IO.Abstractions.FileSystem(), NullLogger.Instance).Run(context);
 
         Assert.Equal(StepOutcome.Warning, result.Outcome);
         Assert.Contains("is not UTF-8 text", result.Summary);

@@ -33,6 +33,8 @@ public sealed class BootSequenceTests
 
         public FakeStep Profile { get; init; } = new("profile", 4, StepResult.Ok("block"));
 
+        public FakeStep Hooks { get; init; } = new("hooks", 6, StepResult.Ok("ran"));
+
         public ProcessResult Smi { get; init; } = new(0, OneGpu, string.Empty, false);
 
         public string[] Executables { get; init; } = ["/usr/bin/nvidia-smi", "/usr/bin/bash"];
@@ -42,8 +44,8 @@ public sealed class BootSequenceTests
             var fileSystem = FakeFileSystem.With("/usr/bin/nvidia-smi", "/usr/bin/bash", "/usr/bin/notes.txt");
             var resolver = FakeFileSystem.Resolver(fileSystem, Executables);
             var gpu = new GpuCheckStep(new NvidiaSmi(new FakeProcessRunner(Smi), resolver, () => "/usr/bin"), NullLogger.Instance, options.Gpu);
-            var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" });
-            var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, exec);
+            var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, fileSystem.Directory.Exists);
+            var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, Hooks, exec);
             return new BootSequence(steps, NullLoggerFactory.Instance).Run(new BootContext(options));
         }
     }
@@ -53,7 +55,7 @@ public sealed class BootSequenceTests
     {
         var outcome = new Harness().Run(Options());
 
-        Assert.Equal(["guard", "seed", "marker", "profile", "gpu"], outcome.Steps.Select(s => s.Name));
+        Assert.Equal(["guard", "seed", "marker", "profile", "gpu", "hooks"], outcome.Steps.Select(s => s.Name));
         Assert.All(outcome.Steps, s => Assert.Equal(StepOutcome.Ok, s.Outcome));
         Assert.Equal(ExitCode.Success, outcome.ExitCode);
         Assert.Null(outcome.Exec);
@@ -67,7 +69,7 @@ public sealed class BootSequenceTests
         var outcome = harness.Run(Options(command: ["bash"]));
 
         Assert.Equal(ExitCode.Success, outcome.ExitCode);
-        Assert.Equal(["guard", "gpu"], outcome.Steps.Select(s => s.Name));
+        Assert.Equal(["guard", "gpu", "hooks"], outcome.Steps.Select(s => s.Name));
         Assert.Equal(StepOutcome.Warning, outcome.Steps[0].Outcome);
         Assert.Equal(0, harness.Seed.Runs + harness.Marker.Runs + harness.Profile.Runs);
         Assert.Equal("/usr/bin/bash", outcome.Exec?.Path);
@@ -123,6 +125,16 @@ public sealed class BootSequenceTests
         Assert.Equal(exitCode, outcome.ExitCode);
         Assert.Equal(gpuOutcome, outcome.Steps.Single(s => s.Name == "gpu").Outcome);
         Assert.Equal(mode == GpuMode.Auto, outcome.Exec is not null);
+        Assert.Equal(mode == GpuMode.Auto ? 1 : 0, harness.Hooks.Runs);
+    }
+
+    [Fact]
+    public void A_hook_problem_is_a_warning_unless_strict()
+    {
+        var harness = new Harness { Hooks = new FakeStep("hooks", 6, StepResult.Problem("setup.sh exited with code 3")) };
+
+        Assert.Equal(ExitCode.Success, harness.Run(Options(command: ["bash"])).ExitCode);
+        Assert.Equal(ExitCode.BootFailed, harness.Run(Options(strict: true, command: ["bash"])).ExitCode);
     }
 
     [Fact]
@@ -155,12 +167,4 @@ public sealed class BootSequenceTests
         Assert.Null(outcome.Exec);
         Assert.Contains($"cannot run {command}", outcome.FailureReason);
     }
-
-    [Theory]
-    [InlineData("/usr/bin", "/workspace/bin:/usr/bin")]
-    [InlineData("/workspace/bin:/usr/bin", "/workspace/bin:/usr/bin")]
-    [InlineData("/usr/bin:/workspace/bin", "/workspace/bin:/usr/bin")]
-    [InlineData(null, "/workspace/bin:" + ExecStep.DefaultPath)]
-    public void Workspace_bin_is_put_first_on_PATH_exactly_once(string? path, string expected) =>
-        Assert.Equal(expected, ExecStep.PrependToPath(path, "/workspace/bin"));
 }

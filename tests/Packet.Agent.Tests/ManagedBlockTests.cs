@@ -5,7 +5,7 @@ namespace Packet.Agent.Tests;
 
 public sealed class ManagedBlockTests
 {
-    private const string Bin = "/workspace/bin";
+    private static readonly IReadOnlyList<WorkspaceVariable> Bin = WorkspaceEnvironment.For("/workspace", _ => false);
     private static readonly string Block = ManagedBlock.Render(Bin) + "\n";
 
     [Fact]
@@ -68,5 +68,37 @@ public sealed class ManagedBlockTests
 
     [Fact]
     public void The_block_names_the_configured_workspace() =>
-        Assert.Contains("export PATH=\"/mnt/data/bin:$PATH\"", ManagedBlock.Apply(string.Empty, "/mnt/data/bin"));
+        Assert.Contains("export PATH=\"/mnt/data/bin:$PATH\"", ManagedBlock.Apply(string.Empty, WorkspaceEnvironment.For("/mnt/data", _ => false)));
+
+    [Fact]
+    public void Persisted_caches_and_the_venv_join_the_block_when_their_directories_exist()
+    {
+        var present = new HashSet<string> { "/workspace/venv", "/workspace/.cache/huggingface", "/workspace/.cache/pip", "/workspace/envs", "/workspace/pip-packages" };
+
+        string block = ManagedBlock.Render(WorkspaceEnvironment.For("/workspace", present.Contains));
+
+        Assert.Equal(
+            string.Join('\n',
+                "# >>> packet-persist >>>",
+                "export PATH=\"/workspace/bin:$PATH\"",
+                "export PATH=\"/workspace/venv/bin:$PATH\"",
+                "export HF_HOME=\"${HF_HOME:-/workspace/.cache/huggingface}\"",
+                "export PIP_CACHE_DIR=\"${PIP_CACHE_DIR:-/workspace/.cache/pip}\"",
+                "export CONDA_ENVS_DIRS=\"${CONDA_ENVS_DIRS:-/workspace/envs}\"",
+                "export PYTHONPATH=\"/workspace/pip-packages${PYTHONPATH:+:$PYTHONPATH}\"",
+                "# <<< packet-persist <<<"),
+            block);
+    }
+
+    [Fact]
+    public void A_block_that_gained_a_line_is_replaced_in_place_not_duplicated()
+    {
+        string before = "a\n" + Block + "b\n";
+
+        string after = ManagedBlock.Apply(before, WorkspaceEnvironment.For("/workspace", p => p == "/workspace/.cache/huggingface"));
+
+        Assert.Equal(1, after.Split('\n').Count(line => line == ManagedBlock.Start));
+        Assert.StartsWith("a\n# >>> packet-persist >>>\nexport PATH=\"/workspace/bin:$PATH\"\nexport HF_HOME=", after);
+        Assert.EndsWith("# <<< packet-persist <<<\nb\n", after);
+    }
 }

@@ -2,6 +2,7 @@ using System.IO.Abstractions.TestingHelpers;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Posix;
+using Packet.Agent.Profile;
 using Packet.Agent.Steps;
 using Xunit;
 
@@ -113,5 +114,41 @@ public sealed class DisplayTests
         Assert.Equal("1.5 s", Units.Duration(TimeSpan.FromSeconds(1.5)));
         Assert.Equal("2 min 5 s", Units.Duration(TimeSpan.FromSeconds(125)));
         Assert.Equal("1 h 1 min", Units.Duration(TimeSpan.FromMinutes(61)));
+    }
+}
+
+public sealed class WorkspaceEnvironmentTests
+{
+    [Theory]
+    [InlineData("/usr/bin", "/workspace/bin:/usr/bin")]
+    [InlineData("/workspace/bin:/usr/bin", "/workspace/bin:/usr/bin")]
+    [InlineData("/usr/bin:/workspace/bin", "/workspace/bin:/usr/bin")]
+    [InlineData(null, "/workspace/bin:" + WorkspaceEnvironment.DefaultPath)]
+    public void Workspace_bin_is_put_first_on_PATH_exactly_once(string? path, string expected)
+    {
+        var environment = new Dictionary<string, string>();
+        if (path is not null)
+        {
+            environment["PATH"] = path;
+        }
+
+        WorkspaceEnvironment.Apply(environment, WorkspaceEnvironment.For("/workspace", _ => false));
+
+        Assert.Equal(expected, environment["PATH"]);
+    }
+
+    [Fact]
+    public void A_variable_the_pod_already_sets_is_not_overridden_but_PYTHONPATH_is_extended()
+    {
+        var environment = new Dictionary<string, string> { ["PATH"] = "/usr/bin", ["HF_HOME"] = "/models", ["PYTHONPATH"] = "/app" };
+        var present = new HashSet<string> { "/workspace/.cache/huggingface", "/workspace/pip-packages", "/workspace/.cache/pip", "/workspace/requirements.txt" };
+
+        WorkspaceEnvironment.Apply(environment, WorkspaceEnvironment.For("/workspace", present.Contains));
+
+        Assert.Equal("/models", environment["HF_HOME"]);
+        Assert.Equal("/workspace/.cache/pip", environment["PIP_CACHE_DIR"]);
+        Assert.Equal("/workspace/pip-packages:/app", environment["PYTHONPATH"]);
+        Assert.Equal("/workspace/venv/bin:/workspace/bin:/usr/bin", environment["PATH"]);
+        Assert.False(environment.ContainsKey("CONDA_ENVS_DIRS"));
     }
 }

@@ -5,7 +5,7 @@ using Packet.Agent.Steps;
 namespace Packet.Agent.Boot;
 
 /// <summary>The steps of a boot, built by Program from real adapters or by tests from fakes.</summary>
-public sealed record BootSteps(IBootStep Guard, IBootStep Seed, IBootStep Marker, IBootStep Profile, GpuCheckStep Gpu, ExecStep Exec);
+public sealed record BootSteps(IBootStep Guard, IBootStep Seed, IBootStep Marker, IBootStep Profile, GpuCheckStep Gpu, IBootStep Hooks, ExecStep Exec);
 
 /// <summary>How a boot ended: the exit code, why it failed, or what to execve.</summary>
 public sealed record BootOutcome(ExitCode ExitCode, string? FailureReason, ExecPlan? Exec, IReadOnlyList<StepRecord> Steps);
@@ -51,6 +51,9 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
 
             // 5. GPU check.
             failure ??= RunStep(steps.Gpu, context, records);
+
+            // 6. Hooks: setup.sh, first-boot.d, boot.d, requirements.txt; as the home's owner.
+            failure ??= RunStep(steps.Hooks, context, records);
 
             // 7. Exec COMMAND, when given: resolved here, replaced by Program once the logs are flushed.
             if (failure is null && context.Options.Command.Count > 0)

@@ -35,6 +35,7 @@ public static class CommandLine
         new("--log-format", "PACKET_LOG_FORMAT", "FORMAT", "simple", "simple, json or systemd (Microsoft.Extensions.Logging.Console formatters)", CommandSet.Boot | CommandSet.Gpu),
         new("--strict", "PACKET_STRICT=1", null, "off", "a failed step exits 1 instead of being logged as a warning", CommandSet.Boot),
         new("--lock-timeout", "PACKET_LOCK_TIMEOUT", "SECONDS", "600", "how long to wait while another agent seeds the same volume", CommandSet.Boot),
+        new("--hook-timeout", "PACKET_HOOK_TIMEOUT", "SECONDS", "600", "each boot hook is stopped after this long", CommandSet.Boot),
         new(null, "PACKET_TERMINATION_LOG", null, "/dev/termination-log", "where a failed boot writes its short reason (Kubernetes termination message)", CommandSet.Boot),
         new("--json", null, null, "off", "print the GPUs as JSON", CommandSet.Gpu),
     ];
@@ -54,6 +55,7 @@ public static class CommandLine
             "--version" or "-V" => new VersionCommand(),
             "boot" => ParseBoot(args, environment, passwdHome),
             "gpu" => ParseGpu(args, environment),
+            "run-as" => ParseRunAs(args),
             _ => throw new UsageException($"unknown command '{args[0]}'; expected boot or gpu. {HelpHint}"),
         };
     }
@@ -76,6 +78,7 @@ public static class CommandLine
             LogFormat = Choice(values, "--log-format", LogFormat.Simple),
             Strict = Switch(values, "--strict"),
             LockTimeout = Seconds(values, "--lock-timeout", 600),
+            HookTimeout = Seconds(values, "--hook-timeout", 600),
             TerminationLog = values.TryGetValue("PACKET_TERMINATION_LOG", out var log) ? log.Value : "/dev/termination-log",
             Command = command,
         });
@@ -96,6 +99,18 @@ public static class CommandLine
             LogFormat = Choice(values, "--log-format", LogFormat.Simple),
             Json = Switch(values, "--json"),
         });
+    }
+
+    private static RunAsCommand ParseRunAs(IReadOnlyList<string> args)
+    {
+        if (args.Count < 5 || args[3] != "--"
+            || !uint.TryParse(args[1], NumberStyles.None, CultureInfo.InvariantCulture, out uint uid)
+            || !uint.TryParse(args[2], NumberStyles.None, CultureInfo.InvariantCulture, out uint gid))
+        {
+            throw new UsageException("usage: packet-agent run-as UID GID -- COMMAND [ARGS...] (numeric ids)");
+        }
+
+        return new RunAsCommand(uid, gid, args.Skip(4).ToArray());
     }
 
     /// <summary>Collects each option's raw value and its source (the flag, or the environment variable).</summary>

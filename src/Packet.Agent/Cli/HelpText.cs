@@ -18,6 +18,7 @@ public static class HelpText
               packet-agent boot [options] [-- COMMAND [ARGS...]]
               packet-agent gpu [--json] [--nvidia-smi PATH] [--gpu-timeout SECONDS]
               packet-agent --help | --version
+              packet-agent run-as UID GID -- COMMAND [ARGS...]   (internal: how hooks drop root)
 
             boot runs, in order:
               1. guard    /workspace missing or not a directory: warn, skip steps 2-4 (the pod still starts)
@@ -27,7 +28,11 @@ public static class HelpText
               3. marker   /workspace/home/.packet-init, written last and atomically; delete it to re-seed
               4. profile  /workspace/bin exists; /workspace/home/.bashrc holds one managed PATH block
               5. gpu      nvidia-smi query (started at boot, so it overlaps the copy): one line per GPU
-              6. exec     with -- COMMAND: the agent becomes COMMAND (same PID), /workspace/bin on PATH
+              6. hooks    /workspace/setup.sh, .packet/first-boot.d/* (until each succeeded once),
+                          .packet/boot.d/*, requirements.txt into /workspace/venv (when it changed);
+                          run as the owner of /workspace/home, each with a time limit and a log in
+                          /workspace/.packet/logs; a failure is a warning
+              7. exec     with -- COMMAND: the agent becomes COMMAND (same PID), /workspace/bin on PATH
 
             gpu queries nvidia-smi and prints each GPU (index, name, uuid, memory, driver).
 
@@ -70,7 +75,7 @@ public static class HelpText
               any other: in exec mode the process is COMMAND, so this is its own exit code
 
             Logs go to standard error, one line per event, each naming its step (guard, seed, marker,
-            profile, gpu, exec); standard output is left to COMMAND and to 'gpu --json'.
+            profile, gpu, hooks, exec); standard output is left to COMMAND and to 'gpu --json'.
 
             """);
         return help.ToString();

@@ -40,6 +40,8 @@ public sealed record BootOptions
 
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    public TimeSpan HookTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
     public required string TerminationLog { get; init; }
 
     /// <summary>COMMAND and its arguments (after <c>--</c>); empty when the agent only boots.</summary>
@@ -66,6 +68,9 @@ public sealed record BootCommand(BootOptions Options) : ParsedCommand;
 public sealed record GpuCommand(GpuOptions Options) : ParsedCommand;
 
 public sealed record HelpCommand : ParsedCommand;
+
+/// <summary>Internal: run COMMAND as another user (how hooks drop root).</summary>
+public sealed record RunAsCommand(uint Uid, uint Gid, IReadOnlyList<string> Command) : ParsedCommand;
 
 public sealed record VersionCommand : ParsedCommand;
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using Packet.Agent.Gpu;
+using Packet.Agent.Hooks;
 
 namespace Packet.Agent.Json;
 
@@ -24,4 +25,5 @@ public sealed record GpuReport(IReadOnlyList<GpuInfo> Gpus, string? Error);
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(MarkerBody))]
 [JsonSerializable(typeof(GpuReport))]
+[JsonSerializable(typeof(HookState))]
 public sealed partial class AgentJson : JsonSerializerContext;

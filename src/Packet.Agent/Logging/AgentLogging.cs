@@ -37,8 +37,16 @@ public sealed class AgentLogging : IDisposable
     public static AgentLogging Create(LogFormat format)
     {
         const string Timestamp = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+        // Only the formatters' registrations are kept from what AddConsole registers: nothing else
+        // (configuration, filters, the factory) is needed, and each costs startup time under AOT.
+        var console = new ServiceCollection();
+        console.AddLogging(builder => builder.AddConsole());
         var services = new ServiceCollection();
-        services.AddLogging(builder => builder.AddConsole());
+        foreach (var formatter in console.Where(d => d.ServiceType == typeof(ConsoleFormatter)))
+        {
+            ((ICollection<ServiceDescriptor>)services).Add(formatter);
+        }
+
         services.AddSingleton<IOptionsMonitor<SimpleConsoleFormatterOptions>>(new FixedOptions<SimpleConsoleFormatterOptions>(new()
         {
             SingleLine = true,
@@ -54,14 +62,14 @@ public sealed class AgentLogging : IDisposable
         services.AddSingleton<IOptionsMonitor<ConsoleFormatterOptions>>(new FixedOptions<ConsoleFormatterOptions>(new()));
         var provider = services.BuildServiceProvider();
         var formatters = provider.GetServices<ConsoleFormatter>().ToArray();
-        var console = new ConsoleLoggerProvider(
+        var consoleProvider = new ConsoleLoggerProvider(
             new FixedOptions<ConsoleLoggerOptions>(new ConsoleLoggerOptions
             {
                 FormatterName = format.ToString().ToLowerInvariant(),
                 LogToStandardErrorThreshold = LogLevel.Trace,
             }),
             formatters);
-        return new AgentLogging(provider, console);
+        return new AgentLogging(provider, consoleProvider);
     }
 
     /// <summary>Writes out everything queued and stops the logger; safe to call more than once.</summary>

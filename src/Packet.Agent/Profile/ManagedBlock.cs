@@ -1,7 +1,8 @@
 namespace Packet.Agent.Profile;
 
 /// <summary>
-/// The managed block in the persisted <c>.bashrc</c> that puts <c>/workspace/bin</c> on PATH, in the
+/// The managed block in the persisted <c>.bashrc</c> that puts <c>/workspace/bin</c> on PATH (and the
+/// rest of <see cref="WorkspaceEnvironment"/>), in the
 /// style of conda's <c># &gt;&gt;&gt; conda initialize &gt;&gt;&gt;</c>: found by its marker lines, replaced in
 /// place when its content differs, appended when absent, never written twice. The bash script's
 /// legacy lines are recognised and replaced by the block, so PATH never gets a second entry.
@@ -14,19 +15,18 @@ public static class ManagedBlock
     public const string LegacyMarker = "# packet-persist marker";
     public const string LegacyExport = "export PATH=\"/workspace/bin:$PATH\"";
 
-    public static IReadOnlyList<string> Body(string binDirectory) => [$"export PATH=\"{binDirectory}:$PATH\""];
-
-    public static string Render(string binDirectory) => string.Join('\n', [Start, .. Body(binDirectory), End]);
+    public static string Render(IEnumerable<WorkspaceVariable> variables) =>
+        string.Join('\n', [Start, .. variables.Select(v => v.ShellLine), End]);
 
     /// <summary>
-    /// Returns <paramref name="text"/> with exactly one managed block for <paramref name="binDirectory"/>:
+    /// Returns <paramref name="text"/> with exactly one managed block setting <paramref name="variables"/>:
     /// the first block (or legacy pair) replaced in place, any others removed, or one appended.
     /// Returns the same string instance when nothing needs to change.
     /// </summary>
-    public static string Apply(string text, string binDirectory)
+    public static string Apply(string text, IEnumerable<WorkspaceVariable> variables)
     {
         var lines = SplitLines(text, out bool endsWithNewline);
-        var block = new[] { Start }.Concat(Body(binDirectory)).Append(End).ToArray();
+        var block = Render(variables).Split('\n');
         var result = new List<string>(lines.Count + block.Length + 1);
         bool placed = false;
         for (int i = 0; i < lines.Count; i++)

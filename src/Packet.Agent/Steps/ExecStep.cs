@@ -1,6 +1,7 @@
 using System.Collections;
 using Packet.Agent.Boot;
 using Packet.Agent.Exec;
+using Packet.Agent.Profile;
 
 namespace Packet.Agent.Steps;
 
@@ -9,14 +10,12 @@ public sealed record ExecDecision(ExecPlan? Plan, ExitCode FailureCode, string? 
 
 /// <summary>
 /// Step 7, the part that can be decided before the agent lets go: find COMMAND on the PATH it
-/// will have (with <c>/workspace/bin</c> first) and build its environment. The execve itself is
+/// will have (<see cref="WorkspaceEnvironment"/>: <c>/workspace/bin</c> first) and build its environment. The execve itself is
 /// done by <see cref="ProcessReplacer"/> once the logs are flushed.
 /// </summary>
-public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environment)
+public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environment, Func<string, bool> exists)
 {
     public const int Number = 7;
-
-    public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
     public ExecDecision Prepare(BootContext context)
     {
@@ -29,7 +28,7 @@ public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environ
 
         if (context.PersistenceAvailable)
         {
-            variables["PATH"] = PrependToPath(variables.GetValueOrDefault("PATH"), Path.Join(context.Options.Workspace, "bin"));
+            WorkspaceEnvironment.Apply(variables, WorkspaceEnvironment.For(context.Options.Workspace, exists));
         }
 
         var found = resolver.Resolve(command[0], variables.GetValueOrDefault("PATH"));
@@ -41,15 +40,5 @@ public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environ
 
         var plan = new ExecPlan(found.Path!, command, variables.Select(v => $"{v.Key}={v.Value}").ToArray());
         return new ExecDecision(plan, ExitCode.Success, null);
-    }
-
-    /// <summary>Puts <paramref name="directory"/> first on PATH, once (a second boot in the same shell must not stack it).</summary>
-    public static string PrependToPath(string? path, string directory)
-    {
-        // Unset PATH: what a login shell would have, not an empty search.
-        path = string.IsNullOrEmpty(path) ? DefaultPath : path;
-
-        var rest = path.Split(':').Where(entry => entry != directory);
-        return string.Join(':', new[] { directory }.Concat(rest));
     }
 }

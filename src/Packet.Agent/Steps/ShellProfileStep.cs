@@ -1,3 +1,4 @@
+using System.IO.Abstractions;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Mono.Unix.Native;
@@ -14,7 +15,7 @@ namespace Packet.Agent.Steps;
 /// owner and mode. Refuses to touch a symlink at home, .bashrc or bin (the agent runs as root on a
 /// volume users can write).
 /// </summary>
-public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBootStep
+public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSystem, ILogger logger) : IBootStep
 {
     private const int MaxProfileBytes = 1024 * 1024;
     private const FilePermissions NewProfileMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
@@ -57,16 +58,17 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
 
             byte[]? current = home.ReadFile(WorkspaceLayout.ShellProfile, MaxProfileBytes, out var profileStat);
             string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
-            string updated = ManagedBlock.Apply(text, binDirectory);
+            var variables = WorkspaceEnvironment.For(context.Options.Workspace, path => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path));
+            string updated = ManagedBlock.Apply(text, variables);
             string profilePath = home.PathOf(WorkspaceLayout.ShellProfile);
             if (ReferenceEquals(updated, text))
             {
-                return StepResult.Ok($"{profilePath} already puts {binDirectory} on PATH");
+                return StepResult.Ok($"{profilePath} already has the workspace block");
             }
 
             if (current is not null && !IsValidUtf8(current))
             {
-                return StepResult.Problem($"{profilePath} is not UTF-8 text; left as it is. Add the block yourself:\n{ManagedBlock.Render(binDirectory)}");
+                return StepResult.Problem($"{profilePath} is not UTF-8 text; left as it is. Add the block yourself:\n{ManagedBlock.Render(variables)}");
             }
 
             // A new .bashrc belongs to the home's owner; an existing one keeps its own owner and mode.
@@ -75,8 +77,8 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
                 : (profileStat.st_uid, profileStat.st_gid, profileStat.st_mode & FilePermissions.ALLPERMS);
             home.ReplaceFile(WorkspaceLayout.ShellProfile, Encoding.UTF8.GetBytes(updated), uid, gid, mode);
             return StepResult.Ok(current is null
-                ? $"created {profilePath} with the PATH block for {binDirectory}"
-                : $"updated the PATH block in {profilePath} for {binDirectory}");
+                ? $"created {profilePath} with the workspace block ({string.Join(", ", variables.Select(v => v.Name).Distinct())})"
+                : $"updated the workspace block in {profilePath} ({string.Join(", ", variables.Select(v => v.Name).Distinct())})");
         }
         catch (IOException e)
         {

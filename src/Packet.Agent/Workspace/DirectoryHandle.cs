@@ -137,6 +137,13 @@ public sealed class DirectoryHandle : IDisposable
         }
     }
 
+    /// <summary>Creates or truncates a file for writing (not through a symlink); returns its descriptor.</summary>
+    public int CreateFile(string name, FilePermissions mode) =>
+        PosixException.Check(
+            _posix.OpenAt(Fd, name, OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_TRUNC | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, mode),
+            "create",
+            PathOf(name));
+
     /// <summary>
     /// Replaces (or creates) a file atomically: a temporary file beside it, written, given its
     /// owner and mode, fsync'ed, renamed over the name, and the directory fsync'ed. A crash leaves

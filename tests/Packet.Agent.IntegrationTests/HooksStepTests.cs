@@ -1,0 +1,203 @@
+using System.Collections;
+using Microsoft.Extensions.Logging.Abstractions;
+using Mono.Unix.Native;
+using Packet.Agent.Boot;
+using Packet.Agent.Cli;
+using Packet.Agent.Exec;
+using Packet.Agent.Hooks;
+using Packet.Agent.Posix;
+using Packet.Agent.Steps;
+using Packet.Agent.TestSupport;
+using Xunit;
+
+namespace Packet.Agent.IntegrationTests;
+
+/// <summary>The hooks step's decisions (what runs, in which order, what is remembered) on a real workspace, with a recording runner.</summary>
+public sealed class HooksStepTests : IDisposable
+{
+    private readonly TempDirectory _dir = new("hooks");
+    private readonly RecordingRunner _runner = new();
+
+    public HooksStepTests()
+    {
+        Workspace = _dir.Create("workspace");
+        Directory.CreateDirectory(Path.Join(Workspace, "home"));
+    }
+
+    private string Workspace { get; }
+
+    public void Dispose() => _dir.Dispose();
+
+    private StepResult Run()
+    {
+        var fileSystem = new System.IO.Abstractions.FileSystem();
+        var resolver = new CommandResolver(fileSystem, path => Syscall.access(path, AccessModes.X_OK) == 0);
+        var step = new HooksStep(PosixSystem.Instance, fileSystem, _runner, resolver, NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
+        var options = new BootOptions { Workspace = Workspace, Home = "/root", NvidiaSmi = "x", TerminationLog = "/t", HookTimeout = TimeSpan.FromSeconds(7) };
+        return step.Run(new BootContext(options) { PersistenceAvailable = true, HomeSeeded = true });
+    }
+
+    private void Hook(string folder, string name, string body = "exit 0", string mode = "755") =>
+        HomeFixture.Write(Workspace, $".packet/{folder}/{name}", "#!/bin/sh\n" + body + "\n", mode);
+
+    [Fact]
+    public void Without_hooks_the_step_is_skipped_and_the_hook_folders_are_made_for_the_user()
+    {
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Skipped, result.Outcome);
+        Assert.Empty(_runner.Runs);
+        Assert.True(Directory.Exists(Path.Join(Workspace, ".packet/boot.d")));
+        Assert.True(Directory.Exists(Path.Join(Workspace, ".packet/first-boot.d")));
+    }
+
+    [Fact]
+    public void Setup_then_first_boot_then_boot_hooks_run_in_lexical_order_with_the_timeout()
+    {
+        HomeFixture.Write(Workspace, "setup.sh", "#!/bin/sh\n", mode: "755");
+        Hook("boot.d", "20-b");
+        Hook("boot.d", "10-a");
+        Hook("first-boot.d", "50-once");
+
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.Equal(["setup.sh", "first-boot.d/50-once", "boot.d/10-a", "boot.d/20-b"], _runner.Runs.Select(r => r.Hook.Name));
+        Assert.All(_runner.Runs, r => Assert.Equal(TimeSpan.FromSeconds(7), r.Timeout));
+        Assert.All(_runner.Runs, r => Assert.Equal(Workspace, r.WorkingDirectory));
+    }
+
+    [Fact]
+    public void A_setup_script_without_its_execute_bit_still_runs_through_the_shell()
+    {
+        HomeFixture.Write(Workspace, "setup.sh", "echo hi\n", mode: "644");
+
+        Run();
+
+        var run = Assert.Single(_runner.Runs);
+        Assert.Equal("/bin/bash", run.Hook.Program);
+        Assert.Equal([Path.Join(Workspace, "setup.sh")], run.Hook.Arguments);
+    }
+
+    [Fact]
+    public void Non_executables_and_editor_leftovers_in_a_hook_folder_do_not_run()
+    {
+        Hook("boot.d", "10-run");
+        Hook("boot.d", "20-not-executable", mode: "644");
+        Hook("boot.d", "30-backup~");
+        Hook("boot.d", ".hidden");
+
+        Run();
+
+        Assert.Equal(["boot.d/10-run"], _runner.Runs.Select(r => r.Hook.Name));
+    }
+
+    [Fact]
+    public void A_first_boot_hook_runs_until_it_succeeds_then_again_only_when_edited()
+    {
+        Hook("first-boot.d", "10-install");
+        _runner.Fail("first-boot.d/10-install");
+
+        var failed = Run();
+        _runner.Succeed("first-boot.d/10-install");
+        Run();
+        Run();
+        Hook("first-boot.d", "10-install", "echo edited");
+        Run();
+
+        Assert.Equal(StepOutcome.Warning, failed.Outcome);
+        Assert.Contains("first-boot.d/10-install exited with code 3", failed.Summary);
+        Assert.Contains("/.packet/logs/first-boot.d-10-install.log", failed.Summary);
+        Assert.Equal(3, _runner.Runs.Count(r => r.Hook.Name == "first-boot.d/10-install"));
+    }
+
+    [Fact]
+    public void Boot_hooks_run_every_boot_and_one_failure_does_not_stop_the_others()
+    {
+        Hook("boot.d", "10-fails");
+        Hook("boot.d", "20-runs");
+        _runner.Fail("boot.d/10-fails");
+
+        var first = Run();
+        Run();
+
+        Assert.Equal(StepOutcome.Warning, first.Outcome);
+        Assert.Equal(2, _runner.Runs.Count(r => r.Hook.Name == "boot.d/20-runs"));
+    }
+
+    [Fact]
+    public void Requirements_are_installed_into_the_venv_only_when_they_change()
+    {
+        HomeFixture.Write(Workspace, "requirements.txt", "numpy==2.0\n");
+        // The recording runner does not run python: it makes the venv's python appear as the real one would.
+        _runner.OnRun = run =>
+        {
+            if (run.Hook.Name == "venv")
+            {
+                HomeFixture.Write(Workspace, "venv/bin/python", string.Empty, mode: "755");
+            }
+        };
+
+        Run();
+        Run();
+        HomeFixture.Write(Workspace, "requirements.txt", "numpy==2.1\n");
+        Run();
+
+        Assert.Equal(["venv", "requirements.txt", "requirements.txt"], _runner.Runs.Select(r => r.Hook.Name));
+        var venv = _runner.Runs[0];
+        Assert.Equal(["-m", "venv", "--system-site-packages", Path.Join(Workspace, "venv")], venv.Hook.Arguments);
+        var pip = _runner.Runs[1];
+        Assert.Equal(Path.Join(Workspace, "venv/bin/pip"), pip.Hook.Program);
+        Assert.Equal(Path.Join(Workspace, ".cache/pip"), pip.Environment["PIP_CACHE_DIR"]);
+        Assert.StartsWith(Path.Join(Workspace, "venv/bin") + ":" + Path.Join(Workspace, "bin") + ":", pip.Environment["PATH"]);
+    }
+
+    [Fact]
+    public void A_failed_install_is_tried_again_next_boot()
+    {
+        HomeFixture.Write(Workspace, "requirements.txt", "torch\n");
+        HomeFixture.Write(Workspace, "venv/bin/python", string.Empty, mode: "755");
+        _runner.Fail("requirements.txt");
+
+        Assert.Equal(StepOutcome.Warning, Run().Outcome);
+        Run();
+
+        Assert.Equal(2, _runner.Runs.Count(r => r.Hook.Name == "requirements.txt"));
+    }
+
+    [RootFact]
+    public void Hooks_run_as_the_owner_of_the_persisted_home()
+    {
+        Require.Root();
+        ChildProcess.MustSucceed("chown", $"{Platform.StrangerUid}:{Platform.StrangerGid}", Path.Join(Workspace, "home"));
+        Hook("boot.d", "10-a");
+
+        Run();
+
+        Assert.Equal(new HookIdentity(Platform.StrangerUid, Platform.StrangerGid), Assert.Single(_runner.Runs).Identity);
+        Assert.Equal(Platform.StrangerUid, new Mono.Unix.UnixFileInfo(Path.Join(Workspace, ".packet/first-boot.d")).OwnerUserId); // made by the agent, for the user
+    }
+
+    private sealed record RecordedRun(HookRun Hook, HookIdentity Identity, IReadOnlyDictionary<string, string> Environment, string WorkingDirectory, TimeSpan Timeout);
+
+    private sealed class RecordingRunner : IHookRunner
+    {
+        private readonly HashSet<string> _failing = [];
+
+        public List<RecordedRun> Runs { get; } = [];
+
+        public Action<RecordedRun>? OnRun { get; set; }
+
+        public void Fail(string hook) => _failing.Add(hook);
+
+        public void Succeed(string hook) => _failing.Remove(hook);
+
+        public HookOutcome Run(HookRun hook, HookIdentity identity, IReadOnlyDictionary<string, string> environment, string workingDirectory, TimeSpan timeout, Action<string> onLine)
+        {
+            var run = new RecordedRun(hook, identity, environment, workingDirectory, timeout);
+            Runs.Add(run);
+            OnRun?.Invoke(run);
+            return new HookOutcome(_failing.Contains(hook.Name) ? 3 : 0, false, TimeSpan.FromMilliseconds(1));
+        }
+    }
+}
