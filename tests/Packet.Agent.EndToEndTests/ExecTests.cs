@@ -112,4 +112,44 @@ public sealed class ExecTests : IDisposable
         Assert.Equal("command-output", lines[^1]);
         Assert.Contains("boot[0] boot finished", lines[^2]);
     }
+
+    [RootFact]
+    public void As_root_the_live_home_becomes_a_link_to_the_persisted_home_before_the_command_runs()
+    {
+        Require.Root();
+        HomeFixture.Write(_scratch.Home, ".profile", "from the image\n");
+
+        var result = _scratch.Boot(
+            command: ["sh", "-c", $"readlink {_scratch.Home}; echo $HOME; cat {_scratch.Home}/.profile"],
+            environment: new Dictionary<string, string?> { ["HOME"] = _scratch.Home });
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal($"{_scratch.PersistedHome}\n{_scratch.Home}\nfrom the image\n", result.StandardOutput);
+        Assert.Contains(result.ErrorLines, line => line.Contains($"info: exec[7] linked {_scratch.Home} to {_scratch.PersistedHome}", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Link_home_off_leaves_the_live_home_and_HOME_alone()
+    {
+        var result = _scratch.Boot(["--link-home", "off"], ["sh", "-c", "echo $HOME"], new Dictionary<string, string?> { ["HOME"] = "/original-home" });
+
+        Assert.Equal("/original-home\n", result.StandardOutput);
+        Assert.True(Directory.Exists(_scratch.Home) && new DirectoryInfo(_scratch.Home).LinkTarget is null);
+    }
+
+    [RootFact]
+    public void A_non_root_agent_gives_the_command_HOME_and_says_how_to_wire_every_shell()
+    {
+        Require.Root();
+        ChildProcess.MustSucceed("chown", "-R", $"{Platform.Nobody}:{Platform.Nobody}", _scratch.Home, _scratch.Workspace);
+
+        var result = ChildProcess.Run("setpriv", [
+            $"--reuid={Platform.Nobody}", $"--regid={Platform.Nobody}", "--clear-groups", "--",
+            RepositoryPaths.AgentBinary, "boot", "--workspace", _scratch.Workspace, "--home", _scratch.Home, "--gpu", "off", "--", "sh", "-c", "echo $HOME"]);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal(_scratch.PersistedHome + "\n", result.StandardOutput);
+        Assert.Contains(result.ErrorLines, line => line.Contains("warn: exec[7] HOME=", StringComparison.Ordinal) && line.Contains("not root", StringComparison.Ordinal));
+        Assert.Null(new DirectoryInfo(_scratch.Home).LinkTarget);
+    }
 }

@@ -68,7 +68,17 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
                 else
                 {
                     exec = decision.Plan;
-                    Log.Executing(loggers.CreateLogger("exec"), exec.Path, string.Join(' ', exec.Arguments.Skip(1)));
+                    var execLog = loggers.CreateLogger("exec");
+                    if (decision.Home is { IsWarning: true } fallback)
+                    {
+                        Log.HomeNotLinked(execLog, fallback.Summary);
+                    }
+                    else if (decision.Home is { } wired)
+                    {
+                        Log.HomeLinked(execLog, wired.Summary);
+                    }
+
+                    Log.Executing(execLog, exec.Path, string.Join(' ', exec.Arguments.Skip(1)));
                 }
             }
         }
@@ -140,6 +150,12 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
 
         [LoggerMessage(EventId = ExecStep.Number, Level = LogLevel.Error, Message = "{Reason}")]
         public static partial void CommandUnavailable(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = ExecStep.Number, Level = LogLevel.Information, Message = "{Summary}")]
+        public static partial void HomeLinked(ILogger logger, string summary);
+
+        [LoggerMessage(EventId = ExecStep.Number, Level = LogLevel.Warning, Message = "{Summary}")]
+        public static partial void HomeNotLinked(ILogger logger, string summary);
 
         [LoggerMessage(EventId = 0, Level = LogLevel.Information, Message = "boot finished in {Duration} with {Warnings} warnings: {Outline}")]
         public static partial void Finished(ILogger logger, string duration, int warnings, string outline);

@@ -36,6 +36,7 @@ public static class CommandLine
         new("--strict", "PACKET_STRICT=1", null, "off", "a failed step exits 1 instead of being logged as a warning", CommandSet.Boot),
         new("--lock-timeout", "PACKET_LOCK_TIMEOUT", "SECONDS", "600", "how long to wait while another agent seeds the same volume", CommandSet.Boot),
         new("--hook-timeout", "PACKET_HOOK_TIMEOUT", "SECONDS", "600", "each boot hook is stopped after this long", CommandSet.Boot),
+        new("--link-home", "PACKET_LINK_HOME", "MODE", "auto", "exec mode: auto replaces the live home with a link to /workspace/home when it can (root, ordinary directory), else sets HOME for COMMAND; off leaves both alone", CommandSet.Boot),
         new(null, "PACKET_TERMINATION_LOG", null, "/dev/termination-log", "where a failed boot writes its short reason (Kubernetes termination message)", CommandSet.Boot),
         new("--json", null, null, "off", "print the GPUs as JSON", CommandSet.Gpu),
     ];
@@ -79,6 +80,7 @@ public static class CommandLine
             Strict = Switch(values, "--strict"),
             LockTimeout = Seconds(values, "--lock-timeout", 600),
             HookTimeout = Seconds(values, "--hook-timeout", 600),
+            LinkHome = Choice(values, "--link-home", LinkHomeMode.Auto),
             TerminationLog = values.TryGetValue("PACKET_TERMINATION_LOG", out var log) ? log.Value : "/dev/termination-log",
             Command = command,
         });

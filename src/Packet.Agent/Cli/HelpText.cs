@@ -32,7 +32,8 @@ public static class HelpText
                           .packet/boot.d/*, requirements.txt into /workspace/venv (when it changed);
                           run as the owner of /workspace/home, each with a time limit and a log in
                           /workspace/.packet/logs; a failure is a warning
-              7. exec     with -- COMMAND: the agent becomes COMMAND (same PID), /workspace/bin on PATH
+              7. exec     with -- COMMAND: the live home is linked to /workspace/home (--link-home), then
+                          the agent becomes COMMAND (same PID), /workspace/bin on PATH
 
             gpu queries nvidia-smi and prints each GPU (index, name, uuid, memory, driver).
 

@@ -21,6 +21,16 @@ public enum LogFormat
     Systemd,
 }
 
+/// <summary><c>--link-home</c>: whether exec mode may replace the live home with a link to the persisted one.</summary>
+public enum LinkHomeMode
+{
+    /// <summary>Link when possible (root, ordinary directory), else set HOME for COMMAND.</summary>
+    Auto,
+
+    /// <summary>Leave the live home and HOME alone.</summary>
+    Off,
+}
+
 /// <summary>Everything <c>packet-agent boot</c> was asked to do, validated.</summary>
 public sealed record BootOptions
 {
@@ -41,6 +51,8 @@ public sealed record BootOptions
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
     public TimeSpan HookTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    public LinkHomeMode LinkHome { get; init; } = LinkHomeMode.Auto;
 
     public required string TerminationLog { get; init; }
 

@@ -60,9 +60,33 @@ public static unsafe class ProcessReplacer
     private static List<int> OpenDescriptors()
     {
         var descriptors = new List<int>();
-        foreach (string entry in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
+        try
         {
-            if (int.TryParse(Path.GetFileName(entry), out int fd))
+            foreach (string entry in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
+            {
+                if (int.TryParse(Path.GetFileName(entry), out int fd))
+                {
+                    descriptors.Add(fd);
+                }
+            }
+
+            return descriptors;
+        }
+        catch (IOException)
+        {
+            // No /proc (a bare chroot): ask each descriptor number up to the limit instead.
+            return ProbeDescriptors();
+        }
+    }
+
+    private static unsafe List<int> ProbeDescriptors()
+    {
+        LibC.RLimit limit;
+        ulong highest = LibC.getrlimit(LibC.RLIMIT_NOFILE, &limit) == 0 ? Math.Min(limit.Current, 65536UL) : 1024UL;
+        var descriptors = new List<int>();
+        for (int fd = 0; fd < (int)highest; fd++)
+        {
+            if (LibC.fcntl(fd, LibC.F_GETFD, 0) >= 0)
             {
                 descriptors.Add(fd);
             }

@@ -63,9 +63,6 @@ internal static unsafe partial class LibC
     internal static partial int getrlimit(int resource, RLimit* limit);
 
     [LibraryImport("libc", SetLastError = true)]
-    internal static partial int setrlimit(int resource, RLimit* limit);
-
-    [LibraryImport("libc", SetLastError = true)]
     internal static partial nint signal(int signal, nint handler);
 
     [LibraryImport("libc", SetLastError = true)]

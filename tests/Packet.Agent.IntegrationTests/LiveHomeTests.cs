@@ -1,0 +1,93 @@
+using Packet.Agent.Exec;
+using Packet.Agent.Posix;
+using Packet.Agent.TestSupport;
+using Xunit;
+
+namespace Packet.Agent.IntegrationTests;
+
+/// <summary>Wiring the live home to the persisted one, on a real file system.</summary>
+public sealed class LiveHomeTests : IDisposable
+{
+    private readonly TempDirectory _dir = new("live-home");
+
+    public LiveHomeTests()
+    {
+        Live = _dir.Create("root");
+        Persisted = _dir.Create("workspace/home");
+        HomeFixture.Write(Live, ".image-file", "from the image");
+    }
+
+    private string Live { get; }
+
+    private string Persisted { get; }
+
+    public void Dispose() => _dir.Dispose();
+
+    [RootFact]
+    public void As_root_an_ordinary_home_is_moved_aside_and_replaced_by_a_link()
+    {
+        Require.Root();
+
+        var wiring = new LiveHome(PosixSystem.Instance, _ => false).Wire(Live, Persisted);
+
+        Assert.False(wiring.IsWarning, wiring.Summary);
+        Assert.Null(wiring.HomeForCommand);
+        Assert.Equal(Persisted, new FileInfo(Live).LinkTarget);
+        Assert.Equal("from the image", File.ReadAllText(Path.Join(Live + LiveHome.ImageSuffix, ".image-file")));
+        Assert.Contains($"the image's home was moved to {Live}{LiveHome.ImageSuffix}", wiring.Summary);
+    }
+
+    [RootFact]
+    public void A_home_already_linked_is_left_as_it_is()
+    {
+        Require.Root();
+        var liveHome = new LiveHome(PosixSystem.Instance, _ => false);
+        liveHome.Wire(Live, Persisted);
+
+        var again = liveHome.Wire(Live, Persisted);
+
+        Assert.Equal($"{Live} already links to {Persisted}", again.Summary);
+        Assert.False(Directory.Exists(Live + LiveHome.ImageSuffix + "-"), "nothing moved twice");
+    }
+
+    [RootFact]
+    public void A_mounted_home_is_not_replaced_and_the_command_gets_HOME_instead()
+    {
+        Require.Root();
+
+        var wiring = new LiveHome(PosixSystem.Instance, path => path == Live).Wire(Live, Persisted);
+
+        Assert.True(wiring.IsWarning);
+        Assert.Equal(Persisted, wiring.HomeForCommand);
+        Assert.Contains("is a mount point", wiring.Summary);
+        Assert.Contains("mount the volume's home at", wiring.Summary);
+        Assert.True(File.Exists(Path.Join(Live, ".image-file")));
+    }
+
+    [RootFact]
+    public void A_home_that_is_the_volume_itself_needs_nothing()
+    {
+        Require.Root();
+        Directory.Delete(Live, recursive: true);
+        Directory.CreateDirectory(Live);
+        ChildProcess.MustSucceed("mount", "--bind", Persisted, Live);
+        try
+        {
+            var wiring = new LiveHome(PosixSystem.Instance, MountTable.IsMountPoint).Wire(Live, Persisted);
+
+            Assert.False(wiring.IsWarning);
+            Assert.Contains("already is the persisted home", wiring.Summary);
+        }
+        finally
+        {
+            ChildProcess.MustSucceed("umount", Live);
+        }
+    }
+
+    [Fact]
+    public void The_mount_table_knows_the_root_and_not_a_plain_directory()
+    {
+        Assert.True(MountTable.IsMountPoint("/"));
+        Assert.False(MountTable.IsMountPoint(Live));
+    }
+}
