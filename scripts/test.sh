@@ -13,6 +13,8 @@ mkdir -p "$results"
 
 "$root/scripts/build.sh" "$bin"
 export PACKET_AGENT_BIN="$bin/packet-agent"
+# Validators for the Kubernetes manifests and the Dockerfile (versions pinned in package-lock.json).
+npm ci --prefix "$root/tests/tools" --no-audit --no-fund --loglevel=error >/dev/null
 
 dotnet build "$root/Packet.Agent.sln" --nologo -v quiet -c Release
 
