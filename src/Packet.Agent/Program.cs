@@ -76,7 +76,7 @@ internal static partial class Agent
                 new ShellProfileStep(posix, fileSystem, loggers.CreateLogger("profile")),
                 gpu,
                 new HooksStep(posix, fileSystem, new HookRunner(posix, Environment.ProcessPath!), resolver, loggers.CreateLogger("hooks"), Environment.GetEnvironmentVariables),
-                new ExecStep(resolver, Environment.GetEnvironmentVariables, path => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path), new LiveHome(posix, MountTable.IsMountPoint)));
+                new ExecStep(resolver, Environment.GetEnvironmentVariables, path => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path), new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer)));
             outcome = new BootSequence(steps, loggers).Run(new BootContext(options));
             if (outcome.FailureReason is { } reason)
             {

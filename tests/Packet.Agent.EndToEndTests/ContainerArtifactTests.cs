@@ -117,13 +117,15 @@ public sealed partial class ContainerArtifactTests : IDisposable
             File.Copy(RepositoryPaths.AgentBinary, Path.Join(install, "packet-agent"));
             File.Copy(Path.Join(Path.GetDirectoryName(RepositoryPaths.AgentBinary)!, "libMonoPosixHelper.so"), Path.Join(install, "libMonoPosixHelper.so"));
             Directory.CreateDirectory(Path.Join(install, "workspace"));
+            HomeFixture.Write(install, "home/.bashrc", "# bullseye\n");
             string inside = install[sysroot.Length..];
 
-            var result = ChildProcess.Run("chroot", [sysroot, $"{inside}/packet-agent", "boot", "--workspace", $"{inside}/workspace", "--home", "/etc/skel", "--gpu", "off", "--", "/bin/sh", "-c", "ldd --version | head -1"]);
+            var result = ChildProcess.Run("chroot", [sysroot, $"{inside}/packet-agent", "boot", "--workspace", $"{inside}/workspace", "--home", $"{inside}/home", "--gpu", "off", "--", "/bin/sh", "-c", "ldd --version | head -1"]);
 
             Assert.True(result.ExitCode == 0, result.ToString());
             Assert.Contains("2.31", result.StandardOutput);
-            Assert.True(File.Exists(Path.Join(install, "workspace/home/.packet-init")));
+            Assert.True(File.Exists(Path.Join(install, "workspace/home/.packet-init")), result.ToString());
+            Assert.Equal(Path.Join(inside, "workspace/home"), new DirectoryInfo(Path.Join(install, "home")).LinkTarget);
         }
         finally
         {

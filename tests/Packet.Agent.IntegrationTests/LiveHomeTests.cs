@@ -28,7 +28,7 @@ public sealed class LiveHomeTests : IDisposable
     {
         Require.Root();
 
-        var wiring = new LiveHome(PosixSystem.Instance, _ => false).Wire(Live, Persisted);
+        var wiring = new LiveHome(PosixSystem.Instance, _ => false, () => true).Wire(Live, Persisted);
 
         Assert.False(wiring.IsWarning, wiring.Summary);
         Assert.Null(wiring.HomeForCommand);
@@ -41,7 +41,7 @@ public sealed class LiveHomeTests : IDisposable
     public void A_home_already_linked_is_left_as_it_is()
     {
         Require.Root();
-        var liveHome = new LiveHome(PosixSystem.Instance, _ => false);
+        var liveHome = new LiveHome(PosixSystem.Instance, _ => false, () => true);
         liveHome.Wire(Live, Persisted);
 
         var again = liveHome.Wire(Live, Persisted);
@@ -55,7 +55,7 @@ public sealed class LiveHomeTests : IDisposable
     {
         Require.Root();
 
-        var wiring = new LiveHome(PosixSystem.Instance, path => path == Live).Wire(Live, Persisted);
+        var wiring = new LiveHome(PosixSystem.Instance, path => path == Live, () => true).Wire(Live, Persisted);
 
         Assert.True(wiring.IsWarning);
         Assert.Equal(Persisted, wiring.HomeForCommand);
@@ -73,7 +73,7 @@ public sealed class LiveHomeTests : IDisposable
         ChildProcess.MustSucceed("mount", "--bind", Persisted, Live);
         try
         {
-            var wiring = new LiveHome(PosixSystem.Instance, MountTable.IsMountPoint).Wire(Live, Persisted);
+            var wiring = new LiveHome(PosixSystem.Instance, MountTable.IsMountPoint, () => true).Wire(Live, Persisted);
 
             Assert.False(wiring.IsWarning);
             Assert.Contains("already is the persisted home", wiring.Summary);
@@ -89,5 +89,18 @@ public sealed class LiveHomeTests : IDisposable
     {
         Assert.True(MountTable.IsMountPoint("/"));
         Assert.False(MountTable.IsMountPoint(Live));
+    }
+
+    [RootFact]
+    public void Outside_a_container_the_home_is_never_replaced()
+    {
+        Require.Root();
+
+        var wiring = new LiveHome(PosixSystem.Instance, _ => false, () => false).Wire(Live, Persisted);
+
+        Assert.True(wiring.IsWarning);
+        Assert.Equal(Persisted, wiring.HomeForCommand);
+        Assert.Contains("not a container", wiring.Summary);
+        Assert.Null(new DirectoryInfo(Live).LinkTarget);
     }
 }

@@ -45,7 +45,7 @@ public sealed class BootSequenceTests
             var fileSystem = FakeFileSystem.With("/usr/bin/nvidia-smi", "/usr/bin/bash", "/usr/bin/notes.txt");
             var resolver = FakeFileSystem.Resolver(fileSystem, Executables);
             var gpu = new GpuCheckStep(new NvidiaSmi(new FakeProcessRunner(Smi), resolver, () => "/usr/bin"), NullLogger.Instance, options.Gpu);
-            var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, fileSystem.Directory.Exists, new LiveHome(Posix.PosixSystem.Instance, _ => false));
+            var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, fileSystem.Directory.Exists, new LiveHome(Posix.PosixSystem.Instance, _ => false, () => true));
             var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, Hooks, exec);
             return new BootSequence(steps, NullLoggerFactory.Instance).Run(new BootContext(options));
         }

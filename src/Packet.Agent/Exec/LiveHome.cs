@@ -17,7 +17,12 @@ public sealed record HomeWiring(string? HomeForCommand, string Summary, bool IsW
 /// shell (kubectl exec, ssh, Jupyter terminals) lands there. Otherwise COMMAND gets
 /// <c>HOME=/workspace/home</c>, and the log says why and how to wire it for every shell.
 /// </summary>
-public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint)
+/// <remarks>
+/// Only inside a container (Docker's <c>/.dockerenv</c>, Podman's <c>/run/.containerenv</c>, or a
+/// Kubernetes pod's <c>KUBERNETES_SERVICE_HOST</c>): on an ordinary machine a root shell running
+/// the agent by hand must never find its <c>/root</c> replaced.
+/// </remarks>
+public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func<bool> inContainer)
 {
     public const string ImageSuffix = ".packet-image";
     private const int AtCurrentDirectory = -100;
@@ -44,6 +49,11 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint)
             return Fallback(liveHome, persistedHome, "the agent is not root, so it cannot replace the live home");
         }
 
+        if (!inContainer())
+        {
+            return Fallback(liveHome, persistedHome, "this is not a container, and outside one the agent never replaces a home");
+        }
+
         if (found >= 0 && !IsType(live, FilePermissions.S_IFDIR))
         {
             return Fallback(liveHome, persistedHome, $"{liveHome} is not a directory");
@@ -55,11 +65,26 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint)
         }
 
         string? movedTo = null;
+        bool removed = false;
         if (found >= 0)
         {
             movedTo = AsideName(liveHome);
             int moved = posix.RenameAt(AtCurrentDirectory, liveHome, AtCurrentDirectory, movedTo, noReplace: true);
-            if (moved < 0)
+            if (moved < 0 && PosixException.ErrnoOf(moved) == Errno.EXDEV)
+            {
+                // overlayfs without redirect_dir cannot move a directory of the image's layer. The
+                // container's view of it is discardable: the image keeps the original, the volume the
+                // seeded copy, and every container start begins from the image again.
+                movedTo = null;
+                int cleared = RemoveTree(liveHome);
+                if (cleared < 0)
+                {
+                    return Fallback(liveHome, persistedHome, $"it could not be moved aside (EXDEV: overlayfs) nor cleared: {PosixException.Describe(PosixException.ErrnoOf(cleared))}");
+                }
+
+                removed = true;
+            }
+            else if (moved < 0)
             {
                 return Fallback(liveHome, persistedHome, $"moving it aside failed: {PosixException.Describe(PosixException.ErrnoOf(moved))}");
             }
@@ -77,9 +102,12 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint)
             return Fallback(liveHome, persistedHome, $"creating the link failed: {PosixException.Describe(errno)}");
         }
 
-        return new HomeWiring(null, movedTo is null
-            ? $"linked {liveHome} to {persistedHome}"
-            : $"linked {liveHome} to {persistedHome}; the image's home was moved to {movedTo}");
+        return new HomeWiring(null, (movedTo, removed) switch
+        {
+            ({ } aside, _) => $"linked {liveHome} to {persistedHome}; the image's home was moved to {aside}",
+            (null, true) => $"linked {liveHome} to {persistedHome}; this container's view of the image's home was cleared (overlayfs cannot move it; the image keeps it)",
+            _ => $"linked {liveHome} to {persistedHome}",
+        });
     }
 
     private static HomeWiring Fallback(string liveHome, string persistedHome, string why) => new(
@@ -87,6 +115,25 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint)
         $"HOME={persistedHome} for the command only: {why}. Shells started another way (kubectl exec) still get {liveHome}; "
         + $"to wire them too, mount the volume's home at {liveHome} (a subPath mount, see container/k8s/pod-init-container.yaml) or run the agent as root",
         IsWarning: true);
+
+    private int RemoveTree(string path)
+    {
+        string parent = Path.GetDirectoryName(path) ?? "/";
+        int parentFd = posix.OpenAt(AtCurrentDirectory, parent, OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC, 0);
+        if (parentFd < 0)
+        {
+            return parentFd;
+        }
+
+        try
+        {
+            return Copy.TreeRemover.RemoveChild(posix, parentFd, Path.GetFileName(path));
+        }
+        finally
+        {
+            posix.Close(parentFd);
+        }
+    }
 
     private string AsideName(string liveHome)
     {
@@ -97,6 +144,14 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint)
     }
 
     private static bool IsType(in Stat stat, FilePermissions type) => (stat.st_mode & FilePermissions.S_IFMT) == type;
+}
+
+/// <summary>Whether the agent runs inside a container, by the marks container runtimes leave.</summary>
+public static class ContainerDetection
+{
+    public static bool IsContainer() =>
+        File.Exists("/.dockerenv") || File.Exists("/run/.containerenv")
+        || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST"));
 }
 
 /// <summary>Whether a path is a mount point, from the kernel's own table (<c>/proc/self/mountinfo</c>).</summary>
