@@ -120,7 +120,11 @@ public sealed partial class ContainerArtifactTests : IDisposable
             HomeFixture.Write(install, "home/.bashrc", "# bullseye\n");
             string inside = install[sysroot.Length..];
 
-            var result = ChildProcess.Run("chroot", [sysroot, $"{inside}/packet-agent", "boot", "--workspace", $"{inside}/workspace", "--home", $"{inside}/home", "--gpu", "off", "--", "/bin/sh", "-c", "ldd --version | head -1"]);
+            // KUBERNETES_SERVICE_HOST: a pod's mark, so the agent links the home as it would in one.
+            var result = ChildProcess.Run(
+                "chroot",
+                [sysroot, $"{inside}/packet-agent", "boot", "--workspace", $"{inside}/workspace", "--home", $"{inside}/home", "--gpu", "off", "--", "/bin/sh", "-c", "ldd --version | head -1"],
+                new Dictionary<string, string?> { ["KUBERNETES_SERVICE_HOST"] = "10.96.0.1" });
 
             Assert.True(result.ExitCode == 0, result.ToString());
             Assert.Contains("2.31", result.StandardOutput);
