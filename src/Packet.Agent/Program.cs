@@ -11,6 +11,7 @@ using Packet.Agent.Gpu;
 using Packet.Agent.Hooks;
 using Packet.Agent.Json;
 using Packet.Agent.Logging;
+using Packet.Agent.Operations;
 using Packet.Agent.Posix;
 using Packet.Agent.Steps;
 
@@ -32,6 +33,8 @@ return command switch
     HelpCommand => PrintHelp(),
     VersionCommand => PrintVersion(),
     BootCommand boot => Agent.Boot(boot.Options),
+    StatusCommand status => Agent.Status(status.Options),
+    ResetHomeCommand reset => Agent.ResetHome(reset.Options),
     GpuCommand gpu => Agent.QueryGpus(gpu.Options),
     RunAsCommand runAs => UserSwitch.Run(runAs.Uid, runAs.Gid, runAs.Command, new CommandResolver(new FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0)),
     _ => throw new InvalidOperationException($"unhandled command {command}"),
@@ -69,15 +72,15 @@ internal static partial class Agent
             var posix = PosixSystem.Instance;
             var resolver = new CommandResolver(fileSystem, IsExecutable);
             using var gpu = new GpuCheckStep(NvidiaSmi(resolver), loggers.CreateLogger("gpu"), options.Gpu);
-            var steps = new BootSteps(
-                new GuardStep(fileSystem),
-                new SeedHomeStep(posix, loggers.CreateLogger("seed"), new CopyOptions { PreserveOwnership = posix.EffectiveUserId == 0 }, ProgressInterval),
-                new MarkerStep(posix, TimeProvider.System),
-                new ShellProfileStep(posix, fileSystem, loggers.CreateLogger("profile")),
-                gpu,
-                new HooksStep(posix, fileSystem, new HookRunner(posix, Environment.ProcessPath!), resolver, loggers.CreateLogger("hooks"), Environment.GetEnvironmentVariables),
-                new ExecStep(resolver, Environment.GetEnvironmentVariables, path => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path), new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer)));
-            outcome = new BootSequence(steps, loggers).Run(new BootContext(options));
+            var hooks = new HooksStep(posix, fileSystem, new HookRunner(posix, Environment.ProcessPath!), resolver, loggers.CreateLogger("hooks"), Environment.GetEnvironmentVariables);
+            var steps = Steps(loggers, fileSystem, resolver, gpu, hooks);
+            outcome = new BootSequence(steps, loggers, new BootReportWriter(posix), TimeProvider.System).Run(new BootContext(options));
+            if (options.DryRun)
+            {
+                PrintPlan(outcome, options);
+                return (int)outcome.ExitCode;
+            }
+
             if (outcome.FailureReason is { } reason)
             {
                 bool configured = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("PACKET_TERMINATION_LOG"));
@@ -101,6 +104,20 @@ internal static partial class Agent
         }
 
         return (int)(errno == Errno.ENOENT ? ExitCode.CommandNotFound : ExitCode.CommandNotExecutable);
+    }
+
+    /// <summary>The dry run's plan on standard output: one line per step, then the command that would run.</summary>
+    private static void PrintPlan(BootOutcome outcome, BootOptions options)
+    {
+        foreach (var step in outcome.Steps)
+        {
+            Console.Out.WriteLine($"{step.Name}: {step.Summary}");
+        }
+
+        if (options.Command.Count > 0)
+        {
+            Console.Out.WriteLine($"exec: would replace the agent with {string.Join(' ', options.Command)}");
+        }
     }
 
     public static int QueryGpus(GpuOptions options)
@@ -130,6 +147,86 @@ internal static partial class Agent
         return (int)ExitCode.Success;
     }
 
+    /// <summary>The boot's steps, built on the real adapters; reset-home passes its own hooks step.</summary>
+    private static BootSteps Steps(ILoggerFactory loggers, FileSystem fileSystem, CommandResolver resolver, GpuCheckStep gpu, IBootStep hooks)
+    {
+        var posix = PosixSystem.Instance;
+        bool Exists(string path) => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path);
+        return new BootSteps(
+            new GuardStep(fileSystem),
+            new SeedHomeStep(posix, loggers.CreateLogger("seed"), new CopyOptions { PreserveOwnership = posix.EffectiveUserId == 0 }, ProgressInterval),
+            new MarkerStep(posix, TimeProvider.System),
+            new ShellProfileStep(posix, fileSystem, loggers.CreateLogger("profile")),
+            gpu,
+            hooks,
+            new ExecStep(resolver, Environment.GetEnvironmentVariables, Exists, new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer)));
+    }
+
+    public static int Status(StatusOptions options)
+    {
+        var fileSystem = new FileSystem();
+        string workspace = fileSystem.Directory.Exists(options.Workspace)
+            ? fileSystem.Directory.ResolveLinkTarget(options.Workspace, returnFinalTarget: true)?.FullName ?? options.Workspace
+            : options.Workspace;
+        var report = new WorkspaceStatus(fileSystem, MountTable.Describe, Space).Gather(workspace, options.Home);
+        Console.Out.Write(options.Json
+            ? JsonSerializer.Serialize(report, AgentJson.Default.StatusReport) + "\n"
+            : WorkspaceStatus.Render(report));
+        return (int)(report.Attention.Count == 0 ? ExitCode.Success : ExitCode.BootFailed);
+    }
+
+    public static int ResetHome(ResetHomeOptions options)
+    {
+        var boot = options.Boot;
+        using var logging = AgentLogging.Create(boot.LogFormat);
+        var logger = logging.Factory.CreateLogger("reset-home");
+        if (!Directory.Exists(boot.Workspace))
+        {
+            Log.ResetFailed(logger, $"{boot.Workspace} does not exist: there is no home to reset");
+            return (int)ExitCode.BootFailed;
+        }
+
+        ResetOutcome moved;
+        try
+        {
+            moved = new HomeReset(PosixSystem.Instance, TimeProvider.System).MoveAside(boot.Workspace, boot.Home, boot.DryRun);
+        }
+        catch (IOException e)
+        {
+            Log.ResetFailed(logger, e.Message);
+            return (int)ExitCode.BootFailed;
+        }
+
+        Console.Out.WriteLine(moved.Message);
+        if (!moved.Done)
+        {
+            Log.ResetFailed(logger, moved.Message);
+            return (int)ExitCode.BootFailed;
+        }
+
+        if (boot.DryRun)
+        {
+            return (int)ExitCode.Success;
+        }
+
+        if (options.AtNextBoot)
+        {
+            Console.Out.WriteLine("the next boot seeds a fresh home");
+            return (int)ExitCode.Success;
+        }
+
+        // Seed now: the boot's own persistence steps (no GPU check, no hooks, no command).
+        var fileSystem = new FileSystem();
+        var resolver = new CommandResolver(fileSystem, IsExecutable);
+        using var gpu = new GpuCheckStep(NvidiaSmi(resolver), logging.Factory.CreateLogger("gpu"), GpuMode.Off);
+        var steps = Steps(logging.Factory, fileSystem, resolver, gpu, new NotRunStep("hooks", 6, "not part of reset-home; they run at the next boot"));
+        var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance), TimeProvider.System).Run(new BootContext(boot));
+        return (int)outcome.ExitCode;
+    }
+
+    private static (long Free, long Total)? Space(string path) =>
+        Syscall.statvfs(path, out var volume) == 0 ? ((long)(volume.f_bavail * volume.f_frsize), (long)(volume.f_blocks * volume.f_frsize)) : null;
+
     private static NvidiaSmi NvidiaSmi(CommandResolver resolver) =>
         new(new ProcessRunner(), resolver, () => Environment.GetEnvironmentVariable("PATH"));
 
@@ -145,5 +242,8 @@ internal static partial class Agent
 
         [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "{Problem}")]
         public static partial void GpuProblem(ILogger logger, string problem);
+
+        [LoggerMessage(EventId = 0, Level = LogLevel.Error, Message = "{Reason}")]
+        public static partial void ResetFailed(ILogger logger, string reason);
     }
 }

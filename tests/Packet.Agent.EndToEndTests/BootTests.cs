@@ -6,7 +6,11 @@ namespace Packet.Agent.EndToEndTests;
 
 public sealed class BootTests : IDisposable
 {
-    private static string Block(string workspace) => $"# >>> packet-persist >>>\nexport PATH=\"{workspace}/bin:$PATH\"\n# <<< packet-persist <<<\n";
+    private static string Block(string workspace) =>
+        $"# >>> packet-persist >>>\nexport PATH=\"{workspace}/bin:$PATH\"\n{Banner(workspace)}\n# <<< packet-persist <<<\n";
+
+    private static string Banner(string workspace) =>
+        $"case $- in *i*) [ -s \"{workspace}/.packet/last-boot.warnings\" ] && echo \"packet-agent: $(cat \"{workspace}/.packet/last-boot.warnings\"); run: packet-agent status\" >&2;; esac";
 
     private readonly Scratch _scratch = new();
 
@@ -120,7 +124,7 @@ public sealed class BootTests : IDisposable
         Assert.False(File.Exists(Path.Join(_scratch.PersistedHome, "image-file")), "an empty marker is a valid marker: no re-seed");
         Assert.Equal("mine", File.ReadAllText(Path.Join(_scratch.PersistedHome, "users-file")));
         var lines = File.ReadAllLines(Path.Join(_scratch.PersistedHome, ".bashrc"));
-        Assert.Equal(["alias x=y", "# >>> packet-persist >>>", $"export PATH=\"{_scratch.Workspace}/bin:$PATH\"", "# <<< packet-persist <<<"], lines);
+        Assert.Equal(["alias x=y", "# >>> packet-persist >>>", $"export PATH=\"{_scratch.Workspace}/bin:$PATH\"", Banner(_scratch.Workspace), "# <<< packet-persist <<<"], lines);
     }
 
     [Fact]

@@ -4,6 +4,8 @@ using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Exec;
 using Packet.Agent.Gpu;
+using Packet.Agent.Json;
+using Packet.Agent.Operations;
 using Packet.Agent.Steps;
 using Xunit;
 
@@ -40,6 +42,8 @@ public sealed class BootSequenceTests
 
         public string[] Executables { get; init; } = ["/usr/bin/nvidia-smi", "/usr/bin/bash"];
 
+        public List<BootReport> Reports { get; } = [];
+
         public BootOutcome Run(BootOptions options)
         {
             var fileSystem = FakeFileSystem.With("/usr/bin/nvidia-smi", "/usr/bin/bash", "/usr/bin/notes.txt");
@@ -47,7 +51,8 @@ public sealed class BootSequenceTests
             var gpu = new GpuCheckStep(new NvidiaSmi(new FakeProcessRunner(Smi), resolver, () => "/usr/bin"), NullLogger.Instance, options.Gpu);
             var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, fileSystem.Directory.Exists, new LiveHome(Posix.PosixSystem.Instance, _ => false, () => true));
             var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, Hooks, exec);
-            return new BootSequence(steps, NullLoggerFactory.Instance).Run(new BootContext(options));
+            var writer = new FakeReportWriter(Reports);
+            return new BootSequence(steps, NullLoggerFactory.Instance, writer, TimeProvider.System).Run(new BootContext(options));
         }
     }
 
@@ -167,5 +172,39 @@ public sealed class BootSequenceTests
         Assert.Equal(exitCode, outcome.ExitCode);
         Assert.Null(outcome.Exec);
         Assert.Contains($"cannot run {command}", outcome.FailureReason);
+    }
+
+    [Fact]
+    public void Each_boot_with_a_workspace_leaves_a_report_of_its_steps()
+    {
+        var harness = new Harness { Hooks = new FakeStep("hooks", 6, StepResult.Problem("setup.sh exited with code 3")) };
+
+        harness.Run(Options());
+
+        var report = Assert.Single(harness.Reports);
+        Assert.Equal("warnings", report.Outcome);
+        Assert.Equal(["guard", "seed", "marker", "profile", "gpu", "hooks"], report.Steps.Select(s => s.Name));
+        Assert.Equal("warning", report.Steps[^1].Outcome);
+        Assert.Equal(["hooks: setup.sh exited with code 3"], report.Warnings);
+        Assert.Equal("NVIDIA A100", Assert.Single(report.Gpus).Name);
+    }
+
+    [Fact]
+    public void Without_a_workspace_or_in_a_dry_run_no_report_is_written()
+    {
+        var harness = new Harness { Guard = new FakeStep("guard", 1, StepResult.Problem("no workspace")) };
+        harness.Run(Options());
+        new Harness().Run(Options() with { DryRun = true });
+
+        Assert.Empty(harness.Reports);
+    }
+
+    private sealed class FakeReportWriter(List<BootReport> reports) : IBootReportWriter
+    {
+        public string? Write(string workspace, BootReport report)
+        {
+            reports.Add(report);
+            return null;
+        }
     }
 }

@@ -110,7 +110,7 @@ public sealed class CommandLineTests
     [InlineData(new[] { "boot", "bash" }, "unexpected argument 'bash': put the command to run after '--'")]
     [InlineData(new[] { "boot", "--" }, "'--' must be followed by the command to run")]
     [InlineData(new[] { "gpu", "--workspace", "/x" }, "unknown option '--workspace' for 'gpu'")]
-    [InlineData(new[] { "deploy" }, "unknown command 'deploy'; expected boot or gpu")]
+    [InlineData(new[] { "deploy" }, "unknown command 'deploy'; expected boot, status, gpu or reset-home")]
     [InlineData(new string[0], "no command given")]
     public void A_bad_command_line_is_a_usage_error_that_names_the_value_and_what_is_accepted(string[] args, string expected)
     {

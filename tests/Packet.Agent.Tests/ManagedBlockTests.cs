@@ -101,4 +101,13 @@ public sealed class ManagedBlockTests
         Assert.StartsWith("a\n# >>> packet-persist >>>\nexport PATH=\"/workspace/bin:$PATH\"\nexport HF_HOME=", after);
         Assert.EndsWith("# <<< packet-persist <<<\nb\n", after);
     }
+
+    [Fact]
+    public void The_block_ends_with_a_banner_that_only_interactive_shells_show_and_only_after_warnings()
+    {
+        string block = ManagedBlock.Render(Bin, "/workspace/.packet/last-boot.warnings");
+
+        Assert.Contains("case $- in *i*) [ -s \"/workspace/.packet/last-boot.warnings\" ] && echo", block);
+        Assert.EndsWith("run: packet-agent status\" >&2;; esac\n# <<< packet-persist <<<", block);
+    }
 }

@@ -15,6 +15,9 @@ public sealed class BootContext(BootOptions options)
     /// <summary>The persisted home is complete: its marker was there, or has just been written.</summary>
     public bool HomeSeeded { get; set; }
 
+    /// <summary>Dry run: the seed step found that a seed would run (the marker and profile steps plan after it).</summary>
+    public bool SeedPlanned { get; set; }
+
     /// <summary>Set by the seed step when it copied the home in this boot; the marker step records it.</summary>
     public CopyReport? SeedReport { get; set; }
 

@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Packet.Agent.Exec;
+using Packet.Agent.Json;
+using Packet.Agent.Operations;
 using Packet.Agent.Steps;
 
 namespace Packet.Agent.Boot;
@@ -14,12 +16,13 @@ public sealed record BootOutcome(ExitCode ExitCode, string? FailureReason, ExecP
 /// The boot, in CONTRACT.md's order. This is the one place that decides what a step's problem
 /// means (its policy, and --strict); no step exits the process or decides for the others.
 /// </summary>
-public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers)
+public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers, IBootReportWriter reports, TimeProvider clock)
 {
     private readonly ILogger _log = loggers.CreateLogger("boot");
 
     public BootOutcome Run(BootContext context)
     {
+        var startedAt = clock.GetUtcNow();
         var started = System.Diagnostics.Stopwatch.StartNew();
         var records = new List<StepRecord>();
         string? failure = null;
@@ -78,7 +81,15 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
                         Log.HomeLinked(execLog, wired.Summary);
                     }
 
-                    Log.Executing(execLog, exec.Path, string.Join(' ', exec.Arguments.Skip(1)));
+                    if (context.Options.DryRun)
+                    {
+                        Log.WouldExecute(execLog, exec.Path, string.Join(' ', exec.Arguments.Skip(1)));
+                        exec = null;
+                    }
+                    else
+                    {
+                        Log.Executing(execLog, exec.Path, string.Join(' ', exec.Arguments.Skip(1)));
+                    }
                 }
             }
         }
@@ -90,6 +101,15 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
         if (failure is not null && exitCode == ExitCode.Success)
         {
             exitCode = ExitCode.BootFailed;
+        }
+
+        if (context.PersistenceAvailable && !context.Options.DryRun)
+        {
+            var report = Report(context, records, exitCode, startedAt, started.Elapsed);
+            if (reports.Write(context.Options.Workspace, report) is { } notWritten)
+            {
+                Log.ReportNotWritten(_log, notWritten);
+            }
         }
 
         string outline = string.Join(", ", records.Select(r => $"{r.Name} {r.Outcome.ToString().ToLowerInvariant()}"));
@@ -104,6 +124,24 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
         }
 
         return new BootOutcome(exitCode, failure, exec, records);
+    }
+
+    private BootReport Report(BootContext context, List<StepRecord> records, ExitCode exitCode, DateTimeOffset startedAt, TimeSpan duration)
+    {
+        var warnings = records.Where(r => r.Outcome is StepOutcome.Warning or StepOutcome.Failed).Select(r => $"{r.Name}: {r.Summary}").ToArray();
+        string outcome = exitCode != ExitCode.Success ? "failed" : warnings.Length > 0 ? "warnings" : "ok";
+        return new BootReport(
+            AgentInfo.Name,
+            AgentInfo.Version,
+            context.Options.ImageVersion,
+            startedAt,
+            Math.Round(duration.TotalSeconds, 3),
+            (int)exitCode,
+            outcome,
+            records.Select(r => new StepReport(r.Name, r.Outcome.ToString().ToLowerInvariant(), Math.Round(r.Duration.TotalSeconds, 3), r.Summary)).ToArray(),
+            context.SeedReport is { } seed ? MarkerStep.Counts(seed) : null,
+            steps.Gpu.Gpus,
+            warnings);
     }
 
     /// <summary>Runs one step, logs its outcome, and returns the reason the boot must stop, if it must.</summary>
@@ -151,13 +189,19 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
         [LoggerMessage(EventId = ExecStep.Number, Level = LogLevel.Error, Message = "{Reason}")]
         public static partial void CommandUnavailable(ILogger logger, string reason);
 
+        [LoggerMessage(EventId = ExecStep.Number, Level = LogLevel.Information, Message = "would replace the agent with {Command} {Arguments} (dry run: not started)")]
+        public static partial void WouldExecute(ILogger logger, string command, string arguments);
+
         [LoggerMessage(EventId = ExecStep.Number, Level = LogLevel.Information, Message = "{Summary}")]
         public static partial void HomeLinked(ILogger logger, string summary);
 
         [LoggerMessage(EventId = ExecStep.Number, Level = LogLevel.Warning, Message = "{Summary}")]
         public static partial void HomeNotLinked(ILogger logger, string summary);
 
-        [LoggerMessage(EventId = 0, Level = LogLevel.Information, Message = "boot finished in {Duration} with {Warnings} warnings: {Outline}")]
+        [LoggerMessage(EventId = 0, Level = LogLevel.Warning, Message = "{Reason}")]
+        public static partial void ReportNotWritten(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 0, Level = LogLevel.Information, Message = "boot finished in {Duration}, warnings: {Warnings}; {Outline}")]
         public static partial void Finished(ILogger logger, string duration, int warnings, string outline);
 
         [LoggerMessage(EventId = 0, Level = LogLevel.Error, Message = "boot failed after {Duration} (exit {ExitCode}): {Outline}")]

@@ -45,3 +45,15 @@ public interface IBootStep
 
 /// <summary>What a step did and how long it took, for the end-of-boot summary.</summary>
 public sealed record StepRecord(string Name, StepOutcome Outcome, string Summary, TimeSpan Duration);
+
+/// <summary>A step a command leaves out on purpose (reset-home runs no hooks), reported as skipped with the reason.</summary>
+public sealed class NotRunStep(string name, int number, string reason) : IBootStep
+{
+    public string Name => name;
+
+    public int Number => number;
+
+    public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
+
+    public StepResult Run(BootContext context) => StepResult.Skipped(reason);
+}

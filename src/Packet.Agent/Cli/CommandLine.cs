@@ -9,6 +9,8 @@ public enum CommandSet
     None = 0,
     Boot = 1,
     Gpu = 2,
+    Status = 4,
+    ResetHome = 8,
 }
 
 /// <summary>One option: its flag, its environment variable, its default, what it means. Parsing and --help both read this table.</summary>
@@ -27,18 +29,22 @@ public static class CommandLine
 {
     public static readonly IReadOnlyList<OptionSpec> Options =
     [
-        new("--workspace", "PACKET_WORKSPACE", "PATH", "/workspace", "where the persistent volume is mounted (absolute path)", CommandSet.Boot),
-        new("--home", "PACKET_HOME", "PATH", "$HOME, else the passwd entry of the current user", "the home directory to seed from", CommandSet.Boot),
+        new("--workspace", "PACKET_WORKSPACE", "PATH", "/workspace", "where the persistent volume is mounted (absolute path)", CommandSet.Boot | CommandSet.Status | CommandSet.ResetHome),
+        new("--home", "PACKET_HOME", "PATH", "$HOME, else the passwd entry of the current user", "the home directory to seed from", CommandSet.Boot | CommandSet.Status | CommandSet.ResetHome),
         new("--gpu", "PACKET_GPU", "MODE", "auto", "auto: check and warn; require: a missing or unhealthy GPU fails the boot; off: skip", CommandSet.Boot),
         new("--nvidia-smi", "PACKET_NVIDIA_SMI", "PATH", "nvidia-smi on PATH", "the nvidia-smi to run", CommandSet.Boot | CommandSet.Gpu),
         new("--gpu-timeout", "PACKET_GPU_TIMEOUT", "SECONDS", "15", "nvidia-smi is killed after this long (it can hang on a broken driver)", CommandSet.Boot | CommandSet.Gpu),
-        new("--log-format", "PACKET_LOG_FORMAT", "FORMAT", "simple", "simple, json or systemd (Microsoft.Extensions.Logging.Console formatters)", CommandSet.Boot | CommandSet.Gpu),
+        new("--log-format", "PACKET_LOG_FORMAT", "FORMAT", "simple", "simple, json or systemd (Microsoft.Extensions.Logging.Console formatters)", CommandSet.Boot | CommandSet.Gpu | CommandSet.ResetHome),
         new("--strict", "PACKET_STRICT=1", null, "off", "a failed step exits 1 instead of being logged as a warning", CommandSet.Boot),
         new("--lock-timeout", "PACKET_LOCK_TIMEOUT", "SECONDS", "600", "how long to wait while another agent seeds the same volume", CommandSet.Boot),
         new("--hook-timeout", "PACKET_HOOK_TIMEOUT", "SECONDS", "600", "each boot hook is stopped after this long", CommandSet.Boot),
         new("--link-home", "PACKET_LINK_HOME", "MODE", "auto", "exec mode: auto replaces the live home with a link to /workspace/home when it can (root, ordinary directory), else sets HOME for COMMAND; off leaves both alone", CommandSet.Boot),
+        new("--dry-run", null, null, "off", "report what would be done; change nothing", CommandSet.Boot | CommandSet.ResetHome),
+        new("--at-next-boot", null, null, "off", "reset-home: move the home aside now, seed at the next boot", CommandSet.ResetHome),
+        new("--no-upgrade", "PACKET_UPGRADE=off", null, "upgrade on", "do not bring image changes into a seeded home", CommandSet.Boot),
         new(null, "PACKET_TERMINATION_LOG", null, "/dev/termination-log", "where a failed boot writes its short reason (Kubernetes termination message)", CommandSet.Boot),
-        new("--json", null, null, "off", "print the GPUs as JSON", CommandSet.Gpu),
+        new(null, "PACKET_IMAGE_VERSION", null, "unset", "set by the image build; a change tells the agent the image's home may have changed", CommandSet.Boot),
+        new("--json", null, null, "off", "print the GPUs (gpu) or the status (status) as JSON", CommandSet.Gpu | CommandSet.Status),
     ];
 
     private const string HelpHint = "Run 'packet-agent --help' for the commands and options.";
@@ -47,7 +53,7 @@ public static class CommandLine
     {
         if (args.Count == 0)
         {
-            throw new UsageException($"no command given; expected boot or gpu. {HelpHint}");
+            throw new UsageException($"no command given; expected boot, status, gpu or reset-home. {HelpHint}");
         }
 
         return args[0] switch
@@ -56,20 +62,43 @@ public static class CommandLine
             "--version" or "-V" => new VersionCommand(),
             "boot" => ParseBoot(args, environment, passwdHome),
             "gpu" => ParseGpu(args, environment),
+            "status" => ParseStatus(args, environment, passwdHome),
+            "reset-home" => ParseResetHome(args, environment, passwdHome),
             "run-as" => ParseRunAs(args),
-            _ => throw new UsageException($"unknown command '{args[0]}'; expected boot or gpu. {HelpHint}"),
+            _ => throw new UsageException($"unknown command '{args[0]}'; expected boot, status, gpu or reset-home. {HelpHint}"),
         };
     }
 
     private static ParsedCommand ParseBoot(IReadOnlyList<string> args, IEnvironment environment, Func<string?> passwdHome)
     {
         var values = ReadFlags(args, CommandSet.Boot, environment, out var command, out bool help);
-        if (help)
-        {
-            return new HelpCommand();
-        }
+        return help ? new HelpCommand() : new BootCommand(BootOptionsFrom(values, environment, passwdHome, command));
+    }
 
-        return new BootCommand(new BootOptions
+    private static ParsedCommand ParseStatus(IReadOnlyList<string> args, IEnvironment environment, Func<string?> passwdHome)
+    {
+        var values = ReadFlags(args, CommandSet.Status, environment, out _, out bool help);
+        return help ? new HelpCommand() : new StatusCommand(new StatusOptions
+        {
+            Workspace = AbsolutePath(values, "--workspace") ?? "/workspace",
+            Home = AbsolutePath(values, "--home") ?? DefaultHome(environment, passwdHome),
+            Json = Switch(values, "--json"),
+        });
+    }
+
+    private static ParsedCommand ParseResetHome(IReadOnlyList<string> args, IEnvironment environment, Func<string?> passwdHome)
+    {
+        var values = ReadFlags(args, CommandSet.ResetHome, environment, out _, out bool help);
+        return help ? new HelpCommand() : new ResetHomeCommand(new ResetHomeOptions
+        {
+            Boot = BootOptionsFrom(values, environment, passwdHome, []) with { Gpu = GpuMode.Off },
+            AtNextBoot = Switch(values, "--at-next-boot"),
+        });
+    }
+
+    private static BootOptions BootOptionsFrom(Dictionary<string, (string Value, string Source)> values, IEnvironment environment, Func<string?> passwdHome, IReadOnlyList<string> command)
+    {
+        return new BootOptions
         {
             Workspace = AbsolutePath(values, "--workspace") ?? "/workspace",
             Home = AbsolutePath(values, "--home") ?? DefaultHome(environment, passwdHome),
@@ -82,8 +111,11 @@ public static class CommandLine
             HookTimeout = Seconds(values, "--hook-timeout", 600),
             LinkHome = Choice(values, "--link-home", LinkHomeMode.Auto),
             TerminationLog = values.TryGetValue("PACKET_TERMINATION_LOG", out var log) ? log.Value : "/dev/termination-log",
+            DryRun = Switch(values, "--dry-run"),
+            Upgrade = Upgrade(values),
+            ImageVersion = values.TryGetValue("PACKET_IMAGE_VERSION", out var image) ? image.Value : null,
             Command = command,
-        });
+        };
     }
 
     private static ParsedCommand ParseGpu(IReadOnlyList<string> args, IEnvironment environment)
@@ -243,7 +275,23 @@ public static class CommandLine
         return TimeSpan.FromSeconds(seconds);
     }
 
-    private static bool Switch(Dictionary<string, (string Value, string Source)> values, string flag)
+    /// <summary>On by default; <c>--no-upgrade</c> turns it off, and so does <c>PACKET_UPGRADE=off</c> (which also takes on).</summary>
+    private static bool Upgrade(Dictionary<string, (string Value, string Source)> values)
+    {
+        if (!values.TryGetValue("--no-upgrade", out var given))
+        {
+            return true;
+        }
+
+        return given.Source != "--no-upgrade" && Switch(values, "--no-upgrade", inverted: true);
+    }
+
+    /// <summary>
+    /// A switch: given as a flag it is on; from its variable, 1/true/yes/on or 0/false/no/off.
+    /// <paramref name="inverted"/> reads a variable that names the opposite of the flag
+    /// (<c>PACKET_UPGRADE=on</c> for <c>--no-upgrade</c> off) and returns the variable's own value.
+    /// </summary>
+    private static bool Switch(Dictionary<string, (string Value, string Source)> values, string flag, bool inverted = false)
     {
         if (!values.TryGetValue(flag, out var given))
         {
@@ -254,7 +302,7 @@ public static class CommandLine
         {
             "1" or "true" or "yes" or "on" => true,
             "0" or "false" or "no" or "off" => false,
-            _ => throw Invalid(given, "1 or 0 (true/false, yes/no, on/off)"),
+            _ => throw Invalid(given, inverted ? "on or off (1/0, true/false, yes/no)" : "1 or 0 (true/false, yes/no, on/off)"),
         };
     }
 

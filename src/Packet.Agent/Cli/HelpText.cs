@@ -5,6 +5,11 @@ namespace Packet.Agent.Cli;
 /// <summary>What <c>packet-agent --help</c> prints: the contract, in the terminal. Options come from <see cref="CommandLine.Options"/>.</summary>
 public static class HelpText
 {
+    private static string Commands(CommandSet commands) => string.Join(", ", new (CommandSet Set, string Name)[]
+    {
+        (CommandSet.Boot, "boot"), (CommandSet.Status, "status"), (CommandSet.Gpu, "gpu"), (CommandSet.ResetHome, "reset-home"),
+    }.Where(c => commands.HasFlag(c.Set)).Select(c => c.Name));
+
     public static string Render()
     {
         var help = new StringBuilder();
@@ -16,7 +21,9 @@ public static class HelpText
 
             Usage:
               packet-agent boot [options] [-- COMMAND [ARGS...]]
+              packet-agent status [--json]
               packet-agent gpu [--json] [--nvidia-smi PATH] [--gpu-timeout SECONDS]
+              packet-agent reset-home [--at-next-boot] [--dry-run]
               packet-agent --help | --version
               packet-agent run-as UID GID -- COMMAND [ARGS...]   (internal: how hooks drop root)
 
@@ -35,7 +42,13 @@ public static class HelpText
               7. exec     with -- COMMAND: the live home is linked to /workspace/home (--link-home), then
                           the agent becomes COMMAND (same PID), /workspace/bin on PATH
 
+            status shows the workspace (mounted? free space), the home (seeded when, by which version),
+            the PATH block, the live home, the last boot (/workspace/.packet/last-boot.json) and its
+            GPUs, and what needs attention (exit 1 when something does). --json is stable.
             gpu queries nvidia-smi and prints each GPU (index, name, uuid, memory, driver).
+            reset-home moves /workspace/home to /workspace/home.bak-<UTC time> (never deletes it) and
+            seeds a fresh home now, or at the next boot with --at-next-boot; it refuses while another
+            agent holds the workspace lock.
 
             Options (each also read from its environment variable; the flag wins):
 
@@ -56,12 +69,7 @@ public static class HelpText
 
             help.AppendLine();
             help.Append("      ").Append(spec.Description).Append(". Default: ").Append(spec.Default).Append('.');
-            if (spec.Commands != CommandSet.Boot)
-            {
-                help.Append(" (").Append(spec.Commands == CommandSet.Gpu ? "gpu" : "boot, gpu").Append(')');
-            }
-
-            help.AppendLine();
+            help.Append(" (").Append(Commands(spec.Commands)).Append(')').AppendLine();
         }
 
         help.Append("""

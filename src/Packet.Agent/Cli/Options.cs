@@ -54,6 +54,15 @@ public sealed record BootOptions
 
     public LinkHomeMode LinkHome { get; init; } = LinkHomeMode.Auto;
 
+    /// <summary>Report what would be done; change nothing.</summary>
+    public bool DryRun { get; init; }
+
+    /// <summary>Bring image changes into a seeded home (off: <c>--no-upgrade</c>, <c>PACKET_UPGRADE=off</c>).</summary>
+    public bool Upgrade { get; init; } = true;
+
+    /// <summary><c>PACKET_IMAGE_VERSION</c>, set by the image build: a change means the image's home may have changed.</summary>
+    public string? ImageVersion { get; init; }
+
     public required string TerminationLog { get; init; }
 
     /// <summary>COMMAND and its arguments (after <c>--</c>); empty when the agent only boots.</summary>
@@ -72,12 +81,35 @@ public sealed record GpuOptions
     public bool Json { get; init; }
 }
 
+/// <summary>What <c>packet-agent status</c> was asked to do.</summary>
+public sealed record StatusOptions
+{
+    public required string Workspace { get; init; }
+
+    public required string Home { get; init; }
+
+    public bool Json { get; init; }
+}
+
+/// <summary>What <c>packet-agent reset-home</c> was asked to do.</summary>
+public sealed record ResetHomeOptions
+{
+    public required BootOptions Boot { get; init; }
+
+    /// <summary>Only move the home aside; the next boot seeds.</summary>
+    public bool AtNextBoot { get; init; }
+}
+
 /// <summary>A parsed command line.</summary>
 public abstract record ParsedCommand;
 
 public sealed record BootCommand(BootOptions Options) : ParsedCommand;
 
 public sealed record GpuCommand(GpuOptions Options) : ParsedCommand;
+
+public sealed record StatusCommand(StatusOptions Options) : ParsedCommand;
+
+public sealed record ResetHomeCommand(ResetHomeOptions Options) : ParsedCommand;
 
 public sealed record HelpCommand : ParsedCommand;
 

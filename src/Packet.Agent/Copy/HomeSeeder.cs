@@ -37,13 +37,39 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
     private const FilePermissions StateMode = FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH;
     private const FilePermissions PrivateMode = FilePermissions.S_IRWXU;
 
+    /// <summary>What a seed would do, found without changing anything: the dry run's plan and the seed's first step.</summary>
+    public SeedPlan Survey(DirectoryHandle workspace, DirectoryHandle source)
+    {
+        PosixException.Check(posix.FStat(workspace.Fd, out var workspaceStat), "stat", workspace.Path);
+        using var existingHome = workspace.TryOpenDirectory(WorkspaceLayout.Home);
+        using var state = workspace.TryOpenDirectory(WorkspaceLayout.State);
+        using var staging = state?.TryOpenDirectory(WorkspaceLayout.Staging);
+        bool resuming = staging?.Exists(WorkspaceLayout.Home) == true;
+        var toCopy = new TreeScanner(posix).Scan(source.Fd, existingHome?.Fd ?? -1, (workspaceStat.st_dev, workspaceStat.st_ino));
+        PosixException.Check(posix.FStatVfs(workspace.Fd, out var volume), "statvfs", workspace.Path);
+        return new SeedPlan(existingHome is not null, resuming, toCopy, (long)(volume.f_bavail * volume.f_frsize));
+    }
+
+    /// <summary>Why a plan cannot be carried out (the home does not fit), or null.</summary>
+    public static string? Obstacle(SeedPlan plan, string workspacePath) =>
+        // What a resumed copy already staged is in use, so the check only applies to a fresh start.
+        !plan.Resuming && plan.ToCopy.AllocatedBytes > plan.FreeBytes
+            ? $"the home needs {Units.Bytes(plan.ToCopy.AllocatedBytes)} ({plan.ToCopy.AllocatedBytes} bytes) but {workspacePath} has {Units.Bytes(plan.FreeBytes)} ({plan.FreeBytes} bytes) free"
+            : null;
+
     public SeedOutcome Seed(DirectoryHandle workspace, DirectoryHandle source, ISeedObserver observer)
     {
+        var plan = Survey(workspace, source);
+        observer.Planned(plan);
+        if (Obstacle(plan, workspace.Path) is { } obstacle)
+        {
+            return new SeedOutcome(null, $"{obstacle}; nothing was copied and the home is not marked");
+        }
+
         PosixException.Check(posix.FStat(workspace.Fd, out var workspaceStat), "stat", workspace.Path);
         using var state = workspace.CreateDirectory(WorkspaceLayout.State, StateMode);
         using var staging = state.CreateDirectory(WorkspaceLayout.Staging, PrivateMode);
         using var existingHome = workspace.TryOpenDirectory(WorkspaceLayout.Home);
-        bool resuming = staging.Exists(WorkspaceLayout.Home);
         using var stagingHome = staging.CreateDirectory(WorkspaceLayout.Home, PrivateMode);
         var options = copyOptions with
         {
@@ -52,19 +78,7 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
         };
 
         int existingFd = existingHome?.Fd ?? -1;
-        var toCopy = new TreeScanner(posix).Scan(source.Fd, existingFd, options.ExcludedDirectory);
-        PosixException.Check(posix.FStatVfs(workspace.Fd, out var volume), "statvfs", workspace.Path);
-        long free = (long)(volume.f_bavail * volume.f_frsize);
-        observer.Planned(new SeedPlan(existingHome is not null, resuming, toCopy, free));
-
-        // What a resumed copy already staged is in use, so the check only applies to a fresh start.
-        if (!resuming && toCopy.AllocatedBytes > free)
-        {
-            TreeRemover.RemoveChild(posix, staging.Fd, WorkspaceLayout.Home);
-            return new SeedOutcome(null,
-                $"the home needs {Units.Bytes(toCopy.AllocatedBytes)} ({toCopy.AllocatedBytes} bytes) but {workspace.Path} has {Units.Bytes(free)} ({free} bytes) free; nothing was copied and the home is not marked");
-        }
-
+        var toCopy = plan.ToCopy;
         var report = new CopyReport(options.ProblemsToName);
         using (new Timer(_ => observer.Progress(report, toCopy), null, progressInterval, progressInterval))
         {

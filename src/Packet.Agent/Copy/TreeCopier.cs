@@ -36,6 +36,10 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
         report.Duration = started.Elapsed;
     }
 
+    /// <summary>Copies one non-directory entry of <paramref name="sourceDirFd"/> into <paramref name="destinationDirFd"/>, with the same fidelity.</summary>
+    public void CopyEntry(int sourceDirFd, string name, int destinationDirFd, CopyReport report) =>
+        new CopyRun(posix, options with { Workers = 0 }, report, destinationDirFd).RunOne(sourceDirFd, name);
+
     private readonly record struct CopyJob(DirectoryNode Directory, string Name, byte Type);
 
     private sealed class CopyRun
@@ -99,6 +103,35 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
                 _queue?.Dispose();
             }
 
+            ReportAbort();
+        }
+
+        public void RunOne(int sourceDirFd, string name)
+        {
+            PosixException.Check(_posix.FStat(sourceDirFd, out var sourceDirectory), "stat", "the source directory");
+            PosixException.Check(_posix.FStat(_destinationRootFd, out var destination), "stat", "the destination");
+            _destinationDevice = destination.st_dev;
+            var directory = new DirectoryNode(null, string.Empty, sourceDirFd, _destinationRootFd, -1, sourceDirectory, isNew: false);
+            var savedUmask = Syscall.umask(0);
+            try
+            {
+                Dispatch(directory, name, DirectoryReader.DT_UNKNOWN);
+                ReleaseAndFinish(directory);
+            }
+            catch (DestinationWriteException failure)
+            {
+                Abort(failure);
+            }
+            finally
+            {
+                Syscall.umask(savedUmask);
+            }
+
+            ReportAbort();
+        }
+
+        private void ReportAbort()
+        {
             if (Volatile.Read(ref _abort) is { } failure)
             {
                 _report.FatalError = failure.Message;

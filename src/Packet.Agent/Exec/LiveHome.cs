@@ -27,7 +27,8 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
     public const string ImageSuffix = ".packet-image";
     private const int AtCurrentDirectory = -100;
 
-    public HomeWiring Wire(string liveHome, string persistedHome)
+    /// <summary>Wires the live home; with <paramref name="dryRun"/> only says what it would do.</summary>
+    public HomeWiring Wire(string liveHome, string persistedHome, bool dryRun = false)
     {
         int found = posix.LStatAt(AtCurrentDirectory, liveHome, out var live);
         if (found >= 0 && posix.LStatAt(AtCurrentDirectory, persistedHome, out var persisted) >= 0
@@ -62,6 +63,11 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
         if (found >= 0 && isMountPoint(liveHome))
         {
             return Fallback(liveHome, persistedHome, $"{liveHome} is a mount point, not the container's own directory");
+        }
+
+        if (dryRun)
+        {
+            return new HomeWiring(null, $"would link {liveHome} to {persistedHome}" + (found >= 0 ? $", moving the image's home aside to {AsideName(liveHome)}" : string.Empty));
         }
 
         string? movedTo = null;
@@ -157,25 +163,29 @@ public static class ContainerDetection
 /// <summary>Whether a path is a mount point, from the kernel's own table (<c>/proc/self/mountinfo</c>).</summary>
 public static class MountTable
 {
-    public static bool IsMountPoint(string path)
+    public static bool IsMountPoint(string path) => Describe(path).MountPoint;
+
+    /// <summary>Whether <paramref name="path"/> is a mount point, and the file system type mounted there.</summary>
+    public static Operations.MountFacts Describe(string path)
     {
         try
         {
             foreach (string line in File.ReadLines("/proc/self/mountinfo"))
             {
-                // Fields: id parent major:minor root MOUNTPOINT options ...; spaces in paths are \040.
+                // Fields: id parent major:minor root MOUNTPOINT options ... - FSTYPE source ...; spaces are \040.
                 var fields = line.Split(' ');
                 if (fields.Length > 4 && Unescape(fields[4]) == path)
                 {
-                    return true;
+                    int separator = Array.IndexOf(fields, "-", 5);
+                    return new Operations.MountFacts(true, separator > 0 && separator + 1 < fields.Length ? fields[separator + 1] : null);
                 }
             }
 
-            return false;
+            return new Operations.MountFacts(false, null);
         }
         catch (IOException)
         {
-            return false; // no /proc: treat it as the container's own directory
+            return new Operations.MountFacts(false, null); // no /proc: treat it as the container's own directory
         }
     }
 

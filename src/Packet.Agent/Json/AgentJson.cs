@@ -18,6 +18,29 @@ public sealed record MarkerCopied(long Entries, long Files, long Directories, lo
 
 public sealed record MarkerSkipped(long Unreadable, long Sockets, long Devices, long ChangedDuringCopy, long NotWritten);
 
+/// <summary>
+/// <c>/workspace/.packet/last-boot.json</c>: what one boot did, step by step. Also the core of
+/// <c>packet-agent status --json</c>. Field names are stable (snake_case); fields may be added.
+/// </summary>
+public sealed record BootReport(
+    string Agent,
+    string AgentVersion,
+    string? ImageVersion,
+    DateTimeOffset StartedAt,
+    double DurationSeconds,
+    int ExitCode,
+    string Outcome,
+    IReadOnlyList<StepReport> Steps,
+    SeedCounts? Seed,
+    IReadOnlyList<GpuInfo> Gpus,
+    IReadOnlyList<string> Warnings);
+
+/// <summary>One step of a boot: ok, skipped, warning or failed, how long, and what it said.</summary>
+public sealed record StepReport(string Name, string Outcome, double DurationSeconds, string Summary);
+
+/// <summary>The counts of a seed that ran in a boot.</summary>
+public sealed record SeedCounts(MarkerCopied Copied, MarkerSkipped Skipped, double DurationSeconds);
+
 /// <summary><c>packet-agent gpu --json</c>: the GPUs, and the problem when the check failed.</summary>
 public sealed record GpuReport(IReadOnlyList<GpuInfo> Gpus, string? Error);
 
@@ -26,4 +49,6 @@ public sealed record GpuReport(IReadOnlyList<GpuInfo> Gpus, string? Error);
 [JsonSerializable(typeof(MarkerBody))]
 [JsonSerializable(typeof(GpuReport))]
 [JsonSerializable(typeof(HookState))]
+[JsonSerializable(typeof(BootReport))]
+[JsonSerializable(typeof(Operations.StatusReport))]
 public sealed partial class AgentJson : JsonSerializerContext;

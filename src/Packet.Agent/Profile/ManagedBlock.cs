@@ -15,18 +15,34 @@ public static class ManagedBlock
     public const string LegacyMarker = "# packet-persist marker";
     public const string LegacyExport = "export PATH=\"/workspace/bin:$PATH\"";
 
-    public static string Render(IEnumerable<WorkspaceVariable> variables) =>
-        string.Join('\n', [Start, .. variables.Select(v => v.ShellLine), End]);
+    /// <param name="variables">The exports, in order.</param>
+    /// <param name="bannerFile">
+    /// The file the agent writes when a boot had warnings: an interactive shell prints it, with a
+    /// pointer to <c>packet-agent status</c>. Testing for a non-empty file is a shell builtin, so a
+    /// shell after a clean boot pays nothing and prints nothing.
+    /// </param>
+    public static string Render(IEnumerable<WorkspaceVariable> variables, string? bannerFile = null)
+    {
+        var lines = new List<string> { Start };
+        lines.AddRange(variables.Select(v => v.ShellLine));
+        if (bannerFile is not null)
+        {
+            lines.Add($"case $- in *i*) [ -s \"{bannerFile}\" ] && echo \"packet-agent: $(cat \"{bannerFile}\"); run: packet-agent status\" >&2;; esac");
+        }
+
+        lines.Add(End);
+        return string.Join('\n', lines);
+    }
 
     /// <summary>
     /// Returns <paramref name="text"/> with exactly one managed block setting <paramref name="variables"/>:
     /// the first block (or legacy pair) replaced in place, any others removed, or one appended.
     /// Returns the same string instance when nothing needs to change.
     /// </summary>
-    public static string Apply(string text, IEnumerable<WorkspaceVariable> variables)
+    public static string Apply(string text, IEnumerable<WorkspaceVariable> variables, string? bannerFile = null)
     {
         var lines = SplitLines(text, out bool endsWithNewline);
-        var block = Render(variables).Split('\n');
+        var block = Render(variables, bannerFile).Split('\n');
         var result = new List<string>(lines.Count + block.Length + 1);
         bool placed = false;
         for (int i = 0; i < lines.Count; i++)

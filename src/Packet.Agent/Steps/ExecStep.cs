@@ -31,9 +31,9 @@ public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environ
         if (context.PersistenceAvailable)
         {
             WorkspaceEnvironment.Apply(variables, WorkspaceEnvironment.For(context.Options.Workspace, exists));
-            if (context.HomeSeeded && context.Options.LinkHome == LinkHomeMode.Auto)
+            if ((context.HomeSeeded || context.SeedPlanned) && context.Options.LinkHome == LinkHomeMode.Auto)
             {
-                home = liveHome.Wire(context.Options.Home, Path.Join(context.Options.Workspace, "home"));
+                home = liveHome.Wire(context.Options.Home, Path.Join(context.Options.Workspace, "home"), context.Options.DryRun);
                 if (home.HomeForCommand is { } homeForCommand)
                 {
                     variables["HOME"] = homeForCommand;

@@ -62,6 +62,11 @@ public sealed partial class HooksStep : IBootStep
             return StepResult.Skipped("no workspace");
         }
 
+        if (context.Options.DryRun)
+        {
+            return Plan(context);
+        }
+
         try
         {
             using var workspace = DirectoryHandle.Open(_posix, context.Options.Workspace);
@@ -73,6 +78,57 @@ public sealed partial class HooksStep : IBootStep
         catch (IOException e)
         {
             return StepResult.Problem($"{e.Message}; hooks were not run");
+        }
+    }
+
+    /// <summary>The dry run: which hooks would run, without creating the folders or running anything.</summary>
+    private StepResult Plan(BootContext context)
+    {
+        try
+        {
+            using var workspace = DirectoryHandle.Open(_posix, context.Options.Workspace);
+            using var state = workspace.TryOpenDirectory(WorkspaceLayout.State);
+            var hookState = state is null ? new HookState() : HookState.Load(state);
+            var planned = new List<string>();
+            if (workspace.LStat(SetupScript, out var setup) >= 0 && (setup.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFREG)
+            {
+                planned.Add(SetupScript);
+            }
+
+            foreach (string folderName in new[] { FirstBootFolder, BootFolder })
+            {
+                using var folder = state?.TryOpenDirectory(folderName);
+                if (folder is null)
+                {
+                    continue;
+                }
+
+                var names = new List<DirectoryEntry>();
+                new DirectoryReader(_posix, 16 * 1024).ReadAll(folder.Fd, names.Add);
+                foreach (string name in names.Select(n => n.Name).Order(StringComparer.Ordinal))
+                {
+                    bool runnable = folder.LStat(name, out var stat) >= 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFREG
+                        && (stat.st_mode & (FilePermissions.S_IXUSR | FilePermissions.S_IXGRP | FilePermissions.S_IXOTH)) != 0 && !name.StartsWith('.');
+                    bool done = folderName == FirstBootFolder && runnable
+                        && hookState.FirstBootSucceeded.GetValueOrDefault(name) == HookState.Hash(folder.ReadFile(name, MaxHookBytes, out _) ?? []);
+                    if (runnable && !done)
+                    {
+                        planned.Add(NativeName.Display($"{folderName}/{name}"));
+                    }
+                }
+            }
+
+            if (workspace.ReadFile(Requirements, MaxHookBytes, out _) is { } requirements
+                && (hookState.RequirementsInstalled != HookState.Hash(requirements) || !_fileSystem.File.Exists(Path.Join(context.Options.Workspace, "venv", "bin", "python"))))
+            {
+                planned.Add($"pip install -r {Requirements} into {Path.Join(context.Options.Workspace, "venv")}");
+            }
+
+            return planned.Count == 0 ? StepResult.Skipped("no hooks to run") : StepResult.Ok($"would run: {string.Join(", ", planned)}");
+        }
+        catch (IOException e)
+        {
+            return StepResult.Problem($"{e.Message}; hooks could not be planned");
         }
     }
 

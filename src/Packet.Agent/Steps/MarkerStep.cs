@@ -35,6 +35,13 @@ public sealed class MarkerStep(IPosix posix, TimeProvider clock) : IBootStep
             return StepResult.Skipped("already present");
         }
 
+        if (context.Options.DryRun)
+        {
+            return context.SeedPlanned
+                ? StepResult.Ok($"would write {Path.Join(context.Options.Workspace, WorkspaceLayout.Home, WorkspaceLayout.Marker)} after the seed")
+                : StepResult.Skipped("no seed planned");
+        }
+
         if (context.SeedReport is not { } report)
         {
             return StepResult.Skipped("the home was not seeded, so it is not marked (the next boot tries again)");
@@ -56,11 +63,14 @@ public sealed class MarkerStep(IPosix posix, TimeProvider clock) : IBootStep
         }
     }
 
-    private MarkerBody Body(BootContext context, CopyReport report) => new(
-        AgentInfo.Name,
-        AgentInfo.Version,
-        clock.GetUtcNow(),
-        NativeName.Display(context.Options.Home),
+    private MarkerBody Body(BootContext context, CopyReport report)
+    {
+        var counts = Counts(report);
+        return new(AgentInfo.Name, AgentInfo.Version, clock.GetUtcNow(), NativeName.Display(context.Options.Home), counts.Copied, counts.Skipped, counts.DurationSeconds);
+    }
+
+    /// <summary>A copy's counts as the marker and the boot report record them.</summary>
+    public static SeedCounts Counts(CopyReport report) => new(
         new MarkerCopied(report.Entries, report.Files, report.Directories, report.Symlinks, report.HardLinks, report.Fifos, report.Bytes, report.KeptExisting),
         new MarkerSkipped(report.SkippedUnreadable, report.SkippedSockets, report.SkippedDevices, report.ChangedDuringCopy, report.NotWritten),
         Math.Round(report.Duration.TotalSeconds, 3));

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Mono.Unix.Native;
 using Packet.Agent.Boot;
+using Packet.Agent.Cli;
 using Packet.Agent.Copy;
 using Packet.Agent.Posix;
 using Packet.Agent.Workspace;
@@ -34,12 +35,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         try
         {
             using var workspace = DirectoryHandle.Open(posix, options.Workspace);
-            if (IsMarked(workspace))
-            {
-                context.HomeSeeded = true;
-                return StepResult.Skipped("already seeded (marker present)");
-            }
-
+            bool marked = IsMarked(workspace);
             DirectoryHandle source;
             try
             {
@@ -47,16 +43,33 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
             }
             catch (PosixException e)
             {
-                return StepResult.Problem($"cannot read the home to seed from: {e.Message}; the home is not seeded");
+                context.HomeSeeded = marked;
+                return marked
+                    ? StepResult.Skipped($"already seeded (marker present); image changes not checked: {e.Message}")
+                    : StepResult.Problem($"cannot read the home to seed from: {e.Message}; the home is not seeded");
             }
 
             using (source)
             {
+                if (marked)
+                {
+                    context.HomeSeeded = true;
+                    return options.Upgrade && !IsPersistedHome(source, workspace)
+                        ? BringImageChanges(context, workspace, source)
+                        : StepResult.Skipped("already seeded (marker present)");
+                }
+
                 if (IsPersistedHome(source, workspace))
                 {
                     // The live home already is the persisted one (HOME=/workspace/home): nothing to copy.
                     context.SeedReport = new CopyReport();
                     return StepResult.Ok($"{options.Home} is the persisted home itself; nothing to copy");
+                }
+
+                var seeder = new HomeSeeder(posix, copyOptions, progressInterval);
+                if (options.DryRun)
+                {
+                    return Plan(context, seeder.Survey(workspace, source), workspace);
                 }
 
                 using var state = workspace.CreateDirectory(WorkspaceLayout.State, FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH);
@@ -72,7 +85,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
                     return StepResult.Skipped("seeded by another agent while this one waited");
                 }
 
-                var outcome = new HomeSeeder(posix, copyOptions, progressInterval).Seed(workspace, source, new Observer(logger, options.Home, workspace.PathOf(WorkspaceLayout.Home)));
+                var outcome = seeder.Seed(workspace, source, new Observer(logger, options.Home, workspace.PathOf(WorkspaceLayout.Home)));
                 if (outcome.Report is { } report && report.ProblemCount > copyOptions.ProblemsToName)
                 {
                     Log.MoreProblems(logger, report.ProblemCount - copyOptions.ProblemsToName);
@@ -84,6 +97,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
                 }
 
                 context.SeedReport = outcome.Report;
+                RecordBaseline(state, source, options);
                 return StepResult.Ok(Summary(outcome.Report!));
             }
         }
@@ -91,6 +105,92 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         {
             return StepResult.Problem($"{e.Message}; the home is not seeded");
         }
+    }
+
+    /// <summary>What identifies the image's home: the version the image build set, else a cheap fingerprint.</summary>
+    private string ImageIdentity(BootOptions options, DirectoryHandle source) =>
+        options.ImageVersion is { Length: > 0 } version ? "version:" + version : ImageManifest.Fingerprint(posix, source.Fd);
+
+    private void RecordBaseline(DirectoryHandle state, DirectoryHandle source, BootOptions options)
+    {
+        try
+        {
+            Upgrader().RecordBaseline(state, source, ImageIdentity(options, source));
+        }
+        catch (IOException e)
+        {
+            Log.ManifestNotRecorded(logger, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// A seeded home on a later boot: nothing to do unless the image changed (a version string, or a
+    /// fingerprint of the home's first two levels: no walk of the whole home). Then its changes are
+    /// brought in, under the workspace lock, without overwriting anything the user changed.
+    /// </summary>
+    private StepResult BringImageChanges(BootContext context, DirectoryHandle workspace, DirectoryHandle source)
+    {
+        var options = context.Options;
+        string identity = ImageIdentity(options, source);
+        using var existingState = workspace.TryOpenDirectory(WorkspaceLayout.State);
+        string? recorded = existingState is null ? null : ImageUpgrade.RecordedIdentity(existingState, posix);
+        if (recorded == identity)
+        {
+            return StepResult.Skipped("already seeded (marker present); the image's home is unchanged");
+        }
+
+        if (options.DryRun)
+        {
+            if (recorded is null)
+            {
+                return StepResult.Ok("already seeded; would record the image's home as the baseline for upgrades");
+            }
+
+            using var plannedHome = workspace.OpenDirectory(WorkspaceLayout.Home);
+            var plan = Upgrader().Upgrade(existingState!, source, plannedHome, identity, dryRun: true);
+            return StepResult.Ok($"the image changed ({recorded} -> {identity}): would bring it in: {plan.Summary}");
+        }
+
+        using var state = workspace.CreateDirectory(WorkspaceLayout.State, FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH);
+        context.Lock = WorkspaceLock.Acquire(posix, state, options.LockTimeout, LockReportInterval, (holder, waited) => Log.WaitingForLock(logger, holder, Units.Duration(waited)));
+        if (context.Lock is null)
+        {
+            return StepResult.Problem($"another agent has held {state.PathOf(WorkspaceLayout.Lock)} for over {Units.Duration(options.LockTimeout)}; image changes not brought in this boot");
+        }
+
+        recorded = ImageUpgrade.RecordedIdentity(state, posix);
+        if (recorded == identity)
+        {
+            return StepResult.Skipped("already seeded; another agent brought in the image's changes meanwhile");
+        }
+
+        if (recorded is null)
+        {
+            // A home seeded by the bash script, or by an agent before manifests: today's image is the baseline.
+            Upgrader().RecordBaseline(state, source, identity);
+            return StepResult.Ok("already seeded; recorded the image's home as the baseline for later upgrades");
+        }
+
+        using var home = workspace.OpenDirectory(WorkspaceLayout.Home);
+        var report = Upgrader().Upgrade(state, source, home, identity, dryRun: false);
+        string summary = $"the image changed ({recorded} -> {identity}): {report.Summary}";
+        return report.Failed > 0 ? StepResult.Problem(summary) : StepResult.Ok(summary);
+    }
+
+    private ImageUpgrade Upgrader() => new(posix, copyOptions, action => Log.Upgrade(logger, NativeName.Display(action)));
+
+    private static StepResult Plan(BootContext context, SeedPlan plan, DirectoryHandle workspace)
+    {
+        string destination = workspace.PathOf(WorkspaceLayout.Home);
+        if (HomeSeeder.Obstacle(plan, workspace.Path) is { } obstacle)
+        {
+            return StepResult.Problem($"would not seed: {obstacle}");
+        }
+
+        context.SeedPlanned = true;
+        string what = plan.Merging ? $"copy what {destination} lacks:" : "copy";
+        string resuming = plan.Resuming ? ", resuming an interrupted seed" : string.Empty;
+        return StepResult.Ok($"would {what} {Units.Count(plan.ToCopy.Entries)} entries ({Units.Bytes(plan.ToCopy.Bytes)}) from {context.Options.Home} into {destination}{resuming}; {Units.Bytes(plan.FreeBytes)} free");
     }
 
     public static string Summary(CopyReport report)
@@ -200,6 +300,12 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
 
         [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "copied {Path}, but: {Detail}")]
         public static partial void Incomplete(ILogger logger, string path, string detail);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "{Action}")]
+        public static partial void Upgrade(ILogger logger, string action);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "could not record the manifest of the image's home ({Reason}); image changes will be brought in once it is recorded")]
+        public static partial void ManifestNotRecorded(ILogger logger, string reason);
 
         [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "... and {Count} more problems, counted in the summary but not named")]
         public static partial void MoreProblems(ILogger logger, int count);

@@ -34,6 +34,11 @@ public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSyste
             return StepResult.Skipped("no workspace");
         }
 
+        if (context.Options.DryRun && (context.HomeSeeded || context.SeedPlanned))
+        {
+            return Plan(context);
+        }
+
         if (!context.HomeSeeded)
         {
             return StepResult.Skipped("the home is not seeded yet; the PATH block is added once it is");
@@ -59,7 +64,8 @@ public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSyste
             byte[]? current = home.ReadFile(WorkspaceLayout.ShellProfile, MaxProfileBytes, out var profileStat);
             string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
             var variables = WorkspaceEnvironment.For(context.Options.Workspace, path => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path));
-            string updated = ManagedBlock.Apply(text, variables);
+            string banner = Path.Join(context.Options.Workspace, WorkspaceLayout.State, Operations.BootReportWriter.BannerFile);
+            string updated = ManagedBlock.Apply(text, variables, banner);
             string profilePath = home.PathOf(WorkspaceLayout.ShellProfile);
             if (ReferenceEquals(updated, text))
             {
@@ -68,7 +74,7 @@ public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSyste
 
             if (current is not null && !IsValidUtf8(current))
             {
-                return StepResult.Problem($"{profilePath} is not UTF-8 text; left as it is. Add the block yourself:\n{ManagedBlock.Render(variables)}");
+                return StepResult.Problem($"{profilePath} is not UTF-8 text; left as it is. Add the block yourself:\n{ManagedBlock.Render(variables, banner)}");
             }
 
             // A new .bashrc belongs to the home's owner; an existing one keeps its own owner and mode.
@@ -83,6 +89,37 @@ public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSyste
         catch (IOException e)
         {
             return StepResult.Problem($"{e.Message}; the PATH block was not written");
+        }
+    }
+
+    /// <summary>The dry run: what would change in bin and .bashrc, reading only.</summary>
+    private StepResult Plan(BootContext context)
+    {
+        try
+        {
+            using var workspace = DirectoryHandle.Open(posix, context.Options.Workspace);
+            using var home = workspace.TryOpenDirectory(WorkspaceLayout.Home);
+            // Before a first seed, the .bashrc to be edited is the one the seed will bring.
+            using var source = home is null ? DirectoryHandle.Open(posix, context.Options.Home) : null;
+            byte[]? current = (home ?? source!).ReadFile(WorkspaceLayout.ShellProfile, MaxProfileBytes, out _);
+            string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
+            var variables = WorkspaceEnvironment.For(context.Options.Workspace, path => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path));
+            string banner = Path.Join(context.Options.Workspace, WorkspaceLayout.State, Operations.BootReportWriter.BannerFile);
+            string profile = Path.Join(context.Options.Workspace, WorkspaceLayout.Home, WorkspaceLayout.ShellProfile);
+            var plan = new List<string>();
+            if (!workspace.Exists(WorkspaceLayout.Bin))
+            {
+                plan.Add($"would create {workspace.PathOf(WorkspaceLayout.Bin)}");
+            }
+
+            plan.Add(ReferenceEquals(ManagedBlock.Apply(text, variables, banner), text)
+                ? $"{profile} already has the workspace block"
+                : $"would {(current is null ? "create" : "update")} {profile} with the workspace block ({string.Join(", ", variables.Select(v => v.Name).Distinct())})");
+            return StepResult.Ok(string.Join("; ", plan));
+        }
+        catch (IOException e)
+        {
+            return StepResult.Problem($"{e.Message}; the PATH block could not be planned");
         }
     }
 

@@ -147,9 +147,10 @@ public sealed class DirectoryHandle : IDisposable
     /// <summary>
     /// Replaces (or creates) a file atomically: a temporary file beside it, written, given its
     /// owner and mode, fsync'ed, renamed over the name, and the directory fsync'ed. A crash leaves
-    /// the old content or the new, never a mix; a reader never sees a half-written file.
+    /// the old content or the new, never a mix; a reader never sees a half-written file. Without
+    /// <paramref name="durable"/> the fsyncs are left out: still atomic for readers, not power-cut safe.
     /// </summary>
-    public void ReplaceFile(string name, ReadOnlySpan<byte> content, uint uid, uint gid, FilePermissions mode)
+    public void ReplaceFile(string name, ReadOnlySpan<byte> content, uint uid, uint gid, FilePermissions mode, bool durable = true)
     {
         string temporary = $".{name}.packet-tmp-{Environment.ProcessId}";
         _posix.UnlinkAt(Fd, temporary, isDirectory: false); // a crashed run of this same pid (PID 1 in a container)
@@ -172,10 +173,17 @@ public sealed class DirectoryHandle : IDisposable
             }
 
             PosixException.Check(_posix.FChmod(fd, mode), "set the mode of", PathOf(temporary));
-            PosixException.Check(_posix.FSync(fd), "fsync", PathOf(temporary));
+            if (durable)
+            {
+                PosixException.Check(_posix.FSync(fd), "fsync", PathOf(temporary));
+            }
+
             PosixException.Check(_posix.RenameAt(Fd, temporary, Fd, name, noReplace: false), "rename into place", PathOf(name));
             renamed = true;
-            _posix.FSync(Fd);
+            if (durable)
+            {
+                _posix.FSync(Fd);
+            }
         }
         finally
         {

@@ -52,16 +52,16 @@ public sealed class WorkspaceLock : IDisposable
                 throw new PosixException("lock", state.PathOf(WorkspaceLayout.Lock), errno);
             }
 
-            if (waited.Elapsed >= timeout)
-            {
-                posix.Close(fd);
-                return null;
-            }
-
             if (waited.Elapsed >= nextReport)
             {
                 onWaiting(ReadHolder(posix, fd), waited.Elapsed);
                 nextReport += reportEvery;
+            }
+
+            if (waited.Elapsed >= timeout)
+            {
+                posix.Close(fd);
+                return null;
             }
 
             Thread.Sleep(PollInterval);

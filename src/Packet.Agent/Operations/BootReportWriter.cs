@@ -1,0 +1,65 @@
+using System.Text;
+using System.Text.Json;
+using Mono.Unix.Native;
+using Packet.Agent.Json;
+using Packet.Agent.Posix;
+using Packet.Agent.Workspace;
+
+namespace Packet.Agent.Operations;
+
+/// <summary>Where a boot's report goes; a fake in unit tests.</summary>
+public interface IBootReportWriter
+{
+    /// <summary>Writes the report; returns why it could not, or null.</summary>
+    string? Write(string workspace, BootReport report);
+}
+
+/// <summary>
+/// Writes <c>/workspace/.packet/last-boot.json</c> (the previous ones kept as
+/// <c>last-boot.1.json</c> ... <c>.3.json</c>) and the one-line banner file the shell block shows
+/// when the boot had warnings. Replaced atomically but not fsync'ed: a report is for people, and
+/// a boot with nothing to do must stay a few milliseconds.
+/// </summary>
+public sealed class BootReportWriter(IPosix posix) : IBootReportWriter
+{
+    public const string FileName = "last-boot.json";
+    public const string BannerFile = "last-boot.warnings";
+    public const int PreviousKept = 3;
+
+    private const FilePermissions StateMode = FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH;
+    private const FilePermissions ReportMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
+
+    public static string Previous(int generation) => $"last-boot.{generation}.json";
+
+    public string? Write(string workspace, BootReport report)
+    {
+        try
+        {
+            using var root = DirectoryHandle.Open(posix, workspace);
+            using var state = root.CreateDirectory(WorkspaceLayout.State, StateMode);
+            for (int generation = PreviousKept; generation >= 1; generation--)
+            {
+                string from = generation == 1 ? FileName : Previous(generation - 1);
+                posix.RenameAt(state.Fd, from, state.Fd, Previous(generation), noReplace: false);
+            }
+
+            byte[] json = JsonSerializer.SerializeToUtf8Bytes(report, AgentJson.Default.BootReport);
+            state.ReplaceFile(FileName, json, posix.EffectiveUserId, posix.EffectiveGroupId, ReportMode, durable: false);
+            if (report.Outcome == "ok")
+            {
+                posix.UnlinkAt(state.Fd, BannerFile, isDirectory: false);
+            }
+            else
+            {
+                string banner = $"the last boot ({report.StartedAt:yyyy-MM-dd HH:mm}Z) {(report.Outcome == "failed" ? "failed" : $"had {report.Warnings.Count} warning{(report.Warnings.Count == 1 ? string.Empty : "s")}")}\n";
+                state.ReplaceFile(BannerFile, Encoding.UTF8.GetBytes(banner), posix.EffectiveUserId, posix.EffectiveGroupId, ReportMode, durable: false);
+            }
+
+            return null;
+        }
+        catch (IOException e)
+        {
+            return $"could not write the boot report: {e.Message}";
+        }
+    }
+}

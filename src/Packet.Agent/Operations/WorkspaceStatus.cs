@@ -1,0 +1,166 @@
+using System.IO.Abstractions;
+using System.Text;
+using System.Text.Json;
+using Packet.Agent.Json;
+using Packet.Agent.Profile;
+using Packet.Agent.Workspace;
+
+namespace Packet.Agent.Operations;
+
+/// <summary>The volume: is it there, is it a mount (else nothing persists), which file system, how full.</summary>
+public sealed record WorkspaceInfo(string Path, bool Present, bool MountPoint, string? FileSystem, long? FreeBytes, long? TotalBytes);
+
+/// <summary>The persisted home: seeded (and by whom), and whether its .bashrc has the workspace block.</summary>
+public sealed record HomeInfo(string Path, bool Seeded, bool LegacyMarker, MarkerBody? Marker, bool ProfileBlock, bool LegacyProfileLines);
+
+/// <summary>The live home: linked to the persisted one, the persisted one itself (mounted), or neither.</summary>
+public sealed record LiveHomeInfo(string Path, string State, string? Target);
+
+/// <summary><c>packet-agent status --json</c>. Stable snake_case fields; fields may be added, none renamed.</summary>
+public sealed record StatusReport(WorkspaceInfo Workspace, HomeInfo Home, LiveHomeInfo LiveHome, BootReport? LastBoot, IReadOnlyList<string> Attention);
+
+/// <summary>What the mount table says about a path: whether it is a mount point, and the file system there.</summary>
+public readonly record struct MountFacts(bool MountPoint, string? FileSystem);
+
+/// <summary>
+/// Gathers <c>packet-agent status</c>: read only, from the workspace's own files (marker, .bashrc,
+/// last boot report), the mount table and statvfs. Every finding an operator should act on is
+/// listed under "attention"; none means healthy.
+/// </summary>
+public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFacts> mounts, Func<string, (long Free, long Total)?> space)
+{
+    public StatusReport Gather(string workspacePath, string liveHome)
+    {
+        var attention = new List<string>();
+        bool present = fileSystem.Directory.Exists(workspacePath);
+        var mount = present ? mounts(workspacePath) : default;
+        var room = present ? space(workspacePath) : null;
+        var workspace = new WorkspaceInfo(workspacePath, present, mount.MountPoint, mount.FileSystem, room?.Free, room?.Total);
+        if (!present)
+        {
+            attention.Add($"{workspacePath} does not exist: no volume is mounted, nothing persists");
+        }
+        else if (!mount.MountPoint)
+        {
+            attention.Add($"{workspacePath} is not a mount point: it is the container's own directory, and will not survive a restart");
+        }
+
+        string persisted = Path.Join(workspacePath, WorkspaceLayout.Home);
+        var home = Home(persisted);
+        if (present && !home.Seeded)
+        {
+            attention.Add($"{persisted} is not seeded (no {WorkspaceLayout.Marker}); the next boot seeds it");
+        }
+        else if (present && !home.ProfileBlock)
+        {
+            attention.Add($"{Path.Join(persisted, WorkspaceLayout.ShellProfile)} has no workspace block; the next boot adds it");
+        }
+
+        var live = LiveHome(liveHome, persisted);
+        if (present && home.Seeded && live.State == "not wired")
+        {
+            attention.Add($"{liveHome} is not the persisted home: shells that start there do not see it (see --link-home)");
+        }
+
+        var lastBoot = LastBoot(Path.Join(workspacePath, WorkspaceLayout.State, BootReportWriter.FileName));
+        if (lastBoot is { Outcome: not "ok" })
+        {
+            attention.Add($"the last boot {(lastBoot.Outcome == "failed" ? "failed" : "had warnings")}: {string.Join("; ", lastBoot.Warnings)}");
+        }
+
+        return new StatusReport(workspace, home, live, lastBoot, attention);
+    }
+
+    /// <summary>The report for people: one line per subject, the attention list last.</summary>
+    public static string Render(StatusReport report)
+    {
+        var text = new StringBuilder();
+        void Line(string subject, string detail) => text.Append(subject.PadRight(11)).Append(detail).Append('\n');
+
+        var w = report.Workspace;
+        Line("workspace", !w.Present ? $"{w.Path}: missing"
+            : $"{w.Path}: {(w.MountPoint ? $"mounted ({w.FileSystem ?? "unknown file system"})" : "not a mount point")}"
+              + (w.FreeBytes is { } free && w.TotalBytes is { } total ? $", {Units.Bytes(free)} free of {Units.Bytes(total)}" : string.Empty));
+        var h = report.Home;
+        Line("home", !h.Seeded ? $"{h.Path}: not seeded"
+            : h.Marker is { } marker ? $"{h.Path}: seeded {marker.SeededAt:yyyy-MM-dd HH:mm} UTC by {marker.Agent} {marker.AgentVersion} ({Units.Count(marker.Copied.Entries)} entries, {Units.Bytes(marker.Copied.Bytes)})"
+            : $"{h.Path}: seeded{(h.LegacyMarker ? " (by the bash script: empty marker)" : string.Empty)}");
+        Line("profile", h.ProfileBlock ? "workspace block present" : h.LegacyProfileLines ? "the bash script's PATH lines (the next boot replaces them with the block)" : "no workspace block");
+        var l = report.LiveHome;
+        Line("live home", l.Target is { } target ? $"{l.Path} -> {target} ({l.State})" : $"{l.Path}: {l.State}");
+        if (report.LastBoot is { } boot)
+        {
+            Line("last boot", $"{boot.StartedAt:yyyy-MM-dd HH:mm:ss} UTC, {boot.Outcome} in {boot.DurationSeconds:0.###} s, exit {boot.ExitCode}, agent {boot.AgentVersion}" + (boot.ImageVersion is { } image ? $", image {image}" : string.Empty));
+            Line("gpus", boot.Gpus.Count == 0 ? "none seen by the last boot" : string.Join("; ", boot.Gpus.Select(g => $"{g.Index}: {g.Name}, {g.MemoryUsedMib}/{g.MemoryTotalMib} MiB, driver {g.DriverVersion}")));
+        }
+        else
+        {
+            Line("last boot", "no report (the agent has not booted on this workspace)");
+        }
+
+        if (report.Attention.Count == 0)
+        {
+            Line("attention", "none");
+        }
+        else
+        {
+            foreach (string item in report.Attention)
+            {
+                Line(item == report.Attention[0] ? "attention" : string.Empty, "- " + item);
+            }
+        }
+
+        return text.ToString();
+    }
+
+    private HomeInfo Home(string persisted)
+    {
+        string markerPath = Path.Join(persisted, WorkspaceLayout.Marker);
+        bool seeded = fileSystem.File.Exists(markerPath);
+        MarkerBody? marker = null;
+        bool legacy = false;
+        if (seeded)
+        {
+            string body = fileSystem.File.ReadAllText(markerPath);
+            legacy = body.Trim().Length == 0;
+            marker = legacy ? null : TryParse(body, AgentJson.Default.MarkerBody);
+        }
+
+        string profilePath = Path.Join(persisted, WorkspaceLayout.ShellProfile);
+        string profile = fileSystem.File.Exists(profilePath) ? fileSystem.File.ReadAllText(profilePath) : string.Empty;
+        var lines = profile.Split('\n').Select(line => line.TrimEnd()).ToArray();
+        return new HomeInfo(persisted, seeded, legacy, marker, lines.Contains(ManagedBlock.Start), lines.Contains(ManagedBlock.LegacyMarker));
+    }
+
+    private LiveHomeInfo LiveHome(string liveHome, string persisted)
+    {
+        var info = fileSystem.DirectoryInfo.New(liveHome);
+        if (info.LinkTarget is { } target)
+        {
+            return new LiveHomeInfo(liveHome, target == persisted ? "linked" : "a link elsewhere", target);
+        }
+
+        if (!info.Exists)
+        {
+            return new LiveHomeInfo(liveHome, "missing", null);
+        }
+
+        return new LiveHomeInfo(liveHome, liveHome == persisted || mounts(liveHome).MountPoint ? "mounted" : "not wired", null);
+    }
+
+    private BootReport? LastBoot(string path) =>
+        fileSystem.File.Exists(path) ? TryParse(fileSystem.File.ReadAllText(path), AgentJson.Default.BootReport) : null;
+
+    private static T? TryParse<T>(string json, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
+        where T : class
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, type);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}
