@@ -185,3 +185,68 @@ internal sealed class FakeEnvironment(Dictionary<string, string> values) : IEnvi
 {
     public string? Get(string name) => values.GetValueOrDefault(name);
 }
+
+public sealed class OperationsCommandLineTests
+{
+    private static ParsedCommand Parse(string[] args, Dictionary<string, string>? environment = null) =>
+        CommandLine.Parse(args, new FakeEnvironment(environment ?? new() { ["HOME"] = "/root" }), () => null);
+
+    [Theory]
+    [InlineData(new string[0], null, true)]
+    [InlineData(new[] { "--no-upgrade" }, null, false)]
+    [InlineData(new string[0], "off", false)]
+    [InlineData(new string[0], "on", true)]
+    [InlineData(new[] { "--no-upgrade" }, "on", false)]
+    public void Upgrades_are_on_unless_the_flag_or_PACKET_UPGRADE_off_says_otherwise(string[] flags, string? variable, bool upgrade)
+    {
+        var environment = new Dictionary<string, string> { ["HOME"] = "/root" };
+        if (variable is not null)
+        {
+            environment["PACKET_UPGRADE"] = variable;
+        }
+
+        var boot = Assert.IsType<BootCommand>(Parse(["boot", .. flags], environment));
+
+        Assert.Equal(upgrade, boot.Options.Upgrade);
+    }
+
+    [Fact]
+    public void A_bad_PACKET_UPGRADE_is_a_usage_error() =>
+        Assert.Contains("invalid value 'sometimes' in PACKET_UPGRADE: expected on or off", Assert.Throws<UsageException>(() => Parse(["boot"], new() { ["HOME"] = "/r", ["PACKET_UPGRADE"] = "sometimes" })).Message);
+
+    [Fact]
+    public void The_image_version_and_dry_run_reach_the_boot()
+    {
+        var boot = Assert.IsType<BootCommand>(Parse(["boot", "--dry-run"], new() { ["HOME"] = "/root", ["PACKET_IMAGE_VERSION"] = "2026.11.1" }));
+
+        Assert.True(boot.Options.DryRun);
+        Assert.Equal("2026.11.1", boot.Options.ImageVersion);
+    }
+
+    [Fact]
+    public void Status_takes_the_workspace_home_and_json()
+    {
+        var status = Assert.IsType<StatusCommand>(Parse(["status", "--json", "--workspace", "/mnt/ws"]));
+
+        Assert.True(status.Options.Json);
+        Assert.Equal("/mnt/ws", status.Options.Workspace);
+        Assert.Equal("/root", status.Options.Home);
+    }
+
+    [Fact]
+    public void Reset_home_takes_at_next_boot_and_dry_run_and_never_runs_the_gpu_check()
+    {
+        var reset = Assert.IsType<ResetHomeCommand>(Parse(["reset-home", "--at-next-boot", "--dry-run"]));
+
+        Assert.True(reset.Options.AtNextBoot);
+        Assert.True(reset.Options.Boot.DryRun);
+        Assert.Equal(GpuMode.Off, reset.Options.Boot.Gpu);
+    }
+
+    [Theory]
+    [InlineData("status", "--gpu")]
+    [InlineData("reset-home", "--json")]
+    [InlineData("status", "--dry-run")]
+    public void Options_of_other_commands_are_refused(string command, string option) =>
+        Assert.Contains($"unknown option '{option}' for '{command}'", Assert.Throws<UsageException>(() => Parse([command, option, "x"])).Message);
+}

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using Mono.Unix.Native;
 using Packet.Agent.Posix;
@@ -8,8 +7,8 @@ namespace Packet.Agent.Copy;
 
 /// <summary>
 /// One entry of the image's home as it was seeded: enough to tell later whether the image changed
-/// it, and whether the user did. Files up to <see cref="ImageManifest.HashLimit"/> carry a SHA-256 of
-/// their content; larger ones (model weights) are compared by size and modification time.
+/// it, and whether the user did. Files up to <see cref="ImageManifest.HashLimit"/> carry a hash of
+/// their content (XXH128); larger ones (model weights) are compared by size and modification time.
 /// </summary>
 public sealed record ManifestEntry(string Path, char Type, long Size, long MtimeSeconds, long MtimeNanoseconds, string? Hash)
 {
@@ -89,7 +88,7 @@ public static class ImageManifest
         string? hash = type switch
         {
             ManifestEntry.File when stat.st_size <= HashLimit => HashFile(posix, dirFd, name),
-            ManifestEntry.Symlink => posix.ReadLinkAt(dirFd, name, out string target) >= 0 ? Sha256(Encoding.UTF8.GetBytes(target)) : null,
+            ManifestEntry.Symlink => posix.ReadLinkAt(dirFd, name, out string target) >= 0 ? ContentHash.Of(Encoding.UTF8.GetBytes(target)) : null,
             _ => null,
         };
         long size = type == ManifestEntry.File ? stat.st_size : 0;
@@ -103,7 +102,7 @@ public static class ImageManifest
     /// </summary>
     public static string Fingerprint(IPosix posix, int homeFd)
     {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var hash = ContentHash.Start();
         var reader = new DirectoryReader(posix, 16 * 1024);
         void Add(int dirFd, string prefix, int depth)
         {
@@ -114,7 +113,7 @@ public static class ImageManifest
                     continue;
                 }
 
-                hash.AppendData(Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{prefix}{name}\0{(uint)stat.st_mode}\0{stat.st_size}\0{stat.st_mtime}.{stat.st_mtime_nsec}\n")));
+                hash.Append(Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{prefix}{name}\0{(uint)stat.st_mode}\0{stat.st_size}\0{stat.st_mtime}.{stat.st_mtime_nsec}\n")));
                 if (depth > 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR)
                 {
                     int child = posix.OpenAt(dirFd, name, OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, 0);
@@ -128,7 +127,7 @@ public static class ImageManifest
         }
 
         Add(homeFd, string.Empty, 1);
-        return "fingerprint:" + Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
+        return "fingerprint:" + ContentHash.Finish(hash)[..16];
     }
 
     /// <summary>A directory's names in the manifest's order (byte-wise, as the kernel stores them).</summary>
@@ -175,25 +174,23 @@ public static class ImageManifest
 
         try
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var hash = ContentHash.Start();
             var buffer = new byte[64 * 1024];
             long offset = 0;
             long read;
             while ((read = posix.PRead(fd, buffer, offset)) > 0)
             {
-                hash.AppendData(buffer, 0, (int)read);
+                hash.Append(buffer.AsSpan(0, (int)read));
                 offset += read;
             }
 
-            return read < 0 ? null : Convert.ToHexStringLower(hash.GetHashAndReset());
+            return read < 0 ? null : ContentHash.Finish(hash);
         }
         finally
         {
             posix.Close(fd);
         }
     }
-
-    private static string Sha256(byte[] data) => Convert.ToHexStringLower(SHA256.HashData(data));
 
     private static string Escape(string path)
     {

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using Mono.Unix.Native;
 using Packet.Agent.Json;
@@ -16,10 +15,10 @@ public sealed class HookState
     public const string FileName = "hooks.json";
     private const FilePermissions Mode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
 
-    /// <summary>First-boot hook name → the SHA-256 of the content it succeeded with.</summary>
+    /// <summary>First-boot hook name → the hash of the content it succeeded with.</summary>
     public Dictionary<string, string> FirstBootSucceeded { get; init; } = [];
 
-    /// <summary>The SHA-256 of the requirements.txt last installed without error.</summary>
+    /// <summary>The hash of the requirements.txt last installed without error.</summary>
     public string? RequirementsInstalled { get; set; }
 
     public static HookState Load(DirectoryHandle state)
@@ -38,7 +37,7 @@ public sealed class HookState
     public void Save(DirectoryHandle state, uint uid, uint gid) =>
         state.ReplaceFile(FileName, JsonSerializer.SerializeToUtf8Bytes(this, AgentJson.Default.HookState), uid, gid, Mode);
 
-    public static string Hash(byte[] content) => Convert.ToHexStringLower(SHA256.HashData(content));
+    public static string Hash(byte[] content) => Copy.ContentHash.Of(content);
 
     private static HookState Empty() => new();
 }

@@ -43,7 +43,7 @@ public sealed class BootReportWriter(IPosix posix) : IBootReportWriter
                 posix.RenameAt(state.Fd, from, state.Fd, Previous(generation), noReplace: false);
             }
 
-            byte[] json = JsonSerializer.SerializeToUtf8Bytes(report, AgentJson.Default.BootReport);
+            byte[] json = JsonSerializer.SerializeToUtf8Bytes(report, AgentJsonWriter.Default.BootReport);
             state.ReplaceFile(FileName, json, posix.EffectiveUserId, posix.EffectiveGroupId, ReportMode, durable: false);
             if (report.Outcome == "ok")
             {

@@ -153,7 +153,7 @@ public sealed partial class HooksStep : IBootStep
         private readonly DirectoryHandle _workspace;
         private readonly DirectoryHandle _state;
         private readonly HookIdentity _identity;
-        private readonly Dictionary<string, string> _environment;
+        private readonly Lazy<Dictionary<string, string>> _environment;
         private readonly List<string> _failures = [];
         private DirectoryHandle? _logs;
         private int _ran;
@@ -165,7 +165,7 @@ public sealed partial class HooksStep : IBootStep
             _workspace = workspace;
             _state = state;
             _identity = identity;
-            _environment = HookEnvironment();
+            _environment = new Lazy<Dictionary<string, string>>(HookEnvironment);
         }
 
         private string WorkspacePath => _context.Options.Workspace;
@@ -174,7 +174,8 @@ public sealed partial class HooksStep : IBootStep
         {
             try
             {
-                var hookState = HookState.Load(_state);
+                // Read only when a first-boot hook or requirements.txt may need it.
+                var hookState = new Lazy<HookState>(() => HookState.Load(_state));
                 RunSetupScript();
                 RunFolder(FirstBootFolder, hookState, firstBootOnly: true);
                 RunFolder(BootFolder, hookState, firstBootOnly: false);
@@ -208,7 +209,7 @@ public sealed partial class HooksStep : IBootStep
             Run(SetupScript, program, arguments);
         }
 
-        private void RunFolder(string folderName, HookState hookState, bool firstBootOnly)
+        private void RunFolder(string folderName, Lazy<HookState> hookState, bool firstBootOnly)
         {
             // The folders belong to the home's owner, so the user can add hooks to a root-owned .packet.
             using var folder = _state.CreateDirectory(folderName, FolderMode, (_identity.Uid, _identity.Gid));
@@ -232,7 +233,7 @@ public sealed partial class HooksStep : IBootStep
                 if (firstBootOnly)
                 {
                     hash = HookState.Hash(folder.ReadFile(name, MaxHookBytes, out _) ?? []);
-                    if (hookState.FirstBootSucceeded.GetValueOrDefault(name) == hash)
+                    if (hookState.Value.FirstBootSucceeded.GetValueOrDefault(name) == hash)
                     {
                         continue; // succeeded once with this content
                     }
@@ -240,13 +241,13 @@ public sealed partial class HooksStep : IBootStep
 
                 if (Run(hookName, folder.PathOf(name), []) && hash is not null)
                 {
-                    hookState.FirstBootSucceeded[name] = hash;
-                    hookState.Save(_state, _step._posix.EffectiveUserId, _step._posix.EffectiveGroupId);
+                    hookState.Value.FirstBootSucceeded[name] = hash;
+                    hookState.Value.Save(_state, _step._posix.EffectiveUserId, _step._posix.EffectiveGroupId);
                 }
             }
         }
 
-        private void InstallRequirements(HookState hookState)
+        private void InstallRequirements(Lazy<HookState> lazyState)
         {
             byte[]? requirements = _workspace.ReadFile(Requirements, MaxHookBytes, out _);
             if (requirements is null)
@@ -254,6 +255,7 @@ public sealed partial class HooksStep : IBootStep
                 return;
             }
 
+            var hookState = lazyState.Value;
             string hash = HookState.Hash(requirements);
             string venv = Path.Join(WorkspacePath, "venv");
             string pip = Path.Join(venv, "bin", "pip");
@@ -266,7 +268,7 @@ public sealed partial class HooksStep : IBootStep
 
             if (!venvReady)
             {
-                var python = _step._resolver.Resolve("python3", _environment.GetValueOrDefault("PATH"));
+                var python = _step._resolver.Resolve("python3", _environment.Value.GetValueOrDefault("PATH"));
                 if (!python.Found)
                 {
                     _failures.Add($"{_workspace.PathOf(Requirements)} is there but python3 is not ({python.Failure}); nothing was installed");
@@ -300,7 +302,7 @@ public sealed partial class HooksStep : IBootStep
                 var outcome = _step._runner.Run(
                     new HookRun(hookName, program, arguments, logFd),
                     _identity,
-                    _environment,
+                    _environment.Value,
                     WorkspacePath,
                     _context.Options.HookTimeout,
                     line => Log.Output(_step._logger, display, line));

@@ -1,0 +1,104 @@
+using System.IO.Abstractions.TestingHelpers;
+using System.Text.Json;
+using Packet.Agent.Json;
+using Packet.Agent.Operations;
+using Xunit;
+
+namespace Packet.Agent.Tests;
+
+public sealed class WorkspaceStatusTests
+{
+    private static WorkspaceStatus Status(MockFileSystem fileSystem, bool mounted = true) =>
+        new(fileSystem, path => new MountFacts(mounted && path == "/workspace", mounted ? "ext4" : null), _ => (10L << 30, 100L << 30));
+
+    private static MockFileSystem SeededWorkspace(string marker = "", string bashrc = "# >>> packet-persist >>>\nexport PATH=\"/workspace/bin:$PATH\"\n# <<< packet-persist <<<\n")
+    {
+        var fileSystem = new MockFileSystem();
+        fileSystem.AddFile("/workspace/home/.packet-init", new MockFileData(marker));
+        fileSystem.AddFile("/workspace/home/.bashrc", new MockFileData(bashrc));
+        fileSystem.AddDirectory("/root");
+        return fileSystem;
+    }
+
+    [Fact]
+    public void A_missing_workspace_needs_attention()
+    {
+        var report = Status(new MockFileSystem()).Gather("/workspace", "/root");
+
+        Assert.False(report.Workspace.Present);
+        Assert.Contains("/workspace does not exist: no volume is mounted, nothing persists", report.Attention);
+    }
+
+    [Fact]
+    public void A_workspace_that_is_not_a_mount_point_is_called_out_because_nothing_there_persists()
+    {
+        var report = Status(SeededWorkspace(), mounted: false).Gather("/workspace", "/root");
+
+        Assert.Contains(report.Attention, a => a.Contains("is not a mount point", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_marker_body_says_when_and_by_which_version_the_home_was_seeded()
+    {
+        string body = JsonSerializer.Serialize(
+            new MarkerBody("packet-agent", "0.1.0", new DateTimeOffset(2026, 11, 28, 21, 44, 0, TimeSpan.Zero), "/root", new MarkerCopied(1234, 1000, 200, 30, 4, 0, 5 << 20, 0), new MarkerSkipped(1, 2, 0, 0, 0), 1.5),
+            AgentJson.Default.MarkerBody);
+
+        var report = Status(SeededWorkspace(body)).Gather("/workspace", "/root");
+
+        Assert.Equal("0.1.0", report.Home.Marker!.AgentVersion);
+        Assert.Contains("seeded 2026-11-28 21:44 UTC by packet-agent 0.1.0 (1,234 entries, 5.0 MiB)", WorkspaceStatus.Render(report));
+    }
+
+    [Fact]
+    public void An_empty_marker_is_the_bash_scripts_and_its_legacy_lines_are_recognised()
+    {
+        var report = Status(SeededWorkspace(string.Empty, "# packet-persist marker\nexport PATH=\"/workspace/bin:$PATH\"\n")).Gather("/workspace", "/root");
+
+        Assert.True(report.Home.Seeded);
+        Assert.True(report.Home.LegacyMarker);
+        Assert.True(report.Home.LegacyProfileLines);
+        Assert.Contains(report.Attention, a => a.Contains("has no workspace block", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_live_home_not_linked_to_the_volume_needs_attention()
+    {
+        var report = Status(SeededWorkspace()).Gather("/workspace", "/root");
+
+        Assert.Equal("not wired", report.LiveHome.State);
+        Assert.Contains(report.Attention, a => a.Contains("/root is not the persisted home", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_last_boots_warnings_and_gpus_come_from_its_report()
+    {
+        var fileSystem = SeededWorkspace();
+        var boot = new BootReport("packet-agent", "0.1.0", "v2", DateTimeOffset.UnixEpoch, 0.01, 0, "warnings", [], null,
+            [new Gpu.GpuInfo(0, "NVIDIA H100", "GPU-1", 81559, 0, "550.1")], ["gpu: nvidia-smi reported no GPUs"]);
+        fileSystem.AddFile("/workspace/.packet/last-boot.json", new MockFileData(JsonSerializer.Serialize(boot, AgentJson.Default.BootReport)));
+
+        var report = Status(fileSystem).Gather("/workspace", "/root");
+        string text = WorkspaceStatus.Render(report);
+
+        Assert.Equal("warnings", report.LastBoot!.Outcome);
+        Assert.Contains("the last boot had warnings: gpu: nvidia-smi reported no GPUs", report.Attention);
+        Assert.Contains("0: NVIDIA H100, 0/81559 MiB, driver 550.1", text);
+        Assert.Contains("image v2", text);
+    }
+
+    [Fact]
+    public void The_json_form_uses_stable_snake_case_names()
+    {
+        string json = JsonSerializer.Serialize(Status(SeededWorkspace()).Gather("/workspace", "/root"), AgentJson.Default.StatusReport);
+
+        using var document = JsonDocument.Parse(json);
+        var root = document.RootElement;
+        Assert.True(root.GetProperty("workspace").GetProperty("mount_point").GetBoolean());
+        Assert.Equal("ext4", root.GetProperty("workspace").GetProperty("file_system").GetString());
+        Assert.Equal(10L << 30, root.GetProperty("workspace").GetProperty("free_bytes").GetInt64());
+        Assert.True(root.GetProperty("home").GetProperty("profile_block").GetBoolean());
+        Assert.Equal("not wired", root.GetProperty("live_home").GetProperty("state").GetString());
+        Assert.Equal(JsonValueKind.Array, root.GetProperty("attention").ValueKind);
+    }
+}
