@@ -14,14 +14,21 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     /// <summary>When set, the volume reports this many bytes free.</summary>
     public long? FreeBytes { get; init; }
 
-    /// <summary>Called before each data copy: a test slows the copy down with it.</summary>
+    /// <summary>Called before each data copy: a test slows the copy down with it, or changes the source.</summary>
     public Action? BeforeCopy { get; init; }
+
+    /// <summary>Called with each name before it is opened: a test swaps the entry for something else there.</summary>
+    public Action<string>? BeforeOpen { get; init; }
 
     public uint EffectiveUserId => _real.EffectiveUserId;
 
     public uint EffectiveGroupId => _real.EffectiveGroupId;
 
-    public int OpenAt(int dirFd, string name, OpenFlags flags, FilePermissions mode) => Fail("openat", name) ?? _real.OpenAt(dirFd, name, flags, mode);
+    public int OpenAt(int dirFd, string name, OpenFlags flags, FilePermissions mode)
+    {
+        BeforeOpen?.Invoke(name);
+        return Fail("openat", name) ?? _real.OpenAt(dirFd, name, flags, mode);
+    }
 
     public int Close(int fd) => _real.Close(fd);
 

@@ -14,7 +14,7 @@ namespace Packet.Agent.IntegrationTests;
 public sealed class WorkspaceTests : IDisposable
 {
     private readonly TempDirectory _dir = new("workspace");
-    private readonly IPosix _posix = PosixSystem.Instance;
+    private readonly PosixSystem _posix = PosixSystem.Instance;
 
     public void Dispose() => _dir.Dispose();
 
@@ -32,6 +32,21 @@ public sealed class WorkspaceTests : IDisposable
         Assert.Equal(Platform.StrangerGid, stat.st_gid);
         Assert.Equal((FilePermissions)Convert.ToUInt32("640", 8), stat.st_mode & FilePermissions.ALLPERMS);
         Assert.Equal(["f"], Directory.GetFileSystemEntries(directory).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void Replacing_a_file_clears_what_a_killed_agent_left_but_not_what_a_live_one_is_writing()
+    {
+        string directory = _dir.Create("d");
+        int dead = Enumerable.Range(400_000, 1000).First(pid => !Directory.Exists($"/proc/{pid}"));
+        File.WriteAllText(Path.Join(directory, $"..packet-init.packet-tmp-{dead}"), "half");
+        File.WriteAllText(Path.Join(directory, ".other.packet-tmp-1"), "another file's, pid 1 is alive");
+        File.WriteAllText(Path.Join(directory, "..packet-init.packet-tmp-1"), "a live agent's");
+        using var handle = DirectoryHandle.Open(_posix, directory);
+
+        handle.ReplaceFile(".packet-init", "{}"u8, _posix.EffectiveUserId, _posix.EffectiveGroupId, (FilePermissions)Convert.ToUInt32("644", 8));
+
+        Assert.Equal([".other.packet-tmp-1", "..packet-init.packet-tmp-1", ".packet-init"], Directory.GetFiles(directory).Select(Path.GetFileName).Order(StringComparer.Ordinal));
     }
 
     [Fact]

@@ -19,6 +19,9 @@ public static class HomeFixture
     /// <summary>A name whose bytes are not UTF-8 (0xff, and the overlong 0xc0 0xaf), in Mono.Posix's escaped form.</summary>
     public const string NonUtf8Name = "bad-\0\u00ff-\0\u00c0\0\u00af.txt";
 
+    /// <summary>A UTF-16 surrogate encoded as if it were a character (ED A0 80): not valid UTF-8 either.</summary>
+    public const string SurrogateName = "surrogate-\0\u00ed\0\u00a0\0\u0080";
+
     public const string NewlineName = "new\nline.txt";
 
     public static readonly string LongName = new('n', 255);
@@ -44,6 +47,7 @@ public static class HomeFixture
         Write(home, "-leading-dash", "dash\n");
         Write(home, LongName, "long name\n");
         Write(home, NonUtf8Name, "not utf-8\n");
+        Write(home, SurrogateName, "encoded surrogate\n");
         Write(home, "bin/tool", "#!/bin/sh\necho tool\n", mode: "4755");
         Write(home, "shared/sticky/file", "sticky\n");
         Chmod(home, "shared/sticky", "1777");

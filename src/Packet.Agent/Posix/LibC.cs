@@ -63,6 +63,9 @@ internal static unsafe partial class LibC
     internal static partial int getrlimit(int resource, RLimit* limit);
 
     [LibraryImport("libc", SetLastError = true)]
+    internal static partial int kill(int pid, int signal);
+
+    [LibraryImport("libc", SetLastError = true)]
     internal static partial nint signal(int signal, nint handler);
 
     [LibraryImport("libc", SetLastError = true)]

@@ -152,7 +152,7 @@ public sealed class DirectoryHandle : IDisposable
     /// </summary>
     public void ReplaceFile(string name, ReadOnlySpan<byte> content, uint uid, uint gid, FilePermissions mode, bool durable = true)
     {
-        string temporary = $".{name}.packet-tmp-{Environment.ProcessId}";
+        string temporary = TemporaryPrefix(name) + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         _posix.UnlinkAt(Fd, temporary, isDirectory: false); // a crashed run of this same pid (PID 1 in a container)
         int fd = PosixException.Check(
             _posix.OpenAt(Fd, temporary, OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_EXCL | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR),
@@ -180,6 +180,7 @@ public sealed class DirectoryHandle : IDisposable
 
             PosixException.Check(_posix.RenameAt(Fd, temporary, Fd, name, noReplace: false), "rename into place", PathOf(name));
             renamed = true;
+            RemoveStaleTemporaries(name);
             if (durable)
             {
                 _posix.FSync(Fd);
@@ -192,6 +193,31 @@ public sealed class DirectoryHandle : IDisposable
             {
                 _posix.UnlinkAt(Fd, temporary, isDirectory: false);
             }
+        }
+    }
+
+    private static string TemporaryPrefix(string name) => $".{name}.packet-tmp-";
+
+    /// <summary>
+    /// Removes what a killed agent left while replacing <paramref name="name"/>: temporary files
+    /// named after a process that no longer exists. A live one belongs to a concurrent agent.
+    /// </summary>
+    private void RemoveStaleTemporaries(string name)
+    {
+        string prefix = TemporaryPrefix(name);
+        var stale = new List<string>();
+        new DirectoryReader(_posix, 16 * 1024).ReadAll(Fd, entry =>
+        {
+            if (entry.Name.StartsWith(prefix, StringComparison.Ordinal)
+                && int.TryParse(entry.Name.AsSpan(prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid)
+                && pid != Environment.ProcessId && LibC.kill(pid, 0) < 0 && LibC.LastErrno() == (int)Errno.ESRCH)
+            {
+                stale.Add(entry.Name);
+            }
+        });
+        foreach (string leftover in stale)
+        {
+            _posix.UnlinkAt(Fd, leftover, isDirectory: false);
         }
     }
 

@@ -1,0 +1,176 @@
+using System.Diagnostics;
+using Packet.Agent.TestSupport;
+using Xunit;
+
+namespace Packet.Agent.EndToEndTests;
+
+/// <summary>
+/// Faults and hostile input through the published binary, as root, on private tmpfs and bind
+/// mounts under /tmp: never the machine's real paths.
+/// </summary>
+public sealed class HardeningTests : IDisposable
+{
+    private readonly Scratch _scratch = new();
+    private readonly List<string> _mounts = [];
+
+    public void Dispose()
+    {
+        foreach (string mount in Enumerable.Reverse(_mounts))
+        {
+            ChildProcess.Run("umount", ["-l", mount]);
+        }
+
+        _scratch.Dispose();
+    }
+
+    private string MountTmpfs(string relative, string options)
+    {
+        string path = _scratch.Create(relative);
+        ChildProcess.MustSucceed("mount", "-t", "tmpfs", "-o", options, "tmpfs", path);
+        _mounts.Add(path);
+        return path;
+    }
+
+    private static ChildResult Boot(string workspace, string home, params string[] extra) =>
+        Agent.Run(["boot", "--workspace", workspace, "--home", home, "--gpu", "off", .. extra]);
+
+    [RootFact]
+    public void A_volume_too_small_for_the_home_gets_nothing_and_a_later_boot_with_room_seeds_it()
+    {
+        Require.Root();
+        HomeFixture.WriteBytes(_scratch.Home, "model.bin", HomeFixture.RandomBytes(4 << 20, 1));
+        string volume = MountTmpfs("small", "size=1m,mode=0755");
+
+        var full = Boot(volume, _scratch.Home, "--", "sh", "-c", "echo started");
+        var strict = Boot(volume, _scratch.Home, "--strict");
+
+        Assert.Equal(0, full.ExitCode);
+        Assert.Equal("started\n", full.StandardOutput);
+        Assert.Matches(@"warn: seed\[2\] the home needs 4\.0 MiB \(\d+ bytes\) but \S+ has \d+\.\d KiB \(\d+ bytes\) free; nothing was copied", full.StandardError);
+        Assert.Equal(1, strict.ExitCode);
+        Assert.False(Directory.Exists(Path.Join(volume, "home")));
+        Assert.False(Directory.Exists(Path.Join(volume, ".packet", "staging", "home")));
+
+        ChildProcess.MustSucceed("mount", "-o", "remount,size=64m", volume);
+        var roomy = Boot(volume, _scratch.Home);
+
+        Assert.Equal(0, roomy.ExitCode);
+        Assert.True(File.Exists(Path.Join(volume, "home", ".packet-init")));
+    }
+
+    [RootFact]
+    public void A_volume_that_fills_up_mid_copy_is_given_its_space_back_and_no_home_is_marked()
+    {
+        Require.Root();
+        for (int i = 0; i < 200; i++)
+        {
+            HomeFixture.Write(_scratch.Home, $"many/f{i:D3}", "x");
+        }
+
+        // Bytes fit, inodes do not: the free-space check passes and the copy runs out mid-way.
+        string volume = MountTmpfs("few-inodes", "size=64m,nr_inodes=120,mode=0755");
+
+        var result = Boot(volume, _scratch.Home, "--", "sh", "-c", "echo started");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal("started\n", result.StandardOutput);
+        Assert.Contains("No space left on device (ENOSPC)", result.StandardError);
+        Assert.Contains("the partial copy was removed to free the space", result.StandardError);
+        Assert.False(Directory.Exists(Path.Join(volume, "home")));
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Join(volume, ".packet", "staging")));
+    }
+
+    [RootTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_read_only_volume_is_a_warning_and_the_command_still_runs(bool seeded)
+    {
+        Require.Root();
+        HomeFixture.Write(_scratch.Home, ".bashrc", "x\n");
+        string source = _scratch.Create("rw-volume");
+        if (seeded)
+        {
+            Assert.Equal(0, Boot(source, _scratch.Home).ExitCode);
+        }
+
+        string volume = _scratch.Create("ro-volume");
+        ChildProcess.MustSucceed("mount", "--bind", source, volume);
+        _mounts.Add(volume);
+        ChildProcess.MustSucceed("mount", "-o", "remount,bind,ro", volume);
+
+        var result = Boot(volume, _scratch.Home, "--link-home", "off", "--", "sh", "-c", "echo started");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal("started\n", result.StandardOutput);
+        Assert.Contains("Read-only file system (EROFS)", result.StandardError);
+    }
+
+    [Fact]
+    public void An_existing_home_whose_directory_links_out_of_the_workspace_gets_nothing_written_through_it()
+    {
+        HomeFixture.Write(_scratch.Home, ".config/tool.conf", "image");
+        HomeFixture.Write(_scratch.Home, ".config/other.conf", "image");
+        string outside = _scratch.Create("outside");
+        Directory.CreateDirectory(_scratch.PersistedHome);
+        File.CreateSymbolicLink(Path.Join(_scratch.PersistedHome, ".config"), outside);
+
+        var result = _scratch.Boot();
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Empty(Directory.GetFileSystemEntries(outside));
+        Assert.Equal(outside, new DirectoryInfo(Path.Join(_scratch.PersistedHome, ".config")).LinkTarget);
+    }
+
+    [RootFact]
+    public void A_non_root_agent_that_cannot_read_the_home_or_write_the_workspace_warns_and_still_runs_the_command()
+    {
+        Require.Root();
+        HomeFixture.Write(_scratch.Home, ".bashrc", "x\n");
+        ChildProcess.MustSucceed("chmod", "700", _scratch.Home);
+        string writable = _scratch.Create("nobodys");
+        ChildProcess.MustSucceed("chown", $"{Platform.Nobody}:{Platform.Nobody}", writable);
+        string homeOfNobody = _scratch.Create("nobody-home");
+        HomeFixture.Write(homeOfNobody, ".bashrc", "x\n");
+        ChildProcess.MustSucceed("chown", "-R", $"{Platform.Nobody}:{Platform.Nobody}", homeOfNobody);
+
+        ChildResult AsNobody(string workspace, string home) => ChildProcess.Run("setpriv", [
+            $"--reuid={Platform.Nobody}", $"--regid={Platform.Nobody}", "--clear-groups", "--",
+            RepositoryPaths.AgentBinary, "boot", "--workspace", workspace, "--home", home, "--gpu", "off", "--", "sh", "-c", "echo started"]);
+
+        var unreadableHome = AsNobody(writable, _scratch.Home);
+        var unwritableWorkspace = AsNobody(_scratch.Workspace, homeOfNobody);
+
+        Assert.Equal(0, unreadableHome.ExitCode);
+        Assert.Equal("started\n", unreadableHome.StandardOutput);
+        Assert.Contains($"warn: seed[2] cannot read the home to seed from: open directory {_scratch.Home}: Permission denied (EACCES)", unreadableHome.StandardError);
+        Assert.Equal(0, unwritableWorkspace.ExitCode);
+        Assert.Equal("started\n", unwritableWorkspace.StandardOutput);
+        Assert.Contains("Permission denied (EACCES)", unwritableWorkspace.StandardError);
+        Assert.False(File.Exists(Path.Join(_scratch.PersistedHome, ".packet-init")));
+    }
+
+    [Fact]
+    public void Garbage_from_nvidia_smi_is_a_problem_quoted_in_the_log()
+    {
+        string smi = _scratch.Script("bin/nvidia-smi", "echo 'Segmentation fault (core dumped)'");
+
+        var result = _scratch.Boot(["--gpu", "require", "--nvidia-smi", smi]);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("not a GPU record: 'Segmentation fault (core dumped)'", result.StandardError);
+    }
+
+    [Fact]
+    public void A_slow_nvidia_smi_within_its_time_limit_is_healthy_and_runs_beside_the_seed()
+    {
+        HomeFixture.WriteBytes(_scratch.Home, "weights.bin", HomeFixture.RandomBytes(8 << 20, 3));
+        string smi = _scratch.Script("bin/nvidia-smi", "sleep 3; printf '0, NVIDIA A100, GPU-1, 40960, 0, 550.1\\n'");
+        var started = Stopwatch.StartNew();
+
+        var result = _scratch.Boot(["--gpu", "require", "--nvidia-smi", smi]);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("info: gpu[5] 1 GPU found", result.StandardError);
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(10), $"took {started.Elapsed}");
+    }
+}
