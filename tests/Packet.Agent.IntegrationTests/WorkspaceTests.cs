@@ -46,7 +46,7 @@ public sealed class WorkspaceTests : IDisposable
 
         handle.ReplaceFile(".packet-init", "{}"u8, _posix.EffectiveUserId, _posix.EffectiveGroupId, (FilePermissions)Convert.ToUInt32("644", 8));
 
-        Assert.Equal([".other.packet-tmp-1", "..packet-init.packet-tmp-1", ".packet-init"], Directory.GetFiles(directory).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(["..packet-init.packet-tmp-1", ".other.packet-tmp-1", ".packet-init"], Directory.GetFiles(directory).Select(Path.GetFileName).Order(StringComparer.Ordinal));
     }
 
     [Fact]
