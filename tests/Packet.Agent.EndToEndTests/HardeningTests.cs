@@ -149,6 +149,22 @@ public sealed class HardeningTests : IDisposable
         Assert.False(File.Exists(Path.Join(_scratch.PersistedHome, ".packet-init")));
     }
 
+    [RootFact]
+    public void A_proc_style_file_that_reports_no_size_is_copied_as_it_reports_itself_without_hanging()
+    {
+        Require.Root();
+        HomeFixture.Write(_scratch.Home, "proc-version", string.Empty);
+        string target = Path.Join(_scratch.Home, "proc-version");
+        ChildProcess.MustSucceed("mount", "--bind", "/proc/version", target);
+        _mounts.Add(target);
+
+        var result = _scratch.Boot();
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.True(File.Exists(Path.Join(_scratch.PersistedHome, "proc-version")));
+        Assert.Equal(0, new FileInfo(Path.Join(_scratch.PersistedHome, "proc-version")).Length);
+    }
+
     [Fact]
     public void Garbage_from_nvidia_smi_is_a_problem_quoted_in_the_log()
     {

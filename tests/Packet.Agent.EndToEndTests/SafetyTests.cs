@@ -67,8 +67,11 @@ public sealed class SafetyTests : IDisposable
         HomeFixture.Write(_scratch.Home, ".bashrc", "mine\n");
         HomeFixture.Write(_scratch.Home, "notes/readable.txt", "ok");
         HomeFixture.Write(_scratch.Home, "notes/root-only.txt", "secret", mode: "600");
+        HomeFixture.Write(_scratch.Home, "root-dir/inside.txt", "secret");
         ChildProcess.MustSucceed("chown", "-R", $"{Platform.Nobody}:{Platform.Nobody}", _scratch.Home, _scratch.Workspace);
         ChildProcess.MustSucceed("chown", "0:0", Path.Join(_scratch.Home, "notes/root-only.txt"));
+        ChildProcess.MustSucceed("chown", "-R", "0:0", Path.Join(_scratch.Home, "root-dir"));
+        ChildProcess.MustSucceed("chmod", "700", Path.Join(_scratch.Home, "root-dir"));
 
         var result = ChildProcess.Run("setpriv", [
             $"--reuid={Platform.Nobody}", $"--regid={Platform.Nobody}", "--clear-groups", "--",
@@ -76,6 +79,8 @@ public sealed class SafetyTests : IDisposable
 
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains(result.ErrorLines, line => line.Contains("warn: seed[2] left out notes/root-only.txt: open: Permission denied (EACCES)", StringComparison.Ordinal));
+        Assert.Contains(result.ErrorLines, line => line.Contains("warn: seed[2] left out root-dir: open the directory: Permission denied (EACCES)", StringComparison.Ordinal));
+        Assert.Contains("skipped 2 unreadable", result.StandardError);
         Assert.Equal("ok", File.ReadAllText(Path.Join(_scratch.PersistedHome, "notes/readable.txt")));
         Assert.False(File.Exists(Path.Join(_scratch.PersistedHome, "notes/root-only.txt")));
         Assert.True(File.Exists(Path.Join(_scratch.PersistedHome, ".packet-init")));
