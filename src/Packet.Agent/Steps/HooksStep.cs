@@ -107,8 +107,7 @@ public sealed partial class HooksStep : IBootStep
                 new DirectoryReader(_posix, 16 * 1024).ReadAll(folder.Fd, names.Add);
                 foreach (string name in names.Select(n => n.Name).Order(StringComparer.Ordinal))
                 {
-                    bool runnable = folder.LStat(name, out var stat) >= 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFREG
-                        && (stat.st_mode & (FilePermissions.S_IXUSR | FilePermissions.S_IXGRP | FilePermissions.S_IXOTH)) != 0 && !name.StartsWith('.');
+                    bool runnable = !IsLeftover(name) && IsRunnable(folder, name);
                     bool done = folderName == FirstBootFolder && runnable
                         && hookState.FirstBootSucceeded.GetValueOrDefault(name) == HookState.Hash(folder.ReadFile(name, MaxHookBytes, out _) ?? []);
                     if (runnable && !done)
@@ -131,6 +130,17 @@ public sealed partial class HooksStep : IBootStep
             return StepResult.Problem($"{e.Message}; hooks could not be planned");
         }
     }
+
+    /// <summary>Editor and package-manager leftovers, and dotfiles: run-parts skips them too.</summary>
+    private static bool IsLeftover(string name) =>
+        name.StartsWith('.') || name.EndsWith('~') || name.EndsWith(".bak", StringComparison.Ordinal) || name.Contains(".dpkg-", StringComparison.Ordinal);
+
+    /// <summary>Only executable regular files run (a symlink is not followed).</summary>
+    private static bool IsRunnable(DirectoryHandle folder, string name) =>
+        folder.LStat(name, out var stat) >= 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFREG && IsExecutable(stat);
+
+    private static bool IsExecutable(in Stat stat) =>
+        (stat.st_mode & (FilePermissions.S_IXUSR | FilePermissions.S_IXGRP | FilePermissions.S_IXOTH)) != 0;
 
     /// <summary>The owner of the persisted home, or of the workspace before there is a home; the agent itself when it cannot switch users.</summary>
     private HookIdentity Owner(DirectoryHandle workspace)
@@ -218,12 +228,12 @@ public sealed partial class HooksStep : IBootStep
             foreach (string name in names.Select(n => n.Name).Order(StringComparer.Ordinal))
             {
                 string hookName = $"{folderName}/{name}";
-                if (name.StartsWith('.') || name.EndsWith('~') || name.EndsWith(".bak", StringComparison.Ordinal) || name.Contains(".dpkg-", StringComparison.Ordinal))
+                if (IsLeftover(name))
                 {
-                    continue; // editor and package-manager leftovers, as run-parts skips them
+                    continue;
                 }
 
-                if (folder.LStat(name, out var stat) < 0 || (stat.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG || !IsExecutable(stat))
+                if (!IsRunnable(folder, name))
                 {
                     Log.NotExecutable(_step._logger, NativeName.Display(hookName));
                     continue;
@@ -338,9 +348,6 @@ public sealed partial class HooksStep : IBootStep
             WorkspaceEnvironment.Apply(variables, WorkspaceEnvironment.For(WorkspacePath, path => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path)));
             return variables;
         }
-
-        private static bool IsExecutable(in Stat stat) =>
-            (stat.st_mode & (FilePermissions.S_IXUSR | FilePermissions.S_IXGRP | FilePermissions.S_IXOTH)) != 0;
     }
 
     private static partial class Log
