@@ -1,12 +1,10 @@
-using System.Reflection;
-
 namespace Packet.Agent;
 
-/// <summary>The agent's name and version, as --version prints them and the marker records them.</summary>
+/// <summary>The agent's name and version, as --version prints them and the marker and boot report record them.</summary>
 public static class AgentInfo
 {
     public const string Name = "packet-agent";
 
-    public static string Version { get; } =
-        typeof(AgentInfo).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+    /// <summary>The informational version (with the commit, when built from git), fixed at build time.</summary>
+    public static string Version => AgentVersion.Value;
 }

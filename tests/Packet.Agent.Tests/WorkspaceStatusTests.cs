@@ -102,3 +102,30 @@ public sealed class WorkspaceStatusTests
         Assert.Equal(JsonValueKind.Array, root.GetProperty("attention").ValueKind);
     }
 }
+
+public sealed class BootReportJsonTests
+{
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void The_hand_written_report_is_what_the_serializer_would_write(bool full)
+    {
+        var report = new BootReport(
+            "packet-agent",
+            "0.1.0+abc",
+            full ? "2026.11 \"quoted\" é" : null,
+            new DateTimeOffset(2026, 11, 28, 21, 44, 45, 123, TimeSpan.Zero),
+            0.013,
+            full ? 1 : 0,
+            full ? "failed" : "ok",
+            [new StepReport("guard", "ok", 0.001, "workspace /workspace is present"), new StepReport("seed", "warning", 1.5, "left out a\nb")],
+            full ? new SeedCounts(new MarkerCopied(10, 8, 1, 1, 0, 0, 4096, 0), new MarkerSkipped(1, 1, 0, 0, 0), 0.25) : null,
+            full ? [new Gpu.GpuInfo(0, "NVIDIA H100", "GPU-1", 81559, null, "550.1")] : [],
+            full ? ["seed: left out a\nb"] : []);
+
+        using var handWritten = JsonDocument.Parse(BootReportJson.Write(report));
+        using var serialized = JsonDocument.Parse(JsonSerializer.SerializeToUtf8Bytes(report, AgentJson.Default.BootReport));
+
+        Assert.True(JsonElement.DeepEquals(serialized.RootElement, handWritten.RootElement), $"{serialized.RootElement}\n{handWritten.RootElement}");
+    }
+}

@@ -52,11 +52,3 @@ public sealed record GpuReport(IReadOnlyList<GpuInfo> Gpus, string? Error);
 [JsonSerializable(typeof(BootReport))]
 [JsonSerializable(typeof(Operations.StatusReport))]
 public sealed partial class AgentJson : JsonSerializerContext;
-
-/// <summary>
-/// Writing only, through the generator's fast path (straight to a Utf8JsonWriter, no metadata to
-/// build first): the report is written on every boot, and a no-op boot must stay a few milliseconds.
-/// </summary>
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, GenerationMode = JsonSourceGenerationMode.Serialization)]
-[JsonSerializable(typeof(BootReport))]
-public sealed partial class AgentJsonWriter : JsonSerializerContext;

@@ -29,7 +29,7 @@ public sealed class AgentLogging : IDisposable
     {
         _services = services;
         _provider = provider;
-        Factory = new LoggerFactory([provider]);
+        Factory = new ConsoleOnlyFactory(provider);
     }
 
     public ILoggerFactory Factory { get; }
@@ -81,9 +81,24 @@ public sealed class AgentLogging : IDisposable
         }
 
         _disposed = true;
-        Factory.Dispose();
         _provider.Dispose();
         _services.Dispose();
+    }
+
+    /// <summary>
+    /// Loggers straight from the console provider. The general LoggerFactory adds filter rules and
+    /// provider aliases (looked up by reflection for every category), which the agent does not use:
+    /// it logs at Information and above, to the console only.
+    /// </summary>
+    private sealed class ConsoleOnlyFactory(ConsoleLoggerProvider provider) : ILoggerFactory
+    {
+        public ILogger CreateLogger(string categoryName) => provider.CreateLogger(categoryName);
+
+        public void AddProvider(ILoggerProvider provider) => throw new NotSupportedException("the agent logs to the console only");
+
+        public void Dispose()
+        {
+        }
     }
 
     private sealed class FixedOptions<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] T>(T value) : IOptionsMonitor<T>

@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.Json;
 using Mono.Unix.Native;
 using Packet.Agent.Json;
 using Packet.Agent.Posix;
@@ -43,7 +42,7 @@ public sealed class BootReportWriter(IPosix posix) : IBootReportWriter
                 posix.RenameAt(state.Fd, from, state.Fd, Previous(generation), noReplace: false);
             }
 
-            byte[] json = JsonSerializer.SerializeToUtf8Bytes(report, AgentJsonWriter.Default.BootReport);
+            byte[] json = BootReportJson.Write(report);
             state.ReplaceFile(FileName, json, posix.EffectiveUserId, posix.EffectiveGroupId, ReportMode, durable: false);
             if (report.Outcome == "ok")
             {
