@@ -96,7 +96,9 @@ echo 'alias ll="ls -l"' >"$noop/home/.bashrc"
 WORKSPACE="$noop/legacy" HOME="$noop/home" "$root/scripts/bench/legacy-persist.sh"
 echo
 echo "no-op boot (hyperfine, medians):"
-hyperfine -N --warmup 10 --runs 200 --export-json "$work/noop.json" \
+# Both run directly (no env(1) in front of either): the script reads WORKSPACE and HOME from
+# hyperfine's own environment, the agent its flags.
+WORKSPACE="$noop/legacy" HOME="$noop/home" hyperfine -N --warmup 20 --runs 300 --export-json "$work/noop.json" \
   -n agent "$agent boot --workspace $noop/agent --home $noop/home --gpu off" \
-  -n bash-script "env WORKSPACE=$noop/legacy HOME=$noop/home $root/scripts/bench/legacy-persist.sh" >/dev/null
+  -n bash-script "$root/scripts/bench/legacy-persist.sh" >/dev/null
 grep -o '"median": *[0-9.e-]*' "$work/noop.json" | awk -F': *' '{ m[NR] = $2 * 1000 } END { printf "  agent %.2f ms, bash script %.2f ms, ratio %.2f\n", m[1], m[2], m[1] / m[2] }'

@@ -36,10 +36,13 @@ public sealed class BootReportWriter(IPosix posix) : IBootReportWriter
         {
             using var root = DirectoryHandle.Open(posix, workspace);
             using var state = root.CreateDirectory(WorkspaceLayout.State, StateMode);
+            // Every rename goes to a free name: ext4 starts writing back a file renamed over another
+            // (auto_da_alloc), a cost a boot with nothing to do should not pay on each report.
+            posix.UnlinkAt(state.Fd, Previous(PreviousKept), isDirectory: false);
             for (int generation = PreviousKept; generation >= 1; generation--)
             {
                 string from = generation == 1 ? FileName : Previous(generation - 1);
-                posix.RenameAt(state.Fd, from, state.Fd, Previous(generation), noReplace: false);
+                posix.RenameAt(state.Fd, from, state.Fd, Previous(generation), noReplace: true);
             }
 
             byte[] json = BootReportJson.Write(report);

@@ -153,11 +153,16 @@ public sealed class DirectoryHandle : IDisposable
     public void ReplaceFile(string name, ReadOnlySpan<byte> content, uint uid, uint gid, FilePermissions mode, bool durable = true)
     {
         string temporary = TemporaryPrefix(name) + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        _posix.UnlinkAt(Fd, temporary, isDirectory: false); // a crashed run of this same pid (PID 1 in a container)
-        int fd = PosixException.Check(
-            _posix.OpenAt(Fd, temporary, OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_EXCL | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR),
-            "create",
-            PathOf(temporary));
+        const OpenFlags Create = OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_EXCL | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC;
+        int fd = _posix.OpenAt(Fd, temporary, Create, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR);
+        if (fd < 0 && PosixException.ErrnoOf(fd) == Errno.EEXIST)
+        {
+            // Left by a killed run with this same pid (PID 1 in a container, say).
+            _posix.UnlinkAt(Fd, temporary, isDirectory: false);
+            fd = _posix.OpenAt(Fd, temporary, Create, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR);
+        }
+
+        PosixException.Check(fd, "create", PathOf(temporary));
         bool renamed = false;
         try
         {
@@ -180,10 +185,13 @@ public sealed class DirectoryHandle : IDisposable
 
             PosixException.Check(_posix.RenameAt(Fd, temporary, Fd, name, noReplace: false), "rename into place", PathOf(name));
             renamed = true;
-            RemoveStaleTemporaries(name);
             if (durable)
             {
                 _posix.FSync(Fd);
+
+                // Only here: the boot report (not durable) is rewritten on every boot, by the same pid
+                // in a container, which clears its own leftover before it starts.
+                RemoveStaleTemporaries(name);
             }
         }
         finally
