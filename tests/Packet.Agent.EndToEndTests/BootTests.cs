@@ -42,6 +42,28 @@ public sealed class BootTests : IDisposable
     }
 
     [Fact]
+    public void Every_mode_is_copied_exactly_whatever_the_umask_the_agent_inherits()
+    {
+        HomeFixture.Write(_scratch.Home, "group-writable", "g+w\n", mode: "664");
+        HomeFixture.Write(_scratch.Home, "world-writable", "o+w\n", mode: "666");
+        HomeFixture.Write(_scratch.Home, "shared/tool", "#!/bin/sh\n", mode: "775");
+        HomeFixture.Write(_scratch.Home, "plain", "644\n", mode: "644");
+        HomeFixture.Chmod(_scratch.Home, "shared", "2775");
+        HomeFixture.Check(Syscall.mkfifo(Path.Join(_scratch.Home, "pipe"), (FilePermissions)Convert.ToUInt32("666", 8)));
+        HomeFixture.Chmod(_scratch.Home, "pipe", "666");
+        HomeFixture.FixTimes(_scratch.Home);
+
+        // A restrictive umask, as in hardened images: it applies to files the agent writes for itself, never to the copy.
+        var result = ChildProcess.Run(
+            "/bin/sh",
+            ["-c", "umask 077 && exec \"$@\"", "sh", RepositoryPaths.AgentBinary, "boot", "--workspace", _scratch.Workspace, "--home", _scratch.Home, "--gpu", "off"]);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var differences = TreeSnapshot.Take(_scratch.PersistedHome).DifferencesFrom(TreeSnapshot.Take(_scratch.Home), Ignore.RootTimes, path => path is not (".bashrc" or ".packet-init"));
+        Assert.Empty(differences);
+    }
+
+    [Fact]
     public void Five_boots_leave_the_workspace_as_the_first_left_it()
     {
         HomeFixture.Write(_scratch.Home, ".bashrc", "export A=1\n");

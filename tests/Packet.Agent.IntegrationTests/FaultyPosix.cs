@@ -14,6 +14,9 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     /// <summary>When set, the volume reports this many bytes free.</summary>
     public long? FreeBytes { get; init; }
 
+    /// <summary>When set, the umask reads as unknown, as it does where /proc is not mounted.</summary>
+    public bool CreationMaskUnknown { get; init; }
+
     /// <summary>Called before each data copy: a test slows the copy down with it, or changes the source.</summary>
     public Action? BeforeCopy { get; init; }
 
@@ -55,6 +58,10 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     public int LChownAt(int dirFd, string name, uint uid, uint gid) => _real.LChownAt(dirFd, name, uid, gid);
 
     public int FChmod(int fd, FilePermissions mode) => _real.FChmod(fd, mode);
+
+    public int ChmodAt(int dirFd, string name, FilePermissions mode) => _real.ChmodAt(dirFd, name, mode);
+
+    public FilePermissions? ReadFileCreationMask() => CreationMaskUnknown ? null : _real.ReadFileCreationMask();
 
     public int FUtimens(int fd, in Stat times) => _real.FUtimens(fd, times);
 

@@ -1,5 +1,6 @@
 using Mono.Unix.Native;
 using Packet.Agent.Copy;
+using Packet.Agent.Posix;
 using Packet.Agent.TestSupport;
 using Xunit;
 
@@ -41,6 +42,32 @@ public sealed class TreeCopierTests : IDisposable
         Assert.Equal(5, report.Symlinks);
         Assert.Equal(1, report.Fifos);
         Assert.Equal(0, report.SkippedUnreadable);
+    }
+
+    [Fact]
+    public void I_read_the_umask_a_child_process_inherits_without_changing_it()
+    {
+        var before = ChildProcess.Shell("umask");
+
+        var mask = PosixSystem.Instance.ReadFileCreationMask();
+
+        Assert.Equal(Convert.ToUInt32(before.StandardOutput.Trim(), 8), (uint?)mask);
+        Assert.Equal(before.StandardOutput, ChildProcess.Shell("umask").StandardOutput);
+    }
+
+    [Fact]
+    public void I_set_modes_the_umask_would_trim_even_when_the_umask_cannot_be_read()
+    {
+        string home = _dir.Create("home");
+        HomeFixture.Write(home, "group-writable", "x", mode: "664");
+        HomeFixture.Write(home, "world-writable", "y", mode: "666");
+        HomeFixture.Check(Syscall.mkfifo(Path.Join(home, "pipe"), FilePermissions.S_IRUSR | FilePermissions.S_IWUSR));
+        HomeFixture.Chmod(home, "pipe", "666");
+        HomeFixture.FixTimes(home);
+
+        CopyHarness.Copy(home, _dir["copy"], new FaultyPosix { CreationMaskUnknown = true });
+
+        Assert.Empty(TreeSnapshot.Take(_dir["copy"]).DifferencesFrom(TreeSnapshot.Take(home), Ignore.RootTimes));
     }
 
     [Fact]

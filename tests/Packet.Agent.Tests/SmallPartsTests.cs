@@ -152,3 +152,40 @@ public sealed class WorkspaceEnvironmentTests
         Assert.False(environment.ContainsKey("CONDA_ENVS_DIRS"));
     }
 }
+
+public sealed class ProgressTickerTests
+{
+    [Fact]
+    public void It_ticks_at_its_interval_while_the_caller_is_busy()
+    {
+        int ticks = 0;
+
+        using (new Copy.ProgressTicker(TimeSpan.FromMilliseconds(20), () => Interlocked.Increment(ref ticks)))
+        {
+            Thread.Sleep(400);
+        }
+
+        Assert.InRange(Volatile.Read(ref ticks), 3, 20);
+    }
+
+    [Fact]
+    public void Dispose_waits_for_a_tick_in_flight_and_no_tick_follows_it()
+    {
+        using var started = new ManualResetEventSlim();
+        int finished = 0;
+        var ticker = new Copy.ProgressTicker(TimeSpan.FromMilliseconds(5), () =>
+        {
+            started.Set();
+            Thread.Sleep(200);
+            Interlocked.Increment(ref finished);
+        });
+        Assert.True(started.Wait(TimeSpan.FromSeconds(10)));
+
+        ticker.Dispose();
+        int atDispose = Volatile.Read(ref finished);
+        Thread.Sleep(100);
+
+        Assert.True(atDispose >= 1, "Dispose returned while a tick was still running");
+        Assert.Equal(atDispose, Volatile.Read(ref finished));
+    }
+}

@@ -80,7 +80,7 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
         int existingFd = existingHome?.Fd ?? -1;
         var toCopy = plan.ToCopy;
         var report = new CopyReport(options.ProblemsToName);
-        using (new Timer(_ => observer.Progress(report, toCopy), null, progressInterval, progressInterval))
+        using (new ProgressTicker(progressInterval, () => observer.Progress(report, toCopy)))
         {
             new TreeCopier(posix, options).Copy(source.Fd, stagingHome.Fd, existingFd, report);
         }

@@ -60,6 +60,16 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, Action<P
         Check(posix.LUtimensAt(destinationDirFd, name, source), "set the times of", path);
     }
 
+    public void ApplyToFifo(int destinationDirFd, string name, in Stat source, string path, bool modeSetAtCreation)
+    {
+        ApplyToUnopened(destinationDirFd, name, source, path);
+        if (!modeSetAtCreation)
+        {
+            // By name, as a FIFO is not opened: the entry was just made, and nothing else writes to the copy while the seed holds the workspace lock.
+            Check(posix.ChmodAt(destinationDirFd, name, source.st_mode & FilePermissions.ACCESSPERMS), "set the mode of", path);
+        }
+    }
+
     private bool NeedsChown(in Stat source) =>
         options.PreserveOwnership && (source.st_uid != posix.EffectiveUserId || source.st_gid != posix.EffectiveGroupId);
 

@@ -63,6 +63,7 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
         private readonly DirectoryReader _reader;
         private readonly BlockingCollection<CopyJob>? _queue;
         private ulong _destinationDevice;
+        private readonly FilePermissions _creationMask;
         private DestinationWriteException? _abort;
 
         public CopyRun(IPosix posix, CopyOptions options, CopyReport report, int destinationRootFd)
@@ -74,6 +75,9 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
             _data = new FileDataCopier(posix);
             _metadata = new MetadataCopier(posix, options, Named);
             _reader = new DirectoryReader(posix);
+
+            // The umask is read, never set: setting it is process-wide and would race with anything else creating files.
+            _creationMask = posix.ReadFileCreationMask() ?? FilePermissions.ALLPERMS;
             _queue = options.Workers > 0 ? new BlockingCollection<CopyJob>(new ConcurrentQueue<CopyJob>(), QueueCapacity) : null;
         }
 
@@ -84,8 +88,6 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
             _destinationDevice = destinationRoot.st_dev;
             var root = new DirectoryNode(null, string.Empty, sourceRootFd, _destinationRootFd, existingRootFd, sourceRoot, isNew: existingRootFd < 0);
 
-            // Files are created with their final permission bits; the umask must not trim them.
-            var savedUmask = Syscall.umask(0);
             var workers = StartWorkers();
             try
             {
@@ -99,7 +101,6 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
                     worker.Join();
                 }
 
-                Syscall.umask(savedUmask);
                 _queue?.Dispose();
             }
 
@@ -112,7 +113,6 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
             PosixException.Check(_posix.FStat(_destinationRootFd, out var destination), "stat", "the destination");
             _destinationDevice = destination.st_dev;
             var directory = new DirectoryNode(null, string.Empty, sourceDirFd, _destinationRootFd, -1, sourceDirectory, isNew: false);
-            var savedUmask = Syscall.umask(0);
             try
             {
                 Dispatch(directory, name, DirectoryReader.DT_UNKNOWN);
@@ -121,10 +121,6 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
             catch (DestinationWriteException failure)
             {
                 Abort(failure);
-            }
-            finally
-            {
-                Syscall.umask(savedUmask);
             }
 
             ReportAbort();
@@ -501,7 +497,7 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
                     Named(ProblemKind.ChangedDuringCopy, path, $"shrank from {source.st_size} to {copied} bytes while being copied; copied what was there");
                 }
 
-                _metadata.ApplyToFile(sourceFd, destinationFd, source, _destinationDevice, path, modeSetAtCreation: true);
+                _metadata.ApplyToFile(sourceFd, destinationFd, source, _destinationDevice, path, modeSetAtCreation: (permissions & _creationMask) == 0);
                 Interlocked.Increment(ref _report.Files);
                 Interlocked.Add(ref _report.Bytes, copied);
                 return true;
@@ -628,7 +624,7 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
                 return false;
             }
 
-            _metadata.ApplyToUnopened(directory.DestinationFd, name, source, path);
+            _metadata.ApplyToFifo(directory.DestinationFd, name, source, path, modeSetAtCreation: (permissions & _creationMask) == 0);
             Interlocked.Increment(ref _report.Fifos);
             return true;
         }

@@ -76,6 +76,29 @@ public sealed unsafe class PosixSystem : IPosix
 
     public int FChmod(int fd, FilePermissions mode) => Result(Syscall.fchmod(fd, mode));
 
+    public int ChmodAt(int dirFd, string name, FilePermissions mode) => Result(Syscall.fchmodat(dirFd, name, mode, 0));
+
+    public FilePermissions? ReadFileCreationMask()
+    {
+        const string Field = "Umask:";
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/status"))
+            {
+                if (line.StartsWith(Field, StringComparison.Ordinal))
+                {
+                    return (FilePermissions)Convert.ToUInt32(line.AsSpan(Field.Length).Trim().ToString(), 8);
+                }
+            }
+        }
+        catch (Exception failure) when (failure is IOException or UnauthorizedAccessException)
+        {
+            // No /proc (a bare chroot): the caller treats the mask as unknown.
+        }
+
+        return null;
+    }
+
     public int FUtimens(int fd, in Stat times) => Result(Syscall.futimens(fd, Timestamps(times)));
 
     public int LUtimensAt(int dirFd, string name, in Stat times) =>
