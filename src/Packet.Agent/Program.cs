@@ -17,6 +17,7 @@ using Packet.Agent.Steps;
 
 // The composition root: parse, build the real adapters, run the command, exit with its code.
 NativeLibraries.LoadMonoPosixHelperFromAppDirectory();
+Console.SetError(StandardErrorStream.CreateWriter());
 ParsedCommand command;
 try
 {

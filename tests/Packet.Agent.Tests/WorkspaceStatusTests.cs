@@ -129,3 +129,52 @@ public sealed class BootReportJsonTests
         Assert.True(JsonElement.DeepEquals(serialized.RootElement, handWritten.RootElement), $"{serialized.RootElement}\n{handWritten.RootElement}");
     }
 }
+
+public sealed class MinimalJsonEncoderTests
+{
+    [Theory]
+    [InlineData("plain ascii")]
+    [InlineData("quote \" backslash \\ slash /")]
+    [InlineData("line\nfeed\r\ttab\b\f")]
+    [InlineData("control \u0001 \u001f delete \u007f")]
+    [InlineData("é 日本 <script>&'+")]
+    [InlineData("emoji \U0001F680 pair")]
+    [InlineData("bad-\u0000\u00ff-name")]
+    public void Any_string_comes_back_unchanged_through_a_json_parser(string text)
+    {
+        byte[] written = WriteString(text);
+
+        using var parsed = JsonDocument.Parse(written);
+
+        Assert.Equal(text, parsed.RootElement.GetProperty("v").GetString());
+    }
+
+    [Fact]
+    public void Only_what_json_requires_is_escaped_and_the_rest_is_utf8()
+    {
+        string written = System.Text.Encoding.UTF8.GetString(WriteString("é<\"\\\n\u0001\U0001F680"));
+
+        Assert.Equal("{\"v\":\"é<\\\"\\\\\\n\\u0001\U0001F680\"}", written);
+    }
+
+    [Fact]
+    public void A_lone_surrogate_becomes_the_replacement_character()
+    {
+        using var parsed = JsonDocument.Parse(WriteString("a\ud800b"));
+
+        Assert.Equal("a\ufffdb", parsed.RootElement.GetProperty("v").GetString());
+    }
+
+    private static byte[] WriteString(string text)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = MinimalJsonEncoder.Instance }))
+        {
+            json.WriteStartObject();
+            json.WriteString("v", text);
+            json.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+}

@@ -6,7 +6,8 @@ namespace Packet.Agent.Json;
 /// <summary>
 /// Writes a <see cref="BootReport"/> as <see cref="AgentJson"/> would, straight to a Utf8JsonWriter.
 /// The report is written on every boot; the serializer's first use (its metadata, the default
-/// encoder's tables) costs more than the rest of a boot with nothing to do. Reading stays with
+/// encoder's tables) costs more than the rest of a boot with nothing to do, hence also
+/// <see cref="MinimalJsonEncoder"/>. Reading stays with
 /// <see cref="AgentJson"/>; a test holds the two to the same output.
 /// </summary>
 public static class BootReportJson
@@ -14,7 +15,7 @@ public static class BootReportJson
     public static byte[] Write(BootReport report)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(2048);
-        using (var json = new Utf8JsonWriter(buffer))
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = MinimalJsonEncoder.Instance }))
         {
             json.WriteStartObject();
             json.WriteString("agent", report.Agent);

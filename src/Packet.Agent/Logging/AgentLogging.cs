@@ -42,10 +42,11 @@ public sealed class AgentLogging : IDisposable
         var console = new ServiceCollection();
         console.AddLogging(builder => builder.AddConsole());
         var services = new ServiceCollection();
-        foreach (var formatter in console.Where(d => d.ServiceType == typeof(ConsoleFormatter)))
-        {
-            ((ICollection<ServiceDescriptor>)services).Add(formatter);
-        }
+        // Only the formatter in use is built: resolving each through DI is a measurable part of a no-op boot.
+        string formatterType = format + nameof(ConsoleFormatter);
+        var formatter = console.SingleOrDefault(d => d.ServiceType == typeof(ConsoleFormatter) && d.ImplementationType?.Name == formatterType)
+            ?? throw new InvalidOperationException($"Microsoft.Extensions.Logging.Console registers no {formatterType}");
+        ((ICollection<ServiceDescriptor>)services).Add(formatter);
 
         services.AddSingleton<IOptionsMonitor<SimpleConsoleFormatterOptions>>(new FixedOptions<SimpleConsoleFormatterOptions>(new()
         {
