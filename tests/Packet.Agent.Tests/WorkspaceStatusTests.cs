@@ -178,3 +178,46 @@ public sealed class MinimalJsonEncoderTests
         return buffer.WrittenSpan.ToArray();
     }
 }
+
+public sealed class HookStateTests
+{
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void What_the_serializer_saves_is_read_back_whole(bool withRequirements)
+    {
+        var saved = new Hooks.HookState { RequirementsInstalled = withRequirements ? "0123abcd" : null };
+        saved.FirstBootSucceeded["10-jupyter"] = "aa11";
+        saved.FirstBootSucceeded["20 \"odd\" name é"] = "bb22";
+
+        var loaded = Hooks.HookState.Parse(JsonSerializer.SerializeToUtf8Bytes(saved, AgentJson.Default.HookState));
+
+        Assert.Equal(saved.FirstBootSucceeded, loaded.FirstBootSucceeded);
+        Assert.Equal(saved.RequirementsInstalled, loaded.RequirementsInstalled);
+    }
+
+    [Fact]
+    public void Fields_it_does_not_know_are_passed_over()
+    {
+        var loaded = Hooks.HookState.Parse("""{"version":2,"extra":{"a":[1,{"b":null}]},"first_boot_succeeded":{"x":"1"},"requirements_installed":null}"""u8);
+
+        Assert.Equal("1", loaded.FirstBootSucceeded["x"]);
+        Assert.Null(loaded.RequirementsInstalled);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("{")]
+    [InlineData("[]")]
+    [InlineData("{\"first_boot_succeeded\":{\"x\":1}}")]
+    [InlineData("{\"first_boot_succeeded\":[\"x\"]}")]
+    [InlineData("{\"requirements_installed\":{}}")]
+    [InlineData("{\"first_boot_succeeded\":{\"x\":\"1\"}")]
+    public void A_damaged_record_reads_as_empty_so_first_boot_hooks_run_again(string json)
+    {
+        var loaded = Hooks.HookState.Parse(System.Text.Encoding.UTF8.GetBytes(json));
+
+        Assert.Empty(loaded.FirstBootSucceeded);
+        Assert.Null(loaded.RequirementsInstalled);
+    }
+}

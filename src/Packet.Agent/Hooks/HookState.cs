@@ -23,10 +23,47 @@ public sealed class HookState
 
     public static HookState Load(DirectoryHandle state)
     {
+        byte[]? content = state.ReadFile(FileName, 1024 * 1024, out _);
+        return content is null ? Empty() : Parse(content);
+    }
+
+    /// <summary>
+    /// Reads what <see cref="Save"/> writes. By hand: the serializer's first use (its metadata and
+    /// converters) costs a boot whose hooks have nothing to do more than the rest of the step;
+    /// saving follows a hook that ran and keeps the serializer. A test holds the two together.
+    /// </summary>
+    public static HookState Parse(ReadOnlySpan<byte> json)
+    {
         try
         {
-            byte[]? content = state.ReadFile(FileName, 1024 * 1024, out _);
-            return content is null ? Empty() : JsonSerializer.Deserialize(content, AgentJson.Default.HookState) ?? Empty();
+            var reader = new Utf8JsonReader(json);
+            var state = Empty();
+            Next(ref reader, JsonTokenType.StartObject);
+            while (Next(ref reader) == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("first_boot_succeeded"u8))
+                {
+                    Next(ref reader, JsonTokenType.StartObject);
+                    while (Next(ref reader) == JsonTokenType.PropertyName)
+                    {
+                        string hook = reader.GetString()!;
+                        state.FirstBootSucceeded[hook] = Next(ref reader, JsonTokenType.String).GetString()!;
+                    }
+                }
+                else if (reader.ValueTextEquals("requirements_installed"u8))
+                {
+                    state.RequirementsInstalled = Next(ref reader) is JsonTokenType.String or JsonTokenType.Null
+                        ? reader.GetString()
+                        : throw new JsonException("hooks.json: requirements_installed is not a string");
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            return state;
         }
         catch (JsonException)
         {
@@ -40,4 +77,17 @@ public sealed class HookState
     public static string Hash(byte[] content) => Copy.ContentHash.Of(content);
 
     private static HookState Empty() => new();
+
+    private static JsonTokenType Next(ref Utf8JsonReader reader) =>
+        reader.Read() ? reader.TokenType : throw new JsonException("hooks.json ends early");
+
+    private static ref Utf8JsonReader Next(ref Utf8JsonReader reader, JsonTokenType expected)
+    {
+        if (Next(ref reader) != expected)
+        {
+            throw new JsonException($"hooks.json has {reader.TokenType} where {expected} belongs");
+        }
+
+        return ref reader;
+    }
 }
