@@ -7,6 +7,9 @@ public static class Units
 {
     public static string Count(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
+    /// <summary>"1 entry", "1,234 entries".</summary>
+    public static string Entries(long count) => Count(count) + (count == 1 ? " entry" : " entries");
+
     public static string Bytes(double bytes)
     {
         string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -108,6 +108,12 @@ public sealed class DisplayTests
     [InlineData(5L * 1024 * 1024 * 1024, "5.0 GiB")]
     public void Bytes_are_shown_in_binary_units(long bytes, string shown) => Assert.Equal(shown, Units.Bytes(bytes));
 
+    [Theory]
+    [InlineData(0, "0 entries")]
+    [InlineData(1, "1 entry")]
+    [InlineData(1234, "1,234 entries")]
+    public void Entries_are_counted_in_plain_english(long count, string shown) => Assert.Equal(shown, Units.Entries(count));
+
     [Fact]
     public void Durations_read_naturally()
     {

@@ -29,7 +29,7 @@ public sealed class HomeReset(IPosix posix, TimeProvider clock)
             PosixException.Check(posix.FStat(workspace.Fd, out var self), "stat", workspace.Path);
             var size = new TreeScanner(posix).Scan(source.Fd, -1, (self.st_dev, self.st_ino));
             string move = hasHome ? $"would move {workspace.PathOf(WorkspaceLayout.Home)} to {workspace.PathOf(backup)}, then " : "no home to move; would ";
-            return new ResetOutcome(true, $"{move}seed {Units.Count(size.Entries)} entries ({Units.Bytes(size.Bytes)}) from {sourceHome}");
+            return new ResetOutcome(true, $"{move}seed {Units.Entries(size.Entries)} ({Units.Bytes(size.Bytes)}) from {sourceHome}");
         }
 
         if (!hasHome)

@@ -83,7 +83,7 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
               + (w.FreeBytes is { } free && w.TotalBytes is { } total ? $", {Units.Bytes(free)} free of {Units.Bytes(total)}" : string.Empty));
         var h = report.Home;
         Line("home", !h.Seeded ? $"{h.Path}: not seeded"
-            : h.Marker is { } marker ? $"{h.Path}: seeded {marker.SeededAt:yyyy-MM-dd HH:mm} UTC by {marker.Agent} {marker.AgentVersion} ({Units.Count(marker.Copied.Entries)} entries, {Units.Bytes(marker.Copied.Bytes)})"
+            : h.Marker is { } marker ? $"{h.Path}: seeded {marker.SeededAt:yyyy-MM-dd HH:mm} UTC by {marker.Agent} {marker.AgentVersion} ({Units.Entries(marker.Copied.Entries)}, {Units.Bytes(marker.Copied.Bytes)})"
             : $"{h.Path}: seeded{(h.LegacyMarker ? " (by the bash script: empty marker)" : string.Empty)}");
         Line("profile", h.ProfileBlock ? "workspace block present" : h.LegacyProfileLines ? "the bash script's PATH lines (the next boot replaces them with the block)" : "no workspace block");
         var l = report.LiveHome;

@@ -190,13 +190,13 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         context.SeedPlanned = true;
         string what = plan.Merging ? $"copy what {destination} lacks:" : "copy";
         string resuming = plan.Resuming ? ", resuming an interrupted seed" : string.Empty;
-        return StepResult.Ok($"would {what} {Units.Count(plan.ToCopy.Entries)} entries ({Units.Bytes(plan.ToCopy.Bytes)}) from {context.Options.Home} into {destination}{resuming}; {Units.Bytes(plan.FreeBytes)} free");
+        return StepResult.Ok($"would {what} {Units.Entries(plan.ToCopy.Entries)} ({Units.Bytes(plan.ToCopy.Bytes)}) from {context.Options.Home} into {destination}{resuming}; {Units.Bytes(plan.FreeBytes)} free");
     }
 
     public static string Summary(CopyReport report)
     {
         double seconds = Math.Max(report.Duration.TotalSeconds, 1e-3);
-        string summary = $"copied {Units.Count(report.Entries)} entries ({Units.Bytes(report.Bytes)}) in {Units.Duration(report.Duration)} ({Units.Bytes(report.Bytes / seconds)}/s); "
+        string summary = $"copied {Units.Entries(report.Entries)} ({Units.Bytes(report.Bytes)}) in {Units.Duration(report.Duration)} ({Units.Bytes(report.Bytes / seconds)}/s); "
             + $"skipped {Units.Count(report.SkippedUnreadable)} unreadable, {Units.Count(report.SkippedSockets)} sockets, {Units.Count(report.SkippedDevices)} devices, "
             + $"{Units.Count(report.ChangedDuringCopy)} changed while copying";
         if (report.NotWritten > 0)
@@ -206,7 +206,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
 
         if (report.KeptExisting > 0)
         {
-            summary += $"; kept {Units.Count(report.KeptExisting)} entries already in the home";
+            summary += $"; kept {Units.Entries(report.KeptExisting)} already in the home";
         }
 
         if (report.ResumedFiles > 0)
@@ -247,7 +247,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
                 Log.Merging(logger, destination);
             }
 
-            Log.Planned(logger, destination, source, Units.Count(plan.ToCopy.Entries), Units.Bytes(plan.ToCopy.Bytes), Units.Bytes(plan.FreeBytes));
+            Log.Planned(logger, destination, source, Units.Entries(plan.ToCopy.Entries), Units.Bytes(plan.ToCopy.Bytes), Units.Bytes(plan.FreeBytes));
         }
 
         public void Progress(CopyReport report, TreeSize total)
@@ -289,7 +289,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "{Destination} already exists without a marker: copying only what it lacks; nothing in it is replaced")]
         public static partial void Merging(ILogger logger, string destination);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "seeding {Destination} from {Source}: {Entries} entries, {Bytes} to copy, {Free} free on the volume")]
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "seeding {Destination} from {Source}: {Entries}, {Bytes} to copy, {Free} free on the volume")]
         public static partial void Planned(ILogger logger, string destination, string source, string entries, string bytes, string free);
 
         [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "copying: {Entries} of {TotalEntries} entries, {Bytes} of {TotalBytes} ({Percent}%), {Rate}/s, about {Eta} left")]
