@@ -40,6 +40,7 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
     private const FilePermissions ManifestMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
 
     private readonly DirectoryReader _reader = new(posix, 64 * 1024);
+    private readonly TreeCopier _copier = new(posix, copyOptions);
 
     /// <summary>Writes the manifest of <paramref name="source"/> as the baseline for later upgrades (after a seed, or adopting a workspace).</summary>
     public void RecordBaseline(DirectoryHandle state, DirectoryHandle source, string identity)
@@ -231,7 +232,7 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
             {
                 // One entry through the copy engine: a directory holding just that name.
                 var report = new CopyReport();
-                new TreeCopier(posix, copyOptions with { Workers = 0 }).CopyEntry(sourceDirFd, name, staging, report);
+                _copier.CopyEntry(sourceDirFd, name, staging, report);
                 if (report.FatalError is { } fatal)
                 {
                     return fatal;
@@ -265,7 +266,7 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
         try
         {
             var report = new CopyReport();
-            new TreeCopier(posix, copyOptions).Copy(sourceDirFd, staging, -1, report);
+            _copier.Copy(sourceDirFd, staging, -1, report);
             if (report.FatalError is { } fatal)
             {
                 TreeRemover.RemoveChild(posix, homeDirFd, temporary);

@@ -23,6 +23,10 @@ namespace Packet.Agent.Copy;
 /// </remarks>
 public sealed class TreeCopier(IPosix posix, CopyOptions options)
 {
+    // Read once per copier, never set: setting the umask is process-wide and would race with anything
+    // else creating files. The agent never changes its own, so one read serves every copy.
+    private readonly Lazy<FilePermissions> _creationMask = new(() => posix.ReadFileCreationMask() ?? FilePermissions.ALLPERMS);
+
     /// <summary>
     /// Copies the contents of <paramref name="sourceDirFd"/> into <paramref name="destinationDirFd"/>,
     /// skipping entries present in <paramref name="existingDirFd"/> (-1: none). The destination
@@ -32,13 +36,13 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
     public void Copy(int sourceDirFd, int destinationDirFd, int existingDirFd, CopyReport report)
     {
         var started = System.Diagnostics.Stopwatch.StartNew();
-        new CopyRun(posix, options, report, destinationDirFd).Run(sourceDirFd, existingDirFd);
+        new CopyRun(posix, options, report, destinationDirFd, _creationMask.Value).Run(sourceDirFd, existingDirFd);
         report.Duration = started.Elapsed;
     }
 
     /// <summary>Copies one non-directory entry of <paramref name="sourceDirFd"/> into <paramref name="destinationDirFd"/>, with the same fidelity.</summary>
     public void CopyEntry(int sourceDirFd, string name, int destinationDirFd, CopyReport report) =>
-        new CopyRun(posix, options with { Workers = 0 }, report, destinationDirFd).RunOne(sourceDirFd, name);
+        new CopyRun(posix, options with { Workers = 0 }, report, destinationDirFd, _creationMask.Value).RunOne(sourceDirFd, name);
 
     private readonly record struct CopyJob(DirectoryNode Directory, string Name, byte Type);
 
@@ -62,11 +66,11 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
         private readonly HardLinkRegistry _links = new();
         private readonly DirectoryReader _reader;
         private readonly BlockingCollection<CopyJob>? _queue;
-        private ulong _destinationDevice;
         private readonly FilePermissions _creationMask;
+        private ulong _destinationDevice;
         private DestinationWriteException? _abort;
 
-        public CopyRun(IPosix posix, CopyOptions options, CopyReport report, int destinationRootFd)
+        public CopyRun(IPosix posix, CopyOptions options, CopyReport report, int destinationRootFd, FilePermissions creationMask)
         {
             _posix = posix;
             _options = options;
@@ -75,9 +79,7 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
             _data = new FileDataCopier(posix);
             _metadata = new MetadataCopier(posix, options, Named);
             _reader = new DirectoryReader(posix);
-
-            // The umask is read, never set: setting it is process-wide and would race with anything else creating files.
-            _creationMask = posix.ReadFileCreationMask() ?? FilePermissions.ALLPERMS;
+            _creationMask = creationMask;
             _queue = options.Workers > 0 ? new BlockingCollection<CopyJob>(new ConcurrentQueue<CopyJob>(), QueueCapacity) : null;
         }
 
@@ -125,6 +127,9 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
 
             ReportAbort();
         }
+
+        /// <summary>Whether a mode given to open(2) or mkfifo(2) survives the umask whole, so no chmod is needed.</summary>
+        private bool CreationKeeps(FilePermissions permissions) => (permissions & _creationMask) == 0;
 
         private void ReportAbort()
         {
@@ -497,7 +502,7 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
                     Named(ProblemKind.ChangedDuringCopy, path, $"shrank from {source.st_size} to {copied} bytes while being copied; copied what was there");
                 }
 
-                _metadata.ApplyToFile(sourceFd, destinationFd, source, _destinationDevice, path, modeSetAtCreation: (permissions & _creationMask) == 0);
+                _metadata.ApplyToFile(sourceFd, destinationFd, source, _destinationDevice, path, modeSetAtCreation: CreationKeeps(permissions));
                 Interlocked.Increment(ref _report.Files);
                 Interlocked.Add(ref _report.Bytes, copied);
                 return true;
@@ -624,7 +629,7 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
                 return false;
             }
 
-            _metadata.ApplyToFifo(directory.DestinationFd, name, source, path, modeSetAtCreation: (permissions & _creationMask) == 0);
+            _metadata.ApplyToFifo(directory.DestinationFd, name, source, path, modeSetAtCreation: CreationKeeps(permissions));
             Interlocked.Increment(ref _report.Fifos);
             return true;
         }
