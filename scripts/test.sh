@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit, integration (real file systems in temp dirs) and end-to-end (the
 # freshly published NativeAOT binary as a child process). Exits non-zero on any failure.
-# The last line sums every project: "N passed, N failed, N skipped".
+# The last line sums every project: "N passed, N failed, N skipped" (a tripped tripwire counts as
+# one failure, named above that line).
 # Root-only tests skip elsewhere; with PACKET_TEST_REQUIRE_ROOT=1 (CI) they must run.
 set -euo pipefail
 
@@ -10,6 +11,12 @@ results="$root/artifacts/test-results"
 bin="$root/artifacts/test-bin"
 rm -rf "$results"
 mkdir -p "$results"
+
+# What no test may change (the real home, the top of /, a real /workspace), fingerprinted before
+# and compared after: a test that reaches past its temporary directories fails the run.
+fingerprint="$(mktemp)"
+trap 'rm -f "$fingerprint"' EXIT
+"$root/scripts/tripwire.sh" record "$fingerprint"
 
 "$root/scripts/build.sh" "$bin"
 export PACKET_AGENT_BIN="$bin/packet-agent"
@@ -44,6 +51,10 @@ for trx in "$results"/*.trx; do
   failed=$((failed + $(count failed) + $(count error) + $(count timeout) + $(count aborted)))
   skipped=$((skipped + $(count notExecuted)))
 done
+
+if ! "$root/scripts/tripwire.sh" verify "$fingerprint"; then
+  failed=$((failed + 1))
+fi
 
 ((failed == 0)) || status=1
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -2,7 +2,10 @@ using Packet.Agent.TestSupport;
 
 namespace Packet.Agent.EndToEndTests;
 
-/// <summary>Runs the published NativeAOT agent as a child process, with a clean PACKET_* environment.</summary>
+/// <summary>
+/// Runs the published NativeAOT agent as a child process, with a clean PACKET_* environment: only
+/// the sandbox's scratch defaults (<see cref="TestSandbox"/>) and what the test sets.
+/// </summary>
 public static class Agent
 {
     public static ChildResult Run(IEnumerable<string> arguments, IDictionary<string, string?>? environment = null, TimeSpan? timeout = null)
@@ -10,7 +13,7 @@ public static class Agent
         var clean = new Dictionary<string, string?>();
         foreach (string name in Environment.GetEnvironmentVariables().Keys.Cast<string>().Where(n => n.StartsWith("PACKET_", StringComparison.Ordinal)))
         {
-            clean[name] = null;
+            clean[name] = TestSandbox.Variables.GetValueOrDefault(name);
         }
 
         foreach (var (name, value) in environment ?? new Dictionary<string, string?>())

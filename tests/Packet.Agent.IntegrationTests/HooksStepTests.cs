@@ -33,7 +33,7 @@ public sealed class HooksStepTests : IDisposable
         var fileSystem = new System.IO.Abstractions.FileSystem();
         var resolver = new CommandResolver(fileSystem, path => Syscall.access(path, AccessModes.X_OK) == 0);
         var step = new HooksStep(PosixSystem.Instance, fileSystem, _runner, resolver, NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
-        var options = new BootOptions { Workspace = Workspace, Home = "/root", NvidiaSmi = "x", TerminationLog = "/t", HookTimeout = TimeSpan.FromSeconds(7) };
+        var options = new BootOptions { Workspace = Workspace, Home = _dir.Create("live-home"), NvidiaSmi = "x", TerminationLog = _dir["termination-log"], HookTimeout = TimeSpan.FromSeconds(7) };
         return step.Run(new BootContext(options) { PersistenceAvailable = true, HomeSeeded = true });
     }
 

@@ -31,7 +31,7 @@ public sealed class ImageUpgradeTests : IDisposable
 
     private StepResult Seed(string imageVersion, IPosix? posix = null, bool marked = false)
     {
-        var options = new BootOptions { Workspace = Workspace, Home = Image, NvidiaSmi = "x", TerminationLog = "/t", ImageVersion = imageVersion };
+        var options = new BootOptions { Workspace = Workspace, Home = Image, NvidiaSmi = "x", TerminationLog = _dir["termination-log"], ImageVersion = imageVersion };
         var context = new BootContext(options) { PersistenceAvailable = true };
         var step = new SeedHomeStep(posix ?? PosixSystem.Instance, NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
         try

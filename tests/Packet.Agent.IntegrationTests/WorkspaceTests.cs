@@ -100,7 +100,7 @@ public sealed class WorkspaceTests : IDisposable
         File.WriteAllText(Path.Join(home, ".bashrc"), "export A=1\n");
         ChildProcess.MustSucceed("chown", "-R", $"{Platform.StrangerUid}:{Platform.StrangerGid}", home);
         ChildProcess.MustSucceed("chmod", "600", Path.Join(home, ".bashrc"));
-        var context = new BootContext(new BootOptions { Workspace = workspace, Home = "/root", NvidiaSmi = "x", TerminationLog = "/t" })
+        var context = new BootContext(new BootOptions { Workspace = workspace, Home = _dir.Create("live-home"), NvidiaSmi = "x", TerminationLog = _dir["termination-log"] })
         {
             PersistenceAvailable = true,
             HomeSeeded = true,
@@ -124,7 +124,7 @@ public sealed class WorkspaceTests : IDisposable
         string home = _dir.Create("ws/home");
         byte[] latin1 = [0x65, 0x63, 0x68, 0x6f, 0x20, 0xe9, 0x0a];
         File.WriteAllBytes(Path.Join(home, ".bashrc"), latin1);
-        var context = new BootContext(new BootOptions { Workspace = workspace, Home = "/root", NvidiaSmi = "x", TerminationLog = "/t" })
+        var context = new BootContext(new BootOptions { Workspace = workspace, Home = _dir.Create("live-home"), NvidiaSmi = "x", TerminationLog = _dir["termination-log"] })
         {
             PersistenceAvailable = true,
             HomeSeeded = true,

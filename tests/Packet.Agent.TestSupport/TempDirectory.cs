@@ -23,12 +23,15 @@ public sealed class TempDirectory : IDisposable
         return full;
     }
 
-    public void Dispose()
+    public void Dispose() => Remove(Path);
+
+    /// <summary>Removes a directory tree whatever its fixtures' modes and names.</summary>
+    public static void Remove(string path)
     {
         // chmod first: fixtures include 0000 files and 0555 directories; rm handles names that are not UTF-8.
-        using var chmod = Process.Start("chmod", ["-R", "u+rwx", Path]);
+        using var chmod = Process.Start("chmod", ["-R", "u+rwx", path]);
         chmod.WaitForExit();
-        using var remove = Process.Start("rm", ["-rf", Path]);
+        using var remove = Process.Start("rm", ["-rf", path]);
         remove.WaitForExit();
     }
 }

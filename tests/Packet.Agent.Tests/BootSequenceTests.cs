@@ -44,12 +44,15 @@ public sealed class BootSequenceTests
 
         public List<BootReport> Reports { get; } = [];
 
+        /// <summary>What the exec step's live-home wiring sees and changes: a table, never the machine's /root.</summary>
+        public PathTablePosix Posix { get; } = new PathTablePosix().Directory("/root").Directory("/workspace/home");
+
         public BootOutcome Run(BootOptions options)
         {
             var fileSystem = FakeFileSystem.With("/usr/bin/nvidia-smi", "/usr/bin/bash", "/usr/bin/notes.txt");
             var resolver = FakeFileSystem.Resolver(fileSystem, Executables);
             var gpu = new GpuCheckStep(new NvidiaSmi(new FakeProcessRunner(Smi), resolver, () => "/usr/bin"), NullLogger.Instance, options.Gpu);
-            var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, fileSystem.Directory.Exists, new LiveHome(Posix.PosixSystem.Instance, _ => false, () => true));
+            var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, fileSystem.Directory.Exists, new LiveHome(Posix, _ => false, () => true));
             var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, Hooks, exec);
             var writer = new FakeReportWriter(Reports);
             return new BootSequence(steps, NullLoggerFactory.Instance, writer, TimeProvider.System).Run(new BootContext(options));
@@ -162,6 +165,29 @@ public sealed class BootSequenceTests
         Assert.Contains("HOME=/root", outcome.Exec.Environment);
     }
 
+    [Fact]
+    public void After_a_seed_the_exec_step_links_the_live_home_to_the_persisted_one()
+    {
+        var harness = new Harness { Seed = new FakeStep("seed", 2, StepResult.Ok("copied"), effect: c => c.HomeSeeded = true) };
+
+        var outcome = harness.Run(Options(command: ["bash"]) with { LinkHome = LinkHomeMode.Auto });
+
+        Assert.Equal(["rename /root -> /root.packet-image", "symlink /root -> /workspace/home"], harness.Posix.Changes);
+        Assert.Empty(harness.Posix.Refused);
+        Assert.Contains("HOME=/root", outcome.Exec!.Environment);
+    }
+
+    [Fact]
+    public void Link_home_off_leaves_the_live_home_alone()
+    {
+        var harness = new Harness { Seed = new FakeStep("seed", 2, StepResult.Ok("copied"), effect: c => c.HomeSeeded = true) };
+
+        harness.Run(Options(command: ["bash"]) with { LinkHome = LinkHomeMode.Off });
+
+        Assert.Empty(harness.Posix.Changes);
+        Assert.True(harness.Posix.Exists("/root"));
+    }
+
     [Theory]
     [InlineData("missing", ExitCode.CommandNotFound)]
     [InlineData("notes.txt", ExitCode.CommandNotExecutable)]
@@ -192,11 +218,14 @@ public sealed class BootSequenceTests
     [Fact]
     public void Without_a_workspace_or_in_a_dry_run_no_report_is_written()
     {
-        var harness = new Harness { Guard = new FakeStep("guard", 1, StepResult.Problem("no workspace")) };
-        harness.Run(Options());
-        new Harness().Run(Options() with { DryRun = true });
+        var withoutWorkspace = new Harness { Guard = new FakeStep("guard", 1, StepResult.Problem("no workspace")) };
+        var dryRun = new Harness();
 
-        Assert.Empty(harness.Reports);
+        withoutWorkspace.Run(Options());
+        dryRun.Run(Options() with { DryRun = true });
+
+        Assert.Empty(withoutWorkspace.Reports);
+        Assert.Empty(dryRun.Reports);
     }
 
     private sealed class FakeReportWriter(List<BootReport> reports) : IBootReportWriter

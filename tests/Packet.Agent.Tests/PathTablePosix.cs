@@ -1,0 +1,184 @@
+using Mono.Unix.Native;
+using Packet.Agent.Posix;
+
+namespace Packet.Agent.Tests;
+
+/// <summary>
+/// An <see cref="IPosix"/> over an in-memory table of absolute paths, for unit tests of code that
+/// decides by path (the live home): it answers lstat, readlink, rename and symlink from the table
+/// and records every change, so a wrong decision shows up in <see cref="Changes"/> and never on
+/// the machine. Every other call is refused with ENOSYS and listed in <see cref="Refused"/>.
+/// </summary>
+internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
+{
+    private const int AtCurrentDirectory = -100;
+    private readonly Dictionary<string, (FilePermissions Type, ulong Inode, string? Target)> _entries = new(StringComparer.Ordinal);
+    private ulong _nextInode = 100;
+
+    public List<string> Changes { get; } = [];
+
+    public List<string> Refused { get; } = [];
+
+    public uint EffectiveUserId => effectiveUserId;
+
+    public uint EffectiveGroupId => effectiveUserId;
+
+    public PathTablePosix Directory(string path)
+    {
+        _entries[path] = (FilePermissions.S_IFDIR, _nextInode++, null);
+        return this;
+    }
+
+    public PathTablePosix Symlink(string path, string target)
+    {
+        _entries[path] = (FilePermissions.S_IFLNK, _nextInode++, target);
+        return this;
+    }
+
+    public bool Exists(string path) => _entries.ContainsKey(path);
+
+    public string? LinkTarget(string path) => _entries.TryGetValue(path, out var entry) ? entry.Target : null;
+
+    public int LStatAt(int dirFd, string name, out Stat stat)
+    {
+        stat = default;
+        if (dirFd != AtCurrentDirectory)
+        {
+            return Refuse($"lstat relative to fd {dirFd}");
+        }
+
+        if (!_entries.TryGetValue(name, out var entry))
+        {
+            return -(int)Errno.ENOENT;
+        }
+
+        stat.st_mode = entry.Type | (FilePermissions)0b111_101_101;
+        stat.st_ino = entry.Inode;
+        stat.st_dev = 1;
+        return 0;
+    }
+
+    public int ReadLinkAt(int dirFd, string name, out string target)
+    {
+        target = string.Empty;
+        if (dirFd != AtCurrentDirectory || !_entries.TryGetValue(name, out var entry) || entry.Target is null)
+        {
+            return -(int)Errno.EINVAL;
+        }
+
+        target = entry.Target;
+        return 0;
+    }
+
+    public int RenameAt(int oldDirFd, string oldName, int newDirFd, string newName, bool noReplace)
+    {
+        if (oldDirFd != AtCurrentDirectory || newDirFd != AtCurrentDirectory)
+        {
+            return Refuse($"rename {oldName} relative to a descriptor");
+        }
+
+        if (!_entries.Remove(oldName, out var entry))
+        {
+            return -(int)Errno.ENOENT;
+        }
+
+        if (noReplace && _entries.ContainsKey(newName))
+        {
+            _entries[oldName] = entry;
+            return -(int)Errno.EEXIST;
+        }
+
+        _entries[newName] = entry;
+        Changes.Add($"rename {oldName} -> {newName}");
+        return 0;
+    }
+
+    public int SymlinkAt(string target, int dirFd, string name)
+    {
+        if (dirFd != AtCurrentDirectory)
+        {
+            return Refuse($"symlink {name} relative to fd {dirFd}");
+        }
+
+        if (_entries.ContainsKey(name))
+        {
+            return -(int)Errno.EEXIST;
+        }
+
+        Symlink(name, target);
+        Changes.Add($"symlink {name} -> {target}");
+        return 0;
+    }
+
+    public int OpenAt(int dirFd, string name, OpenFlags flags, FilePermissions mode) => Refuse($"open {name}");
+
+    public int Close(int fd) => Refuse($"close {fd}");
+
+    public int FStat(int fd, out Stat stat)
+    {
+        stat = default;
+        return Refuse($"fstat {fd}");
+    }
+
+    public int MkdirAt(int dirFd, string name, FilePermissions mode) => Refuse($"mkdir {name}");
+
+    public int MkfifoAt(int dirFd, string name, FilePermissions mode) => Refuse($"mkfifo {name}");
+
+    public int LinkAt(int oldDirFd, string oldName, int newDirFd, string newName) => Refuse($"link {oldName}");
+
+    public int UnlinkAt(int dirFd, string name, bool isDirectory) => Refuse($"unlink {name}");
+
+    public int FChown(int fd, uint uid, uint gid) => Refuse($"fchown {fd}");
+
+    public int LChownAt(int dirFd, string name, uint uid, uint gid) => Refuse($"lchown {name}");
+
+    public int FChmod(int fd, FilePermissions mode) => Refuse($"fchmod {fd}");
+
+    public int ChmodAt(int dirFd, string name, FilePermissions mode) => Refuse($"chmod {name}");
+
+    public FilePermissions? ReadFileCreationMask() => null;
+
+    public int FUtimens(int fd, in Stat times) => Refuse($"futimens {fd}");
+
+    public int LUtimensAt(int dirFd, string name, in Stat times) => Refuse($"utimensat {name}");
+
+    public long FListXattr(int fd, byte[] buffer) => Refuse($"flistxattr {fd}");
+
+    public long FGetXattr(int fd, string name, byte[] buffer) => Refuse($"fgetxattr {name}");
+
+    public int FSetXattr(int fd, string name, byte[] value, int length) => Refuse($"fsetxattr {name}");
+
+    public long CopyFileRange(int inFd, long inOffset, int outFd, long outOffset, long length) => Refuse("copy_file_range");
+
+    public long SendFile(int outFd, int inFd, long inOffset, long length) => Refuse("sendfile");
+
+    public long PRead(int fd, Span<byte> buffer, long offset) => Refuse($"pread {fd}");
+
+    public long Write(int fd, ReadOnlySpan<byte> buffer) => Refuse($"write {fd}");
+
+    public long PWrite(int fd, ReadOnlySpan<byte> buffer, long offset) => Refuse($"pwrite {fd}");
+
+    public long LSeek(int fd, long offset, int whence) => Refuse($"lseek {fd}");
+
+    public int FTruncate(int fd, long length) => Refuse($"ftruncate {fd}");
+
+    public int GetDents(int fd, Span<byte> buffer) => Refuse($"getdents {fd}");
+
+    public int FSync(int fd) => Refuse($"fsync {fd}");
+
+    public int SyncFs(int fd) => Refuse($"syncfs {fd}");
+
+    public int FStatVfs(int fd, out Statvfs stat)
+    {
+        stat = default;
+        return Refuse($"fstatvfs {fd}");
+    }
+
+    public int Flock(int fd, int operation) => Refuse($"flock {fd}");
+
+    private int Refuse(string call)
+    {
+        Refused.Add(call);
+        return -(int)Errno.ENOSYS;
+    }
+}
