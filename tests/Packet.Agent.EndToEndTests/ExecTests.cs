@@ -138,9 +138,12 @@ public sealed class ExecTests : IDisposable
     [Fact]
     public void Link_home_off_leaves_the_live_home_and_HOME_alone()
     {
-        var result = _scratch.Boot(["--link-home", "off"], ["sh", "-c", "echo $HOME"], new Dictionary<string, string?> { ["HOME"] = "/original-home" });
+        string originalHome = _scratch.Create("original-home");
 
-        Assert.Equal("/original-home\n", result.StandardOutput);
+        var result = _scratch.Boot(["--link-home", "off"], ["sh", "-c", "echo $HOME"], new Dictionary<string, string?> { ["HOME"] = originalHome });
+
+        Assert.Equal(originalHome + "\n", result.StandardOutput);
+        Assert.True(new DirectoryInfo(originalHome).LinkTarget is null);
         Assert.True(Directory.Exists(_scratch.Home) && new DirectoryInfo(_scratch.Home).LinkTarget is null);
     }
 
