@@ -1,22 +1,37 @@
 #!/usr/bin/env bash
 # Measures packet-agent against what it is compared with, on the same tree, in the same run:
-#   1. the first-boot seed of a realistic home against cp -a (and cp -a followed by sync, which is
-#      as durable as the agent's copy) and rsync -aHAX, alternating run by run; medians, ratios,
-#      and peak RSS from /usr/bin/time;
-#   2. a boot with nothing to do against the bash script it replaces, with hyperfine.
+#   1. the first-boot seed of a realistic home against cp -a (and cp -a followed by sync -f, which
+#      is as durable as the agent's copy) and rsync -aHAX, alternating run by run; medians,
+#      per-run ratios, and peak RSS from /usr/bin/time;
+#   2. the same seed on each kind of volume users mount (as root: loop-mounted ext4, xfs and btrfs,
+#      tmpfs, and FUSE volumes from Debian: bindfs, fusefat, exfat-fuse), against cp -a and
+#      cp -a + sync -f on that same volume;
+#   3. a boot with nothing to do against the bash script it replaces, with hyperfine.
 # Usage: scripts/bench.sh [RUNS]
-#   BENCH_DIR   the file system to measure on (default /var/tmp)
-#   BENCH_TREE  an installed tree to use as the home's small files (default: /usr/lib/python3*);
-#               point it at a big one (a site-packages with 100k files) to measure that end.
+#   BENCH_DIR      the file system of part 1 (default /var/tmp)
+#   BENCH_TREE     an installed tree to use as the home's small files (default: /usr/lib/python3*);
+#                  point it at a big one (a site-packages with 100k files) to measure that end.
+#   BENCH_VOLUMES  the volume kinds of part 2 (default "ext4 xfs btrfs tmpfs bindfs vfat exfat"; empty: skip)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runs="${1:-5}"
+volumes="${BENCH_VOLUMES-ext4 xfs btrfs tmpfs bindfs vfat exfat}"
+[ "$(id -u)" -eq 0 ] || volumes=""
 
 missing=()
 command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
 command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 [ -x /usr/bin/time ] || missing+=(time)
+if [ -n "$volumes" ]; then
+  command -v mkfs.xfs >/dev/null 2>&1 || missing+=(xfsprogs)
+  command -v mkfs.btrfs >/dev/null 2>&1 || missing+=(btrfs-progs)
+  command -v bindfs >/dev/null 2>&1 || missing+=(bindfs)
+  command -v fusefat >/dev/null 2>&1 || missing+=(fusefat)
+  command -v mkfs.vfat >/dev/null 2>&1 || missing+=(dosfstools)
+  command -v mount.exfat-fuse >/dev/null 2>&1 || missing+=(exfat-fuse)
+  command -v mkfs.exfat >/dev/null 2>&1 || missing+=(exfatprogs)
+fi
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -29,7 +44,18 @@ fi
 "$root/scripts/build.sh" >/dev/null
 agent="$root/artifacts/bin/packet-agent"
 work="$(mktemp -d "${BENCH_DIR:-/var/tmp}/packet-bench.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+mounted=()
+loops=()
+cleanup() {
+  for mount in "${mounted[@]}"; do
+    fusermount -u "$mount" 2>/dev/null || umount -l "$mount" 2>/dev/null || true
+  done
+  for loop in "${loops[@]}"; do
+    losetup -d "$loop" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 home="$work/home"
 
 # A home as GPU images have them: an installed Python tree (thousands of small files), model
@@ -52,41 +78,91 @@ dd if=/dev/urandom of="$home/disk.img" bs=1M count=1 seek=900 conv=notrunc statu
 entries=$(find "$home" | wc -l)
 echo "tree: $entries entries, $(du -sh --apparent-size "$home" | cut -f1) apparent, $(du -sh "$home" | cut -f1) on disk, in $work"
 
-tools=(agent cp-a cp-a+sync rsync)
-# shellcheck disable=SC2016 # $1 and $2 belong to the inner shell
-sync_copy='cp -a "$1/." "$2/" && sync -f "$2"'
-results="$work/results"
-: >"$results"
-for ((run = 1; run <= runs; run++)); do
-  for tool in "${tools[@]}"; do
-    rm -rf "$work/out"
-    mkdir -p "$work/out/home"
-    sync
-    case "$tool" in
-      agent) rmdir "$work/out/home"; command=("$agent" boot --workspace "$work/out" --home "$home" --gpu off) ;;
-      cp-a) command=(cp -a "$home/." "$work/out/home/") ;;
-      cp-a+sync) command=(sh -c "$sync_copy" sh "$home" "$work/out/home") ;;
-      rsync) command=(rsync -aHAX "$home/" "$work/out/home/") ;;
-    esac
-    /usr/bin/time -f "%e %M" -o "$work/time" "${command[@]}" >/dev/null 2>"$work/log"
-    read -r seconds kilobytes <"$work/time"
-    echo "$tool $run $seconds $kilobytes" >>"$results"
-  done
-done
-rm -rf "$work/out"
-
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# measure SOURCE TARGET RUNS TOOL...: each tool copies SOURCE into TARGET/out, alternating run by
+# run; appends "tool run seconds kilobytes" lines to $work/results.
+measure() {
+  local source="$1" target="$2" count="$3"
+  shift 3
+  # shellcheck disable=SC2016 # $1 and $2 belong to the inner shell
+  local sync_copy='cp -a "$1/." "$2/" && sync -f "$2"'
+  : >"$work/results"
+  for ((run = 1; run <= count; run++)); do
+    for tool in "$@"; do
+      rm -rf "$target/out"
+      mkdir -p "$target/out/home"
+      sync
+      case "$tool" in
+        agent) rmdir "$target/out/home"; command=("$agent" boot --workspace "$target/out" --home "$source" --gpu off --link-home off) ;;
+        cp-a) command=(cp -a "$source/." "$target/out/home/") ;;
+        cp-a+sync) command=(sh -c "$sync_copy" sh "$source" "$target/out/home") ;;
+        rsync) command=(rsync -aHAX "$source/" "$target/out/home/") ;;
+      esac
+      # cp -a complains about what a lossy volume refuses; its exit status is not the measure.
+      /usr/bin/time -f "%e %M" -o "$work/time" "${command[@]}" >/dev/null 2>"$work/log" || true
+      read -r seconds kilobytes < <(tail -1 "$work/time")
+      echo "$tool $run $seconds $kilobytes" >>"$work/results"
+    done
+  done
+  rm -rf "$target/out"
+}
+
+# report TOOL...: medians, peak RSS, and the agent's median per-run ratio against each other tool.
+report() {
+  for tool in "$@"; do
+    seconds=$(awk -v t="$tool" '$1 == t { print $3 }' "$work/results" | median)
+    peak=$(awk -v t="$tool" '$1 == t { print $4 }' "$work/results" | sort -g | tail -1)
+    printf '  %-10s median %7.2f s   peak RSS %6.1f MiB\n' "$tool" "$seconds" "$(echo "$peak" | awk '{ print $1 / 1024 }')"
+  done
+  for reference in "$@"; do
+    [ "$reference" = agent ] && continue
+    ratio=$(awk -v r="$reference" '$1 == "agent" { a[$2] = $3 } $1 == r { b[$2] = $3 } END { for (k in a) if (b[k] > 0) print a[k] / b[k] }' "$work/results" | median)
+    printf '  agent / %-10s median of per-run ratios %.2f\n' "$reference" "$ratio"
+  done
+}
+
+measure "$home" "$work" "$runs" agent cp-a cp-a+sync rsync
 echo
 echo "seed, $runs runs each, alternating (wall seconds; peak RSS):"
-for tool in "${tools[@]}"; do
-  seconds=$(awk -v t="$tool" '$1 == t { print $3 }' "$results" | median)
-  peak=$(awk -v t="$tool" '$1 == t { print $4 }' "$results" | sort -g | tail -1)
-  printf '  %-10s median %6.2f s   peak RSS %6.1f MiB\n' "$tool" "$seconds" "$(echo "$peak" | awk '{ print $1 / 1024 }')"
-done
-for reference in cp-a cp-a+sync rsync; do
-  ratio=$(awk -v r="$reference" '$1 == "agent" { a[$2] = $3 } $1 == r { b[$2] = $3 } END { for (k in a) if (b[k] > 0) print a[k] / b[k] }' "$results" | median)
-  printf '  agent / %-10s median of per-run ratios %.2f\n' "$reference" "$ratio"
-done
+report agent cp-a cp-a+sync rsync
+
+# mount_volume KIND DIR: a fresh volume of that kind at DIR (1 GiB; images are sparse).
+mount_volume() {
+  local kind="$1" dir="$2" image="$2.img"
+  mkdir -p "$dir"
+  case "$kind" in
+    tmpfs) mount -t tmpfs -o size=1g tmpfs "$dir" ;;
+    bindfs) mkdir -p "$dir.backing" && bindfs "$dir.backing" "$dir" ;;
+    vfat) truncate -s 1G "$image" && mkfs.vfat "$image" >/dev/null && fusefat -o rw+ "$image" "$dir" >/dev/null 2>&1 ;;
+    exfat)
+      truncate -s 1G "$image" && mkfs.exfat "$image" >/dev/null
+      loops+=("$(losetup --find --show "$image")")
+      mount.exfat-fuse "${loops[-1]}" "$dir" >/dev/null 2>&1
+      ;;
+    *) truncate -s 1G "$image" && "mkfs.$kind" -q "$image" >/dev/null && mount -o loop "$image" "$dir" ;;
+  esac
+  mounted+=("$dir")
+}
+
+if [ -n "$volumes" ]; then
+  # One home for every volume row, so the rows compare with each other: 2,000 of the small files
+  # and one model. FAT-like volumes would hold the sparse image whole, and fusefat takes some
+  # 10 ms a file, so the whole tree there would measure little but the wait.
+  volume_home="$work/volume-home"
+  mkdir -p "$volume_home/.cache/huggingface"
+  (cd "$home" && find .local -type f | head -n 2000 | tar -cf - --files-from=- | tar -xf - -C "$volume_home")
+  cp -a "$home/.cache/huggingface/model-1.safetensors" "$volume_home/.cache/huggingface/"
+  volume_runs=$(((runs + 1) / 2))
+  echo
+  echo "seed per volume kind ($(find "$volume_home" | wc -l) entries, $(du -sh "$volume_home" | cut -f1)), $volume_runs runs each, alternating:"
+  for kind in $volumes; do
+    mount_volume "$kind" "$work/volume-$kind"
+    measure "$volume_home" "$work/volume-$kind" "$volume_runs" agent cp-a cp-a+sync
+    echo " $kind:"
+    report agent cp-a cp-a+sync
+  done
+fi
 
 # A boot with nothing to do: marker and block present, GPU check off.
 noop="$work/noop"

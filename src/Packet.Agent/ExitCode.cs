@@ -17,4 +17,7 @@ public enum ExitCode
 
     /// <summary>COMMAND was not found.</summary>
     CommandNotFound = 127,
+
+    /// <summary>Stopped by signal n before exec: the code is 128 + n (143 for SIGTERM), as a shell reports it.</summary>
+    StoppedBySignal = 128,
 }

@@ -67,6 +67,8 @@ internal static partial class Agent
 
         BootOutcome outcome;
         var fileSystem = new FileSystem();
+        using var stop = new StopRequest();
+        using (StopSignals.Install(stop))
         using (var logging = AgentLogging.Create(options.LogFormat))
         {
             var loggers = logging.Factory;
@@ -75,7 +77,7 @@ internal static partial class Agent
             using var gpu = new GpuCheckStep(NvidiaSmi(resolver), loggers.CreateLogger("gpu"), options.Gpu);
             var hooks = new HooksStep(posix, fileSystem, new HookRunner(posix, Environment.ProcessPath!), resolver, loggers.CreateLogger("hooks"), Environment.GetEnvironmentVariables);
             var steps = Steps(loggers, fileSystem, resolver, gpu, hooks);
-            outcome = new BootSequence(steps, loggers, new BootReportWriter(posix), TimeProvider.System).Run(new BootContext(options));
+            outcome = new BootSequence(steps, loggers, new BootReportWriter(posix), TimeProvider.System).Run(new BootContext(options) { Stop = stop });
             if (options.DryRun)
             {
                 PrintPlan(outcome, options);
@@ -92,7 +94,8 @@ internal static partial class Agent
             }
         }
 
-        // The logger is flushed and gone: nothing is lost when the process image is replaced.
+        // The logger is flushed and gone, the signal handlers too: nothing is lost when the process
+        // image is replaced, and COMMAND gets the default dispositions.
         if (outcome.Exec is not { } plan)
         {
             return (int)outcome.ExitCode;
@@ -221,7 +224,9 @@ internal static partial class Agent
         var resolver = new CommandResolver(fileSystem, IsExecutable);
         using var gpu = new GpuCheckStep(NvidiaSmi(resolver), logging.Factory.CreateLogger("gpu"), GpuMode.Off);
         var steps = Steps(logging.Factory, fileSystem, resolver, gpu, new NotRunStep("hooks", 6, "not part of reset-home; they run at the next boot"));
-        var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance), TimeProvider.System).Run(new BootContext(boot));
+        using var stop = new StopRequest();
+        using var signals = StopSignals.Install(stop);
+        var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance), TimeProvider.System).Run(new BootContext(boot) { Stop = stop });
         return (int)outcome.ExitCode;
     }
 

@@ -25,6 +25,10 @@ public static class Units
             : string.Create(CultureInfo.InvariantCulture, $"{bytes:0.0} {units[unit]}");
     }
 
+    /// <summary>"19.1 MiB", or "19.1 MiB on disk (1.0 GiB apparent)" for sparse files: what a copy costs the volume comes first.</summary>
+    public static string Size(long onDisk, long apparent) =>
+        Bytes(onDisk) == Bytes(apparent) ? Bytes(onDisk) : $"{Bytes(onDisk)} on disk ({Bytes(apparent)} apparent)";
+
     public static string Duration(TimeSpan duration)
     {
         if (duration.TotalSeconds < 10)

@@ -10,7 +10,7 @@ public sealed class BootTests : IDisposable
         $"# >>> packet-persist >>>\nexport PATH=\"{workspace}/bin:$PATH\"\n{Banner(workspace)}\n# <<< packet-persist <<<\n";
 
     private static string Banner(string workspace) =>
-        $"case $- in *i*) [ -s \"{workspace}/.packet/last-boot.warnings\" ] && echo \"packet-agent: $(cat \"{workspace}/.packet/last-boot.warnings\"); run: packet-agent status\" >&2;; esac";
+        $"case $- in *i*) [ -s \"{workspace}/.packet/last-boot.warnings\" ] && printf 'packet-agent: %s; run: packet-agent status\\n' \"$(head -c 512 \"{workspace}/.packet/last-boot.warnings\" | cat -v)\" >&2;; esac";
 
     private readonly Scratch _scratch = new();
 

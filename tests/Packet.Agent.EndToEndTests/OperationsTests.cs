@@ -56,6 +56,18 @@ public sealed class OperationsTests : IDisposable
     }
 
     [Fact]
+    public void A_hostile_warnings_file_cannot_send_control_characters_to_a_terminal()
+    {
+        Assert.Equal(0, _scratch.Boot().ExitCode);
+        File.WriteAllText(Path.Join(State, "last-boot.warnings"), "x\u001b]0;pwned\u0007\u001b[2J\\c\rend\n");
+
+        var shell = InteractiveShell();
+
+        Assert.Contains("packet-agent: x^[]0;pwned^G^[[2J\\c^Mend", shell.StandardError);
+        Assert.DoesNotContain(shell.StandardError, c => char.IsControl(c) && c != '\n');
+    }
+
+    [Fact]
     public void Status_reads_at_a_glance_and_says_what_needs_attention()
     {
         HomeFixture.Write(_scratch.Home, ".bashrc", "x\n");

@@ -49,13 +49,14 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     public int LinkAt(int oldDirFd, string oldName, int newDirFd, string newName) => Fail("linkat", newName) ?? _real.LinkAt(oldDirFd, oldName, newDirFd, newName);
 
-    public int RenameAt(int oldDirFd, string oldName, int newDirFd, string newName, bool noReplace) => _real.RenameAt(oldDirFd, oldName, newDirFd, newName, noReplace);
+    public int RenameAt(int oldDirFd, string oldName, int newDirFd, string newName, bool noReplace) =>
+        (noReplace ? Fail("renameat2", newName) : Fail("renameat", newName)) ?? _real.RenameAt(oldDirFd, oldName, newDirFd, newName, noReplace);
 
     public int UnlinkAt(int dirFd, string name, bool isDirectory) => _real.UnlinkAt(dirFd, name, isDirectory);
 
     public int FChown(int fd, uint uid, uint gid) => Fail("fchown", null) ?? _real.FChown(fd, uid, gid);
 
-    public int LChownAt(int dirFd, string name, uint uid, uint gid) => _real.LChownAt(dirFd, name, uid, gid);
+    public int LChownAt(int dirFd, string name, uint uid, uint gid) => Fail("lchownat", name) ?? _real.LChownAt(dirFd, name, uid, gid);
 
     public int FChmod(int fd, FilePermissions mode) => _real.FChmod(fd, mode);
 
@@ -109,6 +110,8 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     }
 
     public int Flock(int fd, int operation) => _real.Flock(fd, operation);
+
+    public int Kill(int pid, int signal) => _real.Kill(pid, signal);
 
     private int? Fail(string call, string? name) => fault?.Invoke(call, name) is { } errno ? -(int)errno : null;
 }

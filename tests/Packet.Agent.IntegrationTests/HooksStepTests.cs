@@ -192,7 +192,7 @@ public sealed class HooksStepTests : IDisposable
 
         public void Succeed(string hook) => _failing.Remove(hook);
 
-        public HookOutcome Run(HookRun hook, HookIdentity identity, IReadOnlyDictionary<string, string> environment, string workingDirectory, TimeSpan timeout, Action<string> onLine)
+        public HookOutcome Run(HookRun hook, HookIdentity identity, IReadOnlyDictionary<string, string> environment, string workingDirectory, TimeSpan timeout, Action<string> onLine, CancellationToken stop)
         {
             var run = new RecordedRun(hook, identity, environment, workingDirectory, timeout);
             Runs.Add(run);

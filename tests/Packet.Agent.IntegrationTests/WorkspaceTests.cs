@@ -66,11 +66,11 @@ public sealed class WorkspaceTests : IDisposable
     public async Task A_second_agent_waits_for_the_lock_and_gets_it_once_the_first_lets_go()
     {
         using var state = DirectoryHandle.Open(_posix, _dir.Create("state"));
-        var first = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { });
+        var first = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { }, CancellationToken.None);
         Assert.NotNull(first);
         var heard = new List<string>();
 
-        var waiting = Task.Run(() => WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(10), (holder, _) => heard.Add(holder)));
+        var waiting = Task.Run(() => WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(10), (holder, _) => heard.Add(holder), CancellationToken.None));
         await Task.Delay(300);
         Assert.False(waiting.IsCompleted);
         first.Dispose();
@@ -84,11 +84,27 @@ public sealed class WorkspaceTests : IDisposable
     public void A_lock_held_past_the_timeout_is_given_up()
     {
         using var state = DirectoryHandle.Open(_posix, _dir.Create("state"));
-        using var first = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { });
+        using var first = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { }, CancellationToken.None);
 
-        var second = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(10), (_, _) => { });
+        var second = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(10), (_, _) => { }, CancellationToken.None);
 
         Assert.Null(second);
+    }
+
+    [Fact]
+    public async Task A_stop_request_ends_the_wait_for_the_lock_at_once()
+    {
+        using var state = DirectoryHandle.Open(_posix, _dir.Create("state"));
+        using var first = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { }, CancellationToken.None);
+        using var stop = new CancellationTokenSource();
+        var waiting = Task.Run(() => WorkspaceLock.Acquire(_posix, state, TimeSpan.FromMinutes(5), TimeSpan.FromSeconds(10), (_, _) => { }, stop.Token));
+        await Task.Delay(200);
+
+        var asked = System.Diagnostics.Stopwatch.StartNew();
+        await stop.CancelAsync();
+
+        await Assert.ThrowsAsync<OperationCanceledException>(() => waiting);
+        Assert.True(asked.Elapsed < TimeSpan.FromSeconds(1), $"the wait went on for {asked.Elapsed}");
     }
 
     [RootFact]

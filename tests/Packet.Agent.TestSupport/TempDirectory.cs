@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Packet.Agent.TestSupport;
 
 /// <summary>A fresh directory under /tmp for one test (or class), removed with everything in it on dispose.</summary>
@@ -28,10 +26,9 @@ public sealed class TempDirectory : IDisposable
     /// <summary>Removes a directory tree whatever its fixtures' modes and names.</summary>
     public static void Remove(string path)
     {
-        // chmod first: fixtures include 0000 files and 0555 directories; rm handles names that are not UTF-8.
-        using var chmod = Process.Start("chmod", ["-R", "u+rwx", path]);
-        chmod.WaitForExit();
-        using var remove = Process.Start("rm", ["-rf", path]);
-        remove.WaitForExit();
+        // chmod first: fixtures include 0000 files and 0555 directories (a volume without modes refuses,
+        // which is why its complaints are not shown); rm handles names that are not UTF-8.
+        ChildProcess.Run("chmod", ["-R", "u+rwx", path]);
+        ChildProcess.Run("rm", ["-rf", path]);
     }
 }

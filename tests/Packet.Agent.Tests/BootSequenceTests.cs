@@ -47,6 +47,8 @@ public sealed class BootSequenceTests
         /// <summary>What the exec step's live-home wiring sees and changes: a table, never the machine's /root.</summary>
         public PathTablePosix Posix { get; } = new PathTablePosix().Directory("/root").Directory("/workspace/home");
 
+        public StopRequest Stop { get; } = new();
+
         public BootOutcome Run(BootOptions options)
         {
             var fileSystem = FakeFileSystem.With("/usr/bin/nvidia-smi", "/usr/bin/bash", "/usr/bin/notes.txt");
@@ -55,7 +57,7 @@ public sealed class BootSequenceTests
             var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, fileSystem.Directory.Exists, new LiveHome(Posix, _ => false, () => true));
             var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, Hooks, exec);
             var writer = new FakeReportWriter(Reports);
-            return new BootSequence(steps, NullLoggerFactory.Instance, writer, TimeProvider.System).Run(new BootContext(options));
+            return new BootSequence(steps, NullLoggerFactory.Instance, writer, TimeProvider.System).Run(new BootContext(options) { Stop = Stop });
         }
     }
 
@@ -107,6 +109,48 @@ public sealed class BootSequenceTests
         Assert.Equal(ExitCode.Success, outcome.ExitCode);
         Assert.Equal(StepOutcome.Warning, outcome.Steps.Single(s => s.Name == "seed").Outcome);
         Assert.Equal(1, harness.Profile.Runs);
+    }
+
+    [Fact]
+    public void Strict_still_marks_a_complete_seed_that_warned_then_fails_the_boot()
+    {
+        var harness = new Harness { Seed = new FakeStep("seed", 2, StepResult.Problem("not preserved on this volume: owners of 3 entries"), effect: c => c.SeedReport = new Copy.CopyReport()) };
+
+        var outcome = harness.Run(Options(strict: true, command: ["bash"]));
+
+        Assert.Equal(ExitCode.BootFailed, outcome.ExitCode);
+        Assert.Equal("seed: not preserved on this volume: owners of 3 entries", outcome.FailureReason);
+        Assert.Equal(1, harness.Marker.Runs);
+        Assert.Equal(0, harness.Profile.Runs);
+        Assert.Equal(["guard", "seed", "marker"], outcome.Steps.Select(s => s.Name));
+    }
+
+    [Fact]
+    public void Strict_does_not_mark_a_seed_that_did_not_complete()
+    {
+        var harness = new Harness { Seed = new FakeStep("seed", 2, StepResult.Problem("the copy stopped: No space left on device (ENOSPC)")) };
+
+        var outcome = harness.Run(Options(strict: true));
+
+        Assert.Equal(ExitCode.BootFailed, outcome.ExitCode);
+        Assert.Equal(0, harness.Marker.Runs);
+    }
+
+    [Fact]
+    public void A_stop_signal_during_the_seed_runs_nothing_more_and_exits_128_plus_the_signal()
+    {
+        var harness = new Harness { Seed = new FakeStep("seed", 2, StepResult.Problem("the copy was stopped before it finished"), effect: c => c.Stop.Request(15)) };
+
+        var outcome = harness.Run(Options(command: ["bash"]));
+
+        Assert.Equal((ExitCode)143, outcome.ExitCode);
+        Assert.Equal("stopped by SIGTERM during seed", outcome.FailureReason);
+        Assert.Null(outcome.Exec);
+        Assert.Equal(["guard", "seed"], outcome.Steps.Select(s => s.Name));
+        Assert.Equal(0, harness.Marker.Runs + harness.Profile.Runs + harness.Hooks.Runs);
+        var report = Assert.Single(harness.Reports);
+        Assert.Equal("stopped", report.Outcome);
+        Assert.Equal(143, report.ExitCode);
     }
 
     [Fact]

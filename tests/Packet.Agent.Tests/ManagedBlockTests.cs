@@ -107,7 +107,7 @@ public sealed class ManagedBlockTests
     {
         string block = ManagedBlock.Render(Bin, "/workspace/.packet/last-boot.warnings");
 
-        Assert.Contains("case $- in *i*) [ -s \"/workspace/.packet/last-boot.warnings\" ] && echo", block);
-        Assert.EndsWith("run: packet-agent status\" >&2;; esac\n# <<< packet-persist <<<", block);
+        Assert.Contains("case $- in *i*) [ -s \"/workspace/.packet/last-boot.warnings\" ] && printf", block);
+        Assert.EndsWith("run: packet-agent status\\n' \"$(head -c 512 \"/workspace/.packet/last-boot.warnings\" | cat -v)\" >&2;; esac\n# <<< packet-persist <<<", block);
     }
 }

@@ -176,6 +176,8 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
 
     public int Flock(int fd, int operation) => Refuse($"flock {fd}");
 
+    public int Kill(int pid, int signal) => Refuse($"kill {pid} {signal}");
+
     private int Refuse(string call)
     {
         Refused.Add(call);

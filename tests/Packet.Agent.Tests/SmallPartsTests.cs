@@ -114,6 +114,13 @@ public sealed class DisplayTests
     [InlineData(1234, "1,234 entries")]
     public void Entries_are_counted_in_plain_english(long count, string shown) => Assert.Equal(shown, Units.Entries(count));
 
+    [Theory]
+    [InlineData(20_000_000, 1L << 30, "19.1 MiB on disk (1.0 GiB apparent)")]
+    [InlineData(4096, 4000, "4.0 KiB on disk (3.9 KiB apparent)")]
+    [InlineData(1L << 20, (1L << 20) + 10, "1.0 MiB")]
+    public void A_size_is_what_it_costs_on_disk_with_the_apparent_size_beside_when_they_differ(long onDisk, long apparent, string shown) =>
+        Assert.Equal(shown, Units.Size(onDisk, apparent));
+
     [Fact]
     public void Durations_read_naturally()
     {

@@ -9,6 +9,9 @@ public sealed class BootContext(BootOptions options)
 {
     public BootOptions Options { get; } = options;
 
+    /// <summary>A stop signal's request (SIGTERM, SIGINT, SIGHUP): the running step winds down, the rest do not run.</summary>
+    public StopRequest Stop { get; init; } = new();
+
     /// <summary>Set by the guard: the workspace is a directory, so steps 2-4 can run.</summary>
     public bool PersistenceAvailable { get; set; }
 

@@ -31,7 +31,7 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
         try
         {
             // 5 begins now and is collected in its turn: nvidia-smi can take seconds, the copy overlaps it.
-            steps.Gpu.Start(context.Options);
+            steps.Gpu.Start(context.Options, context.Stop.Token);
 
             // 1. Guard: without a volume nothing persists, but the GPU check and COMMAND still run.
             failure = RunStep(steps.Guard, context, records);
@@ -42,9 +42,16 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
                     // 2. Seed the home on first boot (takes the workspace lock when it must copy).
                     // 3. Marker: last, atomically, only after a complete seed.
                     // 4. Shell profile: /workspace/bin exists and is on PATH through the managed block.
-                    failure = RunStep(steps.Seed, context, records)
-                        ?? RunStep(steps.Marker, context, records)
-                        ?? RunStep(steps.Profile, context, records);
+                    failure = RunStep(steps.Seed, context, records);
+
+                    // A complete seed is marked even when --strict fails the boot over what the volume
+                    // could not hold: copying again would lose the same, so the next boot must not.
+                    if (failure is null || context.SeedReport is not null)
+                    {
+                        failure = RunStep(steps.Marker, context, records) ?? failure;
+                    }
+
+                    failure ??= RunStep(steps.Profile, context, records);
                 }
                 finally
                 {
@@ -98,6 +105,17 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
             steps.Gpu.Dispose();
         }
 
+        if (context.Stop.Requested)
+        {
+            // Signalled: nothing more is started, COMMAND included; the report and the log say where it stopped.
+            exec = null;
+            string during = records.Count > 0 ? records[^1].Name : "the start";
+            var notRun = StepNames(context).Except(records.Select(r => r.Name)).ToArray();
+            failure = $"stopped by {context.Stop.SignalName} during {during}";
+            exitCode = ExitCode.StoppedBySignal + context.Stop.Signal;
+            Log.Stopped(_log, context.Stop.SignalName, during, notRun.Length == 0 ? "nothing" : string.Join(", ", notRun));
+        }
+
         if (failure is not null && exitCode == ExitCode.Success)
         {
             exitCode = ExitCode.BootFailed;
@@ -129,7 +147,7 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
     private BootReport Report(BootContext context, List<StepRecord> records, ExitCode exitCode, DateTimeOffset startedAt, TimeSpan duration)
     {
         var warnings = records.Where(r => r.Outcome is StepOutcome.Warning or StepOutcome.Failed).Select(r => $"{r.Name}: {r.Summary}").ToArray();
-        string outcome = exitCode != ExitCode.Success ? "failed" : warnings.Length > 0 ? "warnings" : "ok";
+        string outcome = context.Stop.Requested ? "stopped" : exitCode != ExitCode.Success ? "failed" : warnings.Length > 0 ? "warnings" : "ok";
         return new BootReport(
             AgentInfo.Name,
             AgentInfo.Version,
@@ -144,9 +162,20 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
             warnings);
     }
 
+    private static string[] StepNames(BootContext context)
+    {
+        string[] names = ["guard", "seed", "marker", "profile", "gpu", "hooks"];
+        return context.Options.Command.Count > 0 ? [.. names, "the command"] : names;
+    }
+
     /// <summary>Runs one step, logs its outcome, and returns the reason the boot must stop, if it must.</summary>
     private string? RunStep(IBootStep step, BootContext context, List<StepRecord> records)
     {
+        if (context.Stop.Requested)
+        {
+            return $"stopped by {context.Stop.SignalName}";
+        }
+
         var logger = loggers.CreateLogger(step.Name);
         var eventId = new EventId(step.Number, step.Name);
         var started = System.Diagnostics.Stopwatch.StartNew();
@@ -167,6 +196,11 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
             string why = step.Policy == FailurePolicy.FailBoot ? "required" : "--strict";
             stop = $"{step.Name}: {result.Summary}";
             result = result with { Outcome = StepOutcome.Failed, Summary = $"{result.Summary}; the boot fails ({why})" };
+        }
+
+        if (context.Stop.Requested)
+        {
+            stop ??= $"stopped by {context.Stop.SignalName}";
         }
 
         records.Add(new StepRecord(step.Name, result.Outcome, result.Summary, started.Elapsed));
@@ -200,6 +234,9 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
 
         [LoggerMessage(EventId = 0, Level = LogLevel.Warning, Message = "{Reason}")]
         public static partial void ReportNotWritten(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 0, Level = LogLevel.Warning, Message = "stopped by {Signal} during {Step}; not run: {NotRun}")]
+        public static partial void Stopped(ILogger logger, string signal, string step, string notRun);
 
         [LoggerMessage(EventId = 0, Level = LogLevel.Information, Message = "boot finished in {Duration}, warnings: {Warnings}; {Outline}")]
         public static partial void Finished(ILogger logger, string duration, int warnings, string outline);

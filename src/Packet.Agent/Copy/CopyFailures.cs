@@ -32,10 +32,6 @@ public sealed class DestinationWriteException : Exception
     public Errno Errno { get; }
 
     public bool OutOfSpace => Errno is Errno.ENOSPC or Errno.EDQUOT or Errno.EFBIG;
-
-    /// <summary>Errors after which writing anything else to the destination is pointless.</summary>
-    public static bool IsFatal(Errno errno) =>
-        errno is Errno.ENOSPC or Errno.EDQUOT or Errno.EROFS or Errno.EIO or Errno.EFBIG or Errno.ENOMEM or Errno.EMFILE or Errno.ENFILE;
 }
 
 /// <summary>Reading one source entry failed; that entry is left out and the copy goes on.</summary>

@@ -15,6 +15,9 @@ public sealed record CopyOptions
     /// <summary>Called with each problem among the first <see cref="ProblemsToName"/>, from any thread.</summary>
     public Action<CopyProblem>? OnProblem { get; init; }
 
+    /// <summary>Ends the copy early (a stop signal): what was copied stays, as after a kill, for the next boot to resume.</summary>
+    public CancellationToken Stop { get; init; }
+
     /// <summary>A directory never copied from the source (device, inode): the workspace, if the home contains it.</summary>
     public (ulong Device, ulong Inode)? ExcludedDirectory { get; init; }
 

@@ -11,13 +11,7 @@ public enum ProblemKind
     /// <summary>The entry vanished or changed type while it was being copied.</summary>
     ChangedDuringCopy,
 
-    /// <summary>The entry was copied, but its owner, mode, times or an extended attribute could not be set.</summary>
-    MetadataNotPreserved,
-
-    /// <summary>A hard link could not be recreated; the entry was copied as a separate file.</summary>
-    HardLinkNotPreserved,
-
-    /// <summary>The workspace refused this one entry (a name it cannot hold, say); it was left out.</summary>
+    /// <summary>The workspace refused this one entry for a reason of its own (not a kind of thing it cannot hold); it was left out.</summary>
     NotWritten,
 }
 
@@ -41,6 +35,7 @@ public sealed class CopyReport
     public long Fifos;
     public long HardLinks;
     public long Bytes;
+    public long AllocatedBytes;
     public long ResumedFiles;
     public long KeptExisting;
     public long SkippedUnreadable;
@@ -59,10 +54,23 @@ public sealed class CopyReport
     /// <summary>Set when the copy stopped early; the destination is then incomplete.</summary>
     public string? FatalError { get; internal set; }
 
+    /// <summary>True when a stop request ended the copy (<see cref="FatalError"/> says so too).</summary>
+    public bool Stopped { get; internal set; }
+
     /// <summary>True when the fatal error was the destination running out of space or quota.</summary>
     public bool OutOfSpace { get; internal set; }
 
+    /// <summary>The copy's own time: the flush that makes it durable is <see cref="FlushDuration"/>.</summary>
     public TimeSpan Duration { get; internal set; }
+
+    /// <summary>How long making the copy durable took (syncfs), set by the seed.</summary>
+    public TimeSpan FlushDuration { get; internal set; }
+
+    /// <summary>What the destination volume holds, as the copy found it.</summary>
+    public VolumeTraits Volume { get; internal set; } = VolumeTraits.Full;
+
+    /// <summary>What the destination could not hold, by kind (owners, modes, symlinks, ...).</summary>
+    public VolumeLosses Losses { get; } = new();
 
     public long Entries => Files + Directories + Symlinks + Fifos + HardLinks;
 

@@ -10,9 +10,10 @@ namespace Packet.Agent.Copy;
 /// and the volume), read/write last. What works is learned once per pair of devices, so a refused
 /// method costs one failed call per boot, not one per file. Holes stay holes (SEEK_DATA/SEEK_HOLE).
 /// </summary>
-internal sealed class FileDataCopier(IPosix posix)
+internal sealed class FileDataCopier(IPosix posix, CancellationToken stop)
 {
-    private const long MaxChunk = 1L << 30;
+    // Small enough that a stop request is seen within a fraction of a second on any disk.
+    private const long MaxChunk = 64L << 20;
     private const int BufferSize = 1 << 20;
     private const long SparseThreshold = 64 * 1024;
 
@@ -93,6 +94,13 @@ internal sealed class FileDataCopier(IPosix posix)
 
         // The trailing hole, if any, exists only as the file's length.
         int truncated = posix.FTruncate(destinationFd, size);
+        if (truncated < 0 && ErrnoMeaning.VolumeRefuses(PosixException.ErrnoOf(truncated)) && posix.FStat(destinationFd, out var written) >= 0 && written.st_size < size)
+        {
+            // fusefat cannot extend a file by ftruncate: one zero byte written at the end extends it, the
+            // gap reading as zeros (allocated on such a volume: it holds no holes, as with cp -a there).
+            truncated = (int)Math.Min(posix.PWrite(destinationFd, [0], size - 1), 0);
+        }
+
         if (truncated < 0)
         {
             throw new DestinationWriteException("extend", path, PosixException.ErrnoOf(truncated));
@@ -107,6 +115,7 @@ internal sealed class FileDataCopier(IPosix posix)
         long done = 0;
         while (done < length)
         {
+            stop.ThrowIfCancellationRequested();
             long chunk = Math.Min(length - done, MaxChunk);
             long result = method switch
             {
@@ -142,7 +151,7 @@ internal sealed class FileDataCopier(IPosix posix)
                 continue;
             }
 
-            if (DestinationWriteException.IsFatal(errno))
+            if (ErrnoMeaning.StopsTheCopy(errno))
             {
                 throw new DestinationWriteException("write", path, errno);
             }

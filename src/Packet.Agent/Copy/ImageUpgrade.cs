@@ -243,7 +243,9 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
                     return "it could not be read";
                 }
 
-                int moved = posix.RenameAt(staging, name, homeDirFd, target, noReplace: !replace);
+                int moved = replace
+                    ? posix.RenameAt(staging, name, homeDirFd, target, noReplace: false)
+                    : NoReplaceRename.Move(posix, staging, name, homeDirFd, target);
                 return moved < 0 ? PosixException.Describe(PosixException.ErrnoOf(moved)) : null;
             }
             finally
@@ -273,7 +275,7 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
                 return fatal;
             }
 
-            int moved = posix.RenameAt(homeDirFd, temporary, homeDirFd, name, noReplace: true);
+            int moved = NoReplaceRename.Move(posix, homeDirFd, temporary, homeDirFd, name);
             return moved < 0 ? PosixException.Describe(PosixException.ErrnoOf(moved)) : null;
         }
         finally

@@ -9,8 +9,10 @@ namespace Packet.Agent.Copy;
 /// that keeps each: chown first (it clears setuid/setgid and file capabilities), then xattrs, then
 /// mode, then times (every other change touches them). Everything goes through descriptors, or
 /// AT_SYMLINK_NOFOLLOW for entries that cannot be opened, so a symlink is never followed.
+/// What the volume cannot hold (<see cref="VolumeTraits"/>, or a refusal met on one entry) is not
+/// attempted again and is counted in <see cref="VolumeLosses"/>; only a full or failing volume stops the copy.
 /// </summary>
-internal sealed class MetadataCopier(IPosix posix, CopyOptions options, Action<ProblemKind, string, string> onProblem)
+internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTraits volume, VolumeLosses losses)
 {
     private const int XattrBufferSize = 64 * 1024; // the largest value Linux allows
 
@@ -28,36 +30,51 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, Action<P
 
     public const FilePermissions PermissionBits = FilePermissions.ALLPERMS;
 
+    private enum Owner
+    {
+        /// <summary>The entry already belongs to the source's owner (the agent made it as that user).</summary>
+        AlreadyRight,
+        Set,
+        Lost,
+    }
+
     public void ApplyToFile(int sourceFd, int destinationFd, in Stat source, ulong destinationDevice, string path, bool modeSetAtCreation)
     {
-        bool chowned = ApplyOwner(destinationFd, source, path);
+        var owner = ApplyOwner(destinationFd, source, path);
         CopyXattrs(sourceFd, source.st_dev, destinationFd, destinationDevice, path);
-        var mode = source.st_mode & PermissionBits;
-        if (!modeSetAtCreation || chowned || (mode & SpecialBits) != 0)
+        var mode = ModeFor(source, owner);
+        if (!modeSetAtCreation || owner == Owner.Set || (mode & SpecialBits) != 0)
         {
-            Check(posix.FChmod(destinationFd, mode), "set the mode of", path);
+            SetMode(destinationFd, mode, path);
+        }
+        else if (volume.Modes is { } refused)
+        {
+            losses.Add(LossKind.Modes, path, refused);
         }
 
-        Check(posix.FUtimens(destinationFd, source), "set the times of", path);
+        SetTimes(destinationFd, source, path);
     }
 
     public void ApplyToDirectory(int sourceFd, int destinationFd, in Stat source, ulong destinationDevice, string path)
     {
-        ApplyOwner(destinationFd, source, path);
+        var owner = ApplyOwner(destinationFd, source, path);
         CopyXattrs(sourceFd, source.st_dev, destinationFd, destinationDevice, path);
-        Check(posix.FChmod(destinationFd, source.st_mode & PermissionBits), "set the mode of", path);
-        Check(posix.FUtimens(destinationFd, source), "set the times of", path);
+        SetMode(destinationFd, ModeFor(source, owner), path);
+        SetTimes(destinationFd, source, path);
     }
 
     /// <summary>For symlinks and FIFOs, which are not opened: owner and times through the name, not followed.</summary>
     public void ApplyToUnopened(int destinationDirFd, string name, in Stat source, string path)
     {
-        if (NeedsChown(source))
+        if (NeedsChown(source) && Permitted(LossKind.Owners, volume.Owners, path))
         {
-            Check(posix.LChownAt(destinationDirFd, name, source.st_uid, source.st_gid), "set the owner of", path);
+            Check(posix.LChownAt(destinationDirFd, name, source.st_uid, source.st_gid), LossKind.Owners, "set the owner of", path);
         }
 
-        Check(posix.LUtimensAt(destinationDirFd, name, source), "set the times of", path);
+        if (Permitted(LossKind.Times, volume.Times, path))
+        {
+            Check(posix.LUtimensAt(destinationDirFd, name, source), LossKind.Times, "set the times of", path);
+        }
     }
 
     public void ApplyToFifo(int destinationDirFd, string name, in Stat source, string path, bool modeSetAtCreation)
@@ -66,27 +83,61 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, Action<P
         if (!modeSetAtCreation)
         {
             // By name, as a FIFO is not opened: the entry was just made, and nothing else writes to the copy while the seed holds the workspace lock.
-            Check(posix.ChmodAt(destinationDirFd, name, source.st_mode & FilePermissions.ACCESSPERMS), "set the mode of", path);
+            if (Permitted(LossKind.Modes, volume.Modes, path))
+            {
+                Check(posix.ChmodAt(destinationDirFd, name, source.st_mode & FilePermissions.ACCESSPERMS), LossKind.Modes, "set the mode of", path);
+            }
+        }
+        else if (volume.Modes is { } refused)
+        {
+            losses.Add(LossKind.Modes, path, refused);
         }
     }
 
     private bool NeedsChown(in Stat source) =>
         options.PreserveOwnership && (source.st_uid != posix.EffectiveUserId || source.st_gid != posix.EffectiveGroupId);
 
-    private bool ApplyOwner(int destinationFd, in Stat source, string path)
+    private Owner ApplyOwner(int destinationFd, in Stat source, string path)
     {
         if (!NeedsChown(source))
         {
-            return false;
+            return Owner.AlreadyRight;
         }
 
-        Check(posix.FChown(destinationFd, source.st_uid, source.st_gid), "set the owner of", path);
-        return true;
+        if (!Permitted(LossKind.Owners, volume.Owners, path))
+        {
+            return Owner.Lost;
+        }
+
+        return Check(posix.FChown(destinationFd, source.st_uid, source.st_gid), LossKind.Owners, "set the owner of", path) ? Owner.Set : Owner.Lost;
+    }
+
+    /// <summary>
+    /// Never looser than the source: without its owner, an entry keeps its mode but loses setuid,
+    /// setgid and sticky (a setuid program would otherwise run as the agent's user), as cp -a does.
+    /// </summary>
+    private static FilePermissions ModeFor(in Stat source, Owner owner) =>
+        (source.st_mode & PermissionBits) & (owner == Owner.Lost ? ~SpecialBits : PermissionBits);
+
+    private void SetMode(int fd, FilePermissions mode, string path)
+    {
+        if (Permitted(LossKind.Modes, volume.Modes, path))
+        {
+            Check(posix.FChmod(fd, mode), LossKind.Modes, "set the mode of", path);
+        }
+    }
+
+    private void SetTimes(int fd, in Stat times, string path)
+    {
+        if (Permitted(LossKind.Times, volume.Times, path))
+        {
+            Check(posix.FUtimens(fd, times), LossKind.Times, "set the times of", path);
+        }
     }
 
     private void CopyXattrs(int sourceFd, ulong sourceDevice, int destinationFd, ulong destinationDevice, string path)
     {
-        if (_devicesWithoutXattrs.ContainsKey(sourceDevice) || _devicesWithoutXattrs.ContainsKey(destinationDevice))
+        if (_devicesWithoutXattrs.ContainsKey(sourceDevice))
         {
             return;
         }
@@ -119,10 +170,22 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, Action<P
                 continue;
             }
 
+            if (volume.ExtendedAttributes is { } refused)
+            {
+                losses.Add(LossKind.ExtendedAttributes, path, refused);
+                return;
+            }
+
+            if (_devicesWithoutXattrs.ContainsKey(destinationDevice))
+            {
+                losses.Add(LossKind.ExtendedAttributes, path, "the volume does not support extended attributes");
+                return;
+            }
+
             long valueLength = posix.FGetXattr(sourceFd, name, value);
             if (valueLength < 0)
             {
-                onProblem(ProblemKind.MetadataNotPreserved, path, $"read extended attribute {name}: {PosixException.Describe(PosixException.ErrnoOf(valueLength))}");
+                losses.Add(LossKind.ExtendedAttributes, path, $"read extended attribute {name}: {PosixException.Describe(PosixException.ErrnoOf(valueLength))}");
                 continue;
             }
 
@@ -132,12 +195,10 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, Action<P
                 var errno = PosixException.ErrnoOf(set);
                 if (IsUnsupported(errno))
                 {
-                    // A volume without xattr support is not an error (contract); stop asking it.
                     _devicesWithoutXattrs.TryAdd(destinationDevice, true);
-                    return;
                 }
 
-                onProblem(ProblemKind.MetadataNotPreserved, path, $"set extended attribute {name}: {PosixException.Describe(errno)}");
+                losses.Add(LossKind.ExtendedAttributes, path, $"set extended attribute {name}: {PosixException.Describe(errno)}");
             }
         }
     }
@@ -148,19 +209,33 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, Action<P
 
     private static bool IsUnsupported(Errno errno) => errno is Errno.EOPNOTSUPP or Errno.ENOSYS;
 
-    private void Check(int result, string what, string path)
+    /// <summary>False, and the loss counted, when the probe found that the volume does not hold this kind of metadata.</summary>
+    private bool Permitted(LossKind kind, string? refusal, string path)
+    {
+        if (refusal is null)
+        {
+            return true;
+        }
+
+        losses.Add(kind, path, refusal);
+        return false;
+    }
+
+    /// <summary>True when the call succeeded; a full or failing volume stops the copy, anything else is this entry's loss.</summary>
+    private bool Check(int result, LossKind kind, string what, string path)
     {
         if (result >= 0)
         {
-            return;
+            return true;
         }
 
         var errno = PosixException.ErrnoOf(result);
-        if (DestinationWriteException.IsFatal(errno))
+        if (ErrnoMeaning.StopsTheCopy(errno))
         {
             throw new DestinationWriteException(what, path, errno);
         }
 
-        onProblem(ProblemKind.MetadataNotPreserved, path, $"{what}: {PosixException.Describe(errno)}");
+        losses.Add(kind, path, $"{what}: {PosixException.Describe(errno)}");
+        return false;
     }
 }

@@ -27,6 +27,9 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
     // else creating files. The agent never changes its own, so one read serves every copy.
     private readonly Lazy<FilePermissions> _creationMask = new(() => posix.ReadFileCreationMask() ?? FilePermissions.ALLPERMS);
 
+    // One probe per destination volume, however many copies this copier makes (an upgrade makes one per entry).
+    private readonly ConcurrentDictionary<ulong, VolumeTraits> _volumes = new();
+
     /// <summary>
     /// Copies the contents of <paramref name="sourceDirFd"/> into <paramref name="destinationDirFd"/>,
     /// skipping entries present in <paramref name="existingDirFd"/> (-1: none). The destination
@@ -36,13 +39,22 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
     public void Copy(int sourceDirFd, int destinationDirFd, int existingDirFd, CopyReport report)
     {
         var started = System.Diagnostics.Stopwatch.StartNew();
-        new CopyRun(posix, options, report, destinationDirFd, _creationMask.Value).Run(sourceDirFd, existingDirFd);
+        var volume = Probe(destinationDirFd);
+        var runOptions = volume.IsFatLike ? options with { Workers = 0 } : options;
+        new CopyRun(posix, runOptions, report, destinationDirFd, _creationMask.Value, volume).Run(sourceDirFd, existingDirFd);
         report.Duration = started.Elapsed;
     }
 
     /// <summary>Copies one non-directory entry of <paramref name="sourceDirFd"/> into <paramref name="destinationDirFd"/>, with the same fidelity.</summary>
     public void CopyEntry(int sourceDirFd, string name, int destinationDirFd, CopyReport report) =>
-        new CopyRun(posix, options with { Workers = 0 }, report, destinationDirFd, _creationMask.Value).RunOne(sourceDirFd, name);
+        new CopyRun(posix, options with { Workers = 0 }, report, destinationDirFd, _creationMask.Value, Probe(destinationDirFd)).RunOne(sourceDirFd, name);
+
+    /// <summary>What the volume of <paramref name="destinationDirFd"/> holds, probed there once per volume and copier.</summary>
+    public VolumeTraits Probe(int destinationDirFd)
+    {
+        PosixException.Check(posix.FStat(destinationDirFd, out var destination), "stat", "the destination");
+        return _volumes.GetOrAdd(destination.st_dev, _ => VolumeProbe.Probe(posix, destinationDirFd, options.PreserveOwnership));
+    }
 
     private readonly record struct CopyJob(DirectoryNode Directory, string Name, byte Type);
 
@@ -67,17 +79,20 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
         private readonly DirectoryReader _reader;
         private readonly BlockingCollection<CopyJob>? _queue;
         private readonly FilePermissions _creationMask;
+        private readonly VolumeTraits _volume;
         private ulong _destinationDevice;
         private DestinationWriteException? _abort;
 
-        public CopyRun(IPosix posix, CopyOptions options, CopyReport report, int destinationRootFd, FilePermissions creationMask)
+        public CopyRun(IPosix posix, CopyOptions options, CopyReport report, int destinationRootFd, FilePermissions creationMask, VolumeTraits volume)
         {
             _posix = posix;
             _options = options;
             _report = report;
+            _report.Volume = volume;
+            _volume = volume;
             _destinationRootFd = destinationRootFd;
-            _data = new FileDataCopier(posix);
-            _metadata = new MetadataCopier(posix, options, Named);
+            _data = new FileDataCopier(posix, options.Stop);
+            _metadata = new MetadataCopier(posix, options, volume, report.Losses);
             _reader = new DirectoryReader(posix);
             _creationMask = creationMask;
             _queue = options.Workers > 0 ? new BlockingCollection<CopyJob>(new ConcurrentQueue<CopyJob>(), QueueCapacity) : null;
@@ -137,6 +152,11 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
             {
                 _report.FatalError = failure.Message;
                 _report.OutOfSpace = failure.OutOfSpace;
+            }
+            else if (_options.Stop.IsCancellationRequested)
+            {
+                _report.FatalError = "stopped before it finished";
+                _report.Stopped = true;
             }
         }
 
@@ -231,6 +251,11 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
 
         private DirectoryNode? OpenSubdirectory(DirectoryNode parent, string name)
         {
+            if (!NameHeld(parent, name))
+            {
+                return null;
+            }
+
             string path = DirectoryNode.Join(parent.RelativePath, name);
             int existingFd = -1;
             if (parent.ExistingFd >= 0 && _posix.LStatAt(parent.ExistingFd, name, out var existing) == 0)
@@ -279,6 +304,11 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
                 }
 
                 destinationFd = CreateDirectory(parent, name, path);
+                if (destinationFd < 0)
+                {
+                    return null;
+                }
+
                 var node = new DirectoryNode(parent, name, sourceFd, destinationFd, existingFd, source, isNew: existingFd < 0);
                 if (node.IsNew)
                 {
@@ -299,7 +329,7 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
             }
         }
 
-        /// <summary>Creates (or, when resuming, reuses) a private directory to fill; its real mode comes last.</summary>
+        /// <summary>Creates (or, when resuming, reuses) a private directory to fill; its real mode comes last. -1 when the volume cannot hold its name.</summary>
         private int CreateDirectory(DirectoryNode parent, string name, string path)
         {
             int made = _posix.MkdirAt(parent.DestinationFd, name, PrivateDirectoryMode);
@@ -314,6 +344,12 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
                 {
                     made = 0; // resuming into a directory a previous run created
                 }
+            }
+
+            if (made < 0 && ErrnoMeaning.NameRefused(PosixException.ErrnoOf(made)))
+            {
+                _report.Losses.Add(LossKind.Names, path, $"create the directory: {PosixException.Describe(PosixException.ErrnoOf(made))}; its contents are left out");
+                return -1;
             }
 
             if (made < 0)
@@ -355,6 +391,10 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
             {
                 Abort(failure);
             }
+            catch (OperationCanceledException)
+            {
+                // Stopped mid-file: the file is left short, which a resumed copy redoes.
+            }
             finally
             {
                 if (release)
@@ -370,6 +410,11 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
             if (directory.ExistingFd >= 0 && ExistsIn(directory.ExistingFd, name))
             {
                 Interlocked.Increment(ref _report.KeptExisting);
+                return true;
+            }
+
+            if (!NameHeld(directory, name))
+            {
                 return true;
             }
 
@@ -505,6 +550,7 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
                 _metadata.ApplyToFile(sourceFd, destinationFd, source, _destinationDevice, path, modeSetAtCreation: CreationKeeps(permissions));
                 Interlocked.Increment(ref _report.Files);
                 Interlocked.Add(ref _report.Bytes, copied);
+                Interlocked.Add(ref _report.AllocatedBytes, source.st_blocks * 512);
                 return true;
             }
             catch (SourceReadException failure)
@@ -532,8 +578,7 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
                 return false;
             }
 
-            if (IsType(there, FilePermissions.S_IFREG) && there.st_size == source.st_size
-                && there.st_mtime == source.st_mtime && there.st_mtime_nsec == source.st_mtime_nsec)
+            if (IsType(there, FilePermissions.S_IFREG) && there.st_size == source.st_size && SameModificationTime(there, source))
             {
                 return true;
             }
@@ -541,6 +586,14 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
             RemoveLeftover(directory.DestinationFd, name, there, path);
             return false;
         }
+
+        /// <summary>
+        /// Exact where the volume keeps nanoseconds; within the 2 s of FAT's rounding where it does not. A
+        /// file cut short by a kill was written after its source's time, so it is still told apart.
+        /// </summary>
+        private bool SameModificationTime(in Stat there, in Stat source) =>
+            (there.st_mtime == source.st_mtime && there.st_mtime_nsec == source.st_mtime_nsec)
+            || (!_volume.ExactTimes && Math.Abs(there.st_mtime - source.st_mtime) <= 2);
 
         private bool CopyWithHardLinks(DirectoryNode directory, string name, in Stat source, Func<DirectoryNode, string, Stat, bool> create)
         {
@@ -579,6 +632,12 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
         private bool CreateSymlink(DirectoryNode directory, string name, Stat source)
         {
             string path = DirectoryNode.Join(directory.RelativePath, name);
+            if (_volume.Symlinks is { } refused)
+            {
+                _report.Losses.Add(LossKind.Symlinks, path, refused);
+                return false;
+            }
+
             int read = _posix.ReadLinkAt(directory.SourceFd, name, out string target);
             if (read < 0)
             {
@@ -599,7 +658,7 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
 
             if (made < 0)
             {
-                DestinationProblem(path, "create the symlink", PosixException.ErrnoOf(made));
+                EntryRefused(path, "create the symlink", PosixException.ErrnoOf(made), LossKind.Symlinks);
                 return false;
             }
 
@@ -611,6 +670,12 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
         private bool CreateFifo(DirectoryNode directory, string name, Stat source)
         {
             string path = DirectoryNode.Join(directory.RelativePath, name);
+            if (_volume.Fifos is { } refused)
+            {
+                _report.Losses.Add(LossKind.Fifos, path, refused);
+                return false;
+            }
+
             var permissions = source.st_mode & FilePermissions.ACCESSPERMS;
             int made = _posix.MkfifoAt(directory.DestinationFd, name, permissions);
             if (made < 0 && PosixException.ErrnoOf(made) == Errno.EEXIST)
@@ -621,6 +686,18 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
                 }
 
                 made = _posix.MkfifoAt(directory.DestinationFd, name, permissions);
+            }
+
+            if (made < 0 && ErrnoMeaning.FifoRefused(PosixException.ErrnoOf(made)))
+            {
+                // exfat-fuse answers EIO and leaves a regular file of that name: a FIFO's copy must not be one.
+                if (_posix.LStatAt(directory.DestinationFd, name, out var left) == 0 && !IsType(left, FilePermissions.S_IFIFO))
+                {
+                    RemoveLeftover(directory.DestinationFd, name, left, path);
+                }
+
+                _report.Losses.Add(LossKind.Fifos, path, $"mknod: {PosixException.Describe(PosixException.ErrnoOf(made))}");
+                return false;
             }
 
             if (made < 0)
@@ -666,6 +743,13 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
         private void LinkOrCopy(string primaryPath, DirectoryNode directory, string name)
         {
             string path = DirectoryNode.Join(directory.RelativePath, name);
+            if (_volume.HardLinks is { } refused)
+            {
+                _report.Losses.Add(LossKind.HardLinks, path, refused);
+                CopyRegularFile(directory, name, attempt: 0, allowLink: false);
+                return;
+            }
+
             int linked = _posix.LinkAt(_destinationRootFd, primaryPath, directory.DestinationFd, name);
             if (linked < 0 && PosixException.ErrnoOf(linked) == Errno.EEXIST)
             {
@@ -690,13 +774,13 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
             }
 
             var errno = PosixException.ErrnoOf(linked);
-            if (DestinationWriteException.IsFatal(errno))
+            if (ErrnoMeaning.StopsTheCopy(errno))
             {
                 throw new DestinationWriteException("link", path, errno);
             }
 
-            // EMLINK, or a first copy's path past PATH_MAX: a separate copy keeps the data.
-            Named(ProblemKind.HardLinkNotPreserved, path, $"link to {NativeName.Display(primaryPath)}: {PosixException.Describe(errno)}; copied as a separate file");
+            // EMLINK, a volume without hard links, or a first copy's path past PATH_MAX: a separate copy keeps the data.
+            _report.Losses.Add(LossKind.HardLinks, path, $"link to {NativeName.Display(primaryPath)}: {PosixException.Describe(errno)}");
             CopyRegularFile(directory, name, attempt: 0, allowLink: false);
         }
 
@@ -737,6 +821,22 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
         }
 
         // ---- Helpers.
+
+        /// <summary>
+        /// FAT-like volumes store names as UTF-16, so a name that is not UTF-8 has no faithful form there.
+        /// Left out before it is tried: exfat-fuse accepts one holding an encoded surrogate, then dies
+        /// listing its directory (as it does under cp -a), which takes the whole volume away.
+        /// </summary>
+        private bool NameHeld(DirectoryNode directory, string name)
+        {
+            if (!_volume.IsFatLike || NativeName.IsUtf8(name))
+            {
+                return true;
+            }
+
+            _report.Losses.Add(LossKind.Names, DirectoryNode.Join(directory.RelativePath, name), "not UTF-8, which a FAT-like volume cannot store");
+            return false;
+        }
 
         private byte TypeOf(int dirFd, string name)
         {
@@ -779,12 +879,33 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
 
         private void DestinationProblem(string path, string operation, Errno errno)
         {
-            if (DestinationWriteException.IsFatal(errno))
+            if (ErrnoMeaning.StopsTheCopy(errno))
             {
                 throw new DestinationWriteException(operation, path, errno);
             }
 
+            if (ErrnoMeaning.NameRefused(errno))
+            {
+                _report.Losses.Add(LossKind.Names, path, $"{operation}: {PosixException.Describe(errno)}");
+                return;
+            }
+
             Skipped(ProblemKind.NotWritten, path, $"{operation} in the workspace: {PosixException.Describe(errno)}; left out");
+        }
+
+        /// <summary>
+        /// A symlink or FIFO the volume refused although the probe found it holds them: then it is the
+        /// name; without a probe's answer, a refusal of the kind itself.
+        /// </summary>
+        private void EntryRefused(string path, string operation, Errno errno, LossKind kind)
+        {
+            if (ErrnoMeaning.VolumeRefuses(errno) && !ErrnoMeaning.NameRefused(errno))
+            {
+                _report.Losses.Add(kind, path, $"{operation}: {PosixException.Describe(errno)}");
+                return;
+            }
+
+            DestinationProblem(path, operation, errno);
         }
 
         private void Skipped(ProblemKind kind, string path, string detail)
@@ -814,7 +935,7 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
             }
         }
 
-        private bool Aborted => Volatile.Read(ref _abort) is not null;
+        private bool Aborted => Volatile.Read(ref _abort) is not null || _options.Stop.IsCancellationRequested;
 
         private void Abort(DestinationWriteException failure)
         {

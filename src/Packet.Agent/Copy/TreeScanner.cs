@@ -3,8 +3,8 @@ using Packet.Agent.Posix;
 
 namespace Packet.Agent.Copy;
 
-/// <summary>What a copy will have to write: entries, file bytes, and blocks actually used (holes excluded).</summary>
-public readonly record struct TreeSize(long Entries, long Bytes, long AllocatedBytes);
+/// <summary>What a copy will have to write: entries (of which <paramref name="ExtraLinks"/> are further names of a file already counted), file bytes, and blocks actually used (holes excluded).</summary>
+public readonly record struct TreeSize(long Entries, long Bytes, long AllocatedBytes, long ExtraLinks = 0);
 
 /// <summary>
 /// Measures a tree before it is copied, for the free-space check and the progress percentage.
@@ -15,17 +15,18 @@ public sealed class TreeScanner(IPosix posix)
 {
     private const OpenFlags DirectoryFlags = OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC;
 
-    public TreeSize Scan(int sourceRootFd, int existingRootFd, (ulong Device, ulong Inode)? excluded)
+    public TreeSize Scan(int sourceRootFd, int existingRootFd, (ulong Device, ulong Inode)? excluded, CancellationToken stop = default)
     {
         var reader = new DirectoryReader(posix);
         var seenLinks = new HashSet<(ulong, ulong)>();
-        long entries = 0, bytes = 0, allocated = 0;
+        long entries = 0, bytes = 0, allocated = 0, extraLinks = 0;
         var frames = new Stack<Frame>();
         frames.Push(new Frame(sourceRootFd, existingRootFd, OwnsDescriptors: false, List(reader, sourceRootFd)));
         try
         {
             while (frames.TryPeek(out var frame))
             {
+                stop.ThrowIfCancellationRequested();
                 if (frame.Next >= frame.Entries.Count)
                 {
                     frames.Pop().Close(posix);
@@ -75,6 +76,7 @@ public sealed class TreeScanner(IPosix posix)
                 if (stat.st_nlink > 1 && !seenLinks.Add((stat.st_dev, stat.st_ino)))
                 {
                     entries++; // another name for data already counted
+                    extraLinks++;
                     continue;
                 }
 
@@ -94,7 +96,7 @@ public sealed class TreeScanner(IPosix posix)
             }
         }
 
-        return new TreeSize(entries, bytes, allocated);
+        return new TreeSize(entries, bytes, allocated, extraLinks);
 
         void CloseIfOpen(int fd)
         {

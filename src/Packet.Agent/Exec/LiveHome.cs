@@ -75,7 +75,7 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
         if (found >= 0)
         {
             movedTo = AsideName(liveHome);
-            int moved = posix.RenameAt(AtCurrentDirectory, liveHome, AtCurrentDirectory, movedTo, noReplace: true);
+            int moved = NoReplaceRename.Move(posix, AtCurrentDirectory, liveHome, AtCurrentDirectory, movedTo);
             if (moved < 0 && PosixException.ErrnoOf(moved) == Errno.EXDEV)
             {
                 // overlayfs without redirect_dir cannot move a directory of the image's layer. The
@@ -102,7 +102,7 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
             var errno = PosixException.ErrnoOf(linked);
             if (movedTo is not null)
             {
-                posix.RenameAt(AtCurrentDirectory, movedTo, AtCurrentDirectory, liveHome, noReplace: true); // put it back
+                NoReplaceRename.Move(posix, AtCurrentDirectory, movedTo, AtCurrentDirectory, liveHome); // put it back
             }
 
             return Fallback(liveHome, persistedHome, $"creating the link failed: {PosixException.Describe(errno)}");

@@ -11,13 +11,14 @@ public sealed record HookIdentity(uint Uid, uint Gid);
 /// <summary>One program to run as a hook, and where its output is kept.</summary>
 public sealed record HookRun(string Name, string Program, IReadOnlyList<string> Arguments, int LogFd);
 
-/// <summary>How a hook ended.</summary>
-public sealed record HookOutcome(int ExitCode, bool TimedOut, TimeSpan Duration, string? StartError = null)
+/// <summary>How a hook ended: its exit code, or stopped at its time limit, or stopped because the agent was asked to stop.</summary>
+public sealed record HookOutcome(int ExitCode, bool TimedOut, TimeSpan Duration, string? StartError = null, bool Stopped = false)
 {
-    public bool Succeeded => StartError is null && !TimedOut && ExitCode == 0;
+    public bool Succeeded => StartError is null && !TimedOut && !Stopped && ExitCode == 0;
 
     public string Describe(TimeSpan timeout) =>
         StartError is not null ? $"could not start: {StartError}"
+        : Stopped ? "was stopped with the boot"
         : TimedOut ? $"did not finish within {Units.Duration(timeout)} and was stopped (see --hook-timeout)"
         : $"exited with code {ExitCode}";
 }
@@ -25,23 +26,28 @@ public sealed record HookOutcome(int ExitCode, bool TimedOut, TimeSpan Duration,
 /// <summary>Runs hooks: the seam between the hooks step and real processes.</summary>
 public interface IHookRunner
 {
-    HookOutcome Run(HookRun hook, HookIdentity identity, IReadOnlyDictionary<string, string> environment, string workingDirectory, TimeSpan timeout, Action<string> onLine);
+    /// <summary>Runs one hook to its end, its time limit, or <paramref name="stop"/>; then it is stopped with everything it started.</summary>
+    HookOutcome Run(HookRun hook, HookIdentity identity, IReadOnlyDictionary<string, string> environment, string workingDirectory, TimeSpan timeout, Action<string> onLine, CancellationToken stop);
 }
 
 /// <summary>
 /// Runs a hook as a child process, each output line handed to the log and written to the hook's
-/// own log file. When the agent is root and the hook's user is not, the child is the agent itself
-/// in its <c>run-as</c> form, which drops groups, gid and uid and then execs the hook: a fresh
-/// process, so nothing is done between fork and exec in a multi-threaded runtime.
+/// own log file. The child is the agent itself in its <c>run-as</c> form, which makes it the leader
+/// of a process group of its own, drops to the hook's user when that is another (groups, gid,
+/// uid), and then execs the hook: a fresh process, so nothing is done between fork and exec in a
+/// multi-threaded runtime. Stopping a hook (its time limit, or a stop signal to the agent) sends
+/// SIGTERM to its whole group, and SIGKILL to the group and its process tree after a grace.
 /// </summary>
 public sealed class HookRunner(IPosix posix, string agentPath) : IHookRunner
 {
+    private const int SigTerm = 15;
+    private const int SigKill = 9;
     private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(1);
 
-    public HookOutcome Run(HookRun hook, HookIdentity identity, IReadOnlyDictionary<string, string> environment, string workingDirectory, TimeSpan timeout, Action<string> onLine)
+    public HookOutcome Run(HookRun hook, HookIdentity identity, IReadOnlyDictionary<string, string> environment, string workingDirectory, TimeSpan timeout, Action<string> onLine, CancellationToken stop)
     {
-        bool switchUser = posix.EffectiveUserId == 0 && identity.Uid != 0;
-        var startInfo = new ProcessStartInfo(switchUser ? agentPath : hook.Program)
+        var startInfo = new ProcessStartInfo(agentPath)
         {
             UseShellExecute = false,
             RedirectStandardInput = true,
@@ -49,12 +55,9 @@ public sealed class HookRunner(IPosix posix, string agentPath) : IHookRunner
             RedirectStandardError = true,
             WorkingDirectory = workingDirectory,
         };
-        if (switchUser)
+        foreach (string argument in new[] { "run-as", identity.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture), identity.Gid.ToString(System.Globalization.CultureInfo.InvariantCulture), "--", hook.Program })
         {
-            foreach (string argument in new[] { "run-as", identity.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture), identity.Gid.ToString(System.Globalization.CultureInfo.InvariantCulture), "--", hook.Program })
-            {
-                startInfo.ArgumentList.Add(argument);
-            }
+            startInfo.ArgumentList.Add(argument);
         }
 
         foreach (string argument in hook.Arguments)
@@ -108,31 +111,65 @@ public sealed class HookRunner(IPosix posix, string agentPath) : IHookRunner
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
-        // WaitForExit with a limit returns when the hook exits, without waiting for the end of its
-        // output: a server it started in the background may hold the pipe open for ever.
-        bool exited = process.WaitForExit(timeout);
+        // Waiting for the exit does not wait for the end of its output: a server it started in the
+        // background may hold the pipe open for ever.
+        bool exited = WaitForExit(process, timeout, stop);
         if (!exited)
         {
-            try
-            {
-                process.Kill(entireProcessTree: true);
-            }
-            catch (InvalidOperationException)
-            {
-                // It finished between the limit and the kill.
-            }
-
-            process.WaitForExit(TimeSpan.FromSeconds(5));
+            StopGroup(process);
         }
 
         // The last lines arrive after the exit; a background child that kept the pipe open (it
-        // should redirect its output) is not waited for beyond a moment.
-        outputEnded.Wait(OutputGrace);
+        // should redirect its output) is not waited for beyond a moment, nor at all when stopping.
+        outputEnded.Wait(stop.IsCancellationRequested ? TimeSpan.Zero : OutputGrace, CancellationToken.None);
         lock (gate)
         {
             finished = true;
         }
 
-        return new HookOutcome(exited ? process.ExitCode : -1, !exited, started.Elapsed);
+        bool stopped = !exited && stop.IsCancellationRequested;
+        return new HookOutcome(exited ? process.ExitCode : -1, !exited && !stopped, started.Elapsed, Stopped: stopped);
+    }
+
+    private static bool WaitForExit(Process process, TimeSpan timeout, CancellationToken stop)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        limit.CancelAfter(timeout);
+        try
+        {
+            process.WaitForExitAsync(limit.Token).GetAwaiter().GetResult();
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// SIGTERM to the hook's group (run-as made it the leader), a grace for the whole group to end,
+    /// then SIGKILL to what is left of the group and of the hook's tree.
+    /// </summary>
+    private void StopGroup(Process process)
+    {
+        int group = -process.Id;
+        posix.Kill(group, SigTerm);
+        var grace = Stopwatch.StartNew();
+        while (posix.Kill(group, 0) >= 0 && grace.Elapsed < StopGrace)
+        {
+            Thread.Sleep(20);
+        }
+
+        posix.Kill(group, SigKill);
+        try
+        {
+            process.Kill(entireProcessTree: true); // children that left the group
+        }
+        catch (InvalidOperationException)
+        {
+            // It exited meanwhile.
+        }
+
+        process.WaitForExit(TimeSpan.FromSeconds(5));
     }
 }

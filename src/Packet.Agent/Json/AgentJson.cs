@@ -12,9 +12,14 @@ public sealed record MarkerBody(
     string SourceHome,
     MarkerCopied Copied,
     MarkerSkipped Skipped,
-    double DurationSeconds);
+    double DurationSeconds,
+    double FlushSeconds = 0,
+    IReadOnlyDictionary<string, MarkerLoss>? NotPreserved = null);
 
-public sealed record MarkerCopied(long Entries, long Files, long Directories, long Symlinks, long HardLinks, long Fifos, long Bytes, long KeptExisting);
+public sealed record MarkerCopied(long Entries, long Files, long Directories, long Symlinks, long HardLinks, long Fifos, long Bytes, long KeptExisting, long BytesOnDisk = 0);
+
+/// <summary>One kind of thing the volume could not hold (key: owners, modes, times, xattrs, symlinks, fifos, hard_links, names).</summary>
+public sealed record MarkerLoss(long Count, string Example, string Reason);
 
 public sealed record MarkerSkipped(long Unreadable, long Sockets, long Devices, long ChangedDuringCopy, long NotWritten);
 
@@ -38,8 +43,8 @@ public sealed record BootReport(
 /// <summary>One step of a boot: ok, skipped, warning or failed, how long, and what it said.</summary>
 public sealed record StepReport(string Name, string Outcome, double DurationSeconds, string Summary);
 
-/// <summary>The counts of a seed that ran in a boot.</summary>
-public sealed record SeedCounts(MarkerCopied Copied, MarkerSkipped Skipped, double DurationSeconds);
+/// <summary>The counts of a seed that ran in a boot: the copy's time and the flush's apart, and what the volume could not hold.</summary>
+public sealed record SeedCounts(MarkerCopied Copied, MarkerSkipped Skipped, double DurationSeconds, double FlushSeconds = 0, IReadOnlyDictionary<string, MarkerLoss>? NotPreserved = null);
 
 /// <summary><c>packet-agent gpu --json</c>: the GPUs, and the problem when the check failed.</summary>
 public sealed record GpuReport(IReadOnlyList<GpuInfo> Gpus, string? Error);

@@ -79,6 +79,7 @@ public static class BootReportJson
         json.WriteNumber("fifos", c.Fifos);
         json.WriteNumber("bytes", c.Bytes);
         json.WriteNumber("kept_existing", c.KeptExisting);
+        json.WriteNumber("bytes_on_disk", c.BytesOnDisk);
         json.WriteEndObject();
         json.WriteStartObject("skipped");
         var s = seed.Skipped;
@@ -89,6 +90,22 @@ public static class BootReportJson
         json.WriteNumber("not_written", s.NotWritten);
         json.WriteEndObject();
         json.WriteNumber("duration_seconds", seed.DurationSeconds);
+        json.WriteNumber("flush_seconds", seed.FlushSeconds);
+        if (seed.NotPreserved is { } losses)
+        {
+            json.WriteStartObject("not_preserved");
+            foreach (var (kind, loss) in losses)
+            {
+                json.WriteStartObject(kind);
+                json.WriteNumber("count", loss.Count);
+                json.WriteString("example", loss.Example);
+                json.WriteString("reason", loss.Reason);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndObject();
+        }
+
         json.WriteEndObject();
     }
 

@@ -42,7 +42,7 @@ public sealed class BootReportWriter(IPosix posix) : IBootReportWriter
             for (int generation = PreviousKept; generation >= 1; generation--)
             {
                 string from = generation == 1 ? FileName : Previous(generation - 1);
-                posix.RenameAt(state.Fd, from, state.Fd, Previous(generation), noReplace: true);
+                NoReplaceRename.Move(posix, state.Fd, from, state.Fd, Previous(generation));
             }
 
             byte[] json = BootReportJson.Write(report);

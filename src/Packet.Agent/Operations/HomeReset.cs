@@ -39,13 +39,13 @@ public sealed class HomeReset(IPosix posix, TimeProvider clock)
 
         using var state = workspace.CreateDirectory(WorkspaceLayout.State, StateMode);
         string? holder = null;
-        using var held = WorkspaceLock.Acquire(posix, state, TimeSpan.Zero, TimeSpan.FromDays(1), (who, _) => holder = who);
+        using var held = WorkspaceLock.Acquire(posix, state, TimeSpan.Zero, TimeSpan.FromDays(1), (who, _) => holder = who, CancellationToken.None);
         if (held is null)
         {
             return new ResetOutcome(false, $"another agent holds {state.PathOf(WorkspaceLayout.Lock)} ({holder}): it may be seeding this home; try again once it has finished");
         }
 
-        PosixException.Check(posix.RenameAt(workspace.Fd, WorkspaceLayout.Home, workspace.Fd, backup, noReplace: true), "move aside", workspace.PathOf(WorkspaceLayout.Home));
+        PosixException.Check(NoReplaceRename.Move(posix, workspace.Fd, WorkspaceLayout.Home, workspace.Fd, backup), "move aside", workspace.PathOf(WorkspaceLayout.Home));
         posix.FSync(workspace.Fd);
         return new ResetOutcome(true, $"moved {workspace.PathOf(WorkspaceLayout.Home)} to {workspace.PathOf(backup)} (nothing was deleted)", workspace.PathOf(backup));
     }

@@ -51,7 +51,12 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
         {
             attention.Add($"{persisted} is not seeded (no {WorkspaceLayout.Marker}); the next boot seeds it");
         }
-        else if (present && !home.ProfileBlock)
+        else if (present && home.Marker?.NotPreserved is { Count: > 0 } losses)
+        {
+            attention.Add($"the volume did not keep all of the home when it was seeded ({string.Join(", ", losses.Keys.Select(k => k.Replace('_', ' ')))}; see \"not kept\"): cp -a loses the same there; a volume such as ext4 or xfs keeps them");
+        }
+
+        if (present && home.Seeded && !home.ProfileBlock)
         {
             attention.Add($"{Path.Join(persisted, WorkspaceLayout.ShellProfile)} has no workspace block; the next boot adds it");
         }
@@ -83,8 +88,13 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
               + (w.FreeBytes is { } free && w.TotalBytes is { } total ? $", {Units.Bytes(free)} free of {Units.Bytes(total)}" : string.Empty));
         var h = report.Home;
         Line("home", !h.Seeded ? $"{h.Path}: not seeded"
-            : h.Marker is { } marker ? $"{h.Path}: seeded {marker.SeededAt:yyyy-MM-dd HH:mm} UTC by {marker.Agent} {marker.AgentVersion} ({Units.Entries(marker.Copied.Entries)}, {Units.Bytes(marker.Copied.Bytes)})"
+            : h.Marker is { } marker ? $"{h.Path}: seeded {marker.SeededAt:yyyy-MM-dd HH:mm} UTC by {marker.Agent} {marker.AgentVersion} ({Units.Entries(marker.Copied.Entries)}, {(marker.Copied.BytesOnDisk > 0 ? Units.Size(marker.Copied.BytesOnDisk, marker.Copied.Bytes) : Units.Bytes(marker.Copied.Bytes))})"
             : $"{h.Path}: seeded{(h.LegacyMarker ? " (by the bash script: empty marker)" : string.Empty)}");
+        if (h.Marker?.NotPreserved is { Count: > 0 } lost)
+        {
+            Line("not kept", NotPreserved(lost));
+        }
+
         Line("profile", h.ProfileBlock ? "workspace block present" : h.LegacyProfileLines ? "the bash script's PATH lines (the next boot replaces them with the block)" : "no workspace block");
         var l = report.LiveHome;
         Line("live home", l.Target is { } target ? $"{l.Path} -> {target} ({l.State})" : $"{l.Path}: {l.State}");
@@ -112,6 +122,9 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
 
         return text.ToString();
     }
+
+    private static string NotPreserved(IReadOnlyDictionary<string, MarkerLoss> losses) =>
+        string.Join("; ", losses.Select(l => $"{l.Key.Replace('_', ' ')}: {Units.Count(l.Value.Count)} (e.g. {l.Value.Example}: {l.Value.Reason})"));
 
     private HomeInfo Home(string persisted)
     {

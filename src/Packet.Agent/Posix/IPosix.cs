@@ -38,7 +38,10 @@ public interface IPosix
 
     int LinkAt(int oldDirFd, string oldName, int newDirFd, string newName);
 
-    /// <summary>renameat2; with <paramref name="noReplace"/> an existing target fails with EEXIST.</summary>
+    /// <summary>
+    /// renameat(2), or with <paramref name="noReplace"/> renameat2(RENAME_NOREPLACE), which some volumes
+    /// refuse with EINVAL: callers that must not replace use <see cref="NoReplaceRename.Move"/>, which works everywhere.
+    /// </summary>
     int RenameAt(int oldDirFd, string oldName, int newDirFd, string newName, bool noReplace);
 
     int UnlinkAt(int dirFd, string name, bool isDirectory);
@@ -99,4 +102,7 @@ public interface IPosix
     int FStatVfs(int fd, out Statvfs stat);
 
     int Flock(int fd, int operation);
+
+    /// <summary>kill(2): <paramref name="pid"/> below 0 signals that process group; signal 0 only asks whether the process exists.</summary>
+    int Kill(int pid, int signal);
 }

@@ -17,6 +17,34 @@ public static class NativeName
         return bytes;
     }
 
+    /// <summary>
+    /// True when the name's bytes are valid UTF-8. Mono.Posix escapes most bytes that are not with
+    /// U+0000, but decodes an encoded surrogate (ED A0 80) to a lone surrogate, which UTF-8 forbids too.
+    /// </summary>
+    public static bool IsUtf8(string name)
+    {
+        for (int i = 0; i < name.Length; i++)
+        {
+            char c = name[i];
+            if (c == '\0' || char.IsLowSurrogate(c))
+            {
+                return false;
+            }
+
+            if (char.IsHighSurrogate(c))
+            {
+                if (i + 1 >= name.Length || !char.IsLowSurrogate(name[i + 1]))
+                {
+                    return false;
+                }
+
+                i++;
+            }
+        }
+
+        return true;
+    }
+
     public static string FromBytes(ReadOnlySpan<byte> bytes)
     {
         // Plain ASCII, the common case, needs none of UnixEncoding's escaping.

@@ -162,6 +162,8 @@ public sealed unsafe class PosixSystem : IPosix
 
     public int Flock(int fd, int operation) => LibCResult(LibC.flock(fd, operation));
 
+    public int Kill(int pid, int signal) => LibCResult(LibC.kill(pid, signal));
+
     private static Timespec[] Timestamps(in Stat times) =>
     [
         new Timespec { tv_sec = times.st_atime, tv_nsec = times.st_atime_nsec },

@@ -19,7 +19,9 @@ public static class ManagedBlock
     /// <param name="bannerFile">
     /// The file the agent writes when a boot had warnings: an interactive shell prints it, with a
     /// pointer to <c>packet-agent status</c>. Testing for a non-empty file is a shell builtin, so a
-    /// shell after a clean boot pays nothing and prints nothing.
+    /// shell after a clean boot pays nothing and prints nothing. The file's text is printed through
+    /// <c>cat -v</c>, so no control character in it (an escape sequence retitling the terminal,
+    /// say) reaches the terminal; printf, not echo, so no backslash in it is interpreted.
     /// </param>
     public static string Render(IEnumerable<WorkspaceVariable> variables, string? bannerFile = null)
     {
@@ -27,7 +29,7 @@ public static class ManagedBlock
         lines.AddRange(variables.Select(v => v.ShellLine));
         if (bannerFile is not null)
         {
-            lines.Add($"case $- in *i*) [ -s \"{bannerFile}\" ] && echo \"packet-agent: $(cat \"{bannerFile}\"); run: packet-agent status\" >&2;; esac");
+            lines.Add($"case $- in *i*) [ -s \"{bannerFile}\" ] && printf 'packet-agent: %s; run: packet-agent status\\n' \"$(head -c 512 \"{bannerFile}\" | cat -v)\" >&2;; esac");
         }
 
         lines.Add(End);

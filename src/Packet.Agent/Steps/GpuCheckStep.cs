@@ -13,6 +13,7 @@ namespace Packet.Agent.Steps;
 public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, GpuMode mode) : IBootStep, IDisposable
 {
     private readonly CancellationTokenSource _abandon = new();
+    private CancellationTokenRegistration _onStop;
     private Task<GpuQueryResult>? _query;
 
     public string Name => "gpu";
@@ -24,10 +25,12 @@ public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, Gp
     /// <summary>The GPUs found by this boot (empty until the step has run).</summary>
     public IReadOnlyList<GpuInfo> Gpus { get; private set; } = [];
 
-    public void Start(BootOptions options)
+    /// <summary>Starts nvidia-smi; a stop request kills it (and what it started) at once.</summary>
+    public void Start(BootOptions options, CancellationToken stop)
     {
         if (mode != GpuMode.Off)
         {
+            _onStop = stop.Register(_abandon.Cancel);
             _query = nvidiaSmi.QueryAsync(options.NvidiaSmi, options.GpuTimeout, _abandon.Token);
         }
     }
@@ -60,6 +63,7 @@ public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, Gp
             query.Wait(TimeSpan.FromSeconds(5));
         }
 
+        _onStop.Dispose();
         _abandon.Dispose();
     }
 

@@ -228,6 +228,11 @@ public sealed partial class HooksStep : IBootStep
             foreach (string name in names.Select(n => n.Name).Order(StringComparer.Ordinal))
             {
                 string hookName = $"{folderName}/{name}";
+                if (_context.Stop.Requested)
+                {
+                    return;
+                }
+
                 if (IsLeftover(name))
                 {
                     continue;
@@ -260,7 +265,7 @@ public sealed partial class HooksStep : IBootStep
         private void InstallRequirements(Lazy<HookState> lazyState)
         {
             byte[]? requirements = _workspace.ReadFile(Requirements, MaxHookBytes, out _);
-            if (requirements is null)
+            if (requirements is null || _context.Stop.Requested)
             {
                 return;
             }
@@ -315,7 +320,8 @@ public sealed partial class HooksStep : IBootStep
                     _environment.Value,
                     WorkspacePath,
                     _context.Options.HookTimeout,
-                    line => Log.Output(_step._logger, display, line));
+                    line => Log.Output(_step._logger, display, line),
+                    _context.Stop.Token);
                 _ran++;
                 if (outcome.Succeeded)
                 {

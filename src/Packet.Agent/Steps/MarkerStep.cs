@@ -66,12 +66,18 @@ public sealed class MarkerStep(IPosix posix, TimeProvider clock) : IBootStep
     private MarkerBody Body(BootContext context, CopyReport report)
     {
         var counts = Counts(report);
-        return new(AgentInfo.Name, AgentInfo.Version, clock.GetUtcNow(), NativeName.Display(context.Options.Home), counts.Copied, counts.Skipped, counts.DurationSeconds);
+        return new(AgentInfo.Name, AgentInfo.Version, clock.GetUtcNow(), NativeName.Display(context.Options.Home), counts.Copied, counts.Skipped, counts.DurationSeconds, counts.FlushSeconds, counts.NotPreserved);
     }
 
     /// <summary>A copy's counts as the marker and the boot report record them.</summary>
-    public static SeedCounts Counts(CopyReport report) => new(
-        new MarkerCopied(report.Entries, report.Files, report.Directories, report.Symlinks, report.HardLinks, report.Fifos, report.Bytes, report.KeptExisting),
-        new MarkerSkipped(report.SkippedUnreadable, report.SkippedSockets, report.SkippedDevices, report.ChangedDuringCopy, report.NotWritten),
-        Math.Round(report.Duration.TotalSeconds, 3));
+    public static SeedCounts Counts(CopyReport report)
+    {
+        var losses = report.Losses.Summaries();
+        return new(
+            new MarkerCopied(report.Entries, report.Files, report.Directories, report.Symlinks, report.HardLinks, report.Fifos, report.Bytes, report.KeptExisting, report.AllocatedBytes),
+            new MarkerSkipped(report.SkippedUnreadable, report.SkippedSockets, report.SkippedDevices, report.ChangedDuringCopy, report.NotWritten),
+            Math.Round(report.Duration.TotalSeconds, 3),
+            Math.Round(report.FlushDuration.TotalSeconds, 3),
+            losses.Count == 0 ? null : losses.ToDictionary(l => l.Key, l => new MarkerLoss(l.Count, NativeName.Display(l.ExamplePath), l.Reason), StringComparer.Ordinal));
+    }
 }

@@ -66,14 +66,14 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
                     return StepResult.Ok($"{options.Home} is the persisted home itself; nothing to copy");
                 }
 
-                var seeder = new HomeSeeder(posix, copyOptions, progressInterval);
+                var seeder = new HomeSeeder(posix, copyOptions with { Stop = context.Stop.Token }, progressInterval);
                 if (options.DryRun)
                 {
                     return Plan(context, seeder.Survey(workspace, source), workspace);
                 }
 
                 using var state = workspace.CreateDirectory(WorkspaceLayout.State, FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH);
-                context.Lock = WorkspaceLock.Acquire(posix, state, options.LockTimeout, LockReportInterval, (holder, waited) => Log.WaitingForLock(logger, holder, Units.Duration(waited)));
+                context.Lock = WorkspaceLock.Acquire(posix, state, options.LockTimeout, LockReportInterval, (holder, waited) => Log.WaitingForLock(logger, holder, Units.Duration(waited)), context.Stop.Token);
                 if (context.Lock is null)
                 {
                     return StepResult.Problem($"another agent has held {state.PathOf(WorkspaceLayout.Lock)} for over {Units.Duration(options.LockTimeout)} (see --lock-timeout); the seed is left to it");
@@ -86,9 +86,17 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
                 }
 
                 var outcome = seeder.Seed(workspace, source, new Observer(logger, options.Home, workspace.PathOf(WorkspaceLayout.Home)));
-                if (outcome.Report is { } report && report.ProblemCount > copyOptions.ProblemsToName)
+                if (outcome.Report is { } report)
                 {
-                    Log.MoreProblems(logger, report.ProblemCount - copyOptions.ProblemsToName);
+                    if (report.ProblemCount > copyOptions.ProblemsToName)
+                    {
+                        Log.MoreProblems(logger, report.ProblemCount - copyOptions.ProblemsToName);
+                    }
+
+                    foreach (var loss in report.Losses.Summaries())
+                    {
+                        Log.NotPreserved(logger, loss.What, NativeName.Display(loss.ExamplePath), loss.Reason);
+                    }
                 }
 
                 if (!outcome.Complete)
@@ -98,12 +106,16 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
 
                 context.SeedReport = outcome.Report;
                 RecordBaseline(state, source, options);
-                return StepResult.Ok(Summary(outcome.Report!));
+                return Result(outcome.Report!);
             }
         }
         catch (IOException e)
         {
             return StepResult.Problem($"{e.Message}; the home is not seeded");
+        }
+        catch (OperationCanceledException)
+        {
+            return StepResult.Problem($"stopped by {context.Stop.SignalName} before the copy began; nothing was copied");
         }
     }
 
@@ -152,7 +164,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         }
 
         using var state = workspace.CreateDirectory(WorkspaceLayout.State, FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH);
-        context.Lock = WorkspaceLock.Acquire(posix, state, options.LockTimeout, LockReportInterval, (holder, waited) => Log.WaitingForLock(logger, holder, Units.Duration(waited)));
+        context.Lock = WorkspaceLock.Acquire(posix, state, options.LockTimeout, LockReportInterval, (holder, waited) => Log.WaitingForLock(logger, holder, Units.Duration(waited)), context.Stop.Token);
         if (context.Lock is null)
         {
             return StepResult.Problem($"another agent has held {state.PathOf(WorkspaceLayout.Lock)} for over {Units.Duration(options.LockTimeout)}; image changes not brought in this boot");
@@ -190,13 +202,26 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         context.SeedPlanned = true;
         string what = plan.Merging ? $"copy what {destination} lacks:" : "copy";
         string resuming = plan.Resuming ? ", resuming an interrupted seed" : string.Empty;
-        return StepResult.Ok($"would {what} {Units.Entries(plan.ToCopy.Entries)} ({Units.Bytes(plan.ToCopy.Bytes)}) from {context.Options.Home} into {destination}{resuming}; {Units.Bytes(plan.FreeBytes)} free");
+        return StepResult.Ok($"would {what} {Units.Entries(plan.ToCopy.Entries)} ({Units.Size(plan.ToCopy.AllocatedBytes, plan.ToCopy.Bytes)}) from {context.Options.Home} into {destination}{resuming}; {Units.Bytes(plan.FreeBytes)} free");
+    }
+
+    /// <summary>
+    /// A complete seed is a warning when the home is less than its source: entries left out, or
+    /// what the volume could not hold. The marker is written all the same (the copy is as complete
+    /// as this volume allows; copying again would not change that), and status shows the losses.
+    /// </summary>
+    public static StepResult Result(CopyReport report)
+    {
+        string summary = Summary(report);
+        bool incomplete = report.SkippedUnreadable > 0 || report.NotWritten > 0 || report.Losses.Total > 0;
+        return incomplete ? StepResult.Problem(summary) : StepResult.Ok(summary);
     }
 
     public static string Summary(CopyReport report)
     {
         double seconds = Math.Max(report.Duration.TotalSeconds, 1e-3);
-        string summary = $"copied {Units.Entries(report.Entries)} ({Units.Bytes(report.Bytes)}) in {Units.Duration(report.Duration)} ({Units.Bytes(report.Bytes / seconds)}/s); "
+        string summary = $"copied {Units.Entries(report.Entries)}, {Units.Size(report.AllocatedBytes, report.Bytes)}, in {Units.Duration(report.Duration)} ({Units.Bytes(report.AllocatedBytes / seconds)}/s) "
+            + $"and flushed it to disk in {Units.Duration(report.FlushDuration)}; "
             + $"skipped {Units.Count(report.SkippedUnreadable)} unreadable, {Units.Count(report.SkippedSockets)} sockets, {Units.Count(report.SkippedDevices)} devices, "
             + $"{Units.Count(report.ChangedDuringCopy)} changed while copying";
         if (report.NotWritten > 0)
@@ -212,6 +237,12 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         if (report.ResumedFiles > 0)
         {
             summary += $"; {Units.Count(report.ResumedFiles)} files were already complete from an interrupted boot";
+        }
+
+        var losses = report.Losses.Summaries();
+        if (losses.Count > 0)
+        {
+            summary += "; not preserved on this volume: " + string.Join(", ", losses.Select(l => l.What));
         }
 
         return summary;
@@ -247,18 +278,19 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
                 Log.Merging(logger, destination);
             }
 
-            Log.Planned(logger, destination, source, Units.Entries(plan.ToCopy.Entries), Units.Bytes(plan.ToCopy.Bytes), Units.Bytes(plan.FreeBytes));
+            Log.Planned(logger, destination, source, Units.Entries(plan.ToCopy.Entries), Units.Size(plan.ToCopy.AllocatedBytes, plan.ToCopy.Bytes), Units.Bytes(plan.FreeBytes));
         }
 
         public void Progress(CopyReport report, TreeSize total)
         {
             var elapsed = DateTime.UtcNow - _started;
-            long bytes = Interlocked.Read(ref report.Bytes);
+            // On-disk bytes: a sparse file's holes cost neither time nor space.
+            long bytes = Interlocked.Read(ref report.AllocatedBytes);
             double rate = bytes / Math.Max(elapsed.TotalSeconds, 1e-3);
-            double fraction = total.Bytes > 0 ? (double)bytes / total.Bytes : total.Entries > 0 ? (double)report.Entries / total.Entries : 1;
+            double fraction = total.AllocatedBytes > 0 ? (double)bytes / total.AllocatedBytes : total.Entries > 0 ? (double)report.Entries / total.Entries : 1;
             fraction = Math.Clamp(fraction, 0, 1);
-            string eta = rate > 0 && total.Bytes > bytes ? Units.Duration(TimeSpan.FromSeconds((total.Bytes - bytes) / rate)) : "unknown";
-            Log.Progress(logger, Units.Count(report.Entries), Units.Count(total.Entries), Units.Bytes(bytes), Units.Bytes(total.Bytes), Math.Round(fraction * 100, 1), Units.Bytes(rate), eta);
+            string eta = rate > 0 && total.AllocatedBytes > bytes ? Units.Duration(TimeSpan.FromSeconds((total.AllocatedBytes - bytes) / rate)) : "unknown";
+            Log.Progress(logger, Units.Count(report.Entries), Units.Count(total.Entries), Units.Bytes(bytes), Units.Bytes(total.AllocatedBytes), Math.Round(fraction * 100, 1), Units.Bytes(rate), eta);
         }
 
         public void Problem(CopyProblem problem)
@@ -306,6 +338,9 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
 
         [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "could not record the manifest of the image's home ({Reason}); image changes will be brought in once it is recorded")]
         public static partial void ManifestNotRecorded(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "not preserved on this volume: {What}, e.g. {Example} ({Reason})")]
+        public static partial void NotPreserved(ILogger logger, string what, string example, string reason);
 
         [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "... and {Count} more problems, counted in the summary but not named")]
         public static partial void MoreProblems(ILogger logger, int count);

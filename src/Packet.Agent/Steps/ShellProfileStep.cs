@@ -12,8 +12,9 @@ namespace Packet.Agent.Steps;
 /// <summary>
 /// Step 4: <c>/workspace/bin</c> exists and the persisted <c>.bashrc</c> holds exactly one managed
 /// block putting it on PATH. Writes only when something changes, atomically, keeping the file's
-/// owner and mode. Refuses to touch a symlink at home, .bashrc or bin (the agent runs as root on a
-/// volume users can write).
+/// owner and mode. A <c>.bashrc</c> that a dotfile manager made a symlink gets the block in the
+/// file it names, when that is inside the home (<see cref="LinkInsideHome"/>); a symlink at home or
+/// bin, or one that leaves the home, is refused (the agent runs as root on a volume users can write).
 /// </summary>
 public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSystem, ILogger logger) : IBootStep
 {
@@ -61,12 +62,15 @@ public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSyste
                 }
             }
 
-            byte[]? current = home.ReadFile(WorkspaceLayout.ShellProfile, MaxProfileBytes, out var profileStat);
+            using var profile = LinkInsideHome.Resolve(home, WorkspaceLayout.ShellProfile, context.Options.Home);
+            byte[]? current = profile.Directory.ReadFile(profile.Name, MaxProfileBytes, out var profileStat);
             string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
             var variables = WorkspaceEnvironment.For(context.Options.Workspace, path => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path));
             string banner = Path.Join(context.Options.Workspace, WorkspaceLayout.State, Operations.BootReportWriter.BannerFile);
             string updated = ManagedBlock.Apply(text, variables, banner);
-            string profilePath = home.PathOf(WorkspaceLayout.ShellProfile);
+            string profilePath = profile.Path == home.PathOf(WorkspaceLayout.ShellProfile)
+                ? profile.Path
+                : $"{home.PathOf(WorkspaceLayout.ShellProfile)} (a link to {profile.Path})";
             if (ReferenceEquals(updated, text))
             {
                 return StepResult.Ok($"{profilePath} already has the workspace block");
@@ -81,7 +85,7 @@ public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSyste
             var (uid, gid, mode) = current is null
                 ? (owner.st_uid, owner.st_gid, NewProfileMode)
                 : (profileStat.st_uid, profileStat.st_gid, profileStat.st_mode & FilePermissions.ALLPERMS);
-            home.ReplaceFile(WorkspaceLayout.ShellProfile, Encoding.UTF8.GetBytes(updated), uid, gid, mode);
+            profile.Directory.ReplaceFile(profile.Name, Encoding.UTF8.GetBytes(updated), uid, gid, mode);
             return StepResult.Ok(current is null
                 ? $"created {profilePath} with the workspace block ({string.Join(", ", variables.Select(v => v.Name).Distinct())})"
                 : $"updated the workspace block in {profilePath} ({string.Join(", ", variables.Select(v => v.Name).Distinct())})");
@@ -101,7 +105,8 @@ public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSyste
             using var home = workspace.TryOpenDirectory(WorkspaceLayout.Home);
             // Before a first seed, the .bashrc to be edited is the one the seed will bring.
             using var source = home is null ? DirectoryHandle.Open(posix, context.Options.Home) : null;
-            byte[]? current = (home ?? source!).ReadFile(WorkspaceLayout.ShellProfile, MaxProfileBytes, out _);
+            using var profileFile = LinkInsideHome.Resolve(home ?? source!, WorkspaceLayout.ShellProfile, context.Options.Home);
+            byte[]? current = profileFile.Directory.ReadFile(profileFile.Name, MaxProfileBytes, out _);
             string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
             var variables = WorkspaceEnvironment.For(context.Options.Workspace, path => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path));
             string banner = Path.Join(context.Options.Workspace, WorkspaceLayout.State, Operations.BootReportWriter.BannerFile);

@@ -42,6 +42,8 @@ public sealed class DirectoryHandle : IDisposable
 
     public int LStat(string name, out Stat stat) => _posix.LStatAt(Fd, name, out stat);
 
+    public int ReadLink(string name, out string target) => _posix.ReadLinkAt(Fd, name, out target);
+
     public bool Exists(string name)
     {
         int result = LStat(name, out _);
@@ -82,10 +84,10 @@ public sealed class DirectoryHandle : IDisposable
         if (made >= 0)
         {
             // mkdir's mode passed through the umask; the intended one is set explicitly.
-            PosixException.Check(_posix.FChmod(directory.Fd, mode), "set the mode of", directory.Path);
+            CheckMetadata(_posix.FChmod(directory.Fd, mode), "set the mode of", directory.Path);
             if (owner is { } o && (o.Uid != _posix.EffectiveUserId || o.Gid != _posix.EffectiveGroupId))
             {
-                PosixException.Check(_posix.FChown(directory.Fd, o.Uid, o.Gid), "set the owner of", directory.Path);
+                CheckMetadata(_posix.FChown(directory.Fd, o.Uid, o.Gid), "set the owner of", directory.Path);
             }
         }
 
@@ -174,10 +176,10 @@ public sealed class DirectoryHandle : IDisposable
 
             if (uid != _posix.EffectiveUserId || gid != _posix.EffectiveGroupId)
             {
-                PosixException.Check(_posix.FChown(fd, uid, gid), "set the owner of", PathOf(temporary));
+                CheckMetadata(_posix.FChown(fd, uid, gid), "set the owner of", PathOf(temporary));
             }
 
-            PosixException.Check(_posix.FChmod(fd, mode), "set the mode of", PathOf(temporary));
+            CheckMetadata(_posix.FChmod(fd, mode), "set the mode of", PathOf(temporary));
             if (durable)
             {
                 PosixException.Check(_posix.FSync(fd), "fsync", PathOf(temporary));
@@ -218,7 +220,7 @@ public sealed class DirectoryHandle : IDisposable
         {
             if (entry.Name.StartsWith(prefix, StringComparison.Ordinal)
                 && int.TryParse(entry.Name.AsSpan(prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid)
-                && pid != Environment.ProcessId && LibC.kill(pid, 0) < 0 && LibC.LastErrno() == (int)Errno.ESRCH)
+                && pid != Environment.ProcessId && _posix.Kill(pid, 0) == -(int)Errno.ESRCH)
             {
                 stale.Add(entry.Name);
             }
@@ -235,6 +237,19 @@ public sealed class DirectoryHandle : IDisposable
         {
             _posix.Close(_fd);
             _fd = -1;
+        }
+    }
+
+    /// <summary>
+    /// The agent's own files and folders on a volume that holds no modes or owners (FAT-like, NFS with
+    /// root_squash) are made without them, like everything else there: the seed counts and reports
+    /// those losses for the home, and status shows them. Any other failure is an error.
+    /// </summary>
+    private static void CheckMetadata(int result, string operation, string path)
+    {
+        if (result < 0 && !ErrnoMeaning.VolumeRefuses(PosixException.ErrnoOf(result)))
+        {
+            throw new PosixException(operation, path, PosixException.ErrnoOf(result));
         }
     }
 

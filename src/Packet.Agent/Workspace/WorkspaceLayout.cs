@@ -21,4 +21,7 @@ public static class WorkspaceLayout
     public const string Staging = "staging";
 
     public const string ShellProfile = ".bashrc";
+
+    /// <summary>In staging/ while a seed is copied straight into <c>/workspace/home</c> (on volumes that cannot move a directory whole).</summary>
+    public const string InPlaceNote = "home-in-place";
 }

@@ -26,9 +26,9 @@ public sealed class WorkspaceLock : IDisposable
     /// <summary>
     /// Takes the lock, waiting up to <paramref name="timeout"/>; null when another agent still holds
     /// it then. <paramref name="onWaiting"/> hears who holds it, at the start and then every
-    /// <paramref name="reportEvery"/>.
+    /// <paramref name="reportEvery"/>. A stop request ends the wait at once (OperationCanceledException).
     /// </summary>
-    public static WorkspaceLock? Acquire(IPosix posix, DirectoryHandle state, TimeSpan timeout, TimeSpan reportEvery, Action<string, TimeSpan> onWaiting)
+    public static WorkspaceLock? Acquire(IPosix posix, DirectoryHandle state, TimeSpan timeout, TimeSpan reportEvery, Action<string, TimeSpan> onWaiting, CancellationToken stop)
     {
         int fd = PosixException.Check(
             posix.OpenAt(state.Fd, WorkspaceLayout.Lock, OpenFlags.O_RDWR | OpenFlags.O_CREAT | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH),
@@ -64,7 +64,11 @@ public sealed class WorkspaceLock : IDisposable
                 return null;
             }
 
-            Thread.Sleep(PollInterval);
+            if (stop.WaitHandle.WaitOne(PollInterval))
+            {
+                posix.Close(fd);
+                throw new OperationCanceledException(stop);
+            }
         }
     }
 
