@@ -151,7 +151,7 @@ if [ -n "$volumes" ]; then
   # 10 ms a file, so the whole tree there would measure little but the wait.
   volume_home="$work/volume-home"
   mkdir -p "$volume_home/.cache/huggingface"
-  (cd "$home" && find .local -type f | head -n 2000 | tar -cf - --files-from=- | tar -xf - -C "$volume_home")
+  (cd "$home" && find .local -type f | awk 'NR <= 2000' | tar -cf - --files-from=- | tar -xf - -C "$volume_home")
   cp -a "$home/.cache/huggingface/model-1.safetensors" "$volume_home/.cache/huggingface/"
   volume_runs=$(((runs + 1) / 2))
   echo

@@ -157,7 +157,7 @@ internal static partial class Agent
         var posix = PosixSystem.Instance;
         bool Exists(string path) => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path);
         return new BootSteps(
-            new GuardStep(fileSystem),
+            new GuardStep(fileSystem, posix),
             new SeedHomeStep(posix, loggers.CreateLogger("seed"), new CopyOptions { PreserveOwnership = posix.EffectiveUserId == 0 }, ProgressInterval),
             new MarkerStep(posix, TimeProvider.System),
             new ShellProfileStep(posix, fileSystem, loggers.CreateLogger("profile")),
@@ -172,7 +172,8 @@ internal static partial class Agent
         string workspace = fileSystem.Directory.Exists(options.Workspace)
             ? fileSystem.Directory.ResolveLinkTarget(options.Workspace, returnFinalTarget: true)?.FullName ?? options.Workspace
             : options.Workspace;
-        var report = new WorkspaceStatus(fileSystem, MountTable.Describe, Space).Gather(workspace, options.Home);
+        var posix = PosixSystem.Instance;
+        var report = new WorkspaceStatus(fileSystem, MountTable.Describe, Space, path => posix.AccessAt(-100, path, 2 | 1) >= 0, posix.EffectiveUserId).Gather(workspace, options.Home);
         Console.Out.Write(options.Json
             ? JsonSerializer.Serialize(report, AgentJson.Default.StatusReport) + "\n"
             : WorkspaceStatus.Render(report));

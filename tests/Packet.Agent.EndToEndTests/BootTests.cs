@@ -7,7 +7,10 @@ namespace Packet.Agent.EndToEndTests;
 public sealed class BootTests : IDisposable
 {
     private static string Block(string workspace) =>
-        $"# >>> packet-persist >>>\nexport PATH=\"{workspace}/bin:$PATH\"\n{Banner(workspace)}\n# <<< packet-persist <<<\n";
+        $"# >>> packet-persist >>>\n{PathLine(workspace + "/bin")}\n{Banner(workspace)}\n# <<< packet-persist <<<\n";
+
+    private static string PathLine(string directory) =>
+        $"case \":$PATH:\" in *\":{directory}:\"*) ;; *) export PATH=\"{directory}:$PATH\" ;; esac";
 
     private static string Banner(string workspace) =>
         $"case $- in *i*) [ -s \"{workspace}/.packet/last-boot.warnings\" ] && printf 'packet-agent: %s; run: packet-agent status\\n' \"$(head -c 512 \"{workspace}/.packet/last-boot.warnings\" | cat -v)\" >&2;; esac";
@@ -36,7 +39,10 @@ public sealed class BootTests : IDisposable
         Assert.Equal(_scratch.Home, marker.RootElement.GetProperty("source_home").GetString());
         Assert.Equal(1, marker.RootElement.GetProperty("skipped").GetProperty("sockets").GetInt32());
         Assert.Equal(2, marker.RootElement.GetProperty("copied").GetProperty("hard_links").GetInt32());
-        Assert.Contains(result.ErrorLines, line => line.Contains("info: seed[2] copied", StringComparison.Ordinal));
+        Assert.Contains(result.ErrorLines, line => line.Contains("info: seed[2] copied", StringComparison.Ordinal) && line.Contains(" and flushed it to disk in ", StringComparison.Ordinal));
+        using var report = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Join(_scratch.Workspace, ".packet", "last-boot.json")));
+        var seedCounts = report.RootElement.GetProperty("seed");
+        Assert.True(seedCounts.GetProperty("flush_seconds").GetDouble() >= 0 && seedCounts.GetProperty("duration_seconds").GetDouble() > 0);
         Assert.Contains(result.ErrorLines, line => line.Contains("info: marker[3] wrote", StringComparison.Ordinal));
         Assert.False(Directory.Exists(Path.Join(_scratch.Workspace, ".packet", "staging", "home")), "staging must be gone once the home is published");
     }
@@ -146,7 +152,7 @@ public sealed class BootTests : IDisposable
         Assert.False(File.Exists(Path.Join(_scratch.PersistedHome, "image-file")), "an empty marker is a valid marker: no re-seed");
         Assert.Equal("mine", File.ReadAllText(Path.Join(_scratch.PersistedHome, "users-file")));
         var lines = File.ReadAllLines(Path.Join(_scratch.PersistedHome, ".bashrc"));
-        Assert.Equal(["alias x=y", "# >>> packet-persist >>>", $"export PATH=\"{_scratch.Workspace}/bin:$PATH\"", Banner(_scratch.Workspace), "# <<< packet-persist <<<"], lines);
+        Assert.Equal(["alias x=y", "# >>> packet-persist >>>", PathLine($"{_scratch.Workspace}/bin"), Banner(_scratch.Workspace), "# <<< packet-persist <<<"], lines);
     }
 
     [Fact]

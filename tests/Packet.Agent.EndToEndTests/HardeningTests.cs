@@ -148,7 +148,8 @@ public sealed class HardeningTests : IDisposable
         Assert.Contains($"warn: seed[2] cannot read the home to seed from: open directory {_scratch.Home}: Permission denied (EACCES)", unreadableHome.StandardError);
         Assert.Equal(0, unwritableWorkspace.ExitCode);
         Assert.Equal("started\n", unwritableWorkspace.StandardOutput);
-        Assert.Contains("Permission denied (EACCES)", unwritableWorkspace.StandardError);
+        Assert.Contains($"warn: guard[1] {_scratch.Workspace} is not writable by the agent's user (uid {Platform.Nobody}, gid {Platform.Nobody}): it belongs to 0:0, mode 0755", unwritableWorkspace.StandardError);
+        Assert.Contains($"chown -R {Platform.Nobody}:{Platform.Nobody} {_scratch.Workspace}", unwritableWorkspace.StandardError);
         Assert.False(File.Exists(Path.Join(_scratch.PersistedHome, ".packet-init")));
     }
 

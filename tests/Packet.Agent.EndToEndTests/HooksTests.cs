@@ -92,7 +92,7 @@ public sealed class HooksTests : IDisposable
         Assert.Contains(second.ErrorLines, l => l.Contains("unchanged since the last install; pip not run", StringComparison.Ordinal));
         Assert.Equal($"{_scratch.Workspace}/venv/bin/python\n1.0\n", second.StandardOutput);
         Assert.Contains(third.ErrorLines, l => l.Contains("info: hooks[6] requirements.txt succeeded", StringComparison.Ordinal));
-        Assert.Contains("export PATH=\"" + _scratch.Workspace + "/venv/bin:$PATH\"", File.ReadAllText(Path.Join(_scratch.PersistedHome, ".bashrc")));
+        Assert.Contains($"export PATH=\"{_scratch.Workspace}/venv/bin:$PATH\" ;; esac", File.ReadAllText(Path.Join(_scratch.PersistedHome, ".bashrc")));
     }
 
     [Fact]

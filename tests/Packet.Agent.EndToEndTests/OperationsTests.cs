@@ -56,6 +56,19 @@ public sealed class OperationsTests : IDisposable
     }
 
     [Fact]
+    public void Status_on_a_garbage_report_says_it_cannot_be_read()
+    {
+        Assert.Equal(0, _scratch.Boot().ExitCode);
+        File.WriteAllText(Path.Join(State, "last-boot.json"), "{\"agent\": \"packet-ag");
+
+        var status = Agent.Run(["status", "--workspace", _scratch.Workspace, "--home", _scratch.Home]);
+
+        Assert.Equal(1, status.ExitCode);
+        Assert.Contains($"last boot  report unreadable: {Path.Join(State, "last-boot.json")} is not a boot report", status.StandardOutput);
+        Assert.DoesNotContain("has not booted", status.StandardOutput);
+    }
+
+    [Fact]
     public void A_hostile_warnings_file_cannot_send_control_characters_to_a_terminal()
     {
         Assert.Equal(0, _scratch.Boot().ExitCode);

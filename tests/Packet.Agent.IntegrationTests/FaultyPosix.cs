@@ -113,5 +113,7 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     public int Kill(int pid, int signal) => _real.Kill(pid, signal);
 
+    public int AccessAt(int dirFd, string name, int mode) => _real.AccessAt(dirFd, name, mode);
+
     private int? Fail(string call, string? name) => fault?.Invoke(call, name) is { } errno ? -(int)errno : null;
 }

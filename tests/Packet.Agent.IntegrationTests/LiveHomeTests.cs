@@ -51,12 +51,29 @@ public sealed class LiveHomeTests : IDisposable
     }
 
     [RootFact]
+    public void A_live_home_that_is_the_whole_volume_is_named_with_what_to_change()
+    {
+        Require.Root();
+        string workspace = Path.GetDirectoryName(Persisted)!;
+
+        // What podman 4.3 does with subPath: home on a claim: the whole volume lands at the live home.
+        var wiring = new LiveHome(PosixSystem.Instance, _ => true, () => true).Wire(workspace, Persisted);
+
+        Assert.True(wiring.IsWarning);
+        Assert.Equal(Persisted, wiring.HomeForCommand);
+        Assert.Contains($"{workspace} is the workspace itself ({workspace}), not its home", wiring.Summary);
+        Assert.Contains("Mount the volume's home directory at", wiring.Summary);
+        Assert.False(Directory.Exists(workspace + LiveHome.ImageSuffix));
+    }
+
+    [RootFact]
     public void A_mounted_home_is_not_replaced_and_the_command_gets_HOME_instead()
     {
         Require.Root();
 
         var wiring = new LiveHome(PosixSystem.Instance, path => path == Live, () => true).Wire(Live, Persisted);
 
+        Assert.DoesNotContain("run the agent as root", wiring.Summary); // it is root already
         Assert.True(wiring.IsWarning);
         Assert.Equal(Persisted, wiring.HomeForCommand);
         Assert.Contains("is a mount point", wiring.Summary);

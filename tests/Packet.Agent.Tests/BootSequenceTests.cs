@@ -45,7 +45,7 @@ public sealed class BootSequenceTests
         public List<BootReport> Reports { get; } = [];
 
         /// <summary>What the exec step's live-home wiring sees and changes: a table, never the machine's /root.</summary>
-        public PathTablePosix Posix { get; } = new PathTablePosix().Directory("/root").Directory("/workspace/home");
+        public PathTablePosix Posix { get; init; } = new PathTablePosix().Directory("/root").Directory("/workspace/home");
 
         public StopRequest Stop { get; } = new();
 
@@ -80,7 +80,7 @@ public sealed class BootSequenceTests
         var outcome = harness.Run(Options(command: ["bash"]));
 
         Assert.Equal(ExitCode.Success, outcome.ExitCode);
-        Assert.Equal(["guard", "gpu", "hooks"], outcome.Steps.Select(s => s.Name));
+        Assert.Equal(["guard", "gpu", "hooks", "exec"], outcome.Steps.Select(s => s.Name));
         Assert.Equal(StepOutcome.Warning, outcome.Steps[0].Outcome);
         Assert.Equal(0, harness.Seed.Runs + harness.Marker.Runs + harness.Profile.Runs);
         Assert.Equal("/usr/bin/bash", outcome.Exec?.Path);
@@ -219,6 +219,27 @@ public sealed class BootSequenceTests
         Assert.Equal(["rename /root -> /root.packet-image", "symlink /root -> /workspace/home"], harness.Posix.Changes);
         Assert.Empty(harness.Posix.Refused);
         Assert.Contains("HOME=/root", outcome.Exec!.Environment);
+    }
+
+    [Fact]
+    public void A_live_home_left_unlinked_is_the_exec_steps_warning_in_the_summary_and_the_report()
+    {
+        var harness = new Harness
+        {
+            Seed = new FakeStep("seed", 2, StepResult.Ok("copied"), effect: c => c.HomeSeeded = true),
+            Posix = new PathTablePosix(effectiveUserId: 1000).Directory("/root").Directory("/workspace/home"),
+        };
+
+        var lenient = harness.Run(Options(command: ["bash"]));
+        var strict = harness.Run(Options(strict: true, command: ["bash"]));
+
+        Assert.Equal(ExitCode.Success, lenient.ExitCode);
+        Assert.Equal(StepOutcome.Warning, lenient.Steps[^1].Outcome);
+        Assert.Contains("HOME=/workspace/home for the command only: the agent is not root", lenient.Steps[^1].Summary);
+        Assert.Equal("warnings", harness.Reports[0].Outcome);
+        Assert.StartsWith("exec: HOME=/workspace/home for the command only", Assert.Single(harness.Reports[0].Warnings));
+        Assert.Equal(ExitCode.BootFailed, strict.ExitCode);
+        Assert.Null(strict.Exec);
     }
 
     [Fact]

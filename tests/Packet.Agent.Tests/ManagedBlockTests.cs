@@ -10,7 +10,7 @@ public sealed class ManagedBlockTests
 
     [Fact]
     public void The_block_is_exactly_the_contract_text() =>
-        Assert.Equal("# >>> packet-persist >>>\nexport PATH=\"/workspace/bin:$PATH\"\n# <<< packet-persist <<<\n", Block);
+        Assert.Equal("# >>> packet-persist >>>\ncase \":$PATH:\" in *\":/workspace/bin:\"*) ;; *) export PATH=\"/workspace/bin:$PATH\" ;; esac\n# <<< packet-persist <<<\n", Block);
 
     [Fact]
     public void An_empty_file_gets_the_block() => Assert.Equal(Block, ManagedBlock.Apply(string.Empty, Bin));
@@ -68,7 +68,7 @@ public sealed class ManagedBlockTests
 
     [Fact]
     public void The_block_names_the_configured_workspace() =>
-        Assert.Contains("export PATH=\"/mnt/data/bin:$PATH\"", ManagedBlock.Apply(string.Empty, WorkspaceEnvironment.For("/mnt/data", _ => false)));
+        Assert.Contains("case \":$PATH:\" in *\":/mnt/data/bin:\"*) ;; *) export PATH=\"/mnt/data/bin:$PATH\" ;; esac", ManagedBlock.Apply(string.Empty, WorkspaceEnvironment.For("/mnt/data", _ => false)));
 
     [Fact]
     public void Persisted_caches_and_the_venv_join_the_block_when_their_directories_exist()
@@ -80,8 +80,8 @@ public sealed class ManagedBlockTests
         Assert.Equal(
             string.Join('\n',
                 "# >>> packet-persist >>>",
-                "export PATH=\"/workspace/bin:$PATH\"",
-                "export PATH=\"/workspace/venv/bin:$PATH\"",
+                "case \":$PATH:\" in *\":/workspace/bin:\"*) ;; *) export PATH=\"/workspace/bin:$PATH\" ;; esac",
+                "case \":$PATH:\" in *\":/workspace/venv/bin:\"*) ;; *) export PATH=\"/workspace/venv/bin:$PATH\" ;; esac",
                 "export HF_HOME=\"${HF_HOME:-/workspace/.cache/huggingface}\"",
                 "export PIP_CACHE_DIR=\"${PIP_CACHE_DIR:-/workspace/.cache/pip}\"",
                 "export CONDA_ENVS_DIRS=\"${CONDA_ENVS_DIRS:-/workspace/envs}\"",
@@ -98,7 +98,7 @@ public sealed class ManagedBlockTests
         string after = ManagedBlock.Apply(before, WorkspaceEnvironment.For("/workspace", p => p == "/workspace/.cache/huggingface"));
 
         Assert.Equal(1, after.Split('\n').Count(line => line == ManagedBlock.Start));
-        Assert.StartsWith("a\n# >>> packet-persist >>>\nexport PATH=\"/workspace/bin:$PATH\"\nexport HF_HOME=", after);
+        Assert.StartsWith("a\n# >>> packet-persist >>>\ncase \":$PATH:\" in *\":/workspace/bin:\"*) ;; *) export PATH=\"/workspace/bin:$PATH\" ;; esac\nexport HF_HOME=", after);
         Assert.EndsWith("# <<< packet-persist <<<\nb\n", after);
     }
 

@@ -5,14 +5,16 @@ namespace Packet.Agent.Tests;
 
 /// <summary>
 /// An <see cref="IPosix"/> over an in-memory table of absolute paths, for unit tests of code that
-/// decides by path (the live home): it answers lstat, readlink, rename and symlink from the table
-/// and records every change, so a wrong decision shows up in <see cref="Changes"/> and never on
-/// the machine. Every other call is refused with ENOSYS and listed in <see cref="Refused"/>.
+/// decides by path (the live home, the guard): it answers lstat, readlink, access, rename and
+/// symlink from the table and records every change, so a wrong decision shows up in
+/// <see cref="Changes"/> and never on the machine. Every other call is refused with ENOSYS and
+/// listed in <see cref="Refused"/>.
 /// </summary>
 internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
 {
     private const int AtCurrentDirectory = -100;
-    private readonly Dictionary<string, (FilePermissions Type, ulong Inode, string? Target)> _entries = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (FilePermissions Type, ulong Inode, string? Target, uint Uid, uint Gid, FilePermissions Mode)> _entries = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _writable = new(StringComparer.Ordinal);
     private ulong _nextInode = 100;
 
     public List<string> Changes { get; } = [];
@@ -23,15 +25,21 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
 
     public uint EffectiveGroupId => effectiveUserId;
 
-    public PathTablePosix Directory(string path)
+    /// <summary>A directory; <paramref name="writable"/> says whether this process may write it (access(2)).</summary>
+    public PathTablePosix Directory(string path, uint uid = 0, uint gid = 0, string mode = "755", bool writable = true)
     {
-        _entries[path] = (FilePermissions.S_IFDIR, _nextInode++, null);
+        _entries[path] = (FilePermissions.S_IFDIR, _nextInode++, null, uid, gid, (FilePermissions)Convert.ToUInt32(mode, 8));
+        if (writable)
+        {
+            _writable.Add(path);
+        }
+
         return this;
     }
 
     public PathTablePosix Symlink(string path, string target)
     {
-        _entries[path] = (FilePermissions.S_IFLNK, _nextInode++, target);
+        _entries[path] = (FilePermissions.S_IFLNK, _nextInode++, target, 0, 0, (FilePermissions)Convert.ToUInt32("777", 8));
         return this;
     }
 
@@ -52,7 +60,9 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
             return -(int)Errno.ENOENT;
         }
 
-        stat.st_mode = entry.Type | (FilePermissions)0b111_101_101;
+        stat.st_mode = entry.Type | entry.Mode;
+        stat.st_uid = entry.Uid;
+        stat.st_gid = entry.Gid;
         stat.st_ino = entry.Inode;
         stat.st_dev = 1;
         return 0;
@@ -177,6 +187,11 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
     public int Flock(int fd, int operation) => Refuse($"flock {fd}");
 
     public int Kill(int pid, int signal) => Refuse($"kill {pid} {signal}");
+
+    public int AccessAt(int dirFd, string name, int mode) =>
+        dirFd != AtCurrentDirectory ? Refuse($"access {name} relative to fd {dirFd}")
+        : !_entries.ContainsKey(name) ? -(int)Errno.ENOENT
+        : _writable.Contains(name) ? 0 : -(int)Errno.EACCES;
 
     private int Refuse(string call)
     {

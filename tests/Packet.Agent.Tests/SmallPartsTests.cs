@@ -19,7 +19,7 @@ public sealed class GuardStepTests
         fileSystem.AddDirectory("/workspace");
         var context = Context();
 
-        var result = new GuardStep(fileSystem).Run(context);
+        var result = new GuardStep(fileSystem, new PathTablePosix()).Run(context);
 
         Assert.Equal(StepOutcome.Ok, result.Outcome);
         Assert.True(context.PersistenceAvailable);
@@ -30,7 +30,7 @@ public sealed class GuardStepTests
     {
         var context = Context();
 
-        var result = new GuardStep(new MockFileSystem()).Run(context);
+        var result = new GuardStep(new MockFileSystem(), new PathTablePosix()).Run(context);
 
         Assert.Equal(StepOutcome.Warning, result.Outcome);
         Assert.Contains("/workspace does not exist", result.Summary);
@@ -39,9 +39,69 @@ public sealed class GuardStepTests
     }
 
     [Fact]
+    public void A_user_who_cannot_write_the_volume_is_told_whose_it_is_and_how_to_give_it_to_them()
+    {
+        var fileSystem = new MockFileSystem();
+        fileSystem.AddDirectory("/workspace");
+        var posix = new PathTablePosix(effectiveUserId: 1000).Directory("/workspace", uid: 0, gid: 0, mode: "755", writable: false);
+        var context = Context();
+
+        var result = new GuardStep(fileSystem, posix).Run(context);
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.False(context.PersistenceAvailable);
+        Assert.StartsWith("/workspace is not writable by the agent's user (uid 1000, gid 1000): it belongs to 0:0, mode 0755", result.Summary);
+        Assert.Contains("securityContext.fsGroup: 1000", result.Summary);
+        Assert.Contains("container/k8s/pod-non-root.yaml", result.Summary);
+        Assert.Contains("chown -R 1000:1000 /workspace", result.Summary);
+    }
+
+    [Fact]
+    public void A_volume_prepared_for_the_user_needs_only_what_it_keeps_to_be_writable()
+    {
+        var fileSystem = new MockFileSystem();
+        fileSystem.AddDirectory("/workspace");
+        var posix = new PathTablePosix(effectiveUserId: 1000)
+            .Directory("/workspace", writable: false)
+            .Directory("/workspace/home", uid: 1000, gid: 1000)
+            .Directory("/workspace/.packet", uid: 1000, gid: 1000)
+            .Directory("/workspace/bin", uid: 1000, gid: 1000);
+        var context = Context();
+
+        var result = new GuardStep(fileSystem, posix).Run(context);
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.True(context.PersistenceAvailable);
+    }
+
+    [Fact]
+    public void A_home_the_user_cannot_write_is_named_even_when_the_volume_is_theirs()
+    {
+        var fileSystem = new MockFileSystem();
+        fileSystem.AddDirectory("/workspace");
+        var posix = new PathTablePosix(effectiveUserId: 1000)
+            .Directory("/workspace", uid: 1000, gid: 1000)
+            .Directory("/workspace/home", uid: 0, gid: 0, mode: "700", writable: false);
+
+        var result = new GuardStep(fileSystem, posix).Run(Context());
+
+        Assert.StartsWith("/workspace/home is not writable by the agent's user (uid 1000, gid 1000): it belongs to 0:0, mode 0700", result.Summary);
+    }
+
+    [Fact]
+    public void Root_is_not_asked_about_writability()
+    {
+        var fileSystem = new MockFileSystem();
+        fileSystem.AddDirectory("/workspace");
+        var posix = new PathTablePosix(effectiveUserId: 0).Directory("/workspace", writable: false);
+
+        Assert.Equal(StepOutcome.Ok, new GuardStep(fileSystem, posix).Run(Context()).Outcome);
+    }
+
+    [Fact]
     public void A_file_at_the_workspace_path_is_not_a_workspace()
     {
-        var result = new GuardStep(FakeFileSystem.With("/workspace")).Run(Context());
+        var result = new GuardStep(FakeFileSystem.With("/workspace"), new PathTablePosix()).Run(Context());
 
         Assert.Contains("/workspace exists but is not a directory", result.Summary);
     }

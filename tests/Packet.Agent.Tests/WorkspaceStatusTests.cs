@@ -8,8 +8,8 @@ namespace Packet.Agent.Tests;
 
 public sealed class WorkspaceStatusTests
 {
-    private static WorkspaceStatus Status(MockFileSystem fileSystem, bool mounted = true) =>
-        new(fileSystem, path => new MountFacts(mounted && path == "/workspace", mounted ? "ext4" : null), _ => (10L << 30, 100L << 30));
+    private static WorkspaceStatus Status(MockFileSystem fileSystem, bool mounted = true, uint userId = 0, Func<string, bool>? writable = null) =>
+        new(fileSystem, path => new MountFacts(mounted && path == "/workspace", mounted ? "ext4" : null), _ => (10L << 30, 100L << 30), writable ?? (_ => true), userId);
 
     private static MockFileSystem SeededWorkspace(string marker = "", string bashrc = "# >>> packet-persist >>>\nexport PATH=\"/workspace/bin:$PATH\"\n# <<< packet-persist <<<\n")
     {
@@ -85,6 +85,108 @@ public sealed class WorkspaceStatusTests
         Assert.Contains("the last boot had warnings: gpu: nvidia-smi reported no GPUs", report.Attention);
         Assert.Contains("0: NVIDIA H100, 0/81559 MiB, driver 550.1", text);
         Assert.Contains("image v2", text);
+    }
+
+    private static string FailedSeed(int exitCode = 0) => JsonSerializer.Serialize(
+        new BootReport("packet-agent", "0.1.0", null, DateTimeOffset.UnixEpoch, 0.5, exitCode, "warnings",
+            [new StepReport("guard", "ok", 0, "present"), new StepReport("seed", "warning", 0.4, "move the copied home into place: Invalid argument (EINVAL)")],
+            null, [], ["seed: move the copied home into place: Invalid argument (EINVAL)"]),
+        AgentJson.Default.BootReport);
+
+    [Theory]
+    [InlineData("{\"agent\": \"packet-agent\", \"outc")]
+    [InlineData("not json at all")]
+    [InlineData("{}")]
+    public void A_report_that_cannot_be_read_is_said_to_be_unreadable_not_missing(string garbage)
+    {
+        var fileSystem = SeededWorkspace();
+        fileSystem.AddFile("/workspace/.packet/last-boot.json", new MockFileData(garbage));
+
+        var report = Status(fileSystem).Gather("/workspace", "/root");
+        string text = WorkspaceStatus.Render(report);
+
+        Assert.Null(report.LastBoot);
+        Assert.StartsWith("/workspace/.packet/last-boot.json", report.LastBootUnreadable);
+        Assert.Contains("last boot  report unreadable: /workspace/.packet/last-boot.json", text);
+        Assert.DoesNotContain("has not booted", text);
+        Assert.Contains(report.Attention, a => a.StartsWith("the last boot's report cannot be read (/workspace/.packet/last-boot.json", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Without_a_report_status_says_the_agent_has_not_booted_there()
+    {
+        var report = Status(SeededWorkspace()).Gather("/workspace", "/root");
+
+        Assert.Null(report.LastBootUnreadable);
+        Assert.Contains("last boot  no report (the agent has not booted on this workspace)", WorkspaceStatus.Render(report));
+    }
+
+    [Fact]
+    public void A_workspace_the_user_cannot_write_is_named_and_no_seed_is_promised()
+    {
+        var fileSystem = new MockFileSystem();
+        fileSystem.AddDirectory("/workspace");
+        fileSystem.AddDirectory("/home/dev");
+
+        var report = Status(fileSystem, userId: 1000, writable: path => path != "/workspace").Gather("/workspace", "/home/dev");
+
+        Assert.Contains(report.Attention, a => a.StartsWith("/workspace is not writable by uid 1000: an agent running as this user can neither seed nor keep the home there", StringComparison.Ordinal));
+        Assert.Contains("/workspace/home is not seeded (no .packet-init), and cannot be by uid 1000", report.Attention);
+        Assert.DoesNotContain(report.Attention, a => a.Contains("the next boot", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_volume_prepared_for_the_user_is_not_called_unwritable_for_its_root_owned_top()
+    {
+        var fileSystem = SeededWorkspace();
+        fileSystem.AddDirectory("/workspace/.packet");
+        fileSystem.AddDirectory("/workspace/bin");
+
+        var report = Status(fileSystem, userId: 1000, writable: path => path != "/workspace").Gather("/workspace", "/root");
+
+        Assert.DoesNotContain(report.Attention, a => a.Contains("not writable", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Boots_that_fail_the_same_way_are_counted_and_no_seed_is_promised()
+    {
+        var fileSystem = new MockFileSystem();
+        fileSystem.AddDirectory("/workspace");
+        fileSystem.AddDirectory("/root");
+        fileSystem.AddFile("/workspace/.packet/last-boot.json", new MockFileData(FailedSeed()));
+        fileSystem.AddFile("/workspace/.packet/last-boot.1.json", new MockFileData(FailedSeed()));
+        fileSystem.AddFile("/workspace/.packet/last-boot.2.json", new MockFileData(FailedSeed()));
+        fileSystem.AddFile("/workspace/.packet/last-boot.3.json", new MockFileData("{}"));
+
+        var report = Status(fileSystem).Gather("/workspace", "/root");
+
+        Assert.Contains("the last 3 boots had warnings the same way: seed: move the copied home into place: Invalid argument (EINVAL)", report.Attention);
+        Assert.Contains("/workspace/home is not seeded (no .packet-init): the last boot could not seed it (move the copied home into place: Invalid argument (EINVAL))", report.Attention);
+        Assert.DoesNotContain(report.Attention, a => a.Contains("the next boot", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void An_unseeded_home_without_any_failed_boot_is_left_to_the_next_boot()
+    {
+        var fileSystem = new MockFileSystem();
+        fileSystem.AddDirectory("/workspace");
+        fileSystem.AddDirectory("/root");
+
+        var report = Status(fileSystem).Gather("/workspace", "/root");
+
+        Assert.Contains("/workspace/home is not seeded (no .packet-init); the next boot seeds it", report.Attention);
+    }
+
+    [Fact]
+    public void A_boot_after_a_different_failure_is_not_counted_as_the_same()
+    {
+        var fileSystem = SeededWorkspace();
+        fileSystem.AddFile("/workspace/.packet/last-boot.json", new MockFileData(FailedSeed()));
+        fileSystem.AddFile("/workspace/.packet/last-boot.1.json", new MockFileData(FailedSeed().Replace("EINVAL", "EPERM", StringComparison.Ordinal)));
+
+        var report = Status(fileSystem).Gather("/workspace", "/root");
+
+        Assert.Contains("the last boot had warnings: seed: move the copied home into place: Invalid argument (EINVAL)", report.Attention);
     }
 
     [Fact]

@@ -66,34 +66,50 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
             failure ??= RunStep(steps.Hooks, context, records);
 
             // 7. Exec COMMAND, when given: resolved here, replaced by Program once the logs are flushed.
-            if (failure is null && context.Options.Command.Count > 0)
+            if (failure is null && context.Options.Command.Count > 0 && !context.Stop.Requested)
             {
+                var preparing = System.Diagnostics.Stopwatch.StartNew();
                 var decision = steps.Exec.Prepare(context);
                 if (decision.Plan is null)
                 {
                     Log.CommandUnavailable(loggers.CreateLogger("exec"), decision.Failure!);
                     exitCode = decision.FailureCode;
                     failure = decision.Failure;
+                    records.Add(new StepRecord("exec", StepOutcome.Failed, decision.Failure!, preparing.Elapsed));
                 }
                 else
                 {
                     exec = decision.Plan;
                     var execLog = loggers.CreateLogger("exec");
+                    string command = $"{exec.Path} {string.Join(' ', exec.Arguments.Skip(1))}";
                     if (decision.Home is { IsWarning: true } fallback)
                     {
+                        // Counted like any step's warning (summary, report, banner); with --strict it stops the boot.
                         Log.HomeNotLinked(execLog, fallback.Summary);
+                        bool stop = context.Options.Strict;
+                        records.Add(new StepRecord("exec", stop ? StepOutcome.Failed : StepOutcome.Warning, stop ? $"{fallback.Summary}; the boot fails (--strict)" : fallback.Summary, preparing.Elapsed));
+                        if (stop)
+                        {
+                            failure = $"exec: {fallback.Summary}";
+                            exec = null;
+                        }
                     }
-                    else if (decision.Home is { } wired)
+                    else
                     {
-                        Log.HomeLinked(execLog, wired.Summary);
+                        if (decision.Home is { } wired)
+                        {
+                            Log.HomeLinked(execLog, wired.Summary);
+                        }
+
+                        records.Add(new StepRecord("exec", StepOutcome.Ok, decision.Home is { } home ? $"{home.Summary}; {command}" : command, preparing.Elapsed));
                     }
 
-                    if (context.Options.DryRun)
+                    if (exec is not null && context.Options.DryRun)
                     {
                         Log.WouldExecute(execLog, exec.Path, string.Join(' ', exec.Arguments.Skip(1)));
                         exec = null;
                     }
-                    else
+                    else if (exec is not null)
                     {
                         Log.Executing(execLog, exec.Path, string.Join(' ', exec.Arguments.Skip(1)));
                     }
@@ -165,7 +181,7 @@ public sealed partial class BootSequence(BootSteps steps, ILoggerFactory loggers
     private static string[] StepNames(BootContext context)
     {
         string[] names = ["guard", "seed", "marker", "profile", "gpu", "hooks"];
-        return context.Options.Command.Count > 0 ? [.. names, "the command"] : names;
+        return context.Options.Command.Count > 0 ? [.. names, "exec"] : names;
     }
 
     /// <summary>Runs one step, logs its outcome, and returns the reason the boot must stop, if it must.</summary>

@@ -37,6 +37,18 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
             return new HomeWiring(null, $"{liveHome} already is the persisted home (the volume is mounted there)");
         }
 
+        string workspace = Path.GetDirectoryName(persistedHome) ?? "/";
+        if (found >= 0 && IsType(live, FilePermissions.S_IFDIR) && posix.LStatAt(AtCurrentDirectory, workspace, out var volume) >= 0
+            && live.st_dev == volume.st_dev && live.st_ino == volume.st_ino)
+        {
+            return new HomeWiring(
+                persistedHome,
+                $"HOME={persistedHome} for the command only: {liveHome} is the workspace itself ({workspace}), not its home: the whole volume is mounted there "
+                + $"(an engine that ignores subPath does this; podman before 4.4 does), so shells that start in {liveHome} see the volume's top level. "
+                + $"Mount the volume's home directory at {liveHome} (subPath: home), or mount the volume only at {workspace}",
+                IsWarning: true);
+        }
+
         if (found >= 0 && IsType(live, FilePermissions.S_IFLNK))
         {
             posix.ReadLinkAt(AtCurrentDirectory, liveHome, out string target);
@@ -116,10 +128,12 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
         });
     }
 
-    private static HomeWiring Fallback(string liveHome, string persistedHome, string why) => new(
+    /// <summary>HOME for COMMAND only, and advice that fits: running as root is suggested only to an agent that is not root.</summary>
+    private HomeWiring Fallback(string liveHome, string persistedHome, string why) => new(
         persistedHome,
         $"HOME={persistedHome} for the command only: {why}. Shells started another way (kubectl exec) still get {liveHome}; "
-        + $"to wire them too, mount the volume's home at {liveHome} (a subPath mount, see container/k8s/pod-init-container.yaml) or run the agent as root",
+        + $"to wire them too, mount the volume's home at {liveHome} (a subPath mount, see container/k8s/pod-init-container.yaml)"
+        + (posix.EffectiveUserId != 0 ? " or run the agent as root" : string.Empty),
         IsWarning: true);
 
     private int RemoveTree(string path)

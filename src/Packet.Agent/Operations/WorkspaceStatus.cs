@@ -16,8 +16,11 @@ public sealed record HomeInfo(string Path, bool Seeded, bool LegacyMarker, Marke
 /// <summary>The live home: linked to the persisted one, the persisted one itself (mounted), or neither.</summary>
 public sealed record LiveHomeInfo(string Path, string State, string? Target);
 
-/// <summary><c>packet-agent status --json</c>. Stable snake_case fields; fields may be added, none renamed.</summary>
-public sealed record StatusReport(WorkspaceInfo Workspace, HomeInfo Home, LiveHomeInfo LiveHome, BootReport? LastBoot, IReadOnlyList<string> Attention);
+/// <summary>
+/// <c>packet-agent status --json</c>. Stable snake_case fields; fields may be added, none renamed.
+/// <paramref name="LastBootUnreadable"/> says why a report that exists could not be read.
+/// </summary>
+public sealed record StatusReport(WorkspaceInfo Workspace, HomeInfo Home, LiveHomeInfo LiveHome, BootReport? LastBoot, IReadOnlyList<string> Attention, string? LastBootUnreadable = null);
 
 /// <summary>What the mount table says about a path: whether it is a mount point, and the file system there.</summary>
 public readonly record struct MountFacts(bool MountPoint, string? FileSystem);
@@ -27,7 +30,11 @@ public readonly record struct MountFacts(bool MountPoint, string? FileSystem);
 /// last boot report), the mount table and statvfs. Every finding an operator should act on is
 /// listed under "attention"; none means healthy.
 /// </summary>
-public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFacts> mounts, Func<string, (long Free, long Total)?> space)
+/// <remarks>
+/// <c>writable</c> says whether the user running status may write a path (access(2)), which is
+/// what an agent running as that user (<c>userId</c>) could do there.
+/// </remarks>
+public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFacts> mounts, Func<string, (long Free, long Total)?> space, Func<string, bool> writable, uint userId)
 {
     public StatusReport Gather(string workspacePath, string liveHome)
     {
@@ -47,9 +54,21 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
 
         string persisted = Path.Join(workspacePath, WorkspaceLayout.Home);
         var home = Home(persisted);
+        string state = Path.Join(workspacePath, WorkspaceLayout.State);
+        var (lastBoot, unreadable) = Report(Path.Join(state, BootReportWriter.FileName));
+        string? locked = present && userId != 0 ? FirstUnwritable(workspacePath) : null;
+        if (locked is not null)
+        {
+            attention.Add($"{locked} is not writable by uid {userId}: an agent running as this user can neither seed nor keep the home there (give the volume to the user: the pod's securityContext.fsGroup, a root init container, or chown)");
+        }
+
         if (present && !home.Seeded)
         {
-            attention.Add($"{persisted} is not seeded (no {WorkspaceLayout.Marker}); the next boot seeds it");
+            attention.Add(Step(lastBoot, "seed") is { Outcome: "warning" or "failed" } seed
+                ? $"{persisted} is not seeded (no {WorkspaceLayout.Marker}): the last boot could not seed it ({seed.Summary})"
+                : locked is not null
+                    ? $"{persisted} is not seeded (no {WorkspaceLayout.Marker}), and cannot be by uid {userId}"
+                    : $"{persisted} is not seeded (no {WorkspaceLayout.Marker}); the next boot seeds it");
         }
         else if (present && home.Marker?.NotPreserved is { Count: > 0 } losses)
         {
@@ -58,7 +77,9 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
 
         if (present && home.Seeded && !home.ProfileBlock)
         {
-            attention.Add($"{Path.Join(persisted, WorkspaceLayout.ShellProfile)} has no workspace block; the next boot adds it");
+            attention.Add(Step(lastBoot, "profile") is { Outcome: "warning" or "failed" } profile
+                ? $"{Path.Join(persisted, WorkspaceLayout.ShellProfile)} has no workspace block: the last boot could not add it ({profile.Summary})"
+                : $"{Path.Join(persisted, WorkspaceLayout.ShellProfile)} has no workspace block; the next boot adds it");
         }
 
         var live = LiveHome(liveHome, persisted);
@@ -67,13 +88,56 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
             attention.Add($"{liveHome} is not the persisted home: shells that start there do not see it (see --link-home)");
         }
 
-        var lastBoot = LastBoot(Path.Join(workspacePath, WorkspaceLayout.State, BootReportWriter.FileName));
-        if (lastBoot is { Outcome: not "ok" })
+        if (unreadable is not null)
         {
-            attention.Add($"the last boot {(lastBoot.Outcome == "failed" ? "failed" : "had warnings")}: {string.Join("; ", lastBoot.Warnings)}");
+            attention.Add($"the last boot's report cannot be read ({unreadable})");
+        }
+        else if (lastBoot is { Outcome: not "ok" })
+        {
+            int times = SameOutcomeStreak(lastBoot, state);
+            string how = lastBoot.Outcome switch { "failed" => "failed", "stopped" => "were stopped", _ => "had warnings" };
+            attention.Add(times > 1
+                ? $"the last {times} boots {how} the same way: {string.Join("; ", lastBoot.Warnings)}"
+                : $"the last boot {(lastBoot.Outcome == "stopped" ? "was stopped" : how)}: {string.Join("; ", lastBoot.Warnings)}");
         }
 
-        return new StatusReport(workspace, home, live, lastBoot, attention);
+        return new StatusReport(workspace, home, live, lastBoot, attention, unreadable);
+    }
+
+    private static StepReport? Step(BootReport? report, string name) => report?.Steps.FirstOrDefault(s => s.Name == name);
+
+    /// <summary>
+    /// As the guard sees it: the workspace itself while it lacks the home, the state folder or bin,
+    /// then each of those that exists; the first this user may not write.
+    /// </summary>
+    private string? FirstUnwritable(string workspace)
+    {
+        string[] kept = [WorkspaceLayout.Home, WorkspaceLayout.State, WorkspaceLayout.Bin];
+        var paths = kept.Select(name => Path.Join(workspace, name)).ToList();
+        if (!paths.All(fileSystem.Directory.Exists))
+        {
+            paths.Insert(0, workspace);
+        }
+
+        return paths.FirstOrDefault(path => fileSystem.Directory.Exists(path) && !writable(path));
+    }
+
+    /// <summary>How many boots in a row, newest first, ended as the last one did with the same warnings (the kept history is four).</summary>
+    private int SameOutcomeStreak(BootReport last, string state)
+    {
+        int times = 1;
+        for (int generation = 1; generation <= BootReportWriter.PreviousKept; generation++)
+        {
+            var (earlier, _) = Report(Path.Join(state, BootReportWriter.Previous(generation)));
+            if (earlier is null || earlier.Outcome != last.Outcome || !earlier.Warnings.SequenceEqual(last.Warnings))
+            {
+                break;
+            }
+
+            times++;
+        }
+
+        return times;
     }
 
     /// <summary>The report for people: one line per subject, the attention list last.</summary>
@@ -98,7 +162,11 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
         Line("profile", h.ProfileBlock ? "workspace block present" : h.LegacyProfileLines ? "the bash script's PATH lines (the next boot replaces them with the block)" : "no workspace block");
         var l = report.LiveHome;
         Line("live home", l.Target is { } target ? $"{l.Path} -> {target} ({l.State})" : $"{l.Path}: {l.State}");
-        if (report.LastBoot is { } boot)
+        if (report.LastBootUnreadable is { } unreadable)
+        {
+            Line("last boot", $"report unreadable: {unreadable}");
+        }
+        else if (report.LastBoot is { } boot)
         {
             Line("last boot", $"{boot.StartedAt:yyyy-MM-dd HH:mm:ss} UTC, {boot.Outcome} in {boot.DurationSeconds:0.###} s, exit {boot.ExitCode}, agent {boot.AgentVersion}" + (boot.ImageVersion is { } image ? $", image {image}" : string.Empty));
             Line("gpus", boot.Gpus.Count == 0 ? "none seen by the last boot" : string.Join("; ", boot.Gpus.Select(g => $"{g.Index}: {g.Name}, {g.MemoryUsedMib}/{g.MemoryTotalMib} MiB, driver {g.DriverVersion}")));
@@ -161,8 +229,30 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
         return new LiveHomeInfo(liveHome, liveHome == persisted || mounts(liveHome).MountPoint ? "mounted" : "not wired", null);
     }
 
-    private BootReport? LastBoot(string path) =>
-        fileSystem.File.Exists(path) ? TryParse(fileSystem.File.ReadAllText(path), AgentJson.Default.BootReport) : null;
+    /// <summary>A boot report: null when there is none, or null and why when it cannot be read or parsed.</summary>
+    private (BootReport? Report, string? Unreadable) Report(string path)
+    {
+        if (!fileSystem.File.Exists(path))
+        {
+            return (null, null);
+        }
+
+        try
+        {
+            // Fields a report always has: a JSON object without them is not one (a truncated write, say).
+            return JsonSerializer.Deserialize(fileSystem.File.ReadAllText(path), AgentJson.Default.BootReport) is { Outcome: not null, Steps: not null, Warnings: not null, Gpus: not null } report
+                ? (report, null)
+                : (null, $"{path} is not a boot report");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return (null, $"{path}: {e.Message}");
+        }
+        catch (JsonException e)
+        {
+            return (null, $"{path} is not a boot report: {e.Message}");
+        }
+    }
 
     private static T? TryParse<T>(string json, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
         where T : class

@@ -103,6 +103,9 @@ public interface IPosix
 
     int Flock(int fd, int operation);
 
+    /// <summary>faccessat(2) with AT_EACCESS: may this process (its effective ids and groups) use the entry so (W_OK = 2, X_OK = 1)?</summary>
+    int AccessAt(int dirFd, string name, int mode);
+
     /// <summary>kill(2): <paramref name="pid"/> below 0 signals that process group; signal 0 only asks whether the process exists.</summary>
     int Kill(int pid, int signal);
 }

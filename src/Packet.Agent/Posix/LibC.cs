@@ -21,6 +21,7 @@ internal static unsafe partial class LibC
     internal const int SIG_SETMASK = 2;
     internal const int SIGPIPE = 13;
     internal const int SIGXFSZ = 25;
+    internal const int AT_EACCESS = 0x200;
 
     [StructLayout(LayoutKind.Sequential)]
     internal struct RLimit
@@ -64,6 +65,9 @@ internal static unsafe partial class LibC
 
     [LibraryImport("libc", SetLastError = true)]
     internal static partial int kill(int pid, int signal);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int faccessat(int dirFd, byte* name, int mode, int flags);
 
     [LibraryImport("libc", SetLastError = true)]
     internal static partial nint signal(int signal, nint handler);

@@ -164,6 +164,14 @@ public sealed unsafe class PosixSystem : IPosix
 
     public int Kill(int pid, int signal) => LibCResult(LibC.kill(pid, signal));
 
+    public int AccessAt(int dirFd, string name, int mode)
+    {
+        fixed (byte* bytes = NativeName.ToNullTerminated(name))
+        {
+            return LibCResult(LibC.faccessat(dirFd, bytes, mode, LibC.AT_EACCESS));
+        }
+    }
+
     private static Timespec[] Timestamps(in Stat times) =>
     [
         new Timespec { tv_sec = times.st_atime, tv_nsec = times.st_atime_nsec },

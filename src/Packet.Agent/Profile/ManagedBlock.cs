@@ -113,12 +113,16 @@ public static class ManagedBlock
         return index + 1 < lines.Count && IsOurExport(lines[index + 1]) ? 2 : 1;
     }
 
+    /// <summary>A PATH line of the block: the guarded form, or the plain export of earlier versions.</summary>
     private static bool IsOurExport(string line)
     {
         string trimmed = line.Trim();
-        return trimmed.StartsWith("export PATH=\"", StringComparison.Ordinal)
+        bool plain = trimmed.StartsWith("export PATH=\"", StringComparison.Ordinal)
             && trimmed.EndsWith("/bin:$PATH\"", StringComparison.Ordinal)
             && trimmed.Count(c => c == '"') == 2;
+        bool guarded = trimmed.StartsWith("case \":$PATH:\" in *\":", StringComparison.Ordinal)
+            && trimmed.EndsWith("/bin:$PATH\" ;; esac", StringComparison.Ordinal);
+        return plain || guarded;
     }
 
     private static List<string> SplitLines(string text, out bool endsWithNewline)

@@ -3,9 +3,13 @@ namespace Packet.Agent.Profile;
 /// <summary>One variable the workspace sets: a directory put first on PATH, or a default for a variable.</summary>
 public sealed record WorkspaceVariable(string Name, string Value, bool PrependsToPath)
 {
-    /// <summary>The line in the managed block. Defaults yield to a value the pod already sets.</summary>
+    /// <summary>
+    /// The line in the managed block. A PATH entry is added only when absent, so it appears once
+    /// however shells nest and whatever COMMAND's PATH (or the image's ENV PATH) already holds.
+    /// Defaults yield to a value the pod already sets.
+    /// </summary>
     public string ShellLine => PrependsToPath
-        ? $"export {Name}=\"{Value}:${Name}\""
+        ? $"case \":${Name}:\" in *\":{Value}:\"*) ;; *) export {Name}=\"{Value}:${Name}\" ;; esac"
         : Name == "PYTHONPATH"
             ? $"export PYTHONPATH=\"{Value}${{PYTHONPATH:+:$PYTHONPATH}}\""
             : $"export {Name}=\"${{{Name}:-{Value}}}\"";

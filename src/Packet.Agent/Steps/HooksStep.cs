@@ -309,6 +309,8 @@ public sealed partial class HooksStep : IBootStep
         {
             _logs ??= _state.CreateDirectory(LogsFolder, FolderMode);
             string logName = hookName.Replace('/', '-') + ".log";
+            // Made afresh: a log a root agent left is not writable by the user's agent, but removable.
+            _step._posix.UnlinkAt(_logs.Fd, logName, isDirectory: false);
             int logFd = _logs.CreateFile(logName, LogMode);
             try
             {

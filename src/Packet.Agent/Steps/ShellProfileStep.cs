@@ -62,6 +62,8 @@ public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSyste
                 }
             }
 
+            GiveStateToHomeOwner(workspace, owner);
+
             using var profile = LinkInsideHome.Resolve(home, WorkspaceLayout.ShellProfile, context.Options.Home);
             byte[]? current = profile.Directory.ReadFile(profile.Name, MaxProfileBytes, out var profileStat);
             string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
@@ -93,6 +95,26 @@ public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSyste
         catch (IOException e)
         {
             return StepResult.Problem($"{e.Message}; the PATH block was not written");
+        }
+    }
+
+    /// <summary>
+    /// The agent's state folder belongs to the home's owner: root's for a root home, the user's in a
+    /// non-root pod, where the agent of the main container runs as that user after a root init
+    /// container seeded the home, and must keep its report, lock and hook logs. Files a root agent
+    /// left inside stay root's; the user's agent replaces them by rename, which the folder allows.
+    /// </summary>
+    private void GiveStateToHomeOwner(DirectoryHandle workspace, (uint Uid, uint Gid) owner)
+    {
+        if (posix.EffectiveUserId != 0 || owner.Uid == 0)
+        {
+            return;
+        }
+
+        using var state = workspace.CreateDirectory(WorkspaceLayout.State, BinMode, owner);
+        if (posix.FStat(state.Fd, out var current) >= 0 && (current.st_uid != owner.Uid || current.st_gid != owner.Gid))
+        {
+            PosixException.Check(posix.FChown(state.Fd, owner.Uid, owner.Gid), "give to the home's owner", state.Path);
         }
     }
 

@@ -30,10 +30,16 @@ public sealed class WorkspaceLock : IDisposable
     /// </summary>
     public static WorkspaceLock? Acquire(IPosix posix, DirectoryHandle state, TimeSpan timeout, TimeSpan reportEvery, Action<string, TimeSpan> onWaiting, CancellationToken stop)
     {
-        int fd = PosixException.Check(
-            posix.OpenAt(state.Fd, WorkspaceLayout.Lock, OpenFlags.O_RDWR | OpenFlags.O_CREAT | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH),
-            "open the lock",
-            state.PathOf(WorkspaceLayout.Lock));
+        int fd = posix.OpenAt(state.Fd, WorkspaceLayout.Lock, OpenFlags.O_RDWR | OpenFlags.O_CREAT | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH);
+        bool canRecordHolder = fd >= 0;
+        if (fd < 0 && PosixException.ErrnoOf(fd) == Errno.EACCES)
+        {
+            // A root agent's lock file in a state folder that now belongs to the user: flock needs only
+            // a read descriptor; the holder is then not recorded.
+            fd = posix.OpenAt(state.Fd, WorkspaceLayout.Lock, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, 0);
+        }
+
+        PosixException.Check(fd, "open the lock", state.PathOf(WorkspaceLayout.Lock));
         var waited = Stopwatch.StartNew();
         var nextReport = TimeSpan.Zero;
         while (true)
@@ -41,7 +47,11 @@ public sealed class WorkspaceLock : IDisposable
             int locked = posix.Flock(fd, LibC.LOCK_EX | LibC.LOCK_NB);
             if (locked >= 0)
             {
-                RecordHolder(posix, fd);
+                if (canRecordHolder)
+                {
+                    RecordHolder(posix, fd);
+                }
+
                 return new WorkspaceLock(posix, fd);
             }
 
