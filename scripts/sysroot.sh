@@ -8,12 +8,23 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 sysroot="${1:-$root/artifacts/sysroot-bullseye}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
+# debootstrap mounts proc (and more) inside its target while it works, and leaves them mounted when
+# it fails: nothing may stay mounted there, or a later copy or rm of the checkout walks into /proc.
+unmount_inside() {
+  local mounts
+  mounts="$(awk -v root="$sysroot/" 'index($2, root) == 1 { print $2 }' /proc/self/mounts | sort -r)"
+  [ -z "$mounts" ] || xargs -r -n 1 umount -l <<<"$mounts"
+}
+
 if [ ! -f "$sysroot/.complete" ]; then
   if ! command -v debootstrap >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
   fi
+  unmount_inside
   rm -rf "$sysroot"
+  mkdir -p "$(dirname "$sysroot")" # a fresh clone has no artifacts/ yet
+  trap unmount_inside EXIT
   echo "sysroot.sh: debootstrap bullseye into $sysroot (about 30 s, once)" >&2
   debootstrap --variant=minbase --include=libc6-dev,libgcc-10-dev,zlib1g-dev bullseye "$sysroot" "$mirror" >"$sysroot.log" 2>&1 \
     || { echo "sysroot.sh: debootstrap failed; see $sysroot.log" >&2; exit 1; }

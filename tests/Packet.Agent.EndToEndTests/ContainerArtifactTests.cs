@@ -24,7 +24,7 @@ public sealed partial class ContainerArtifactTests : IDisposable
     public void Every_Kubernetes_manifest_is_valid_against_the_API()
     {
         var manifests = Directory.GetFiles(Repo("container/k8s"), "*.yaml");
-        Assert.Equal(3, manifests.Length);
+        Assert.Equal(4, manifests.Length);
 
         var result = Node("validate-k8s.mjs", manifests);
 

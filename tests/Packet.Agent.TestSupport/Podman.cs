@@ -1,0 +1,75 @@
+namespace Packet.Agent.TestSupport;
+
+/// <summary>
+/// Rootful podman (Debian 12's 4.3, with runc) whose images, containers and state live in a
+/// temporary directory of the test run: nothing is left in the machine's own container storage.
+/// This machine's facts: crun refuses its hybrid cgroup layout, so runc; podman's default ulimits
+/// need CAP_SYS_RESOURCE, so explicit ones; no registry is reachable, so base images are imported.
+/// </summary>
+public sealed class Podman : IDisposable
+{
+    private readonly TempDirectory _dir = new("podman");
+    private readonly Dictionary<string, string?> _environment;
+
+    public Podman()
+    {
+        string configuration = _dir["containers.conf"];
+        File.WriteAllText(configuration, string.Join('\n',
+            "[engine]",
+            "runtime = \"runc\"",
+            "cgroup_manager = \"cgroupfs\"",
+            "events_logger = \"file\"",
+            "[containers]",
+            "default_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]",
+            string.Empty));
+        _environment = new Dictionary<string, string?> { ["CONTAINERS_CONF"] = configuration };
+    }
+
+    public ChildResult Run(params string[] arguments) => Run(TimeSpan.FromMinutes(5), arguments);
+
+    public ChildResult Run(TimeSpan timeout, params string[] arguments) =>
+        ChildProcess.Run("podman", ["--root", _dir["storage"], "--runroot", _dir["run"], "--storage-driver", "overlay", .. arguments], _environment, timeout);
+
+    /// <summary>Runs podman and fails the test, with podman's own words, when it fails.</summary>
+    public string MustRun(params string[] arguments)
+    {
+        var result = Run(arguments);
+        if (result.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"podman {string.Join(' ', arguments)} failed: {result}");
+        }
+
+        return result.StandardOutput;
+    }
+
+    /// <summary>A base image from a root file system on this machine (no registry is reachable).</summary>
+    public void Import(string rootFileSystem, string name)
+    {
+        var result = ChildProcess.Run(
+            "sh",
+            ["-c", "tar -C \"$1\" -c . | podman --root \"$2\" --runroot \"$3\" --storage-driver overlay import - \"$4\"", "sh", rootFileSystem, _dir["storage"], _dir["run"], name],
+            _environment,
+            TimeSpan.FromMinutes(5));
+        if (result.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"podman import of {rootFileSystem} failed: {result}");
+        }
+    }
+
+    public void Dispose()
+    {
+        Run(TimeSpan.FromMinutes(2), "rm", "--all", "--force", "--time", "0");
+        Run(TimeSpan.FromMinutes(2), "rmi", "--all", "--force");
+        // Storage keeps overlay mounts of its own under the directory: they go before the directory does.
+        foreach (string line in File.ReadAllLines("/proc/self/mountinfo").Reverse())
+        {
+            string mountPoint = line.Split(' ')[4];
+            if (mountPoint.StartsWith(_dir.Path + "/", StringComparison.Ordinal))
+            {
+                ChildProcess.Run("umount", ["-l", mountPoint]);
+            }
+        }
+
+        _dir.Dispose();
+    }
+}
