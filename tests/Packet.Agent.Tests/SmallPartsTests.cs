@@ -160,7 +160,26 @@ public sealed class DisplayTests
     [InlineData("bad-\0\u00ff", "bad-\\xff")]
     [InlineData("tab\there", "tab\\there")]
     [InlineData("back\\slash", "back\\\\slash")]
+    [InlineData("pair-\ud83d\ude00", "pair-\ud83d\ude00")]
     public void Names_are_shown_on_one_unambiguous_line(string name, string shown) => Assert.Equal(shown, NativeName.Display(name));
+
+    // Built here, not in attributes: an attribute's string is stored as UTF-8, which has no lone surrogate.
+    [Fact]
+    public void A_lone_surrogate_is_shown_as_the_bytes_it_was_read_from() =>
+        Assert.Equal("surrogate-\\xed\\xa0\\x80", NativeName.Display("surrogate-" + (char)0xD800));
+
+    [Theory]
+    [InlineData("plain.txt", true)]
+    [InlineData("caf\u00e9 \ud83d\ude00", true)]
+    [InlineData("bad-\0\u00ff", false)]
+    public void A_name_is_UTF_8_unless_it_holds_an_escaped_byte(string name, bool utf8) => Assert.Equal(utf8, NativeName.IsUtf8(name));
+
+    [Fact]
+    public void A_name_holding_a_lone_surrogate_is_not_UTF_8()
+    {
+        Assert.False(NativeName.IsUtf8("surrogate-" + (char)0xD800));
+        Assert.False(NativeName.IsUtf8("low-" + (char)0xDC00 + "-first"));
+    }
 
     [Theory]
     [InlineData(0, "0 B")]

@@ -94,6 +94,18 @@ public static class NativeName
             {
                 display.Append(@"\x").Append(((int)c).ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
             }
+            else if (char.IsHighSurrogate(c) && i + 1 < name.Length && char.IsLowSurrogate(name[i + 1]))
+            {
+                display.Append(c).Append(name[++i]);
+            }
+            else if (char.IsSurrogate(c))
+            {
+                // A lone surrogate is what Mono.Posix makes of an encoded one (ED A0 80): show those bytes.
+                foreach (int b in new[] { 0xE0 | (c >> 12), 0x80 | ((c >> 6) & 0x3F), 0x80 | (c & 0x3F) })
+                {
+                    display.Append(@"\x").Append(b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
+                }
+            }
             else
             {
                 display.Append(c);
@@ -107,7 +119,7 @@ public static class NativeName
     {
         foreach (char c in name)
         {
-            if (char.IsControl(c) || c == '\\')
+            if (char.IsControl(c) || c == '\\' || char.IsSurrogate(c))
             {
                 return true;
             }
