@@ -1,6 +1,6 @@
 namespace Packet.Agent;
 
-/// <summary>Every exit code the agent itself returns (CONTRACT.md, "Exit codes"). In exec mode the process becomes COMMAND and its code is COMMAND's.</summary>
+/// <summary>Every exit code the agent itself returns (README.md, "Exit codes"). In exec mode the process becomes COMMAND and its code is COMMAND's.</summary>
 public enum ExitCode
 {
     /// <summary>Done, or done with warnings.</summary>

@@ -75,19 +75,18 @@ internal static partial class Agent
             var posix = PosixSystem.Instance;
             var resolver = new CommandResolver(fileSystem, IsExecutable);
             using var gpu = new GpuCheckStep(NvidiaSmi(resolver), loggers.CreateLogger("gpu"), options.Gpu);
-            var hooks = new HooksStep(posix, fileSystem, new HookRunner(posix, Environment.ProcessPath!), resolver, loggers.CreateLogger("hooks"), Environment.GetEnvironmentVariables);
-            var steps = Steps(loggers, fileSystem, resolver, gpu, hooks);
-            outcome = new BootSequence(steps, loggers, new BootReportWriter(posix), TimeProvider.System).Run(new BootContext(options) { Stop = stop });
+            var hooks = new HooksStep(posix, new HookRunner(posix, Environment.ProcessPath!), resolver, loggers.CreateLogger("hooks"), Environment.GetEnvironmentVariables);
+            var steps = Steps(loggers, resolver, gpu, hooks);
+            outcome = new BootSequence(steps, loggers, new BootReportWriter(posix), TimeProvider.System).Run(options, stop);
             if (options.DryRun)
             {
-                PrintPlan(outcome, options);
+                PrintPlan(outcome);
                 return (int)outcome.ExitCode;
             }
 
             if (outcome.FailureReason is { } reason)
             {
-                bool configured = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("PACKET_TERMINATION_LOG"));
-                if (new TerminationMessage(fileSystem, options.TerminationLog, configured).Write(reason) is { } notWritten)
+                if (new TerminationMessage(fileSystem, options.TerminationLog, options.TerminationLogConfigured).Write(reason) is { } notWritten)
                 {
                     Log.TerminationMessageFailed(loggers.CreateLogger("boot"), notWritten);
                 }
@@ -110,17 +109,12 @@ internal static partial class Agent
         return (int)(errno == Errno.ENOENT ? ExitCode.CommandNotFound : ExitCode.CommandNotExecutable);
     }
 
-    /// <summary>The dry run's plan on standard output: one line per step, then the command that would run.</summary>
-    private static void PrintPlan(BootOutcome outcome, BootOptions options)
+    /// <summary>The dry run's plan on standard output: one line per step, the command last.</summary>
+    private static void PrintPlan(BootOutcome outcome)
     {
         foreach (var step in outcome.Steps)
         {
             Console.Out.WriteLine($"{step.Name}: {step.Summary}");
-        }
-
-        if (options.Command.Count > 0)
-        {
-            Console.Out.WriteLine($"exec: would replace the agent with {string.Join(' ', options.Command)}");
         }
     }
 
@@ -152,18 +146,17 @@ internal static partial class Agent
     }
 
     /// <summary>The boot's steps, built on the real adapters; reset-home passes its own hooks step.</summary>
-    private static BootSteps Steps(ILoggerFactory loggers, FileSystem fileSystem, CommandResolver resolver, GpuCheckStep gpu, IBootStep hooks)
+    private static BootSteps Steps(ILoggerFactory loggers, CommandResolver resolver, IGpuStep gpu, IBootStep<HomeState?, NoValue> hooks)
     {
         var posix = PosixSystem.Instance;
-        bool Exists(string path) => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path);
         return new BootSteps(
-            new GuardStep(fileSystem, posix),
+            new GuardStep(posix),
             new SeedHomeStep(posix, loggers.CreateLogger("seed"), new CopyOptions { PreserveOwnership = posix.EffectiveUserId == 0 }, ProgressInterval),
             new MarkerStep(posix, TimeProvider.System),
-            new ShellProfileStep(posix, fileSystem, loggers.CreateLogger("profile")),
+            new ShellProfileStep(posix, loggers.CreateLogger("profile")),
             gpu,
             hooks,
-            new ExecStep(resolver, Environment.GetEnvironmentVariables, Exists, new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer)));
+            new ExecStep(resolver, Environment.GetEnvironmentVariables, new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer)));
     }
 
     public static int Status(StatusOptions options)
@@ -172,8 +165,7 @@ internal static partial class Agent
         string workspace = fileSystem.Directory.Exists(options.Workspace)
             ? fileSystem.Directory.ResolveLinkTarget(options.Workspace, returnFinalTarget: true)?.FullName ?? options.Workspace
             : options.Workspace;
-        var posix = PosixSystem.Instance;
-        var report = new WorkspaceStatus(fileSystem, MountTable.Describe, Space, path => posix.AccessAt(-100, path, 2 | 1) >= 0, posix.EffectiveUserId).Gather(workspace, options.Home);
+        var report = new WorkspaceStatus(PosixSystem.Instance, MountTable.Describe).Gather(workspace, options.Home);
         Console.Out.Write(options.Json
             ? JsonSerializer.Serialize(report, AgentJson.Default.StatusReport) + "\n"
             : WorkspaceStatus.Render(report));
@@ -224,15 +216,12 @@ internal static partial class Agent
         var fileSystem = new FileSystem();
         var resolver = new CommandResolver(fileSystem, IsExecutable);
         using var gpu = new GpuCheckStep(NvidiaSmi(resolver), logging.Factory.CreateLogger("gpu"), GpuMode.Off);
-        var steps = Steps(logging.Factory, fileSystem, resolver, gpu, new NotRunStep("hooks", 6, "not part of reset-home; they run at the next boot"));
+        var steps = Steps(logging.Factory, resolver, gpu, new NotRunStep<HomeState?>("hooks", 6, "not part of reset-home; they run at the next boot"));
         using var stop = new StopRequest();
         using var signals = StopSignals.Install(stop);
-        var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance), TimeProvider.System).Run(new BootContext(boot) { Stop = stop });
+        var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance), TimeProvider.System).Run(boot, stop);
         return (int)outcome.ExitCode;
     }
-
-    private static (long Free, long Total)? Space(string path) =>
-        Syscall.statvfs(path, out var volume) == 0 ? ((long)(volume.f_bavail * volume.f_frsize), (long)(volume.f_blocks * volume.f_frsize)) : null;
 
     private static NvidiaSmi NvidiaSmi(CommandResolver resolver) =>
         new(new ProcessRunner(), resolver, () => Environment.GetEnvironmentVariable("PATH"));
@@ -244,7 +233,7 @@ internal static partial class Agent
         [LoggerMessage(EventId = 0, Level = LogLevel.Warning, Message = "{Reason}")]
         public static partial void TerminationMessageFailed(ILogger logger, string reason);
 
-        [LoggerMessage(EventId = ExecStep.Number, Level = LogLevel.Error, Message = "execve {Path} failed: {Reason}")]
+        [LoggerMessage(EventId = 7, Level = LogLevel.Error, Message = "execve {Path} failed: {Reason}")]
         public static partial void ExecFailed(ILogger logger, string path, string reason);
 
         [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "{Problem}")]

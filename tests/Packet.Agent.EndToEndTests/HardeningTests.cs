@@ -46,7 +46,7 @@ public sealed class HardeningTests : IDisposable
 
         Assert.Equal(0, full.ExitCode);
         Assert.Equal("started\n", full.StandardOutput);
-        Assert.Matches(@"warn: seed\[2\] the home needs 4\.0 MiB \(\d+ bytes\) but \S+ has \d+\.\d KiB \(\d+ bytes\) free; nothing was copied", full.StandardError);
+        Assert.Matches(@"warn: seed\[2\] the home needs 4\.0 MiB \(\d+ bytes\) but \S+ has \d+\.\d [KM]iB \(\d+ bytes\) free; nothing was copied", full.StandardError);
         Assert.Equal(1, strict.ExitCode);
         Assert.False(Directory.Exists(Path.Join(volume, "home")));
         Assert.False(Directory.Exists(Path.Join(volume, ".packet", "staging", "home")));

@@ -35,7 +35,7 @@ public sealed class HomeSeederTests : IDisposable
         using var workspace = DirectoryHandle.Open(posix, Workspace);
         using var source = DirectoryHandle.Open(posix, Home);
         var seeder = new HomeSeeder(posix, new CopyOptions { PreserveOwnership = Platform.IsRoot }, progressEvery ?? TimeSpan.FromMinutes(5));
-        return (seeder.Seed(workspace, source, observer), observer);
+        return (seeder.Seed(workspace, source, null, observer), observer);
     }
 
     [Fact]
@@ -153,7 +153,7 @@ public sealed class HomeSeederTests : IDisposable
         using var workspace = DirectoryHandle.Open(PosixSystem.Instance, workspaceInside);
         using var source = DirectoryHandle.Open(PosixSystem.Instance, Home);
 
-        var outcome = new HomeSeeder(PosixSystem.Instance, new CopyOptions(), TimeSpan.FromMinutes(1)).Seed(workspace, source, observer);
+        var outcome = new HomeSeeder(PosixSystem.Instance, new CopyOptions(), TimeSpan.FromMinutes(1)).Seed(workspace, source, null, observer);
 
         Assert.True(outcome.Complete, outcome.Problem);
         Assert.Equal(1, outcome.Report!.ExcludedDirectories);

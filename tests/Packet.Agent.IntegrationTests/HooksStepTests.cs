@@ -8,6 +8,7 @@ using Packet.Agent.Hooks;
 using Packet.Agent.Posix;
 using Packet.Agent.Steps;
 using Packet.Agent.TestSupport;
+using Packet.Agent.Workspace;
 using Xunit;
 
 namespace Packet.Agent.IntegrationTests;
@@ -28,14 +29,18 @@ public sealed class HooksStepTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private StepResult Run()
+    private StepResult Run(bool dryRun = false)
     {
-        var fileSystem = new System.IO.Abstractions.FileSystem();
-        var resolver = new CommandResolver(fileSystem, path => Syscall.access(path, AccessModes.X_OK) == 0);
-        var step = new HooksStep(PosixSystem.Instance, fileSystem, _runner, resolver, NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
-        var options = new BootOptions { Workspace = Workspace, Home = _dir.Create("live-home"), NvidiaSmi = "x", TerminationLog = _dir["termination-log"], HookTimeout = TimeSpan.FromSeconds(7) };
-        return step.Run(new BootContext(options) { PersistenceAvailable = true, HomeSeeded = true });
+        var step = new HooksStep(PosixSystem.Instance, _runner, Resolver(), NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
+        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+        return Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), Options(dryRun)).Result;
     }
+
+    private static CommandResolver Resolver() =>
+        new(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
+
+    private BootOptions Options(bool dryRun) =>
+        new() { Workspace = Workspace, Home = _dir.Create("live-home"), TerminationLog = _dir["termination-log"], HookTimeout = TimeSpan.FromSeconds(7), DryRun = dryRun };
 
     private void Hook(string folder, string name, string body = "exit 0", string mode = "755") =>
         HomeFixture.Write(Workspace, $".packet/{folder}/{name}", "#!/bin/sh\n" + body + "\n", mode);
@@ -77,6 +82,23 @@ public sealed class HooksStepTests : IDisposable
         var run = Assert.Single(_runner.Runs);
         Assert.Equal("/bin/bash", run.Hook.Program);
         Assert.Equal([Path.Join(Workspace, "setup.sh")], run.Hook.Arguments);
+    }
+
+    [Fact]
+    public void Hooks_dry_run_and_run_come_from_the_same_decision()
+    {
+        HomeFixture.Write(Workspace, "setup.sh", "#!/bin/sh\n", mode: "755");
+        Hook("first-boot.d", "50-once");
+        Hook("boot.d", "10-a");
+        Hook("boot.d", "README.md", mode: "644");
+        var step = new HooksStep(PosixSystem.Instance, _runner, Resolver(), NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
+        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+
+        var (dryRun, _, run, _) = Steps.DryRunThenRun(step, () => new HomeState(workspace, HomeStatus.Seeded), Options(dryRun: false), _dir.Path);
+
+        Assert.Equal("would run: setup.sh, first-boot.d/50-once, boot.d/10-a", dryRun.Summary);
+        Assert.Equal(["setup.sh", "first-boot.d/50-once", "boot.d/10-a"], _runner.Runs.Select(r => r.Hook.Name));
+        Assert.Equal("3 hooks ran", run.Summary);
     }
 
     [Fact]

@@ -29,25 +29,21 @@ public sealed class ImageUpgradeTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private StepResult Seed(string imageVersion, IPosix? posix = null, bool marked = false)
+    private StepResult Seed(string imageVersion, IPosix? posix = null, bool marked = false, bool dryRun = false)
     {
-        var options = new BootOptions { Workspace = Workspace, Home = Image, NvidiaSmi = "x", TerminationLog = _dir["termination-log"], ImageVersion = imageVersion };
-        var context = new BootContext(options) { PersistenceAvailable = true };
+        var options = new BootOptions { Workspace = Workspace, Home = Image, NvidiaSmi = "x", TerminationLog = _dir["termination-log"], ImageVersion = imageVersion, DryRun = dryRun };
         var step = new SeedHomeStep(posix ?? PosixSystem.Instance, NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
-        try
+        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+        var (result, home) = Steps.Run(step, workspace, options);
+        using (home.Lock)
         {
-            var result = step.Run(context);
-            if (!marked && context.SeedReport is not null)
+            if (!marked && home.Copied is not null)
             {
                 File.WriteAllText(Path.Join(Home, ".packet-init"), string.Empty); // the marker step's job
             }
+        }
 
-            return result;
-        }
-        finally
-        {
-            context.ReleaseLock();
-        }
+        return result;
     }
 
     private static void Write(string root, string relative, string content)
@@ -162,5 +158,54 @@ public sealed class ImageUpgradeTests : IDisposable
         Assert.Contains("recorded the image's home as the baseline", adopted.Summary);
         Assert.Equal("legacy copy\n", File.ReadAllText(Path.Join(Home, ".bashrc")));
         Assert.Equal("version:v7", ImageUpgrade.RecordedIdentity(DirectoryHandle.Open(PosixSystem.Instance, Path.Join(Workspace, ".packet")), PosixSystem.Instance));
+    }
+
+    [Fact]
+    public void Seed_dry_run_and_run_come_from_the_same_decision_for_a_first_seed()
+    {
+        Write(Image, ".bashrc", "v1 bashrc\n");
+        Write(Image, ".config/tool.conf", "v1 conf\n");
+        HomeFixture.Link(Image, ".bashrc", "bashrc-link");
+        var (dryRun, planned, run, seeded) = SeedTwice("v1");
+
+        using (seeded.Lock)
+        {
+            var entries = System.Text.RegularExpressions.Regex.Match(dryRun.Summary, @"^would copy (\d+ entries) \(");
+            Assert.True(entries.Success, dryRun.Summary);
+            Assert.Contains($"from {Image} into {Home}", dryRun.Summary);
+            Assert.StartsWith($"copied {entries.Groups[1].Value}, ", run.Summary);
+            Assert.Equal(HomeStatus.WillBeSeeded, planned.Status);
+            Assert.Equal(HomeStatus.Copied, seeded.Status);
+            Assert.Equal("v1 conf\n", File.ReadAllText(Path.Join(Home, ".config/tool.conf")));
+        }
+    }
+
+    [Fact]
+    public void Seed_dry_run_and_run_come_from_the_same_decision_for_an_image_upgrade()
+    {
+        Write(Image, ".bashrc", "v1 bashrc\n");
+        Write(Image, ".profile", "v1 profile\n");
+        Assert.Equal(StepOutcome.Ok, Seed("v1").Outcome);
+        File.WriteAllText(Path.Join(Home, ".bashrc"), "user bashrc\n");
+        Write(Image, ".bashrc", "v2 bashrc\n");
+        Write(Image, ".profile", "v2 profile\n");
+        Write(Image, "new.txt", "new in v2\n");
+
+        var (dryRun, _, run, seeded) = SeedTwice("v2");
+
+        using (seeded.Lock)
+        {
+            Assert.StartsWith("the image changed (version:v1 -> version:v2): would bring it in: 1 added, 1 updated, 1 of your changes kept", dryRun.Summary);
+            Assert.Equal(dryRun.Summary.Replace("would bring it in: ", string.Empty, StringComparison.Ordinal), run.Summary);
+            Assert.Equal("new in v2\n", File.ReadAllText(Path.Join(Home, "new.txt")));
+        }
+    }
+
+    private (StepResult DryRun, HomeState Planned, StepResult Run, HomeState Seeded) SeedTwice(string imageVersion)
+    {
+        var options = new BootOptions { Workspace = Workspace, Home = Image, TerminationLog = _dir["termination-log"], ImageVersion = imageVersion };
+        var step = new SeedHomeStep(PosixSystem.Instance, NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
+        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+        return Steps.DryRunThenRun(step, () => workspace, options, _dir.Path);
     }
 }

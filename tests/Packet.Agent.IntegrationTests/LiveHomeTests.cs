@@ -1,6 +1,12 @@
+using System.Collections;
+using Mono.Unix.Native;
+using Packet.Agent.Boot;
+using Packet.Agent.Cli;
 using Packet.Agent.Exec;
 using Packet.Agent.Posix;
+using Packet.Agent.Steps;
 using Packet.Agent.TestSupport;
+using Packet.Agent.Workspace;
 using Xunit;
 
 namespace Packet.Agent.IntegrationTests;
@@ -23,12 +29,14 @@ public sealed class LiveHomeTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
+    private static HomeWiring Wire(LiveHome liveHome, string live, string persisted) => liveHome.Apply(liveHome.Decide(live, persisted));
+
     [RootFact]
     public void As_root_an_ordinary_home_is_moved_aside_and_replaced_by_a_link()
     {
         Require.Root();
 
-        var wiring = new LiveHome(PosixSystem.Instance, _ => false, () => true).Wire(Live, Persisted);
+        var wiring = Wire(new LiveHome(PosixSystem.Instance, _ => false, () => true), Live, Persisted);
 
         Assert.False(wiring.IsWarning, wiring.Summary);
         Assert.Null(wiring.HomeForCommand);
@@ -42,9 +50,9 @@ public sealed class LiveHomeTests : IDisposable
     {
         Require.Root();
         var liveHome = new LiveHome(PosixSystem.Instance, _ => false, () => true);
-        liveHome.Wire(Live, Persisted);
+        Wire(liveHome, Live, Persisted);
 
-        var again = liveHome.Wire(Live, Persisted);
+        var again = Wire(liveHome, Live, Persisted);
 
         Assert.Equal($"{Live} already links to {Persisted}", again.Summary);
         Assert.False(Directory.Exists(Live + LiveHome.ImageSuffix + "-"), "nothing moved twice");
@@ -57,7 +65,7 @@ public sealed class LiveHomeTests : IDisposable
         string workspace = Path.GetDirectoryName(Persisted)!;
 
         // What podman 4.3 does with subPath: home on a claim: the whole volume lands at the live home.
-        var wiring = new LiveHome(PosixSystem.Instance, _ => true, () => true).Wire(workspace, Persisted);
+        var wiring = Wire(new LiveHome(PosixSystem.Instance, _ => true, () => true), workspace, Persisted);
 
         Assert.True(wiring.IsWarning);
         Assert.Equal(Persisted, wiring.HomeForCommand);
@@ -71,7 +79,7 @@ public sealed class LiveHomeTests : IDisposable
     {
         Require.Root();
 
-        var wiring = new LiveHome(PosixSystem.Instance, path => path == Live, () => true).Wire(Live, Persisted);
+        var wiring = Wire(new LiveHome(PosixSystem.Instance, path => path == Live, () => true), Live, Persisted);
 
         Assert.DoesNotContain("run the agent as root", wiring.Summary); // it is root already
         Assert.True(wiring.IsWarning);
@@ -90,7 +98,7 @@ public sealed class LiveHomeTests : IDisposable
         ChildProcess.MustSucceed("mount", "--bind", Persisted, Live);
         try
         {
-            var wiring = new LiveHome(PosixSystem.Instance, MountTable.IsMountPoint, () => true).Wire(Live, Persisted);
+            var wiring = Wire(new LiveHome(PosixSystem.Instance, MountTable.IsMountPoint, () => true), Live, Persisted);
 
             Assert.False(wiring.IsWarning);
             Assert.Contains("already is the persisted home", wiring.Summary);
@@ -113,11 +121,31 @@ public sealed class LiveHomeTests : IDisposable
     {
         Require.Root();
 
-        var wiring = new LiveHome(PosixSystem.Instance, _ => false, () => false).Wire(Live, Persisted);
+        var wiring = Wire(new LiveHome(PosixSystem.Instance, _ => false, () => false), Live, Persisted);
 
         Assert.True(wiring.IsWarning);
         Assert.Equal(Persisted, wiring.HomeForCommand);
         Assert.Contains("not a container", wiring.Summary);
         Assert.Null(new DirectoryInfo(Live).LinkTarget);
+    }
+
+    [Fact]
+    public void Exec_dry_run_and_run_come_from_the_same_decision()
+    {
+        string workspace = Path.GetDirectoryName(Persisted)!;
+        var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
+        var step = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin:/bin", ["HOME"] = Live }, new LiveHome(PosixSystem.Instance, _ => false, () => true));
+        var options = new BootOptions { Workspace = workspace, Home = Live, Command = ["sh", "-c", "exit 0"] };
+        using var handle = DirectoryHandle.Open(PosixSystem.Instance, workspace);
+
+        var (dryRun, planned, run, decided) = Steps.DryRunThenRun(step, () => new HomeState(handle, HomeStatus.Seeded), options, _dir.Path);
+
+        // The dry run names the wiring the run then does, and hands on the same execve.
+        var wiring = dryRun.Summary["would replace the agent with sh -c exit 0; ".Length..];
+        Assert.StartsWith(Platform.IsRoot ? $"would link {Live} to {Persisted}" : string.Empty, wiring);
+        Assert.EndsWith($"replacing the agent with {decided.Plan!.Path} -c exit 0", run.Summary);
+        Assert.Equal(planned.Plan!.Path, decided.Plan.Path);
+        Assert.Equal(planned.Plan.Arguments, decided.Plan.Arguments);
+        Assert.Equal(Platform.IsRoot ? Persisted : null, new FileInfo(Live).LinkTarget);
     }
 }

@@ -41,7 +41,7 @@ public sealed class NetworkVolumeTests : IDisposable
     {
         using var workspace = DirectoryHandle.Open(posix, Workspace);
         using var source = DirectoryHandle.Open(posix, Home);
-        return new HomeSeeder(posix, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(5)).Seed(workspace, source, new SilentObserver());
+        return new HomeSeeder(posix, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(5)).Seed(workspace, source, null, new SilentObserver());
     }
 
     [Fact]
@@ -112,10 +112,12 @@ public sealed class NetworkVolumeTests : IDisposable
     [Fact]
     public void Where_rename_flags_are_refused_the_boot_report_still_keeps_its_history()
     {
-        var writer = new BootReportWriter(NfsRenames());
+        var posix = NfsRenames();
+        var writer = new BootReportWriter(posix);
+        using var workspace = DirectoryHandle.Open(posix, Workspace);
         for (int boot = 1; boot <= 3; boot++)
         {
-            Assert.Null(writer.Write(Workspace, Report(boot)));
+            Assert.Null(writer.Write(workspace, Report(boot)));
         }
 
         Assert.Contains("\"exit_code\":3", File.ReadAllText(Path.Join(Workspace, ".packet", "last-boot.json")));

@@ -107,6 +107,13 @@ public sealed class WorkspaceTests : IDisposable
         Assert.True(asked.Elapsed < TimeSpan.FromSeconds(1), $"the wait went on for {asked.Elapsed}");
     }
 
+    private StepResult Profile(string workspace, bool dryRun = false)
+    {
+        var options = new BootOptions { Workspace = workspace, Home = _dir.Create("live-home"), NvidiaSmi = "x", TerminationLog = _dir["termination-log"], DryRun = dryRun };
+        using var open = DirectoryHandle.Open(_posix, workspace);
+        return Steps.Run(new ShellProfileStep(_posix, NullLogger.Instance), new HomeState(open, HomeStatus.Seeded), options).Result;
+    }
+
     [RootFact]
     public void The_profile_step_keeps_the_owner_and_mode_of_an_existing_bashrc_and_gives_bin_to_the_homes_owner()
     {
@@ -116,13 +123,7 @@ public sealed class WorkspaceTests : IDisposable
         File.WriteAllText(Path.Join(home, ".bashrc"), "export A=1\n");
         ChildProcess.MustSucceed("chown", "-R", $"{Platform.StrangerUid}:{Platform.StrangerGid}", home);
         ChildProcess.MustSucceed("chmod", "600", Path.Join(home, ".bashrc"));
-        var context = new BootContext(new BootOptions { Workspace = workspace, Home = _dir.Create("live-home"), NvidiaSmi = "x", TerminationLog = _dir["termination-log"] })
-        {
-            PersistenceAvailable = true,
-            HomeSeeded = true,
-        };
-
-        var result = new ShellProfileStep(_posix, new System.IO.Abstractions.FileSystem(), NullLogger.Instance).Run(context);
+        var result = Profile(workspace);
 
         Assert.Equal(StepOutcome.Ok, result.Outcome);
         Syscall.lstat(Path.Join(home, ".bashrc"), out var profile);
@@ -140,16 +141,86 @@ public sealed class WorkspaceTests : IDisposable
         string home = _dir.Create("ws/home");
         byte[] latin1 = [0x65, 0x63, 0x68, 0x6f, 0x20, 0xe9, 0x0a];
         File.WriteAllBytes(Path.Join(home, ".bashrc"), latin1);
-        var context = new BootContext(new BootOptions { Workspace = workspace, Home = _dir.Create("live-home"), NvidiaSmi = "x", TerminationLog = _dir["termination-log"] })
-        {
-            PersistenceAvailable = true,
-            HomeSeeded = true,
-        };
-
-        var result = new ShellProfileStep(_posix, new System.IO.Abstractions.FileSystem(), NullLogger.Instance).Run(context);
+        var result = Profile(workspace);
 
         Assert.Equal(StepOutcome.Warning, result.Outcome);
         Assert.Contains("is not UTF-8 text", result.Summary);
         Assert.Equal(latin1, File.ReadAllBytes(Path.Join(home, ".bashrc")));
+    }
+
+    private BootOptions Options(string workspace) =>
+        new() { Workspace = workspace, Home = _dir.Create("live-home"), TerminationLog = _dir["termination-log"] };
+
+    [Theory]
+    [InlineData("present")]
+    [InlineData("missing")]
+    [InlineData("a file")]
+    public void Guard_dry_run_and_run_come_from_the_same_decision(string workspaceIs)
+    {
+        string workspace = _dir["ws"];
+        if (workspaceIs == "present")
+        {
+            _dir.Create("ws/home");
+        }
+        else if (workspaceIs == "a file")
+        {
+            File.WriteAllText(workspace, "not a directory");
+        }
+
+        var (dryRun, planned, run, opened) = Steps.DryRunThenRun(new GuardStep(_posix), () => Options(workspace), Options(workspace), _dir.Path);
+        using var handle = opened;
+        planned?.Dispose();
+
+        Assert.Equal(dryRun, run);
+        Assert.Equal(workspaceIs == "present", opened is not null);
+        Assert.Equal(workspaceIs == "present" ? StepOutcome.Ok : StepOutcome.Warning, run.Outcome);
+    }
+
+    [Fact]
+    public void Marker_dry_run_and_run_come_from_the_same_decision()
+    {
+        string workspace = _dir.Create("ws");
+        _dir.Create("ws/home");
+        using var handle = DirectoryHandle.Open(_posix, workspace);
+
+        var (dryRun, planned, run, marked) = Steps.DryRunThenRun(
+            new MarkerStep(_posix, TimeProvider.System), () => new HomeState(handle, HomeStatus.Copied, new Copy.CopyReport()), Options(workspace), _dir.Path);
+
+        string marker = Path.Join(workspace, "home/.packet-init");
+        Assert.Equal($"would write {marker}", dryRun.Summary);
+        Assert.Equal($"wrote {marker}", run.Summary);
+        Assert.True(File.Exists(marker));
+        Assert.Equal(HomeStatus.Seeded, planned.Status);
+        Assert.Equal(planned.Status, marked.Status);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Profile_dry_run_and_run_come_from_the_same_decision(bool utf8)
+    {
+        string workspace = _dir.Create("ws");
+        string bashrc = Path.Join(_dir.Create("ws/home"), ".bashrc");
+        byte[] before = utf8 ? "export A=1\n"u8.ToArray() : [0x65, 0x63, 0x68, 0x6f, 0x20, 0xe9, 0x0a];
+        File.WriteAllBytes(bashrc, before);
+        using var handle = DirectoryHandle.Open(_posix, workspace);
+
+        var (dryRun, _, run, _) = Steps.DryRunThenRun(
+            new ShellProfileStep(_posix, NullLogger.Instance), () => new HomeState(handle, HomeStatus.Seeded), Options(workspace), _dir.Path);
+
+        if (!utf8)
+        {
+            // The drift this guards against: the run refused such a .bashrc while the dry run said it "would update" it.
+            Assert.Equal(StepOutcome.Warning, dryRun.Outcome);
+            Assert.Equal(dryRun, run);
+            Assert.Equal(before, File.ReadAllBytes(bashrc));
+            return;
+        }
+
+        string variables = dryRun.Summary[dryRun.Summary.LastIndexOf('(')..];
+        Assert.Equal($"would create {workspace}/bin; would update {bashrc} with the workspace block {variables}", dryRun.Summary);
+        Assert.Equal($"updated the workspace block in {bashrc} {variables}", run.Summary);
+        Assert.True(Directory.Exists(Path.Join(workspace, "bin")));
+        Assert.Contains("# >>> packet-persist >>>", File.ReadAllText(bashrc));
     }
 }

@@ -7,6 +7,7 @@ using Packet.Agent.Gpu;
 using Packet.Agent.Json;
 using Packet.Agent.Operations;
 using Packet.Agent.Steps;
+using Packet.Agent.Workspace;
 using Xunit;
 
 namespace Packet.Agent.Tests;
@@ -26,17 +27,28 @@ public sealed class BootSequenceTests
         Command = command ?? [],
     };
 
+    private static FakeStep<DirectoryHandle, HomeState> SeedThat(StepResult result, HomeStatus status, Action<BootSettings>? effect = null) =>
+        new("seed", 2, result, workspace => new HomeState(workspace, status, status == HomeStatus.Copied ? new Copy.CopyReport() : null), effect: effect);
+
+    private static FakeStep<BootOptions, DirectoryHandle?> NoWorkspace() =>
+        new("guard", 1, StepResult.Problem("/workspace does not exist"), _ => null);
+
     private sealed class Harness
     {
-        public FakeStep Guard { get; init; } = new("guard", 1, StepResult.Ok("present"), effect: c => c.PersistenceAvailable = true);
+        public Harness()
+        {
+            Guard = new("guard", 1, StepResult.Ok("present"), _ => DirectoryHandle.Open(Posix, "/workspace"));
+        }
 
-        public FakeStep Seed { get; init; } = new("seed", 2, StepResult.Ok("copied"));
+        public FakeStep<BootOptions, DirectoryHandle?> Guard { get; init; }
 
-        public FakeStep Marker { get; init; } = new("marker", 3, StepResult.Ok("wrote"));
+        public FakeStep<DirectoryHandle, HomeState> Seed { get; init; } = SeedThat(StepResult.Ok("copied"), HomeStatus.NotSeeded);
 
-        public FakeStep Profile { get; init; } = new("profile", 4, StepResult.Ok("block"));
+        public FakeStep<HomeState, HomeState> Marker { get; init; } = new("marker", 3, StepResult.Ok("wrote"), home => home);
 
-        public FakeStep Hooks { get; init; } = new("hooks", 6, StepResult.Ok("ran"));
+        public FakeStep<HomeState, NoValue> Profile { get; init; } = new("profile", 4, StepResult.Ok("block"), _ => default);
+
+        public FakeStep<HomeState?, NoValue> Hooks { get; init; } = new("hooks", 6, StepResult.Ok("ran"), _ => default);
 
         public ProcessResult Smi { get; init; } = new(0, OneGpu, string.Empty, false);
 
@@ -45,7 +57,7 @@ public sealed class BootSequenceTests
         public List<BootReport> Reports { get; } = [];
 
         /// <summary>What the exec step's live-home wiring sees and changes: a table, never the machine's /root.</summary>
-        public PathTablePosix Posix { get; init; } = new PathTablePosix().Directory("/root").Directory("/workspace/home");
+        public PathTablePosix Posix { get; init; } = new PathTablePosix().Directory("/root").Directory("/workspace").Directory("/workspace/home");
 
         public StopRequest Stop { get; } = new();
 
@@ -54,10 +66,10 @@ public sealed class BootSequenceTests
             var fileSystem = FakeFileSystem.With("/usr/bin/nvidia-smi", "/usr/bin/bash", "/usr/bin/notes.txt");
             var resolver = FakeFileSystem.Resolver(fileSystem, Executables);
             var gpu = new GpuCheckStep(new NvidiaSmi(new FakeProcessRunner(Smi), resolver, () => "/usr/bin"), NullLogger.Instance, options.Gpu);
-            var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, fileSystem.Directory.Exists, new LiveHome(Posix, _ => false, () => true));
+            var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, new LiveHome(Posix, _ => false, () => true));
             var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, Hooks, exec);
             var writer = new FakeReportWriter(Reports);
-            return new BootSequence(steps, NullLoggerFactory.Instance, writer, TimeProvider.System).Run(new BootContext(options) { Stop = Stop });
+            return new BootSequence(steps, NullLoggerFactory.Instance, writer, TimeProvider.System).Run(options, Stop);
         }
     }
 
@@ -75,7 +87,7 @@ public sealed class BootSequenceTests
     [Fact]
     public void Without_a_workspace_the_persistence_steps_are_skipped_but_gpu_and_exec_still_happen()
     {
-        var harness = new Harness { Guard = new FakeStep("guard", 1, StepResult.Problem("/workspace does not exist")) };
+        var harness = new Harness { Guard = NoWorkspace() };
 
         var outcome = harness.Run(Options(command: ["bash"]));
 
@@ -89,7 +101,7 @@ public sealed class BootSequenceTests
     [Fact]
     public void Strict_turns_a_warning_into_a_failed_boot_that_stops_there()
     {
-        var harness = new Harness { Guard = new FakeStep("guard", 1, StepResult.Problem("/workspace does not exist")) };
+        var harness = new Harness { Guard = NoWorkspace() };
 
         var outcome = harness.Run(Options(strict: true, command: ["bash"]));
 
@@ -102,7 +114,7 @@ public sealed class BootSequenceTests
     [Fact]
     public void A_seed_problem_is_a_warning_and_the_boot_goes_on()
     {
-        var harness = new Harness { Seed = new FakeStep("seed", 2, StepResult.Problem("volume full")) };
+        var harness = new Harness { Seed = SeedThat(StepResult.Problem("volume full"), HomeStatus.NotSeeded) };
 
         var outcome = harness.Run(Options());
 
@@ -114,7 +126,7 @@ public sealed class BootSequenceTests
     [Fact]
     public void Strict_still_marks_a_complete_seed_that_warned_then_fails_the_boot()
     {
-        var harness = new Harness { Seed = new FakeStep("seed", 2, StepResult.Problem("not preserved on this volume: owners of 3 entries"), effect: c => c.SeedReport = new Copy.CopyReport()) };
+        var harness = new Harness { Seed = SeedThat(StepResult.Problem("not preserved on this volume: owners of 3 entries"), HomeStatus.Copied) };
 
         var outcome = harness.Run(Options(strict: true, command: ["bash"]));
 
@@ -128,7 +140,7 @@ public sealed class BootSequenceTests
     [Fact]
     public void Strict_does_not_mark_a_seed_that_did_not_complete()
     {
-        var harness = new Harness { Seed = new FakeStep("seed", 2, StepResult.Problem("the copy stopped: No space left on device (ENOSPC)")) };
+        var harness = new Harness { Seed = SeedThat(StepResult.Problem("the copy stopped: No space left on device (ENOSPC)"), HomeStatus.NotSeeded) };
 
         var outcome = harness.Run(Options(strict: true));
 
@@ -139,7 +151,7 @@ public sealed class BootSequenceTests
     [Fact]
     public void A_stop_signal_during_the_seed_runs_nothing_more_and_exits_128_plus_the_signal()
     {
-        var harness = new Harness { Seed = new FakeStep("seed", 2, StepResult.Problem("the copy was stopped before it finished"), effect: c => c.Stop.Request(15)) };
+        var harness = new Harness { Seed = SeedThat(StepResult.Problem("the copy was stopped before it finished"), HomeStatus.NotSeeded, effect: s => s.Stop.Request(15)) };
 
         var outcome = harness.Run(Options(command: ["bash"]));
 
@@ -156,7 +168,7 @@ public sealed class BootSequenceTests
     [Fact]
     public void A_step_that_throws_is_that_steps_warning_not_a_crash()
     {
-        var harness = new Harness { Marker = new FakeStep("marker", 3, StepResult.Ok("unused"), effect: _ => throw new InvalidOperationException("boom")) };
+        var harness = new Harness { Marker = new FakeStep<HomeState, HomeState>("marker", 3, StepResult.Ok("unused"), home => home, effect: _ => throw new InvalidOperationException("boom")) };
 
         var outcome = harness.Run(Options());
 
@@ -184,7 +196,7 @@ public sealed class BootSequenceTests
     [Fact]
     public void A_hook_problem_is_a_warning_unless_strict()
     {
-        var harness = new Harness { Hooks = new FakeStep("hooks", 6, StepResult.Problem("setup.sh exited with code 3")) };
+        var harness = new Harness { Hooks = new FakeStep<HomeState?, NoValue>("hooks", 6, StepResult.Problem("setup.sh exited with code 3"), _ => default) };
 
         Assert.Equal(ExitCode.Success, harness.Run(Options(command: ["bash"])).ExitCode);
         Assert.Equal(ExitCode.BootFailed, harness.Run(Options(strict: true, command: ["bash"])).ExitCode);
@@ -212,7 +224,7 @@ public sealed class BootSequenceTests
     [Fact]
     public void After_a_seed_the_exec_step_links_the_live_home_to_the_persisted_one()
     {
-        var harness = new Harness { Seed = new FakeStep("seed", 2, StepResult.Ok("copied"), effect: c => c.HomeSeeded = true) };
+        var harness = new Harness { Seed = SeedThat(StepResult.Ok("copied"), HomeStatus.Seeded) };
 
         var outcome = harness.Run(Options(command: ["bash"]) with { LinkHome = LinkHomeMode.Auto });
 
@@ -226,8 +238,8 @@ public sealed class BootSequenceTests
     {
         var harness = new Harness
         {
-            Seed = new FakeStep("seed", 2, StepResult.Ok("copied"), effect: c => c.HomeSeeded = true),
-            Posix = new PathTablePosix(effectiveUserId: 1000).Directory("/root").Directory("/workspace/home"),
+            Seed = SeedThat(StepResult.Ok("copied"), HomeStatus.Seeded),
+            Posix = new PathTablePosix(effectiveUserId: 1000).Directory("/root").Directory("/workspace").Directory("/workspace/home"),
         };
 
         var lenient = harness.Run(Options(command: ["bash"]));
@@ -245,7 +257,7 @@ public sealed class BootSequenceTests
     [Fact]
     public void Link_home_off_leaves_the_live_home_alone()
     {
-        var harness = new Harness { Seed = new FakeStep("seed", 2, StepResult.Ok("copied"), effect: c => c.HomeSeeded = true) };
+        var harness = new Harness { Seed = SeedThat(StepResult.Ok("copied"), HomeStatus.Seeded) };
 
         harness.Run(Options(command: ["bash"]) with { LinkHome = LinkHomeMode.Off });
 
@@ -268,7 +280,7 @@ public sealed class BootSequenceTests
     [Fact]
     public void Each_boot_with_a_workspace_leaves_a_report_of_its_steps()
     {
-        var harness = new Harness { Hooks = new FakeStep("hooks", 6, StepResult.Problem("setup.sh exited with code 3")) };
+        var harness = new Harness { Hooks = new FakeStep<HomeState?, NoValue>("hooks", 6, StepResult.Problem("setup.sh exited with code 3"), _ => default) };
 
         harness.Run(Options());
 
@@ -283,7 +295,7 @@ public sealed class BootSequenceTests
     [Fact]
     public void Without_a_workspace_or_in_a_dry_run_no_report_is_written()
     {
-        var withoutWorkspace = new Harness { Guard = new FakeStep("guard", 1, StepResult.Problem("no workspace")) };
+        var withoutWorkspace = new Harness { Guard = NoWorkspace() };
         var dryRun = new Harness();
 
         withoutWorkspace.Run(Options());
@@ -295,7 +307,7 @@ public sealed class BootSequenceTests
 
     private sealed class FakeReportWriter(List<BootReport> reports) : IBootReportWriter
     {
-        public string? Write(string workspace, BootReport report)
+        public string? Write(DirectoryHandle workspace, BootReport report)
         {
             reports.Add(report);
             return null;

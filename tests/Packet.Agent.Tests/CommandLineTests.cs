@@ -161,23 +161,68 @@ public sealed class CommandLineTests
     {
         string help = HelpText.Render();
 
-        foreach (var spec in CommandLine.Options)
+        foreach (var spec in OptionTable.All)
         {
             if (spec.Flag is not null)
             {
                 Assert.Contains(spec.Flag, help);
             }
 
-            if (spec.EnvironmentVariable is not null)
+            if (spec.VariableInHelp is not null)
             {
-                Assert.Contains(spec.EnvironmentVariable, help);
+                Assert.Contains(spec.VariableInHelp, help);
             }
 
-            Assert.Contains($"Default: {spec.Default}.", help);
+            Assert.Contains($"{spec.Help}. Default: {spec.DefaultInHelp}.", help);
         }
 
         Assert.Contains("126", help);
         Assert.Contains("127", help);
+    }
+}
+
+public sealed class OptionTableTests
+{
+    public static TheoryData<string> Switches() => [.. OptionTable.All.OfType<SwitchOption>().Where(o => o.Variable is not null).Select(o => o.Flag!)];
+
+    [Theory]
+    [MemberData(nameof(Switches))]
+    public void A_switch_variable_set_as_help_shows_it_does_what_the_flag_does(string flag)
+    {
+        var option = OptionTable.All.OfType<SwitchOption>().Single(o => o.Flag == flag);
+        string[] shown = option.VariableInHelp!.Split('=');
+        var fromVariable = option.Read(new Dictionary<string, Given> { [option.Key] = new(shown[1], shown[0]) });
+        var fromFlag = option.Read(new Dictionary<string, Given> { [option.Key] = new(string.Empty, flag) });
+
+        Assert.Equal(!option.Default, fromFlag);
+        Assert.Equal(fromFlag, fromVariable);
+    }
+
+    [Fact]
+    public void Options_left_out_take_the_defaults_their_declarations_give()
+    {
+        var boot = Assert.IsType<BootCommand>(CommandLine.Parse(["boot"], new FakeEnvironment(new() { ["HOME"] = "/root" }), () => null)).Options;
+
+        Assert.Equal(OptionTable.Workspace.Default, boot.Workspace);
+        Assert.Equal(OptionTable.Gpu.Default, boot.Gpu);
+        Assert.Equal(OptionTable.GpuTimeout.Default, boot.GpuTimeout);
+        Assert.Equal(OptionTable.LockTimeout.Default, boot.LockTimeout);
+        Assert.Equal(OptionTable.HookTimeout.Default, boot.HookTimeout);
+        Assert.Equal(OptionTable.Upgrade.Default, boot.Upgrade);
+        Assert.Equal(OptionTable.TerminationLog.Default, boot.TerminationLog);
+        Assert.False(boot.TerminationLogConfigured);
+        Assert.Equal("/workspace", boot.Workspace);
+        Assert.Equal(TimeSpan.FromSeconds(600), boot.LockTimeout);
+        Assert.True(boot.Upgrade);
+    }
+
+    [Fact]
+    public void A_termination_log_named_in_the_environment_counts_as_configured()
+    {
+        var boot = Assert.IsType<BootCommand>(CommandLine.Parse(["boot"], new FakeEnvironment(new() { ["HOME"] = "/root", ["PACKET_TERMINATION_LOG"] = "/tmp/x/reason" }), () => null)).Options;
+
+        Assert.Equal("/tmp/x/reason", boot.TerminationLog);
+        Assert.True(boot.TerminationLogConfigured);
     }
 }
 

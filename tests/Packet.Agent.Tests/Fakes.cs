@@ -17,8 +17,11 @@ internal sealed class FakeProcessRunner(ProcessResult result) : IProcessRunner
     }
 }
 
-/// <summary>A boot step that returns a prepared result and records that it ran.</summary>
-internal sealed class FakeStep(string name, int number, StepResult result, FailurePolicy policy = FailurePolicy.WarnAndContinue, Action<BootContext>? effect = null) : IBootStep
+/// <summary>
+/// A boot step that decides a prepared result and value, and counts how often its decision was
+/// carried out; <c>effect</c> runs when it is (a stop signal arriving during the step, say).
+/// </summary>
+internal sealed class FakeStep<TIn, TOut>(string name, int number, StepResult result, Func<TIn, TOut> value, FailurePolicy policy = FailurePolicy.WarnAndContinue, Action<BootSettings>? effect = null) : IBootStep<TIn, TOut>
 {
     public string Name => name;
 
@@ -28,12 +31,13 @@ internal sealed class FakeStep(string name, int number, StepResult result, Failu
 
     public int Runs { get; private set; }
 
-    public StepResult Run(BootContext context)
-    {
-        Runs++;
-        effect?.Invoke(context);
-        return result;
-    }
+    public StepPlan<TOut> Decide(TIn input, BootSettings settings) =>
+        StepPlan.ToApply(result, value(input), () =>
+        {
+            Runs++;
+            effect?.Invoke(settings);
+            return (result, value(input));
+        });
 }
 
 internal static class FakeFileSystem

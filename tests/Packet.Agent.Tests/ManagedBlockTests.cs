@@ -73,7 +73,7 @@ public sealed class ManagedBlockTests
     [Fact]
     public void Persisted_caches_and_the_venv_join_the_block_when_their_directories_exist()
     {
-        var present = new HashSet<string> { "/workspace/venv", "/workspace/.cache/huggingface", "/workspace/.cache/pip", "/workspace/envs", "/workspace/pip-packages" };
+        var present = new HashSet<string> { "venv", ".cache/huggingface", ".cache/pip", "envs", "pip-packages" };
 
         string block = ManagedBlock.Render(WorkspaceEnvironment.For("/workspace", present.Contains));
 
@@ -95,7 +95,7 @@ public sealed class ManagedBlockTests
     {
         string before = "a\n" + Block + "b\n";
 
-        string after = ManagedBlock.Apply(before, WorkspaceEnvironment.For("/workspace", p => p == "/workspace/.cache/huggingface"));
+        string after = ManagedBlock.Apply(before, WorkspaceEnvironment.For("/workspace", p => p == ".cache/huggingface"));
 
         Assert.Equal(1, after.Split('\n').Count(line => line == ManagedBlock.Start));
         Assert.StartsWith("a\n# >>> packet-persist >>>\ncase \":$PATH:\" in *\":/workspace/bin:\"*) ;; *) export PATH=\"/workspace/bin:$PATH\" ;; esac\nexport HF_HOME=", after);

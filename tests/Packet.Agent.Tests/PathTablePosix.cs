@@ -5,17 +5,20 @@ namespace Packet.Agent.Tests;
 
 /// <summary>
 /// An <see cref="IPosix"/> over an in-memory table of absolute paths, for unit tests of code that
-/// decides by path (the live home, the guard): it answers lstat, readlink, access, rename and
-/// symlink from the table and records every change, so a wrong decision shows up in
-/// <see cref="Changes"/> and never on the machine. Every other call is refused with ENOSYS and
-/// listed in <see cref="Refused"/>.
+/// decides by path (the live home, the guard, status): it answers lstat, readlink, access, open
+/// and pread (files hold text), statvfs, rename and symlink from the table and records every
+/// change, so a wrong decision shows up in <see cref="Changes"/> and never on the machine. Every
+/// other call is refused with ENOSYS and listed in <see cref="Refused"/>.
 /// </summary>
 internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
 {
     private const int AtCurrentDirectory = -100;
     private readonly Dictionary<string, (FilePermissions Type, ulong Inode, string? Target, uint Uid, uint Gid, FilePermissions Mode)> _entries = new(StringComparer.Ordinal);
     private readonly HashSet<string> _writable = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, byte[]> _content = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, string> _open = [];
     private ulong _nextInode = 100;
+    private int _nextFd = 1000;
 
     public List<string> Changes { get; } = [];
 
@@ -37,6 +40,16 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
         return this;
     }
 
+    /// <summary>What statvfs answers for every descriptor: sizes in bytes.</summary>
+    public (long Free, long Total) Volume { get; set; } = (10L << 30, 100L << 30);
+
+    public PathTablePosix File(string path, string content = "")
+    {
+        _entries[path] = (FilePermissions.S_IFREG, _nextInode++, null, 0, 0, (FilePermissions)Convert.ToUInt32("644", 8));
+        _content[path] = System.Text.Encoding.UTF8.GetBytes(content);
+        return this;
+    }
+
     public PathTablePosix Symlink(string path, string target)
     {
         _entries[path] = (FilePermissions.S_IFLNK, _nextInode++, target, 0, 0, (FilePermissions)Convert.ToUInt32("777", 8));
@@ -50,12 +63,12 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
     public int LStatAt(int dirFd, string name, out Stat stat)
     {
         stat = default;
-        if (dirFd != AtCurrentDirectory)
+        if (Resolve(dirFd, name) is not { } path)
         {
             return Refuse($"lstat relative to fd {dirFd}");
         }
 
-        if (!_entries.TryGetValue(name, out var entry))
+        if (!_entries.TryGetValue(path, out var entry))
         {
             return -(int)Errno.ENOENT;
         }
@@ -65,13 +78,14 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
         stat.st_gid = entry.Gid;
         stat.st_ino = entry.Inode;
         stat.st_dev = 1;
+        stat.st_size = _content.TryGetValue(path, out var content) ? content.Length : 0;
         return 0;
     }
 
     public int ReadLinkAt(int dirFd, string name, out string target)
     {
         target = string.Empty;
-        if (dirFd != AtCurrentDirectory || !_entries.TryGetValue(name, out var entry) || entry.Target is null)
+        if (Resolve(dirFd, name) is not { } path || !_entries.TryGetValue(path, out var entry) || entry.Target is null)
         {
             return -(int)Errno.EINVAL;
         }
@@ -120,15 +134,40 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
         return 0;
     }
 
-    public int OpenAt(int dirFd, string name, OpenFlags flags, FilePermissions mode) => Refuse($"open {name}");
-
-    public int Close(int fd) => Refuse($"close {fd}");
-
-    public int FStat(int fd, out Stat stat)
+    /// <summary>Opens a directory of the table (a descriptor the other calls resolve names against) or a file to read; anything else is refused.</summary>
+    public int OpenAt(int dirFd, string name, OpenFlags flags, FilePermissions mode)
     {
-        stat = default;
-        return Refuse($"fstat {fd}");
+        if (Resolve(dirFd, name) is not { } path || (flags & OpenFlags.O_CREAT) != 0)
+        {
+            return Refuse($"open {name}");
+        }
+
+        if (!_entries.TryGetValue(path, out var entry))
+        {
+            return -(int)Errno.ENOENT;
+        }
+
+        if (entry.Type != FilePermissions.S_IFDIR)
+        {
+            bool readable = entry.Type == FilePermissions.S_IFREG && (flags & (OpenFlags.O_WRONLY | OpenFlags.O_RDWR)) == 0;
+            return entry.Type == FilePermissions.S_IFLNK && (flags & OpenFlags.O_NOFOLLOW) != 0 ? -(int)Errno.ELOOP
+                : (flags & OpenFlags.O_DIRECTORY) != 0 ? -(int)Errno.ENOTDIR
+                : readable ? Opened(path)
+                : Refuse($"open {name}");
+        }
+
+        return Opened(path);
     }
+
+    private int Opened(string path)
+    {
+        _open[_nextFd] = path;
+        return _nextFd++;
+    }
+
+    public int Close(int fd) => _open.Remove(fd) ? 0 : Refuse($"close {fd}");
+
+    public int FStat(int fd, out Stat stat) => _open.TryGetValue(fd, out var path) ? LStatAt(AtCurrentDirectory, path, out stat) : Fail(fd, out stat);
 
     public int MkdirAt(int dirFd, string name, FilePermissions mode) => Refuse($"mkdir {name}");
 
@@ -162,7 +201,17 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
 
     public long SendFile(int outFd, int inFd, long inOffset, long length) => Refuse("sendfile");
 
-    public long PRead(int fd, Span<byte> buffer, long offset) => Refuse($"pread {fd}");
+    public long PRead(int fd, Span<byte> buffer, long offset)
+    {
+        if (!_open.TryGetValue(fd, out var path) || !_content.TryGetValue(path, out var content))
+        {
+            return Refuse($"pread {fd}");
+        }
+
+        int count = (int)Math.Clamp(content.Length - offset, 0, buffer.Length);
+        content.AsSpan((int)offset, count).CopyTo(buffer);
+        return count;
+    }
 
     public long Write(int fd, ReadOnlySpan<byte> buffer) => Refuse($"write {fd}");
 
@@ -180,8 +229,18 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
 
     public int FStatVfs(int fd, out Statvfs stat)
     {
+        const ulong Block = 4096;
         stat = default;
-        return Refuse($"fstatvfs {fd}");
+        if (!_open.ContainsKey(fd))
+        {
+            return Refuse($"fstatvfs {fd}");
+        }
+
+        stat.f_frsize = Block;
+        stat.f_bsize = Block;
+        stat.f_bavail = (ulong)Volume.Free / Block;
+        stat.f_blocks = (ulong)Volume.Total / Block;
+        return 0;
     }
 
     public int Flock(int fd, int operation) => Refuse($"flock {fd}");
@@ -189,9 +248,31 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
     public int Kill(int pid, int signal) => Refuse($"kill {pid} {signal}");
 
     public int AccessAt(int dirFd, string name, int mode) =>
-        dirFd != AtCurrentDirectory ? Refuse($"access {name} relative to fd {dirFd}")
-        : !_entries.ContainsKey(name) ? -(int)Errno.ENOENT
-        : _writable.Contains(name) ? 0 : -(int)Errno.EACCES;
+        Resolve(dirFd, name) is not { } path ? Refuse($"access {name} relative to fd {dirFd}")
+        : !_entries.ContainsKey(path) ? -(int)Errno.ENOENT
+        : _writable.Contains(path) ? 0 : -(int)Errno.EACCES;
+
+    /// <summary>The table's path for a name: absolute from the current directory, or under an open directory.</summary>
+    private string? Resolve(int dirFd, string name)
+    {
+        if (dirFd == AtCurrentDirectory)
+        {
+            return name;
+        }
+
+        if (!_open.TryGetValue(dirFd, out var directory))
+        {
+            return null;
+        }
+
+        return name == "." ? directory : directory.TrimEnd('/') + "/" + name;
+    }
+
+    private int Fail(int fd, out Stat stat)
+    {
+        stat = default;
+        return Refuse($"fstat {fd}");
+    }
 
     private int Refuse(string call)
     {

@@ -4,52 +4,50 @@ using Packet.Agent.Cli;
 using Packet.Agent.Posix;
 using Packet.Agent.Profile;
 using Packet.Agent.Steps;
+using Packet.Agent.Workspace;
 using Xunit;
 
 namespace Packet.Agent.Tests;
 
 public sealed class GuardStepTests
 {
-    private static BootContext Context() => new(new BootOptions { Workspace = "/workspace", Home = "/root", NvidiaSmi = "nvidia-smi", TerminationLog = "/t" });
+    private static readonly BootOptions Options = new() { Workspace = "/workspace", Home = "/root", NvidiaSmi = "nvidia-smi", TerminationLog = "/t" };
+
+    private static (StepResult Result, DirectoryHandle? Workspace) Guard(PathTablePosix posix)
+    {
+        using var plan = new GuardStep(posix).Decide(Options, new BootSettings(Options, new StopRequest()));
+        return plan.Apply();
+    }
 
     [Fact]
-    public void A_workspace_directory_enables_persistence()
+    public void A_workspace_directory_is_handed_on_open()
     {
-        var fileSystem = new MockFileSystem();
-        fileSystem.AddDirectory("/workspace");
-        var context = Context();
-
-        var result = new GuardStep(fileSystem, new PathTablePosix()).Run(context);
+        var (result, workspace) = Guard(new PathTablePosix().Directory("/workspace"));
 
         Assert.Equal(StepOutcome.Ok, result.Outcome);
-        Assert.True(context.PersistenceAvailable);
+        Assert.Equal("/workspace", workspace?.Path);
     }
 
     [Fact]
     public void A_missing_workspace_is_a_problem_that_names_the_path_and_what_happens_now()
     {
-        var context = Context();
-
-        var result = new GuardStep(new MockFileSystem(), new PathTablePosix()).Run(context);
+        var (result, workspace) = Guard(new PathTablePosix());
 
         Assert.Equal(StepOutcome.Warning, result.Outcome);
         Assert.Contains("/workspace does not exist", result.Summary);
         Assert.Contains("skipping seed, marker and profile", result.Summary);
-        Assert.False(context.PersistenceAvailable);
+        Assert.Null(workspace);
     }
 
     [Fact]
     public void A_user_who_cannot_write_the_volume_is_told_whose_it_is_and_how_to_give_it_to_them()
     {
-        var fileSystem = new MockFileSystem();
-        fileSystem.AddDirectory("/workspace");
         var posix = new PathTablePosix(effectiveUserId: 1000).Directory("/workspace", uid: 0, gid: 0, mode: "755", writable: false);
-        var context = Context();
 
-        var result = new GuardStep(fileSystem, posix).Run(context);
+        var (result, workspace) = Guard(posix);
 
         Assert.Equal(StepOutcome.Warning, result.Outcome);
-        Assert.False(context.PersistenceAvailable);
+        Assert.Null(workspace);
         Assert.StartsWith("/workspace is not writable by the agent's user (uid 1000, gid 1000): it belongs to 0:0, mode 0755", result.Summary);
         Assert.Contains("securityContext.fsGroup: 1000", result.Summary);
         Assert.Contains("container/k8s/pod-non-root.yaml", result.Summary);
@@ -59,51 +57,40 @@ public sealed class GuardStepTests
     [Fact]
     public void A_volume_prepared_for_the_user_needs_only_what_it_keeps_to_be_writable()
     {
-        var fileSystem = new MockFileSystem();
-        fileSystem.AddDirectory("/workspace");
         var posix = new PathTablePosix(effectiveUserId: 1000)
             .Directory("/workspace", writable: false)
             .Directory("/workspace/home", uid: 1000, gid: 1000)
             .Directory("/workspace/.packet", uid: 1000, gid: 1000)
             .Directory("/workspace/bin", uid: 1000, gid: 1000);
-        var context = Context();
 
-        var result = new GuardStep(fileSystem, posix).Run(context);
+        var (result, workspace) = Guard(posix);
 
         Assert.Equal(StepOutcome.Ok, result.Outcome);
-        Assert.True(context.PersistenceAvailable);
+        Assert.NotNull(workspace);
     }
 
     [Fact]
     public void A_home_the_user_cannot_write_is_named_even_when_the_volume_is_theirs()
     {
-        var fileSystem = new MockFileSystem();
-        fileSystem.AddDirectory("/workspace");
         var posix = new PathTablePosix(effectiveUserId: 1000)
             .Directory("/workspace", uid: 1000, gid: 1000)
             .Directory("/workspace/home", uid: 0, gid: 0, mode: "700", writable: false);
 
-        var result = new GuardStep(fileSystem, posix).Run(Context());
+        var (result, _) = Guard(posix);
 
         Assert.StartsWith("/workspace/home is not writable by the agent's user (uid 1000, gid 1000): it belongs to 0:0, mode 0700", result.Summary);
     }
 
     [Fact]
-    public void Root_is_not_asked_about_writability()
-    {
-        var fileSystem = new MockFileSystem();
-        fileSystem.AddDirectory("/workspace");
-        var posix = new PathTablePosix(effectiveUserId: 0).Directory("/workspace", writable: false);
-
-        Assert.Equal(StepOutcome.Ok, new GuardStep(fileSystem, posix).Run(Context()).Outcome);
-    }
+    public void A_file_at_the_workspace_path_is_not_a_workspace() =>
+        Assert.Contains("/workspace exists but is not a directory", Guard(new PathTablePosix().File("/workspace")).Result.Summary);
 
     [Fact]
-    public void A_file_at_the_workspace_path_is_not_a_workspace()
+    public void Root_is_not_asked_about_writability()
     {
-        var result = new GuardStep(FakeFileSystem.With("/workspace"), new PathTablePosix()).Run(Context());
+        var posix = new PathTablePosix(effectiveUserId: 0).Directory("/workspace", writable: false);
 
-        Assert.Contains("/workspace exists but is not a directory", result.Summary);
+        Assert.Equal(StepOutcome.Ok, Guard(posix).Result.Outcome);
     }
 }
 
@@ -233,7 +220,7 @@ public sealed class WorkspaceEnvironmentTests
     public void A_variable_the_pod_already_sets_is_not_overridden_but_PYTHONPATH_is_extended()
     {
         var environment = new Dictionary<string, string> { ["PATH"] = "/usr/bin", ["HF_HOME"] = "/models", ["PYTHONPATH"] = "/app" };
-        var present = new HashSet<string> { "/workspace/.cache/huggingface", "/workspace/pip-packages", "/workspace/.cache/pip", "/workspace/requirements.txt" };
+        var present = new HashSet<string> { ".cache/huggingface", "pip-packages", ".cache/pip", "requirements.txt" };
 
         WorkspaceEnvironment.Apply(environment, WorkspaceEnvironment.For("/workspace", present.Contains));
 

@@ -1,4 +1,3 @@
-using System.IO.Abstractions.TestingHelpers;
 using System.Text.Json;
 using Packet.Agent.Json;
 using Packet.Agent.Operations;
@@ -8,22 +7,35 @@ namespace Packet.Agent.Tests;
 
 public sealed class WorkspaceStatusTests
 {
-    private static WorkspaceStatus Status(MockFileSystem fileSystem, bool mounted = true, uint userId = 0, Func<string, bool>? writable = null) =>
-        new(fileSystem, path => new MountFacts(mounted && path == "/workspace", mounted ? "ext4" : null), _ => (10L << 30, 100L << 30), writable ?? (_ => true), userId);
+    private static WorkspaceStatus Status(PathTablePosix posix, bool mounted = true) =>
+        new(posix, path => new MountFacts(mounted && path == "/workspace", mounted ? "ext4" : null));
 
-    private static MockFileSystem SeededWorkspace(string marker = "", string bashrc = "# >>> packet-persist >>>\nexport PATH=\"/workspace/bin:$PATH\"\n# <<< packet-persist <<<\n")
+    private static PathTablePosix SeededWorkspace(string marker = "", string bashrc = "# >>> packet-persist >>>\nexport PATH=\"/workspace/bin:$PATH\"\n# <<< packet-persist <<<\n") =>
+        new PathTablePosix()
+            .Directory("/workspace")
+            .Directory("/workspace/home")
+            .File("/workspace/home/.packet-init", marker)
+            .File("/workspace/home/.bashrc", bashrc)
+            .Directory("/root");
+
+    private static PathTablePosix EmptyWorkspace(uint userId = 0, bool writable = true) =>
+        new PathTablePosix(userId).Directory("/workspace", writable: writable).Directory("/root").Directory("/home/dev");
+
+    private static PathTablePosix WithReports(PathTablePosix posix, params (string Name, string Content)[] reports)
     {
-        var fileSystem = new MockFileSystem();
-        fileSystem.AddFile("/workspace/home/.packet-init", new MockFileData(marker));
-        fileSystem.AddFile("/workspace/home/.bashrc", new MockFileData(bashrc));
-        fileSystem.AddDirectory("/root");
-        return fileSystem;
+        posix.Directory("/workspace/.packet");
+        foreach (var (name, content) in reports)
+        {
+            posix.File("/workspace/.packet/" + name, content);
+        }
+
+        return posix;
     }
 
     [Fact]
     public void A_missing_workspace_needs_attention()
     {
-        var report = Status(new MockFileSystem()).Gather("/workspace", "/root");
+        var report = Status(new PathTablePosix().Directory("/root")).Gather("/workspace", "/root");
 
         Assert.False(report.Workspace.Present);
         Assert.Contains("/workspace does not exist: no volume is mounted, nothing persists", report.Attention);
@@ -73,12 +85,11 @@ public sealed class WorkspaceStatusTests
     [Fact]
     public void The_last_boots_warnings_and_gpus_come_from_its_report()
     {
-        var fileSystem = SeededWorkspace();
         var boot = new BootReport("packet-agent", "0.1.0", "v2", DateTimeOffset.UnixEpoch, 0.01, 0, "warnings", [], null,
             [new Gpu.GpuInfo(0, "NVIDIA H100", "GPU-1", 81559, 0, "550.1")], ["gpu: nvidia-smi reported no GPUs"]);
-        fileSystem.AddFile("/workspace/.packet/last-boot.json", new MockFileData(JsonSerializer.Serialize(boot, AgentJson.Default.BootReport)));
+        var posix = WithReports(SeededWorkspace(), ("last-boot.json", JsonSerializer.Serialize(boot, AgentJson.Default.BootReport)));
 
-        var report = Status(fileSystem).Gather("/workspace", "/root");
+        var report = Status(posix).Gather("/workspace", "/root");
         string text = WorkspaceStatus.Render(report);
 
         Assert.Equal("warnings", report.LastBoot!.Outcome);
@@ -99,10 +110,7 @@ public sealed class WorkspaceStatusTests
     [InlineData("{}")]
     public void A_report_that_cannot_be_read_is_said_to_be_unreadable_not_missing(string garbage)
     {
-        var fileSystem = SeededWorkspace();
-        fileSystem.AddFile("/workspace/.packet/last-boot.json", new MockFileData(garbage));
-
-        var report = Status(fileSystem).Gather("/workspace", "/root");
+        var report = Status(WithReports(SeededWorkspace(), ("last-boot.json", garbage))).Gather("/workspace", "/root");
         string text = WorkspaceStatus.Render(report);
 
         Assert.Null(report.LastBoot);
@@ -124,11 +132,7 @@ public sealed class WorkspaceStatusTests
     [Fact]
     public void A_workspace_the_user_cannot_write_is_named_and_no_seed_is_promised()
     {
-        var fileSystem = new MockFileSystem();
-        fileSystem.AddDirectory("/workspace");
-        fileSystem.AddDirectory("/home/dev");
-
-        var report = Status(fileSystem, userId: 1000, writable: path => path != "/workspace").Gather("/workspace", "/home/dev");
+        var report = Status(EmptyWorkspace(userId: 1000, writable: false)).Gather("/workspace", "/home/dev");
 
         Assert.Contains(report.Attention, a => a.StartsWith("/workspace is not writable by uid 1000: an agent running as this user can neither seed nor keep the home there", StringComparison.Ordinal));
         Assert.Contains("/workspace/home is not seeded (no .packet-init), and cannot be by uid 1000", report.Attention);
@@ -138,11 +142,15 @@ public sealed class WorkspaceStatusTests
     [Fact]
     public void A_volume_prepared_for_the_user_is_not_called_unwritable_for_its_root_owned_top()
     {
-        var fileSystem = SeededWorkspace();
-        fileSystem.AddDirectory("/workspace/.packet");
-        fileSystem.AddDirectory("/workspace/bin");
+        var posix = new PathTablePosix(1000)
+            .Directory("/workspace", writable: false)
+            .Directory("/workspace/home")
+            .File("/workspace/home/.packet-init")
+            .Directory("/workspace/.packet")
+            .Directory("/workspace/bin")
+            .Directory("/root");
 
-        var report = Status(fileSystem, userId: 1000, writable: path => path != "/workspace").Gather("/workspace", "/root");
+        var report = Status(posix).Gather("/workspace", "/root");
 
         Assert.DoesNotContain(report.Attention, a => a.Contains("not writable", StringComparison.Ordinal));
     }
@@ -150,15 +158,9 @@ public sealed class WorkspaceStatusTests
     [Fact]
     public void Boots_that_fail_the_same_way_are_counted_and_no_seed_is_promised()
     {
-        var fileSystem = new MockFileSystem();
-        fileSystem.AddDirectory("/workspace");
-        fileSystem.AddDirectory("/root");
-        fileSystem.AddFile("/workspace/.packet/last-boot.json", new MockFileData(FailedSeed()));
-        fileSystem.AddFile("/workspace/.packet/last-boot.1.json", new MockFileData(FailedSeed()));
-        fileSystem.AddFile("/workspace/.packet/last-boot.2.json", new MockFileData(FailedSeed()));
-        fileSystem.AddFile("/workspace/.packet/last-boot.3.json", new MockFileData("{}"));
+        var posix = WithReports(EmptyWorkspace(), ("last-boot.json", FailedSeed()), ("last-boot.1.json", FailedSeed()), ("last-boot.2.json", FailedSeed()), ("last-boot.3.json", "{}"));
 
-        var report = Status(fileSystem).Gather("/workspace", "/root");
+        var report = Status(posix).Gather("/workspace", "/root");
 
         Assert.Contains("the last 3 boots had warnings the same way: seed: move the copied home into place: Invalid argument (EINVAL)", report.Attention);
         Assert.Contains("/workspace/home is not seeded (no .packet-init): the last boot could not seed it (move the copied home into place: Invalid argument (EINVAL))", report.Attention);
@@ -168,11 +170,7 @@ public sealed class WorkspaceStatusTests
     [Fact]
     public void An_unseeded_home_without_any_failed_boot_is_left_to_the_next_boot()
     {
-        var fileSystem = new MockFileSystem();
-        fileSystem.AddDirectory("/workspace");
-        fileSystem.AddDirectory("/root");
-
-        var report = Status(fileSystem).Gather("/workspace", "/root");
+        var report = Status(EmptyWorkspace()).Gather("/workspace", "/root");
 
         Assert.Contains("/workspace/home is not seeded (no .packet-init); the next boot seeds it", report.Attention);
     }
@@ -180,13 +178,31 @@ public sealed class WorkspaceStatusTests
     [Fact]
     public void A_boot_after_a_different_failure_is_not_counted_as_the_same()
     {
-        var fileSystem = SeededWorkspace();
-        fileSystem.AddFile("/workspace/.packet/last-boot.json", new MockFileData(FailedSeed()));
-        fileSystem.AddFile("/workspace/.packet/last-boot.1.json", new MockFileData(FailedSeed().Replace("EINVAL", "EPERM", StringComparison.Ordinal)));
+        var posix = WithReports(SeededWorkspace(), ("last-boot.json", FailedSeed()), ("last-boot.1.json", FailedSeed().Replace("EINVAL", "EPERM", StringComparison.Ordinal)));
 
-        var report = Status(fileSystem).Gather("/workspace", "/root");
+        var report = Status(posix).Gather("/workspace", "/root");
 
         Assert.Contains("the last boot had warnings: seed: move the copied home into place: Invalid argument (EINVAL)", report.Attention);
+    }
+
+    [Fact]
+    public void A_home_that_is_a_link_on_the_volume_is_not_followed_and_is_named()
+    {
+        var posix = new PathTablePosix().Directory("/workspace").Symlink("/workspace/home", "/etc").File("/etc/.packet-init").Directory("/root");
+
+        var report = Status(posix).Gather("/workspace", "/root");
+
+        Assert.False(report.Home.Seeded);
+        Assert.Contains(report.Attention, a => a.StartsWith("status could not look inside: ", StringComparison.Ordinal) && a.Contains("/workspace/home", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_live_home_linked_to_the_persisted_one_is_wired()
+    {
+        var report = Status(SeededWorkspace().Symlink("/home/dev", "/workspace/home")).Gather("/workspace", "/home/dev");
+
+        Assert.Equal("linked", report.LiveHome.State);
+        Assert.DoesNotContain(report.Attention, a => a.Contains("not the persisted home", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -2,7 +2,7 @@ using System.Text;
 
 namespace Packet.Agent.Cli;
 
-/// <summary>What <c>packet-agent --help</c> prints: the contract, in the terminal. Options come from <see cref="CommandLine.Options"/>.</summary>
+/// <summary>What <c>packet-agent --help</c> prints: the contract, in the terminal. Options come from <see cref="OptionTable"/>.</summary>
 public static class HelpText
 {
     private static string Commands(CommandSet commands) => string.Join(", ", new (CommandSet Set, string Name)[]
@@ -54,21 +54,21 @@ public static class HelpText
 
             """);
 
-        foreach (var spec in CommandLine.Options)
+        foreach (var spec in OptionTable.All)
         {
             string flag = spec.Flag is null ? "(environment only)" : spec.IsSwitch ? spec.Flag : $"{spec.Flag} {spec.ValueName}";
             help.Append("  ").Append(flag);
-            if (spec.EnvironmentVariable is not null && spec.Flag is not null)
+            if (spec.VariableInHelp is not null && spec.Flag is not null)
             {
-                help.Append("  [").Append(spec.EnvironmentVariable).Append(']');
+                help.Append("  [").Append(spec.VariableInHelp).Append(']');
             }
-            else if (spec.EnvironmentVariable is not null)
+            else if (spec.VariableInHelp is not null)
             {
-                help.Append(' ').Append(spec.EnvironmentVariable);
+                help.Append(' ').Append(spec.VariableInHelp);
             }
 
             help.AppendLine();
-            help.Append("      ").Append(spec.Description).Append(". Default: ").Append(spec.Default).Append('.');
+            help.Append("      ").Append(spec.Help).Append(". Default: ").Append(spec.DefaultInHelp).Append('.');
             help.Append(" (").Append(Commands(spec.Commands)).Append(')').AppendLine();
         }
 

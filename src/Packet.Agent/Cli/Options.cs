@@ -38,32 +38,35 @@ public sealed record BootOptions
 
     public required string Home { get; init; }
 
-    public GpuMode Gpu { get; init; } = GpuMode.Auto;
+    public GpuMode Gpu { get; init; } = OptionTable.Gpu.Default;
 
-    public required string NvidiaSmi { get; init; }
+    public string NvidiaSmi { get; init; } = OptionTable.NvidiaSmi.Default!;
 
-    public TimeSpan GpuTimeout { get; init; } = TimeSpan.FromSeconds(15);
+    public TimeSpan GpuTimeout { get; init; } = OptionTable.GpuTimeout.Default;
 
-    public LogFormat LogFormat { get; init; } = LogFormat.Simple;
+    public LogFormat LogFormat { get; init; } = OptionTable.LogFormat.Default;
 
-    public bool Strict { get; init; }
+    public bool Strict { get; init; } = OptionTable.Strict.Default;
 
-    public TimeSpan LockTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    public TimeSpan LockTimeout { get; init; } = OptionTable.LockTimeout.Default;
 
-    public TimeSpan HookTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    public TimeSpan HookTimeout { get; init; } = OptionTable.HookTimeout.Default;
 
-    public LinkHomeMode LinkHome { get; init; } = LinkHomeMode.Auto;
+    public LinkHomeMode LinkHome { get; init; } = OptionTable.LinkHome.Default;
 
     /// <summary>Report what would be done; change nothing.</summary>
-    public bool DryRun { get; init; }
+    public bool DryRun { get; init; } = OptionTable.DryRun.Default;
 
     /// <summary>Bring image changes into a seeded home (off: <c>--no-upgrade</c>, <c>PACKET_UPGRADE=off</c>).</summary>
-    public bool Upgrade { get; init; } = true;
+    public bool Upgrade { get; init; } = OptionTable.Upgrade.Default;
 
     /// <summary><c>PACKET_IMAGE_VERSION</c>, set by the image build: a change means the image's home may have changed.</summary>
-    public string? ImageVersion { get; init; }
+    public string? ImageVersion { get; init; } = OptionTable.ImageVersion.Default;
 
-    public required string TerminationLog { get; init; }
+    public string TerminationLog { get; init; } = OptionTable.TerminationLog.Default!;
+
+    /// <summary>Whether PACKET_TERMINATION_LOG named the file (then a failure to write it is worth a warning).</summary>
+    public bool TerminationLogConfigured { get; init; }
 
     /// <summary>COMMAND and its arguments (after <c>--</c>); empty when the agent only boots.</summary>
     public IReadOnlyList<string> Command { get; init; } = [];
@@ -72,13 +75,13 @@ public sealed record BootOptions
 /// <summary>What <c>packet-agent gpu</c> was asked to do.</summary>
 public sealed record GpuOptions
 {
-    public required string NvidiaSmi { get; init; }
+    public string NvidiaSmi { get; init; } = OptionTable.NvidiaSmi.Default!;
 
-    public TimeSpan GpuTimeout { get; init; } = TimeSpan.FromSeconds(15);
+    public TimeSpan GpuTimeout { get; init; } = OptionTable.GpuTimeout.Default;
 
-    public LogFormat LogFormat { get; init; } = LogFormat.Simple;
+    public LogFormat LogFormat { get; init; } = OptionTable.LogFormat.Default;
 
-    public bool Json { get; init; }
+    public bool Json { get; init; } = OptionTable.Json.Default;
 }
 
 /// <summary>What <c>packet-agent status</c> was asked to do.</summary>
@@ -88,7 +91,7 @@ public sealed record StatusOptions
 
     public required string Home { get; init; }
 
-    public bool Json { get; init; }
+    public bool Json { get; init; } = OptionTable.Json.Default;
 }
 
 /// <summary>What <c>packet-agent reset-home</c> was asked to do.</summary>
@@ -97,7 +100,7 @@ public sealed record ResetHomeOptions
     public required BootOptions Boot { get; init; }
 
     /// <summary>Only move the home aside; the next boot seeds.</summary>
-    public bool AtNextBoot { get; init; }
+    public bool AtNextBoot { get; init; } = OptionTable.AtNextBoot.Default;
 }
 
 /// <summary>A parsed command line.</summary>

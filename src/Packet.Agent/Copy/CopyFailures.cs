@@ -31,7 +31,7 @@ public sealed class DestinationWriteException : Exception
 
     public Errno Errno { get; }
 
-    public bool OutOfSpace => Errno is Errno.ENOSPC or Errno.EDQUOT or Errno.EFBIG;
+    public bool OutOfSpace => ErrnoMeaning.OutOfSpace(Errno);
 }
 
 /// <summary>Reading one source entry failed; that entry is left out and the copy goes on.</summary>

@@ -66,7 +66,7 @@ internal sealed class FileDataCopier(IPosix posix, CancellationToken stop)
                     break; // only a hole remains
                 }
 
-                if (offset == 0 && errno is Errno.EINVAL or Errno.EOPNOTSUPP)
+                if (offset == 0 && ErrnoMeaning.HoleSeekUnsupported(errno))
                 {
                     return CopyRange(sourceFd, destinationFd, 0, size, devices, path);
                 }
@@ -136,7 +136,7 @@ internal sealed class FileDataCopier(IPosix posix, CancellationToken stop)
             }
 
             var errno = PosixException.ErrnoOf(result);
-            if (method != Method.ReadWrite && IsMethodRefused(errno))
+            if (method != Method.ReadWrite && ErrnoMeaning.InKernelCopyRefused(errno))
             {
                 // Refused for this pair of devices (or this file system), not for this file: learn it.
                 method = method == Method.CopyFileRange ? Method.SendFile : Method.ReadWrite;
@@ -193,9 +193,4 @@ internal sealed class FileDataCopier(IPosix posix, CancellationToken stop)
 
         return read;
     }
-
-    // EXDEV: across file systems (kernels from 5.19 refuse most such pairs); ENOSYS: old kernel;
-    // EOPNOTSUPP/EINVAL/EBADF: a file system or file kind that does not do in-kernel copies.
-    private static bool IsMethodRefused(Errno errno) =>
-        errno is Errno.EXDEV or Errno.ENOSYS or Errno.EOPNOTSUPP or Errno.EINVAL or Errno.EBADF or Errno.ETXTBSY;
 }

@@ -34,7 +34,6 @@ public sealed record SeedPlan(bool Merging, bool Resuming, TreeSize ToCopy, long
 /// </summary>
 public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan progressInterval)
 {
-    private const FilePermissions StateMode = FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH;
     private const FilePermissions PrivateMode = FilePermissions.S_IRWXU;
     private const OpenFlags DirectoryFlags = OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC;
 
@@ -75,9 +74,10 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
             : null;
     }
 
-    public SeedOutcome Seed(DirectoryHandle workspace, DirectoryHandle source, ISeedObserver observer)
+    /// <summary>Seeds as <paramref name="plan"/> found (null: survey now, as when the plan may be stale).</summary>
+    public SeedOutcome Seed(DirectoryHandle workspace, DirectoryHandle source, SeedPlan? plan, ISeedObserver observer)
     {
-        var plan = Survey(workspace, source);
+        plan ??= Survey(workspace, source);
         observer.Planned(plan);
         if (Obstacle(plan, workspace.Path) is { } obstacle)
         {
@@ -85,7 +85,7 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
         }
 
         PosixException.Check(posix.FStat(workspace.Fd, out var workspaceStat), "stat", workspace.Path);
-        using var state = workspace.CreateDirectory(WorkspaceLayout.State, StateMode);
+        using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
         using var staging = state.CreateDirectory(WorkspaceLayout.Staging, PrivateMode);
         var options = copyOptions with
         {

@@ -5,7 +5,7 @@ using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Copy;
 
-/// <summary>What an upgrade did (or, in a dry run, would do).</summary>
+/// <summary>What an upgrade would do (its plan's counts) or did.</summary>
 public sealed class UpgradeReport
 {
     public int Added { get; set; }
@@ -25,13 +25,45 @@ public sealed class UpgradeReport
         + (Failed > 0 ? $", {Failed} failed" : string.Empty);
 }
 
+/// <summary>What an upgrade does to one entry of the home.</summary>
+public enum UpgradeActionKind
+{
+    /// <summary>A directory new in the image, absent from the home: copied in whole.</summary>
+    AddDirectory,
+
+    /// <summary>An entry new in the image, absent from the home.</summary>
+    Add,
+
+    /// <summary>Changed in the image, untouched by the user: replaced.</summary>
+    Update,
+
+    /// <summary>Changed in both: the user's stays, the image's goes beside it as NAME.packet-new.</summary>
+    KeepUsers,
+}
+
+/// <summary>One entry to bring in: its path in the image's home (the same in the persisted home) and what to do.</summary>
+public sealed record UpgradeAction(UpgradeActionKind Kind, string Path)
+{
+    public string Describe => Kind switch
+    {
+        UpgradeActionKind.AddDirectory => $"added {Path}/ (new in the image)",
+        UpgradeActionKind.Add => $"added {Path} (new in the image)",
+        UpgradeActionKind.Update => $"updated {Path} (changed in the image, untouched by you)",
+        _ => $"kept your {Path}; the image's version is beside it as {Path}{ImageUpgrade.NewSuffix}",
+    };
+}
+
+/// <summary>What an upgrade will do: its actions in walk order, and the counts the preview and the log give.</summary>
+public sealed record UpgradePlan(IReadOnlyList<UpgradeAction> Actions, UpgradeReport Counts);
+
 /// <summary>
 /// Brings a new image's home into a seeded home the way dpkg treats conffiles. Against the manifest
 /// of what was seeded (or last upgraded): an entry new in the image and absent from the home is
 /// added; one the image changed and the user did not is updated; one both changed stays the user's,
 /// with the image's version beside it as <c>NAME.packet-new</c>; one the user deleted stays deleted.
-/// The home is walked beside the new image through descriptors (never following a symlink); the
-/// old manifest is read as a stream in the same order, and the new one written as one.
+/// <see cref="Plan"/> walks the home beside the new image through descriptors (never following a
+/// symlink) and the old manifest as a stream in the same order, changing nothing; <see cref="Apply"/>
+/// carries the plan's actions out and records the new manifest.
 /// </summary>
 public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<string> onAction)
 {
@@ -42,26 +74,54 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
     private readonly DirectoryReader _reader = new(posix, 64 * 1024);
     private readonly TreeCopier _copier = new(posix, copyOptions);
 
-    /// <summary>Writes the manifest of <paramref name="source"/> as the baseline for later upgrades (after a seed, or adopting a workspace).</summary>
+    /// <summary>Writes the manifest of <paramref name="source"/> as the baseline for later upgrades (after a seed, an upgrade, or adopting a workspace).</summary>
     public void RecordBaseline(DirectoryHandle state, DirectoryHandle source, string identity)
     {
         using var output = Writer(state, identity);
-        Walk(source.Fd, -1, string.Empty, null, output, new UpgradeReport(), decide: false, dryRun: false);
+        Record(source.Fd, string.Empty, output);
         Commit(state, output);
     }
 
-    /// <summary>Brings <paramref name="source"/> (the new image's home) into <paramref name="home"/> against the old manifest.</summary>
-    public UpgradeReport Upgrade(DirectoryHandle state, DirectoryHandle source, DirectoryHandle home, string identity, bool dryRun)
+    /// <summary>What bringing <paramref name="source"/> (the new image's home) into <paramref name="home"/> would do; changes nothing.</summary>
+    public UpgradePlan Plan(DirectoryHandle state, DirectoryHandle source, DirectoryHandle home)
     {
-        var report = new UpgradeReport();
+        var actions = new List<UpgradeAction>();
+        var counts = new UpgradeReport();
         using var old = new ManifestCursor(Reader(state));
-        using var output = dryRun ? null : Writer(state, identity);
-        Walk(source.Fd, home.Fd, string.Empty, old, output, report, decide: true, dryRun);
-        if (output is not null)
+        Walk(source.Fd, home.Fd, string.Empty, old, actions, counts);
+        return new UpgradePlan(actions, counts);
+    }
+
+    /// <summary>Carries out <paramref name="plan"/>, one action at a time (a failed one is counted and logged), then records the new image's manifest.</summary>
+    public UpgradeReport Apply(UpgradePlan plan, DirectoryHandle state, DirectoryHandle source, DirectoryHandle home, string identity)
+    {
+        var report = new UpgradeReport { LeftDeleted = plan.Counts.LeftDeleted };
+        foreach (var action in plan.Actions)
         {
-            Commit(state, output);
+            string? problem = InParents(source.Fd, home.Fd, action.Path, (sourceDir, homeDir, name) => action.Kind switch
+            {
+                UpgradeActionKind.AddDirectory => AddDirectory(sourceDir, name, homeDir),
+                UpgradeActionKind.Add => Install(sourceDir, name, homeDir, name, replace: false),
+                UpgradeActionKind.Update => Install(sourceDir, name, homeDir, name, replace: true),
+                _ => Install(sourceDir, name, homeDir, name + NewSuffix, replace: true),
+            });
+            if (problem is not null)
+            {
+                report.Failed++;
+                onAction($"could not bring in {action.Path}: {problem}");
+                continue;
+            }
+
+            _ = action.Kind switch
+            {
+                UpgradeActionKind.AddDirectory or UpgradeActionKind.Add => report.Added++,
+                UpgradeActionKind.Update => report.Updated++,
+                _ => report.KeptChanged++,
+            };
+            onAction(action.Describe);
         }
 
+        RecordBaseline(state, source, identity);
         return report;
     }
 
@@ -87,74 +147,84 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
         return newline < 0 ? null : ImageManifest.ReadIdentity(text[..newline]);
     }
 
-    private void Walk(int sourceFd, int homeFd, string prefix, ManifestCursor? old, StreamWriter? output, UpgradeReport report, bool decide, bool dryRun)
+    /// <summary>Each entry of the image's home, in manifest order (never copied: sockets and devices).</summary>
+    private IEnumerable<(string Name, Stat Stat)> Entries(int sourceFd)
     {
         foreach (string name in ImageManifest.SortedNames(_reader, sourceFd))
         {
-            if (posix.LStatAt(sourceFd, name, out var stat) < 0)
+            if (posix.LStatAt(sourceFd, name, out var stat) >= 0 && !CopyRules.Skipped(stat.st_mode))
             {
-                continue;
+                yield return (name, stat);
             }
+        }
+    }
 
-            var type = stat.st_mode & FilePermissions.S_IFMT;
-            if (type is FilePermissions.S_IFSOCK or FilePermissions.S_IFCHR or FilePermissions.S_IFBLK)
+    private void Record(int sourceFd, string prefix, StreamWriter output)
+    {
+        foreach (var (name, stat) in Entries(sourceFd))
+        {
+            output.WriteLine(ImageManifest.Format(ImageManifest.Describe(posix, sourceFd, name, prefix + name, stat)));
+            if ((stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR && posix.OpenAt(sourceFd, name, DirectoryFlags, 0) is var child and >= 0)
             {
-                continue; // never copied, never recorded
+                try
+                {
+                    Record(child, prefix + name + "/", output);
+                }
+                finally
+                {
+                    posix.Close(child);
+                }
             }
+        }
+    }
 
+    private void Walk(int sourceFd, int homeFd, string prefix, ManifestCursor old, List<UpgradeAction> actions, UpgradeReport counts)
+    {
+        foreach (var (name, stat) in Entries(sourceFd))
+        {
             string path = prefix + name;
             var entry = ImageManifest.Describe(posix, sourceFd, name, path, stat);
-            output?.WriteLine(ImageManifest.Format(entry));
-            var before = old?.Take(path);
-            Stat there = default;
-            bool inHome = homeFd >= 0 && posix.LStatAt(homeFd, name, out there) >= 0;
+            var before = old.Take(path);
+            bool inHome = posix.LStatAt(homeFd, name, out var there) >= 0;
             var homeType = inHome ? there.st_mode & FilePermissions.S_IFMT : 0;
 
-            if (type == FilePermissions.S_IFDIR)
+            if ((stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR)
             {
-                int sourceChild = posix.OpenAt(sourceFd, name, DirectoryFlags, 0);
-                if (sourceChild < 0)
+                if (!inHome)
+                {
+                    if (before is null)
+                    {
+                        actions.Add(new UpgradeAction(UpgradeActionKind.AddDirectory, path));
+                        counts.Added++;
+                    }
+                    else
+                    {
+                        counts.LeftDeleted++;
+                    }
+
+                    continue;
+                }
+
+                if (homeType != FilePermissions.S_IFDIR)
                 {
                     continue;
                 }
 
+                int sourceChild = posix.OpenAt(sourceFd, name, DirectoryFlags, 0);
+                int homeChild = sourceChild < 0 ? -1 : posix.OpenAt(homeFd, name, DirectoryFlags, 0);
                 try
                 {
-                    if (decide && !inHome && before is null && homeFd >= 0)
+                    if (homeChild >= 0)
                     {
-                        Act(report, dryRun, $"added {path}/ (new in the image)", () => AddDirectory(sourceChild, homeFd, name), r => r.Added++);
-                        Walk(sourceChild, -1, path + "/", old, output, report, decide: false, dryRun);
-                        continue;
-                    }
-
-                    if (decide && !inHome && before is not null)
-                    {
-                        report.LeftDeleted++;
-                    }
-
-                    int homeChild = decide && inHome && homeType == FilePermissions.S_IFDIR ? posix.OpenAt(homeFd, name, DirectoryFlags, 0) : -1;
-                    try
-                    {
-                        Walk(sourceChild, homeChild, path + "/", old, output, report, decide && homeChild >= 0, dryRun);
-                    }
-                    finally
-                    {
-                        if (homeChild >= 0)
-                        {
-                            posix.Close(homeChild);
-                        }
+                        Walk(sourceChild, homeChild, path + "/", old, actions, counts);
                     }
                 }
                 finally
                 {
-                    posix.Close(sourceChild);
+                    CloseIfOpen(sourceChild);
+                    CloseIfOpen(homeChild);
                 }
 
-                continue;
-            }
-
-            if (!decide || homeFd < 0)
-            {
                 continue;
             }
 
@@ -162,11 +232,12 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
             {
                 if (before is null)
                 {
-                    Act(report, dryRun, $"added {path} (new in the image)", () => Install(sourceFd, name, homeFd, name, replace: false), r => r.Added++);
+                    actions.Add(new UpgradeAction(UpgradeActionKind.Add, path));
+                    counts.Added++;
                 }
                 else
                 {
-                    report.LeftDeleted++; // the user deleted it: never resurrected
+                    counts.LeftDeleted++; // the user deleted it: never resurrected
                 }
 
                 continue;
@@ -183,35 +254,53 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
                 continue; // the home already has the image's new version
             }
 
-            if (before is not null && current.SameAs(before))
-            {
-                Act(report, dryRun, $"updated {path} (changed in the image, untouched by you)", () => Install(sourceFd, name, homeFd, name, replace: true), r => r.Updated++);
-            }
-            else
-            {
-                Act(report, dryRun, $"kept your {path}; the image's version is beside it as {path}{NewSuffix}", () => Install(sourceFd, name, homeFd, name + NewSuffix, replace: true), r => r.KeptChanged++);
-            }
+            bool untouched = before is not null && current.SameAs(before);
+            actions.Add(new UpgradeAction(untouched ? UpgradeActionKind.Update : UpgradeActionKind.KeepUsers, path));
+            _ = untouched ? counts.Updated++ : counts.KeptChanged++;
         }
     }
 
-    private void Act(UpgradeReport report, bool dryRun, string action, Func<string?> apply, Action<UpgradeReport> count)
+    /// <summary>Opens the directories holding <paramref name="path"/> on both sides (O_NOFOLLOW, component by component) and acts on its last name.</summary>
+    private string? InParents(int sourceRoot, int homeRoot, string path, Func<int, int, string, string?> act)
     {
-        if (dryRun)
+        string[] components = path.Split('/');
+        var opened = new List<int>();
+        try
         {
-            onAction("would have " + action);
-            count(report);
-            return;
-        }
+            int sourceDir = sourceRoot;
+            int homeDir = homeRoot;
+            foreach (string component in components[..^1])
+            {
+                sourceDir = posix.OpenAt(sourceDir, component, DirectoryFlags, 0);
+                if (sourceDir < 0)
+                {
+                    return PosixException.Describe(PosixException.ErrnoOf(sourceDir));
+                }
 
-        if (apply() is { } problem)
+                opened.Add(sourceDir);
+                homeDir = posix.OpenAt(homeDir, component, DirectoryFlags, 0);
+                if (homeDir < 0)
+                {
+                    return PosixException.Describe(PosixException.ErrnoOf(homeDir));
+                }
+
+                opened.Add(homeDir);
+            }
+
+            return act(sourceDir, homeDir, components[^1]);
+        }
+        finally
         {
-            report.Failed++;
-            onAction($"could not bring in {action.Split(' ', 3)[1]}: {problem}");
-            return;
+            opened.ForEach(fd => posix.Close(fd));
         }
+    }
 
-        count(report);
-        onAction(action);
+    private void CloseIfOpen(int fd)
+    {
+        if (fd >= 0)
+        {
+            posix.Close(fd);
+        }
     }
 
     /// <summary>Copies one non-directory entry under a temporary name beside its target, then renames it into place.</summary>
@@ -259,8 +348,15 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
         }
     }
 
-    private string? AddDirectory(int sourceDirFd, int homeDirFd, string name)
+    /// <summary>Copies the directory <paramref name="name"/> whole beside its target, then renames it into place.</summary>
+    private string? AddDirectory(int sourceParentFd, string name, int homeDirFd)
     {
+        int sourceDirFd = posix.OpenAt(sourceParentFd, name, DirectoryFlags, 0);
+        if (sourceDirFd < 0)
+        {
+            return PosixException.Describe(PosixException.ErrnoOf(sourceDirFd));
+        }
+
         string temporary = $".{name}.packet-tmp";
         TreeRemover.RemoveChild(posix, homeDirFd, temporary);
         PosixException.Check(posix.MkdirAt(homeDirFd, temporary, FilePermissions.S_IRWXU), "create", temporary);
@@ -281,6 +377,7 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
         finally
         {
             posix.Close(staging);
+            posix.Close(sourceDirFd);
             TreeRemover.RemoveChild(posix, homeDirFd, temporary);
         }
     }

@@ -146,7 +146,7 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
         long length = posix.FListXattr(sourceFd, names);
         if (length <= 0)
         {
-            if (length < 0 && IsUnsupported(PosixException.ErrnoOf(length)))
+            if (length < 0 && ErrnoMeaning.XattrsUnsupported(PosixException.ErrnoOf(length)))
             {
                 _devicesWithoutXattrs.TryAdd(sourceDevice, true);
             }
@@ -193,7 +193,7 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
             if (set < 0)
             {
                 var errno = PosixException.ErrnoOf(set);
-                if (IsUnsupported(errno))
+                if (ErrnoMeaning.XattrsUnsupported(errno))
                 {
                     _devicesWithoutXattrs.TryAdd(destinationDevice, true);
                 }
@@ -206,8 +206,6 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
     // An unprivileged process may read but not set trusted.* and security.*; ACLs are its own.
     private bool ShouldCopy(string name) =>
         _allXattrNamespaces || name.StartsWith("user.", StringComparison.Ordinal) || name.StartsWith("system.posix_acl_", StringComparison.Ordinal);
-
-    private static bool IsUnsupported(Errno errno) => errno is Errno.EOPNOTSUPP or Errno.ENOSYS;
 
     /// <summary>False, and the loss counted, when the probe found that the volume does not hold this kind of metadata.</summary>
     private bool Permitted(LossKind kind, string? refusal, string path)

@@ -17,9 +17,8 @@ public static class TreeRemover
 
     private static int Remove(IPosix posix, DirectoryReader reader, int parentFd, string name)
     {
-        // Not empty: ENOTEMPTY or EEXIST (POSIX allows both), EPERM from fusefat; EACCES: a 0555 directory of ours.
         int removed = posix.UnlinkAt(parentFd, name, isDirectory: true);
-        if (removed >= 0 || PosixException.ErrnoOf(removed) is not (Errno.ENOTEMPTY or Errno.EEXIST or Errno.EACCES or Errno.EPERM))
+        if (removed >= 0 || !ErrnoMeaning.DirectoryNotEmptied(PosixException.ErrnoOf(removed)))
         {
             if (removed < 0 && PosixException.ErrnoOf(removed) == Errno.ENOTDIR)
             {

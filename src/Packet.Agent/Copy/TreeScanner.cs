@@ -68,7 +68,7 @@ public sealed class TreeScanner(IPosix posix)
                 }
 
                 CloseIfOpen(existingChild);
-                if (type is FilePermissions.S_IFSOCK or FilePermissions.S_IFCHR or FilePermissions.S_IFBLK)
+                if (CopyRules.Skipped(stat.st_mode))
                 {
                     continue; // not copied
                 }

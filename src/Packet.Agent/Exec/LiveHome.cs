@@ -3,6 +3,15 @@ using Packet.Agent.Posix;
 
 namespace Packet.Agent.Exec;
 
+/// <summary>
+/// What wiring the live home takes: <see cref="Settled"/> when there is nothing to do (or nothing the
+/// agent may do), else the link to make and where the image's home goes first.
+/// </summary>
+public sealed record WiringPlan(HomeWiring? Settled, string? LiveHome = null, string? PersistedHome = null, string? MoveAsideTo = null)
+{
+    public string Preview => Settled?.Summary ?? $"would link {LiveHome} to {PersistedHome}" + (MoveAsideTo is { } aside ? $", moving the image's home aside to {aside}" : string.Empty);
+}
+
 /// <summary>What was done so that COMMAND and every later shell use the persisted home.</summary>
 /// <param name="HomeForCommand">HOME to give COMMAND, when the live home could not be linked; null to leave HOME alone.</param>
 /// <param name="Summary">What happened, for the log.</param>
@@ -27,67 +36,66 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
     public const string ImageSuffix = ".packet-image";
     private const int AtCurrentDirectory = -100;
 
-    /// <summary>Wires the live home; with <paramref name="dryRun"/> only says what it would do.</summary>
-    public HomeWiring Wire(string liveHome, string persistedHome, bool dryRun = false)
+    /// <summary>What wiring the live home takes, found by looking: nothing (already wired), a link to make, or HOME for COMMAND only and why.</summary>
+    public WiringPlan Decide(string liveHome, string persistedHome)
     {
         int found = posix.LStatAt(AtCurrentDirectory, liveHome, out var live);
         if (found >= 0 && posix.LStatAt(AtCurrentDirectory, persistedHome, out var persisted) >= 0
             && IsType(live, FilePermissions.S_IFDIR) && live.st_dev == persisted.st_dev && live.st_ino == persisted.st_ino)
         {
-            return new HomeWiring(null, $"{liveHome} already is the persisted home (the volume is mounted there)");
+            return new WiringPlan(new HomeWiring(null, $"{liveHome} already is the persisted home (the volume is mounted there)"));
         }
 
         string workspace = Path.GetDirectoryName(persistedHome) ?? "/";
         if (found >= 0 && IsType(live, FilePermissions.S_IFDIR) && posix.LStatAt(AtCurrentDirectory, workspace, out var volume) >= 0
             && live.st_dev == volume.st_dev && live.st_ino == volume.st_ino)
         {
-            return new HomeWiring(
+            return new WiringPlan(new HomeWiring(
                 persistedHome,
                 $"HOME={persistedHome} for the command only: {liveHome} is the workspace itself ({workspace}), not its home: the whole volume is mounted there "
                 + $"(an engine that ignores subPath does this; podman before 4.4 does), so shells that start in {liveHome} see the volume's top level. "
                 + $"Mount the volume's home directory at {liveHome} (subPath: home), or mount the volume only at {workspace}",
-                IsWarning: true);
+                IsWarning: true));
         }
 
         if (found >= 0 && IsType(live, FilePermissions.S_IFLNK))
         {
             posix.ReadLinkAt(AtCurrentDirectory, liveHome, out string target);
-            return target == persistedHome
+            return new WiringPlan(target == persistedHome
                 ? new HomeWiring(null, $"{liveHome} already links to {persistedHome}")
-                : Fallback(liveHome, persistedHome, $"{liveHome} is a symlink to {target}, which the agent does not replace");
+                : Fallback(liveHome, persistedHome, $"{liveHome} is a symlink to {target}, which the agent does not replace"));
         }
 
-        if (posix.EffectiveUserId != 0)
+        string? refusal = posix.EffectiveUserId != 0 ? "the agent is not root, so it cannot replace the live home"
+            : !inContainer() ? "this is not a container, and outside one the agent never replaces a home"
+            : found >= 0 && !IsType(live, FilePermissions.S_IFDIR) ? $"{liveHome} is not a directory"
+            : found >= 0 && isMountPoint(liveHome) ? $"{liveHome} is a mount point, not the container's own directory"
+            : null;
+        if (refusal is not null)
         {
-            return Fallback(liveHome, persistedHome, "the agent is not root, so it cannot replace the live home");
+            return new WiringPlan(Fallback(liveHome, persistedHome, refusal));
         }
 
-        if (!inContainer())
+        string? aside = found >= 0 ? AsideName(liveHome) : null;
+        return new WiringPlan(null, liveHome, persistedHome, aside);
+    }
+
+    /// <summary>Carries a plan out: links the live home (moving the image's aside first), or hands on what was decided.</summary>
+    public HomeWiring Apply(WiringPlan plan)
+    {
+        if (plan.Settled is { } settled)
         {
-            return Fallback(liveHome, persistedHome, "this is not a container, and outside one the agent never replaces a home");
+            return settled;
         }
 
-        if (found >= 0 && !IsType(live, FilePermissions.S_IFDIR))
-        {
-            return Fallback(liveHome, persistedHome, $"{liveHome} is not a directory");
-        }
-
-        if (found >= 0 && isMountPoint(liveHome))
-        {
-            return Fallback(liveHome, persistedHome, $"{liveHome} is a mount point, not the container's own directory");
-        }
-
-        if (dryRun)
-        {
-            return new HomeWiring(null, $"would link {liveHome} to {persistedHome}" + (found >= 0 ? $", moving the image's home aside to {AsideName(liveHome)}" : string.Empty));
-        }
-
+        string liveHome = plan.LiveHome!;
+        string persistedHome = plan.PersistedHome!;
         string? movedTo = null;
         bool removed = false;
-        if (found >= 0)
+        if (plan.MoveAsideTo is { } aside)
         {
-            movedTo = AsideName(liveHome);
-            int moved = NoReplaceRename.Move(posix, AtCurrentDirectory, liveHome, AtCurrentDirectory, movedTo);
+            movedTo = aside;
+            int moved = NoReplaceRename.Move(posix, AtCurrentDirectory, liveHome, AtCurrentDirectory, aside);
             if (moved < 0 && PosixException.ErrnoOf(moved) == Errno.EXDEV)
             {
                 // overlayfs without redirect_dir cannot move a directory of the image's layer. The
@@ -122,7 +130,7 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
 
         return new HomeWiring(null, (movedTo, removed) switch
         {
-            ({ } aside, _) => $"linked {liveHome} to {persistedHome}; the image's home was moved to {aside}",
+            ({ } moved, _) => $"linked {liveHome} to {persistedHome}; the image's home was moved to {moved}",
             (null, true) => $"linked {liveHome} to {persistedHome}; this container's view of the image's home was cleared (overlayfs cannot move it; the image keeps it)",
             _ => $"linked {liveHome} to {persistedHome}",
         });

@@ -10,7 +10,7 @@ namespace Packet.Agent.Operations;
 public interface IBootReportWriter
 {
     /// <summary>Writes the report; returns why it could not, or null.</summary>
-    string? Write(string workspace, BootReport report);
+    string? Write(DirectoryHandle workspace, BootReport report);
 }
 
 /// <summary>
@@ -25,17 +25,15 @@ public sealed class BootReportWriter(IPosix posix) : IBootReportWriter
     public const string BannerFile = "last-boot.warnings";
     public const int PreviousKept = 3;
 
-    private const FilePermissions StateMode = FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH;
     private const FilePermissions ReportMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
 
     public static string Previous(int generation) => $"last-boot.{generation}.json";
 
-    public string? Write(string workspace, BootReport report)
+    public string? Write(DirectoryHandle workspace, BootReport report)
     {
         try
         {
-            using var root = DirectoryHandle.Open(posix, workspace);
-            using var state = root.CreateDirectory(WorkspaceLayout.State, StateMode);
+            using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
             // Every rename goes to a free name: ext4 starts writing back a file renamed over another
             // (auto_da_alloc), a cost a boot with nothing to do should not pay on each report.
             posix.UnlinkAt(state.Fd, Previous(PreviousKept), isDirectory: false);

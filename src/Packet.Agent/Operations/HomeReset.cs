@@ -1,4 +1,3 @@
-using Mono.Unix.Native;
 using Packet.Agent.Copy;
 using Packet.Agent.Posix;
 using Packet.Agent.Workspace;
@@ -16,7 +15,6 @@ public sealed record ResetOutcome(bool Done, string Message, string? MovedTo = n
 public sealed class HomeReset(IPosix posix, TimeProvider clock)
 {
     public const string BackupPrefix = "home.bak-";
-    private const FilePermissions StateMode = FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH;
 
     public ResetOutcome MoveAside(string workspacePath, string sourceHome, bool dryRun)
     {
@@ -37,7 +35,7 @@ public sealed class HomeReset(IPosix posix, TimeProvider clock)
             return new ResetOutcome(true, $"{workspace.PathOf(WorkspaceLayout.Home)} does not exist; nothing to move");
         }
 
-        using var state = workspace.CreateDirectory(WorkspaceLayout.State, StateMode);
+        using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
         string? holder = null;
         using var held = WorkspaceLock.Acquire(posix, state, TimeSpan.Zero, TimeSpan.FromDays(1), (who, _) => holder = who, CancellationToken.None);
         if (held is null)

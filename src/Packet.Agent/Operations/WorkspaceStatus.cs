@@ -1,7 +1,8 @@
-using System.IO.Abstractions;
 using System.Text;
 using System.Text.Json;
+using Mono.Unix.Native;
 using Packet.Agent.Json;
+using Packet.Agent.Posix;
 using Packet.Agent.Profile;
 using Packet.Agent.Workspace;
 
@@ -28,20 +29,28 @@ public readonly record struct MountFacts(bool MountPoint, string? FileSystem);
 /// <summary>
 /// Gathers <c>packet-agent status</c>: read only, from the workspace's own files (marker, .bashrc,
 /// last boot report), the mount table and statvfs. Every finding an operator should act on is
-/// listed under "attention"; none means healthy.
+/// listed under "attention"; none means healthy. Inside the workspace it reads as the boot does,
+/// through descriptors without following links, so status reports what the boot would find.
 /// </summary>
 /// <remarks>
-/// <c>writable</c> says whether the user running status may write a path (access(2)), which is
-/// what an agent running as that user (<c>userId</c>) could do there.
+/// "Writable" is whether the user running status may write there (faccessat), which is what an
+/// agent running as that user could do.
 /// </remarks>
-public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFacts> mounts, Func<string, (long Free, long Total)?> space, Func<string, bool> writable, uint userId)
+public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mounts)
 {
+    private const int AtCurrentDirectory = -100;
+    private const int WriteAndSearch = 2 | 1;
+    private const int MaxFileBytes = 1 << 20;
+
     public StatusReport Gather(string workspacePath, string liveHome)
     {
         var attention = new List<string>();
-        bool present = fileSystem.Directory.Exists(workspacePath);
+        using var handle = OpenWorkspace(workspacePath);
+        bool present = handle is not null;
         var mount = present ? mounts(workspacePath) : default;
-        var room = present ? space(workspacePath) : null;
+        (long Free, long Total)? room = handle is not null && posix.FStatVfs(handle.Fd, out var volume) == 0
+            ? ((long)(volume.f_bavail * volume.f_frsize), (long)(volume.f_blocks * volume.f_frsize))
+            : null;
         var workspace = new WorkspaceInfo(workspacePath, present, mount.MountPoint, mount.FileSystem, room?.Free, room?.Total);
         if (!present)
         {
@@ -53,10 +62,11 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
         }
 
         string persisted = Path.Join(workspacePath, WorkspaceLayout.Home);
-        var home = Home(persisted);
-        string state = Path.Join(workspacePath, WorkspaceLayout.State);
-        var (lastBoot, unreadable) = Report(Path.Join(state, BootReportWriter.FileName));
-        string? locked = present && userId != 0 ? FirstUnwritable(workspacePath) : null;
+        var home = Home(handle, persisted, attention);
+        using var state = TryOpen(handle, WorkspaceLayout.State, attention);
+        var (lastBoot, unreadable) = Report(state, BootReportWriter.FileName);
+        uint userId = posix.EffectiveUserId;
+        string? locked = handle is not null && userId != 0 ? FirstUnwritable(handle) : null;
         if (locked is not null)
         {
             attention.Add($"{locked} is not writable by uid {userId}: an agent running as this user can neither seed nor keep the home there (give the volume to the user: the pod's securityContext.fsGroup, a root init container, or chown)");
@@ -94,7 +104,7 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
         }
         else if (lastBoot is { Outcome: not "ok" })
         {
-            int times = SameOutcomeStreak(lastBoot, state);
+            int times = SameOutcomeStreak(lastBoot, state!);
             string how = lastBoot.Outcome switch { "failed" => "failed", "stopped" => "were stopped", _ => "had warnings" };
             attention.Add(times > 1
                 ? $"the last {times} boots {how} the same way: {string.Join("; ", lastBoot.Warnings)}"
@@ -110,25 +120,25 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
     /// As the guard sees it: the workspace itself while it lacks the home, the state folder or bin,
     /// then each of those that exists; the first this user may not write.
     /// </summary>
-    private string? FirstUnwritable(string workspace)
+    private string? FirstUnwritable(DirectoryHandle workspace)
     {
-        string[] kept = [WorkspaceLayout.Home, WorkspaceLayout.State, WorkspaceLayout.Bin];
-        var paths = kept.Select(name => Path.Join(workspace, name)).ToList();
-        if (!paths.All(fileSystem.Directory.Exists))
+        List<string> names = [WorkspaceLayout.Home, WorkspaceLayout.State, WorkspaceLayout.Bin];
+        if (!names.All(workspace.Exists))
         {
-            paths.Insert(0, workspace);
+            names.Insert(0, ".");
         }
 
-        return paths.FirstOrDefault(path => fileSystem.Directory.Exists(path) && !writable(path));
+        string? name = names.FirstOrDefault(name => workspace.Exists(name) && posix.AccessAt(workspace.Fd, name, WriteAndSearch) < 0);
+        return name is null ? null : name == "." ? workspace.Path : workspace.PathOf(name);
     }
 
     /// <summary>How many boots in a row, newest first, ended as the last one did with the same warnings (the kept history is four).</summary>
-    private int SameOutcomeStreak(BootReport last, string state)
+    private static int SameOutcomeStreak(BootReport last, DirectoryHandle state)
     {
         int times = 1;
         for (int generation = 1; generation <= BootReportWriter.PreviousKept; generation++)
         {
-            var (earlier, _) = Report(Path.Join(state, BootReportWriter.Previous(generation)));
+            var (earlier, _) = Report(state, BootReportWriter.Previous(generation));
             if (earlier is null || earlier.Outcome != last.Outcome || !earlier.Warnings.SequenceEqual(last.Warnings))
             {
                 break;
@@ -194,57 +204,102 @@ public sealed class WorkspaceStatus(IFileSystem fileSystem, Func<string, MountFa
     private static string NotPreserved(IReadOnlyDictionary<string, MarkerLoss> losses) =>
         string.Join("; ", losses.Select(l => $"{l.Key.Replace('_', ' ')}: {Units.Count(l.Value.Count)} (e.g. {l.Value.Example}: {l.Value.Reason})"));
 
-    private HomeInfo Home(string persisted)
+    /// <summary>The workspace directory (links in its path followed, as the boot follows them); null when it is not there.</summary>
+    private DirectoryHandle? OpenWorkspace(string path)
     {
-        string markerPath = Path.Join(persisted, WorkspaceLayout.Marker);
-        bool seeded = fileSystem.File.Exists(markerPath);
+        try
+        {
+            return DirectoryHandle.Open(posix, path);
+        }
+        catch (PosixException e) when (e.Errno is Errno.ENOENT or Errno.ENOTDIR)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A directory of the workspace, not through a link; null when absent, and why when it cannot be opened.</summary>
+    private static DirectoryHandle? TryOpen(DirectoryHandle? parent, string name, List<string> attention)
+    {
+        try
+        {
+            return parent?.TryOpenDirectory(name);
+        }
+        catch (IOException e)
+        {
+            attention.Add($"status could not look inside: {e.Message}");
+            return null;
+        }
+    }
+
+    private static HomeInfo Home(DirectoryHandle? workspace, string persisted, List<string> attention)
+    {
+        using var home = TryOpen(workspace, WorkspaceLayout.Home, attention);
+        bool seeded = home?.Exists(WorkspaceLayout.Marker) == true;
         MarkerBody? marker = null;
         bool legacy = false;
-        if (seeded)
+        if (seeded && ReadText(home!, WorkspaceLayout.Marker, attention) is { } body)
         {
-            string body = fileSystem.File.ReadAllText(markerPath);
             legacy = body.Trim().Length == 0;
             marker = legacy ? null : TryParse(body, AgentJson.Default.MarkerBody);
         }
 
-        string profilePath = Path.Join(persisted, WorkspaceLayout.ShellProfile);
-        string profile = fileSystem.File.Exists(profilePath) ? fileSystem.File.ReadAllText(profilePath) : string.Empty;
+        string profile = home is null ? string.Empty : ReadText(home, WorkspaceLayout.ShellProfile, attention) ?? string.Empty;
         var lines = profile.Split('\n').Select(line => line.TrimEnd()).ToArray();
         return new HomeInfo(persisted, seeded, legacy, marker, lines.Contains(ManagedBlock.Start), lines.Contains(ManagedBlock.LegacyMarker));
     }
 
+    /// <summary>A file's text; null when it is missing, or (said under attention) when it cannot be read.</summary>
+    private static string? ReadText(DirectoryHandle directory, string name, List<string> attention)
+    {
+        try
+        {
+            return directory.ReadFile(name, MaxFileBytes, out _) is { } bytes ? Encoding.UTF8.GetString(bytes) : null;
+        }
+        catch (IOException e)
+        {
+            attention.Add($"status could not read: {e.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>The live home is outside the workspace; lstat tells a link from the directory itself.</summary>
     private LiveHomeInfo LiveHome(string liveHome, string persisted)
     {
-        var info = fileSystem.DirectoryInfo.New(liveHome);
-        if (info.LinkTarget is { } target)
-        {
-            return new LiveHomeInfo(liveHome, target == persisted ? "linked" : "a link elsewhere", target);
-        }
-
-        if (!info.Exists)
+        if (posix.LStatAt(AtCurrentDirectory, liveHome, out var stat) < 0)
         {
             return new LiveHomeInfo(liveHome, "missing", null);
+        }
+
+        if ((stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFLNK && posix.ReadLinkAt(AtCurrentDirectory, liveHome, out string target) >= 0)
+        {
+            return new LiveHomeInfo(liveHome, target == persisted ? "linked" : "a link elsewhere", target);
         }
 
         return new LiveHomeInfo(liveHome, liveHome == persisted || mounts(liveHome).MountPoint ? "mounted" : "not wired", null);
     }
 
     /// <summary>A boot report: null when there is none, or null and why when it cannot be read or parsed.</summary>
-    private (BootReport? Report, string? Unreadable) Report(string path)
+    private static (BootReport? Report, string? Unreadable) Report(DirectoryHandle? state, string name)
     {
-        if (!fileSystem.File.Exists(path))
+        if (state is null)
         {
             return (null, null);
         }
 
+        string path = state.PathOf(name);
         try
         {
+            if (state.ReadFile(name, MaxFileBytes, out _) is not { } bytes)
+            {
+                return (null, null);
+            }
+
             // Fields a report always has: a JSON object without them is not one (a truncated write, say).
-            return JsonSerializer.Deserialize(fileSystem.File.ReadAllText(path), AgentJson.Default.BootReport) is { Outcome: not null, Steps: not null, Warnings: not null, Gpus: not null } report
+            return JsonSerializer.Deserialize(bytes, AgentJson.Default.BootReport) is { Outcome: not null, Steps: not null, Warnings: not null, Gpus: not null } report
                 ? (report, null)
                 : (null, $"{path} is not a boot report");
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (IOException e)
         {
             return (null, $"{path}: {e.Message}");
         }

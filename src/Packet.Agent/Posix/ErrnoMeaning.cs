@@ -5,7 +5,9 @@ namespace Packet.Agent.Posix;
 /// <summary>
 /// What an errno means to the agent, in one table, one reason per line (as dotnet/runtime's
 /// FileSystem.Unix.cs gives each errno its own branch). Callers ask a question of the table
-/// instead of listing errnos of their own.
+/// instead of listing errnos of their own. The answers fall in four kinds: fatal (the copy
+/// stops), skip the entry (its name or kind cannot be held), degrade metadata (the entry is
+/// copied without it) and retry another way (a slower call, or after removing what is in the way).
 /// </summary>
 public static class ErrnoMeaning
 {
@@ -20,6 +22,9 @@ public static class ErrnoMeaning
         Errno.ENOMEM or Errno.EMFILE or Errno.ENFILE => true, // the agent itself ran out of memory or descriptors
         _ => false,
     };
+
+    /// <summary>Fatal, and what an operator frees space for: the volume or the quota is full.</summary>
+    public static bool OutOfSpace(Errno errno) => errno is Errno.ENOSPC or Errno.EDQUOT or Errno.EFBIG;
 
     /// <summary>The volume does not hold this kind of metadata or entry at all: the copy goes on without it, as cp -a does.</summary>
     public static bool VolumeRefuses(Errno errno) => errno switch
@@ -50,4 +55,29 @@ public static class ErrnoMeaning
 
     /// <summary>renameat2's flags are not understood: the NFS client (fs/nfs/dir.c, nfs_rename), FUSE without rename2, old kernels.</summary>
     public static bool RenameFlagsUnsupported(Errno errno) => errno is Errno.EINVAL or Errno.ENOSYS;
+
+    /// <summary>Degrade metadata: this file system has no extended attributes (or no such call).</summary>
+    public static bool XattrsUnsupported(Errno errno) => errno is Errno.EOPNOTSUPP or Errno.ENOSYS;
+
+    /// <summary>
+    /// Retry with a slower call: an in-kernel copy (copy_file_range, sendfile) refused for this pair of
+    /// files, not for this file's data.
+    /// </summary>
+    public static bool InKernelCopyRefused(Errno errno) => errno switch
+    {
+        Errno.EXDEV => true, // across file systems (kernels from 5.19 refuse most such pairs)
+        Errno.ENOSYS => true, // an old kernel
+        Errno.EOPNOTSUPP or Errno.EINVAL or Errno.EBADF => true, // a file system or file kind without in-kernel copies
+        Errno.ETXTBSY => true, // a swap file, or one being executed, on some file systems
+        _ => false,
+    };
+
+    /// <summary>Retry by reading everything: lseek(SEEK_DATA) is not known here (old kernels, some FUSE volumes).</summary>
+    public static bool HoleSeekUnsupported(Errno errno) => errno is Errno.EINVAL or Errno.EOPNOTSUPP;
+
+    /// <summary>
+    /// Retry after emptying it: rmdir found the directory not empty (ENOTEMPTY or EEXIST, POSIX
+    /// allows both; EPERM from fusefat) or not writable (EACCES: a 0555 directory of ours).
+    /// </summary>
+    public static bool DirectoryNotEmptied(Errno errno) => errno is Errno.ENOTEMPTY or Errno.EEXIST or Errno.EACCES or Errno.EPERM;
 }

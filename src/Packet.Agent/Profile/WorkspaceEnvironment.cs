@@ -23,11 +23,13 @@ public sealed record WorkspaceVariable(string Name, string Value, bool PrependsT
 /// </summary>
 public static class WorkspaceEnvironment
 {
+    /// <param name="workspace">The workspace's path, which the variables name.</param>
+    /// <param name="exists">Whether an entry exists, by its name relative to the workspace (the open workspace's <c>Exists</c>).</param>
     public static IReadOnlyList<WorkspaceVariable> For(string workspace, Func<string, bool> exists)
     {
         string In(string relative) => Path.Join(workspace, relative);
         var variables = new List<WorkspaceVariable> { new("PATH", In("bin"), PrependsToPath: true) };
-        if (exists(In("venv")) || exists(In("requirements.txt")))
+        if (exists("venv") || exists("requirements.txt"))
         {
             variables.Add(new("PATH", In("venv/bin"), PrependsToPath: true));
         }
@@ -41,7 +43,7 @@ public static class WorkspaceEnvironment
         ];
         foreach (var (variable, directory) in persisted)
         {
-            if (exists(In(directory)))
+            if (exists(directory))
             {
                 variables.Add(new(variable, In(directory), PrependsToPath: false));
             }

@@ -3,41 +3,45 @@ using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Exec;
 using Packet.Agent.Profile;
+using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Steps;
 
-/// <summary>The result of preparing step 7: a plan to execve (and how the home was wired), or the shell's exit code for a command that cannot run.</summary>
-public sealed record ExecDecision(ExecPlan? Plan, ExitCode FailureCode, string? Failure, HomeWiring? Home = null);
+/// <summary>What step 7 hands to Program: the execve to make, or the shell's exit code for a command that cannot run.</summary>
+public sealed record ExecDecision(ExecPlan? Plan, ExitCode FailureCode, string? Failure);
 
 /// <summary>
-/// Step 7, the part that can be decided before the agent lets go: find COMMAND on the PATH it
-/// will have (<see cref="WorkspaceEnvironment"/>: <c>/workspace/bin</c> first) and build its environment. The execve itself is
-/// done by <see cref="ProcessReplacer"/> once the logs are flushed.
+/// Step 7, what can be settled before the agent lets go: COMMAND found on the PATH it will have
+/// (<see cref="WorkspaceEnvironment"/>: <c>/workspace/bin</c> first), its environment, and the live
+/// home wired to the persisted one (<see cref="LiveHome"/>). The execve itself is done by
+/// <see cref="ProcessReplacer"/> once the logs are flushed. A live home left unlinked is this
+/// step's warning, counted like any other.
 /// </summary>
-public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environment, Func<string, bool> exists, LiveHome liveHome)
+public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environment, LiveHome liveHome) : IBootStep<HomeState?, ExecDecision>
 {
-    public const int Number = 7;
+    public string Name => "exec";
 
-    public ExecDecision Prepare(BootContext context)
+    public int Number => 7;
+
+    public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
+
+    public StepPlan<ExecDecision> Decide(HomeState? input, BootSettings settings)
     {
-        var command = context.Options.Command;
+        var options = settings.Options;
+        var command = options.Command;
         var variables = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (DictionaryEntry variable in environment())
         {
             variables[(string)variable.Key] = (string?)variable.Value ?? string.Empty;
         }
 
-        HomeWiring? home = null;
-        if (context.PersistenceAvailable)
+        WiringPlan? wiring = null;
+        if (input is { Workspace: var workspace })
         {
-            WorkspaceEnvironment.Apply(variables, WorkspaceEnvironment.For(context.Options.Workspace, exists));
-            if ((context.HomeSeeded || context.SeedPlanned) && context.Options.LinkHome == LinkHomeMode.Auto)
+            WorkspaceEnvironment.Apply(variables, WorkspaceEnvironment.For(workspace.Path, workspace.Exists));
+            if (input.Ready && options.LinkHome == LinkHomeMode.Auto)
             {
-                home = liveHome.Wire(context.Options.Home, Path.Join(context.Options.Workspace, "home"), context.Options.DryRun);
-                if (home.HomeForCommand is { } homeForCommand)
-                {
-                    variables["HOME"] = homeForCommand;
-                }
+                wiring = liveHome.Decide(options.Home, workspace.PathOf(WorkspaceLayout.Home));
             }
         }
 
@@ -45,10 +49,32 @@ public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environ
         if (!found.Found)
         {
             var code = found.ExitCode == 126 ? ExitCode.CommandNotExecutable : ExitCode.CommandNotFound;
-            return new ExecDecision(null, code, $"cannot run {command[0]}: {found.Failure}");
+            string failure = $"cannot run {command[0]}: {found.Failure}";
+            return StepPlan.Settled<ExecDecision>(StepResult.Failed(failure), new ExecDecision(null, code, failure));
         }
 
-        var plan = new ExecPlan(found.Path!, command, variables.Select(v => $"{v.Key}={v.Value}").ToArray());
-        return new ExecDecision(plan, ExitCode.Success, null, home);
+        string typed = string.Join(' ', command);
+        string preview = $"would replace the agent with {typed}" + (wiring is null ? string.Empty : $"; {wiring.Preview}");
+        var planned = new ExecDecision(Plan(found.Path!, command, variables), ExitCode.Success, null);
+        return StepPlan.ToApply<ExecDecision>(StepResult.Ok(preview), planned, () =>
+        {
+            var home = wiring is null ? null : liveHome.Apply(wiring);
+            if (home?.HomeForCommand is { } homeForCommand)
+            {
+                variables["HOME"] = homeForCommand;
+            }
+
+            var decision = new ExecDecision(Plan(found.Path!, command, variables), ExitCode.Success, null);
+            string replacing = $"replacing the agent with {found.Path} {string.Join(' ', command.Skip(1))}";
+            return home switch
+            {
+                { IsWarning: true } => (StepResult.Problem($"{home.Summary}; {replacing}"), decision),
+                { } wired => (StepResult.Ok($"{wired.Summary}; {replacing}"), decision),
+                _ => (StepResult.Ok(replacing), decision),
+            };
+        });
     }
+
+    private static ExecPlan Plan(string path, IReadOnlyList<string> command, SortedDictionary<string, string> variables) =>
+        new(path, command, variables.Select(v => $"{v.Key}={v.Value}").ToArray());
 }

@@ -5,12 +5,20 @@ using Packet.Agent.Gpu;
 
 namespace Packet.Agent.Steps;
 
+/// <summary>Step 5's shape: a step that starts at the beginning of the boot and is collected in its turn.</summary>
+public interface IGpuStep : IBootStep<NoValue, IReadOnlyList<GpuInfo>>, IDisposable
+{
+    /// <summary>Starts the query, unless the GPU check is off or this is a dry run (which starts nothing).</summary>
+    void Start(BootSettings settings);
+}
+
 /// <summary>
 /// Step 5: nvidia-smi's view of the GPUs, one log line each. Started when the boot starts and
-/// collected here, so a slow nvidia-smi (seconds, with persistence mode off) overlaps the copy.
-/// <c>auto</c>: a problem is a warning; <c>require</c>: it fails the boot; <c>off</c>: skipped.
+/// collected here, so a slow nvidia-smi (seconds, with persistence mode off) overlaps the copy; a
+/// stop signal kills it. <c>auto</c>: a problem is a warning; <c>require</c>: it fails the boot;
+/// <c>off</c>: skipped.
 /// </summary>
-public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, GpuMode mode) : IBootStep, IDisposable
+public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, GpuMode mode) : IGpuStep
 {
     private readonly CancellationTokenSource _abandon = new();
     private CancellationTokenRegistration _onStop;
@@ -22,36 +30,36 @@ public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, Gp
 
     public FailurePolicy Policy => mode == GpuMode.Require ? FailurePolicy.FailBoot : FailurePolicy.WarnAndContinue;
 
-    /// <summary>The GPUs found by this boot (empty until the step has run).</summary>
-    public IReadOnlyList<GpuInfo> Gpus { get; private set; } = [];
-
-    /// <summary>Starts nvidia-smi; a stop request kills it (and what it started) at once.</summary>
-    public void Start(BootOptions options, CancellationToken stop)
+    public void Start(BootSettings settings)
     {
-        if (mode != GpuMode.Off)
+        if (mode != GpuMode.Off && !settings.Options.DryRun)
         {
-            _onStop = stop.Register(_abandon.Cancel);
-            _query = nvidiaSmi.QueryAsync(options.NvidiaSmi, options.GpuTimeout, _abandon.Token);
+            _onStop = settings.Stop.Token.Register(_abandon.Cancel);
+            _query = nvidiaSmi.QueryAsync(settings.Options.NvidiaSmi, settings.Options.GpuTimeout, _abandon.Token);
         }
     }
 
-    public StepResult Run(BootContext context)
+    public StepPlan<IReadOnlyList<GpuInfo>> Decide(NoValue input, BootSettings settings)
     {
-        if (_query is null)
+        if (mode == GpuMode.Off)
         {
-            return StepResult.Skipped("--gpu off");
+            return StepPlan.Settled<IReadOnlyList<GpuInfo>>(StepResult.Skipped("--gpu off"), []);
         }
 
-        var result = _query.GetAwaiter().GetResult();
-        Gpus = result.Gpus;
+        return StepPlan.ToApply<IReadOnlyList<GpuInfo>>(StepResult.Ok($"would ask {settings.Options.NvidiaSmi} for the GPUs"), [], Collect);
+    }
+
+    private (StepResult, IReadOnlyList<GpuInfo>) Collect()
+    {
+        var result = _query!.GetAwaiter().GetResult();
         foreach (var gpu in result.Gpus)
         {
             Log.Gpu(logger, gpu.Index, gpu.Name, Memory(gpu.MemoryUsedMib), Memory(gpu.MemoryTotalMib), gpu.DriverVersion, gpu.Uuid);
         }
 
-        return result.Healthy
+        return (result.Healthy
             ? StepResult.Ok($"{result.Gpus.Count} GPU{(result.Gpus.Count == 1 ? string.Empty : "s")} found")
-            : StepResult.Problem(result.Problem!);
+            : StepResult.Problem(result.Problem!), result.Gpus);
     }
 
     /// <summary>Kills nvidia-smi if the boot ends before collecting it, so no orphan is left behind.</summary>

@@ -13,7 +13,7 @@ namespace Packet.Agent.Steps;
 /// atomically (temporary file, fsync, rename, fsync of the directory). Its JSON body says who
 /// seeded the home and what the copy did; an empty marker (the bash script's) is just as valid.
 /// </summary>
-public sealed class MarkerStep(IPosix posix, TimeProvider clock) : IBootStep
+public sealed class MarkerStep(IPosix posix, TimeProvider clock) : IBootStep<HomeState, HomeState>
 {
     private const FilePermissions MarkerMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
 
@@ -23,50 +23,41 @@ public sealed class MarkerStep(IPosix posix, TimeProvider clock) : IBootStep
 
     public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
 
-    public StepResult Run(BootContext context)
+    public StepPlan<HomeState> Decide(HomeState input, BootSettings settings)
     {
-        if (!context.PersistenceAvailable)
+        string marker = input.Workspace.PathOf(Path.Join(WorkspaceLayout.Home, WorkspaceLayout.Marker));
+        return input.Status switch
         {
-            return StepResult.Skipped("no workspace");
-        }
+            HomeStatus.Seeded => StepPlan.Settled<HomeState>(StepResult.Skipped("already present"), input),
+            HomeStatus.WillBeSeeded => StepPlan.Settled<HomeState>(StepResult.Ok($"would write {marker} after the seed"), input),
+            HomeStatus.Copied when input.Copied is { } report => StepPlan.ToApply<HomeState>(
+                StepResult.Ok($"would write {marker}"),
+                input with { Status = HomeStatus.Seeded },
+                () => Write(input, report, settings)),
+            _ => StepPlan.Settled<HomeState>(StepResult.Skipped("the home was not seeded, so it is not marked (the next boot tries again)"), input),
+        };
+    }
 
-        if (context.HomeSeeded)
-        {
-            return StepResult.Skipped("already present");
-        }
-
-        if (context.Options.DryRun)
-        {
-            return context.SeedPlanned
-                ? StepResult.Ok($"would write {Path.Join(context.Options.Workspace, WorkspaceLayout.Home, WorkspaceLayout.Marker)} after the seed")
-                : StepResult.Skipped("no seed planned");
-        }
-
-        if (context.SeedReport is not { } report)
-        {
-            return StepResult.Skipped("the home was not seeded, so it is not marked (the next boot tries again)");
-        }
-
+    private (StepResult, HomeState) Write(HomeState home, CopyReport report, BootSettings settings)
+    {
         try
         {
-            using var workspace = DirectoryHandle.Open(posix, context.Options.Workspace);
-            using var home = workspace.OpenDirectory(WorkspaceLayout.Home);
-            PosixException.Check(posix.FStat(home.Fd, out var owner), "stat", home.Path);
-            byte[] body = JsonSerializer.SerializeToUtf8Bytes(Body(context, report), AgentJson.Default.MarkerBody);
-            home.ReplaceFile(WorkspaceLayout.Marker, body, owner.st_uid, owner.st_gid, MarkerMode);
-            context.HomeSeeded = true;
-            return StepResult.Ok($"wrote {home.PathOf(WorkspaceLayout.Marker)}");
+            using var persisted = home.Workspace.OpenDirectory(WorkspaceLayout.Home);
+            PosixException.Check(posix.FStat(persisted.Fd, out var owner), "stat", persisted.Path);
+            byte[] body = JsonSerializer.SerializeToUtf8Bytes(Body(settings, report), AgentJson.Default.MarkerBody);
+            persisted.ReplaceFile(WorkspaceLayout.Marker, body, owner.st_uid, owner.st_gid, MarkerMode);
+            return (StepResult.Ok($"wrote {persisted.PathOf(WorkspaceLayout.Marker)}"), home with { Status = HomeStatus.Seeded });
         }
         catch (IOException e)
         {
-            return StepResult.Problem($"{e.Message}; the home is complete but unmarked, so the next boot checks it again");
+            return (StepResult.Problem($"{e.Message}; the home is complete but unmarked, so the next boot checks it again"), home);
         }
     }
 
-    private MarkerBody Body(BootContext context, CopyReport report)
+    private MarkerBody Body(BootSettings settings, CopyReport report)
     {
         var counts = Counts(report);
-        return new(AgentInfo.Name, AgentInfo.Version, clock.GetUtcNow(), NativeName.Display(context.Options.Home), counts.Copied, counts.Skipped, counts.DurationSeconds, counts.FlushSeconds, counts.NotPreserved);
+        return new(AgentInfo.Name, AgentInfo.Version, clock.GetUtcNow(), NativeName.Display(settings.Options.Home), counts.Copied, counts.Skipped, counts.DurationSeconds, counts.FlushSeconds, counts.NotPreserved);
     }
 
     /// <summary>A copy's counts as the marker and the boot report record them.</summary>

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Mono.Unix.Native;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Copy;
@@ -9,12 +8,14 @@ using Packet.Agent.Workspace;
 namespace Packet.Agent.Steps;
 
 /// <summary>
-/// Step 2: on first boot (no marker), copy the contents of the home into <c>/workspace/home</c>.
-/// Takes the workspace lock first, so two agents on one volume never copy at once; the second
-/// waits, then finds the marker. Unreadable entries are left out and named; the boot goes on.
-/// A copy that cannot complete (volume full, read-only) is a warning: the home stays unmarked.
+/// Step 2: on first boot (no marker), copy the contents of the home into <c>/workspace/home</c>;
+/// on a later boot, bring a new image's home in (SeedHomeStep.Upgrade.cs). It decides by looking
+/// (the marker, the image's identity, a scan of what is to copy), then takes the workspace lock to
+/// act, so two agents on one volume never write at once; the second waits, then finds the work done.
+/// Unreadable entries are left out and named; a copy that cannot complete (volume full, read-only)
+/// is a warning, and the home stays unmarked.
 /// </summary>
-public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptions copyOptions, TimeSpan progressInterval) : IBootStep
+public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptions copyOptions, TimeSpan progressInterval) : IBootStep<DirectoryHandle, HomeState>
 {
     private static readonly TimeSpan LockReportInterval = TimeSpan.FromSeconds(10);
 
@@ -24,18 +25,12 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
 
     public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
 
-    public StepResult Run(BootContext context)
+    public StepPlan<HomeState> Decide(DirectoryHandle input, BootSettings settings)
     {
-        if (!context.PersistenceAvailable)
-        {
-            return StepResult.Skipped("no workspace");
-        }
-
-        var options = context.Options;
+        var options = settings.Options;
         try
         {
-            using var workspace = DirectoryHandle.Open(posix, options.Workspace);
-            bool marked = IsMarked(workspace);
+            bool marked = IsMarked(input);
             DirectoryHandle source;
             try
             {
@@ -43,173 +38,46 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
             }
             catch (PosixException e)
             {
-                context.HomeSeeded = marked;
                 return marked
-                    ? StepResult.Skipped($"already seeded (marker present); image changes not checked: {e.Message}")
-                    : StepResult.Problem($"cannot read the home to seed from: {e.Message}; the home is not seeded");
+                    ? Settled(StepResult.Skipped($"already seeded (marker present); image changes not checked: {e.Message}"), input, HomeStatus.Seeded)
+                    : Settled(StepResult.Problem($"cannot read the home to seed from: {e.Message}; the home is not seeded"), input, HomeStatus.NotSeeded);
             }
 
             using (source)
             {
+                bool itself = IsPersistedHome(source, input);
                 if (marked)
                 {
-                    context.HomeSeeded = true;
-                    return options.Upgrade && !IsPersistedHome(source, workspace)
-                        ? BringImageChanges(context, workspace, source)
-                        : StepResult.Skipped("already seeded (marker present)");
+                    return options.Upgrade && !itself
+                        ? DecideImageChanges(input, source, settings)
+                        : Settled(StepResult.Skipped("already seeded (marker present)"), input, HomeStatus.Seeded);
                 }
 
-                if (IsPersistedHome(source, workspace))
+                if (itself)
                 {
-                    // The live home already is the persisted one (HOME=/workspace/home): nothing to copy.
-                    context.SeedReport = new CopyReport();
-                    return StepResult.Ok($"{options.Home} is the persisted home itself; nothing to copy");
+                    // The live home already is the persisted one (HOME=/workspace/home): nothing to copy, only to mark.
+                    return StepPlan.Settled<HomeState>(StepResult.Ok($"{options.Home} is the persisted home itself; nothing to copy"), new HomeState(input, HomeStatus.Copied, new CopyReport()));
                 }
 
-                var seeder = new HomeSeeder(posix, copyOptions with { Stop = context.Stop.Token }, progressInterval);
-                if (options.DryRun)
-                {
-                    return Plan(context, seeder.Survey(workspace, source), workspace);
-                }
-
-                using var state = workspace.CreateDirectory(WorkspaceLayout.State, FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH);
-                context.Lock = WorkspaceLock.Acquire(posix, state, options.LockTimeout, LockReportInterval, (holder, waited) => Log.WaitingForLock(logger, holder, Units.Duration(waited)), context.Stop.Token);
-                if (context.Lock is null)
-                {
-                    return StepResult.Problem($"another agent has held {state.PathOf(WorkspaceLayout.Lock)} for over {Units.Duration(options.LockTimeout)} (see --lock-timeout); the seed is left to it");
-                }
-
-                if (IsMarked(workspace))
-                {
-                    context.HomeSeeded = true;
-                    return StepResult.Skipped("seeded by another agent while this one waited");
-                }
-
-                var outcome = seeder.Seed(workspace, source, new Observer(logger, options.Home, workspace.PathOf(WorkspaceLayout.Home)));
-                if (outcome.Report is { } report)
-                {
-                    if (report.ProblemCount > copyOptions.ProblemsToName)
-                    {
-                        Log.MoreProblems(logger, report.ProblemCount - copyOptions.ProblemsToName);
-                    }
-
-                    foreach (var loss in report.Losses.Summaries())
-                    {
-                        Log.NotPreserved(logger, loss.What, NativeName.Display(loss.ExamplePath), loss.Reason);
-                    }
-                }
-
-                if (!outcome.Complete)
-                {
-                    return StepResult.Problem(outcome.Problem!);
-                }
-
-                context.SeedReport = outcome.Report;
-                RecordBaseline(state, source, options);
-                return Result(outcome.Report!);
+                return DecideFirstSeed(input, source, settings);
             }
         }
         catch (IOException e)
         {
-            return StepResult.Problem($"{e.Message}; the home is not seeded");
+            return Settled(StepResult.Problem($"{e.Message}; the home is not seeded"), input, HomeStatus.NotSeeded);
         }
         catch (OperationCanceledException)
         {
-            return StepResult.Problem($"stopped by {context.Stop.SignalName} before the copy began; nothing was copied");
+            return Settled(StepResult.Problem($"stopped by {settings.Stop.SignalName} before the copy began; nothing was copied"), input, HomeStatus.NotSeeded);
         }
     }
 
-    /// <summary>What identifies the image's home: the version the image build set, else a cheap fingerprint.</summary>
-    private string ImageIdentity(BootOptions options, DirectoryHandle source) =>
-        options.ImageVersion is { Length: > 0 } version ? "version:" + version : ImageManifest.Fingerprint(posix, source.Fd);
-
-    private void RecordBaseline(DirectoryHandle state, DirectoryHandle source, BootOptions options)
-    {
-        try
-        {
-            Upgrader().RecordBaseline(state, source, ImageIdentity(options, source));
-        }
-        catch (IOException e)
-        {
-            Log.ManifestNotRecorded(logger, e.Message);
-        }
-    }
-
-    /// <summary>
-    /// A seeded home on a later boot: nothing to do unless the image changed (a version string, or a
-    /// fingerprint of the home's first two levels: no walk of the whole home). Then its changes are
-    /// brought in, under the workspace lock, without overwriting anything the user changed.
-    /// </summary>
-    private StepResult BringImageChanges(BootContext context, DirectoryHandle workspace, DirectoryHandle source)
-    {
-        var options = context.Options;
-        string identity = ImageIdentity(options, source);
-        using var existingState = workspace.TryOpenDirectory(WorkspaceLayout.State);
-        string? recorded = existingState is null ? null : ImageUpgrade.RecordedIdentity(existingState, posix);
-        if (recorded == identity)
-        {
-            return StepResult.Skipped("already seeded (marker present); the image's home is unchanged");
-        }
-
-        if (options.DryRun)
-        {
-            if (recorded is null)
-            {
-                return StepResult.Ok("already seeded; would record the image's home as the baseline for upgrades");
-            }
-
-            using var plannedHome = workspace.OpenDirectory(WorkspaceLayout.Home);
-            var plan = Upgrader().Upgrade(existingState!, source, plannedHome, identity, dryRun: true);
-            return StepResult.Ok($"the image changed ({recorded} -> {identity}): would bring it in: {plan.Summary}");
-        }
-
-        using var state = workspace.CreateDirectory(WorkspaceLayout.State, FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH);
-        context.Lock = WorkspaceLock.Acquire(posix, state, options.LockTimeout, LockReportInterval, (holder, waited) => Log.WaitingForLock(logger, holder, Units.Duration(waited)), context.Stop.Token);
-        if (context.Lock is null)
-        {
-            return StepResult.Problem($"another agent has held {state.PathOf(WorkspaceLayout.Lock)} for over {Units.Duration(options.LockTimeout)}; image changes not brought in this boot");
-        }
-
-        recorded = ImageUpgrade.RecordedIdentity(state, posix);
-        if (recorded == identity)
-        {
-            return StepResult.Skipped("already seeded; another agent brought in the image's changes meanwhile");
-        }
-
-        if (recorded is null)
-        {
-            // A home seeded by the bash script, or by an agent before manifests: today's image is the baseline.
-            Upgrader().RecordBaseline(state, source, identity);
-            return StepResult.Ok("already seeded; recorded the image's home as the baseline for later upgrades");
-        }
-
-        using var home = workspace.OpenDirectory(WorkspaceLayout.Home);
-        var report = Upgrader().Upgrade(state, source, home, identity, dryRun: false);
-        string summary = $"the image changed ({recorded} -> {identity}): {report.Summary}";
-        return report.Failed > 0 ? StepResult.Problem(summary) : StepResult.Ok(summary);
-    }
-
-    private ImageUpgrade Upgrader() => new(posix, copyOptions, action => Log.Upgrade(logger, NativeName.Display(action)));
-
-    private static StepResult Plan(BootContext context, SeedPlan plan, DirectoryHandle workspace)
-    {
-        string destination = workspace.PathOf(WorkspaceLayout.Home);
-        if (HomeSeeder.Obstacle(plan, workspace.Path) is { } obstacle)
-        {
-            return StepResult.Problem($"would not seed: {obstacle}");
-        }
-
-        context.SeedPlanned = true;
-        string what = plan.Merging ? $"copy what {destination} lacks:" : "copy";
-        string resuming = plan.Resuming ? ", resuming an interrupted seed" : string.Empty;
-        return StepResult.Ok($"would {what} {Units.Entries(plan.ToCopy.Entries)} ({Units.Size(plan.ToCopy.AllocatedBytes, plan.ToCopy.Bytes)}) from {context.Options.Home} into {destination}{resuming}; {Units.Bytes(plan.FreeBytes)} free");
-    }
-
-    /// <summary>
-    /// A complete seed is a warning when the home is less than its source: entries left out, or
-    /// what the volume could not hold. The marker is written all the same (the copy is as complete
-    /// as this volume allows; copying again would not change that), and status shows the losses.
-    /// </summary>
+    /// <summary>A seed's counts and problems, in one line; a warning when the home is less than its source.</summary>
+    /// <remarks>
+    /// Less than its source: entries left out, or what the volume could not hold. The marker is written
+    /// all the same (the copy is as complete as this volume allows; copying again would not change
+    /// that), and status shows the losses.
+    /// </remarks>
     public static StepResult Result(CopyReport report)
     {
         string summary = Summary(report);
@@ -248,6 +116,125 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         return summary;
     }
 
+    private static StepPlan<HomeState> Settled(StepResult result, DirectoryHandle workspace, HomeStatus status) =>
+        StepPlan.Settled<HomeState>(result, new HomeState(workspace, status));
+
+    /// <summary>A first seed: what the scan found, and the copy under the lock to carry it out.</summary>
+    private StepPlan<HomeState> DecideFirstSeed(DirectoryHandle workspace, DirectoryHandle source, BootSettings settings)
+    {
+        var options = settings.Options;
+        var seeder = new HomeSeeder(posix, copyOptions with { Stop = settings.Stop.Token }, progressInterval);
+        var plan = seeder.Survey(workspace, source);
+        if (HomeSeeder.Obstacle(plan, workspace.Path) is { } obstacle)
+        {
+            return Settled(StepResult.Problem($"{obstacle}; nothing was copied and the home is not marked"), workspace, HomeStatus.NotSeeded);
+        }
+
+        string destination = workspace.PathOf(WorkspaceLayout.Home);
+        string what = plan.Merging ? $"copy what {destination} lacks:" : "copy";
+        string resuming = plan.Resuming ? ", resuming an interrupted seed" : string.Empty;
+        var preview = StepResult.Ok($"would {what} {Units.Entries(plan.ToCopy.Entries)} ({Units.Size(plan.ToCopy.AllocatedBytes, plan.ToCopy.Bytes)}) from {options.Home} into {destination}{resuming}; {Units.Bytes(plan.FreeBytes)} free");
+        return StepPlan.ToApply<HomeState>(preview, new HomeState(workspace, HomeStatus.WillBeSeeded), () => Seed(workspace, seeder, plan, settings));
+    }
+
+    /// <summary>Carries a first seed out: the lock (held past this step, through the marker and the profile), the copy, the baseline for upgrades.</summary>
+    private (StepResult, HomeState) Seed(DirectoryHandle workspace, HomeSeeder seeder, SeedPlan plan, BootSettings settings)
+    {
+        var options = settings.Options;
+        var notSeeded = new HomeState(workspace, HomeStatus.NotSeeded);
+        WorkspaceLock? held = null;
+        try
+        {
+            using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
+            bool waited = false;
+            held = Lock(state, settings, () => waited = true);
+            if (held is null)
+            {
+                return (StepResult.Problem($"another agent has held {state.PathOf(WorkspaceLayout.Lock)} for over {Units.Duration(options.LockTimeout)} (see --lock-timeout); the seed is left to it"), notSeeded);
+            }
+
+            if (IsMarked(workspace))
+            {
+                return (StepResult.Skipped("seeded by another agent while this one waited"), new HomeState(workspace, HomeStatus.Seeded));
+            }
+
+            using var source = DirectoryHandle.Open(posix, options.Home);
+            // What another agent left while this one waited makes the scan stale: the seeder scans again.
+            var outcome = seeder.Seed(workspace, source, waited ? null : plan, new Observer(logger, options.Home, workspace.PathOf(WorkspaceLayout.Home)));
+            LogProblems(outcome.Report);
+            if (!outcome.Complete)
+            {
+                return (StepResult.Problem(outcome.Problem!), notSeeded);
+            }
+
+            RecordBaseline(state, source, options);
+            var seeded = new HomeState(workspace, HomeStatus.Copied, outcome.Report, held);
+            held = null; // handed on: the sequence releases it after the profile step
+            return (Result(outcome.Report!), seeded);
+        }
+        catch (IOException e)
+        {
+            return (StepResult.Problem($"{e.Message}; the home is not seeded"), notSeeded);
+        }
+        catch (OperationCanceledException)
+        {
+            return (StepResult.Problem($"stopped by {settings.Stop.SignalName} before the copy began; nothing was copied"), notSeeded);
+        }
+        finally
+        {
+            held?.Dispose();
+        }
+    }
+
+    private WorkspaceLock? Lock(DirectoryHandle state, BootSettings settings, Action onWait) =>
+        WorkspaceLock.Acquire(
+            posix,
+            state,
+            settings.Options.LockTimeout,
+            LockReportInterval,
+            (holder, waited) =>
+            {
+                onWait();
+                Log.WaitingForLock(logger, holder, Units.Duration(waited));
+            },
+            settings.Stop.Token);
+
+    private void LogProblems(CopyReport? report)
+    {
+        if (report is null)
+        {
+            return;
+        }
+
+        if (report.ProblemCount > copyOptions.ProblemsToName)
+        {
+            Log.MoreProblems(logger, report.ProblemCount - copyOptions.ProblemsToName);
+        }
+
+        foreach (var loss in report.Losses.Summaries())
+        {
+            Log.NotPreserved(logger, loss.What, NativeName.Display(loss.ExamplePath), loss.Reason);
+        }
+    }
+
+    /// <summary>What identifies the image's home: the version the image build set, else a cheap fingerprint.</summary>
+    private string ImageIdentity(BootOptions options, DirectoryHandle source) =>
+        options.ImageVersion is { Length: > 0 } version ? "version:" + version : ImageManifest.Fingerprint(posix, source.Fd);
+
+    private void RecordBaseline(DirectoryHandle state, DirectoryHandle source, BootOptions options)
+    {
+        try
+        {
+            Upgrader().RecordBaseline(state, source, ImageIdentity(options, source));
+        }
+        catch (IOException e)
+        {
+            Log.ManifestNotRecorded(logger, e.Message);
+        }
+    }
+
+    private ImageUpgrade Upgrader() => new(posix, copyOptions, action => Log.Upgrade(logger, NativeName.Display(action)));
+
     private static bool IsMarked(DirectoryHandle workspace)
     {
         using var home = workspace.TryOpenDirectory(WorkspaceLayout.Home);
@@ -260,89 +247,5 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         return home is not null
             && posix.FStat(source.Fd, out var a) >= 0 && posix.FStat(home.Fd, out var b) >= 0
             && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-    }
-
-    private sealed class Observer(ILogger logger, string source, string destination) : ISeedObserver
-    {
-        private readonly DateTime _started = DateTime.UtcNow;
-
-        public void Planned(SeedPlan plan)
-        {
-            if (plan.Resuming)
-            {
-                Log.Resuming(logger);
-            }
-
-            if (plan.Merging)
-            {
-                Log.Merging(logger, destination);
-            }
-
-            Log.Planned(logger, destination, source, Units.Entries(plan.ToCopy.Entries), Units.Size(plan.ToCopy.AllocatedBytes, plan.ToCopy.Bytes), Units.Bytes(plan.FreeBytes));
-        }
-
-        public void Progress(CopyReport report, TreeSize total)
-        {
-            var elapsed = DateTime.UtcNow - _started;
-            // On-disk bytes: a sparse file's holes cost neither time nor space.
-            long bytes = Interlocked.Read(ref report.AllocatedBytes);
-            double rate = bytes / Math.Max(elapsed.TotalSeconds, 1e-3);
-            double fraction = total.AllocatedBytes > 0 ? (double)bytes / total.AllocatedBytes : total.Entries > 0 ? (double)report.Entries / total.Entries : 1;
-            fraction = Math.Clamp(fraction, 0, 1);
-            string eta = rate > 0 && total.AllocatedBytes > bytes ? Units.Duration(TimeSpan.FromSeconds((total.AllocatedBytes - bytes) / rate)) : "unknown";
-            Log.Progress(logger, Units.Count(report.Entries), Units.Count(total.Entries), Units.Bytes(bytes), Units.Bytes(total.AllocatedBytes), Math.Round(fraction * 100, 1), Units.Bytes(rate), eta);
-        }
-
-        public void Problem(CopyProblem problem)
-        {
-            string path = problem.Path.Length == 0 ? "." : NativeName.Display(problem.Path);
-            switch (problem.Kind)
-            {
-                case ProblemKind.Unreadable:
-                case ProblemKind.NotWritten:
-                case ProblemKind.ChangedDuringCopy:
-                    Log.LeftOut(logger, path, problem.Detail);
-                    break;
-                default:
-                    Log.Incomplete(logger, path, problem.Detail);
-                    break;
-            }
-        }
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "waiting for the workspace lock, held by {Holder} ({Waited} so far)")]
-        public static partial void WaitingForLock(ILogger logger, string holder, string waited);
-
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "resuming a seed an earlier boot did not finish; complete files are kept")]
-        public static partial void Resuming(ILogger logger);
-
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "{Destination} already exists without a marker: copying only what it lacks; nothing in it is replaced")]
-        public static partial void Merging(ILogger logger, string destination);
-
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "seeding {Destination} from {Source}: {Entries}, {Bytes} to copy, {Free} free on the volume")]
-        public static partial void Planned(ILogger logger, string destination, string source, string entries, string bytes, string free);
-
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "copying: {Entries} of {TotalEntries} entries, {Bytes} of {TotalBytes} ({Percent}%), {Rate}/s, about {Eta} left")]
-        public static partial void Progress(ILogger logger, string entries, string totalEntries, string bytes, string totalBytes, double percent, string rate, string eta);
-
-        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "left out {Path}: {Detail}")]
-        public static partial void LeftOut(ILogger logger, string path, string detail);
-
-        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "copied {Path}, but: {Detail}")]
-        public static partial void Incomplete(ILogger logger, string path, string detail);
-
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "{Action}")]
-        public static partial void Upgrade(ILogger logger, string action);
-
-        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "could not record the manifest of the image's home ({Reason}); image changes will be brought in once it is recorded")]
-        public static partial void ManifestNotRecorded(ILogger logger, string reason);
-
-        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "not preserved on this volume: {What}, e.g. {Example} ({Reason})")]
-        public static partial void NotPreserved(ILogger logger, string what, string example, string reason);
-
-        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "... and {Count} more problems, counted in the summary but not named")]
-        public static partial void MoreProblems(ILogger logger, int count);
     }
 }

@@ -1,7 +1,5 @@
-using System.IO.Abstractions;
 using System.Text;
 using Microsoft.Extensions.Logging;
-using Mono.Unix.Native;
 using Packet.Agent.Boot;
 using Packet.Agent.Posix;
 using Packet.Agent.Profile;
@@ -15,12 +13,12 @@ namespace Packet.Agent.Steps;
 /// owner and mode. A <c>.bashrc</c> that a dotfile manager made a symlink gets the block in the
 /// file it names, when that is inside the home (<see cref="LinkInsideHome"/>); a symlink at home or
 /// bin, or one that leaves the home, is refused (the agent runs as root on a volume users can write).
+/// Before a first seed (a dry run), the <c>.bashrc</c> it plans for is the one the seed will bring.
 /// </summary>
-public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSystem, ILogger logger) : IBootStep
+public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBootStep<HomeState, NoValue>
 {
     private const int MaxProfileBytes = 1024 * 1024;
-    private const FilePermissions NewProfileMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
-    private const FilePermissions BinMode = FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH;
+    private const Mono.Unix.Native.FilePermissions NewProfileMode = Mono.Unix.Native.FilePermissions.S_IRUSR | Mono.Unix.Native.FilePermissions.S_IWUSR | Mono.Unix.Native.FilePermissions.S_IRGRP | Mono.Unix.Native.FilePermissions.S_IROTH;
 
     public string Name => "profile";
 
@@ -28,73 +26,114 @@ public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSyste
 
     public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
 
-    public StepResult Run(BootContext context)
+    public StepPlan<NoValue> Decide(HomeState input, BootSettings settings)
     {
-        if (!context.PersistenceAvailable)
+        if (!input.Ready)
         {
-            return StepResult.Skipped("no workspace");
+            return StepPlan.Settled<NoValue>(StepResult.Skipped("the home is not seeded yet; the PATH block is added once it is"), default);
         }
 
-        if (context.Options.DryRun && (context.HomeSeeded || context.SeedPlanned))
-        {
-            return Plan(context);
-        }
-
-        if (!context.HomeSeeded)
-        {
-            return StepResult.Skipped("the home is not seeded yet; the PATH block is added once it is");
-        }
-
+        var options = settings.Options;
+        var workspace = input.Workspace;
+        DirectoryHandle? home = null;
+        HomeFile? profile = null;
         try
         {
-            using var workspace = DirectoryHandle.Open(posix, context.Options.Workspace);
-            using var home = workspace.OpenDirectory(WorkspaceLayout.Home);
+            home = workspace.TryOpenDirectory(WorkspaceLayout.Home) ?? DirectoryHandle.Open(posix, options.Home);
             PosixException.Check(posix.FStat(home.Fd, out var homeStat), "stat", home.Path);
             var owner = (homeStat.st_uid, homeStat.st_gid);
-
-            string binDirectory = workspace.PathOf(WorkspaceLayout.Bin);
-            bool binCreated = !workspace.Exists(WorkspaceLayout.Bin);
-            using (workspace.CreateDirectory(WorkspaceLayout.Bin, BinMode, owner))
-            {
-                if (binCreated)
-                {
-                    Log.CreatedBin(logger, binDirectory);
-                }
-            }
-
-            GiveStateToHomeOwner(workspace, owner);
-
-            using var profile = LinkInsideHome.Resolve(home, WorkspaceLayout.ShellProfile, context.Options.Home);
+            profile = LinkInsideHome.Resolve(home, WorkspaceLayout.ShellProfile, options.Home);
             byte[]? current = profile.Directory.ReadFile(profile.Name, MaxProfileBytes, out var profileStat);
             string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
-            var variables = WorkspaceEnvironment.For(context.Options.Workspace, path => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path));
-            string banner = Path.Join(context.Options.Workspace, WorkspaceLayout.State, Operations.BootReportWriter.BannerFile);
+            var variables = WorkspaceEnvironment.For(workspace.Path, workspace.Exists);
+            string banner = workspace.PathOf(Path.Join(WorkspaceLayout.State, Operations.BootReportWriter.BannerFile));
             string updated = ManagedBlock.Apply(text, variables, banner);
-            string profilePath = profile.Path == home.PathOf(WorkspaceLayout.ShellProfile)
-                ? profile.Path
-                : $"{home.PathOf(WorkspaceLayout.ShellProfile)} (a link to {profile.Path})";
-            if (ReferenceEquals(updated, text))
+            string shown = Path.Join(workspace.Path, WorkspaceLayout.Home, WorkspaceLayout.ShellProfile);
+            string target = Path.Join(workspace.Path, WorkspaceLayout.Home, Path.GetRelativePath(home.Path, profile.Path));
+            string profilePath = target == shown ? shown : $"{shown} (a link to {target})";
+            bool blockChanges = !ReferenceEquals(updated, text);
+            if (blockChanges && current is not null && !IsValidUtf8(current))
             {
-                return StepResult.Ok($"{profilePath} already has the workspace block");
+                return Dispose(StepPlan.Settled<NoValue>(StepResult.Problem($"{profilePath} is not UTF-8 text; left as it is. Add the block yourself:\n{ManagedBlock.Render(variables, banner)}"), default));
             }
 
-            if (current is not null && !IsValidUtf8(current))
+            bool binMissing = !workspace.Exists(WorkspaceLayout.Bin);
+            if (!binMissing)
             {
-                return StepResult.Problem($"{profilePath} is not UTF-8 text; left as it is. Add the block yourself:\n{ManagedBlock.Render(variables, banner)}");
+                workspace.OpenDirectory(WorkspaceLayout.Bin).Dispose(); // a symlink planted at bin is refused here, with the reason
             }
 
-            // A new .bashrc belongs to the home's owner; an existing one keeps its own owner and mode.
+            bool stateToOwner = StateNeedsOwner(workspace, owner);
+            string names = string.Join(", ", variables.Select(v => v.Name).Distinct());
+            string block = !blockChanges ? $"{profilePath} already has the workspace block"
+                : current is null ? $"created {profilePath} with the workspace block ({names})"
+                : $"updated the workspace block in {profilePath} ({names})";
+            if (!blockChanges && !binMissing && !stateToOwner)
+            {
+                return Dispose(StepPlan.Settled<NoValue>(StepResult.Ok(block), default));
+            }
+
+            var preview = new List<string>();
+            if (binMissing)
+            {
+                preview.Add($"would create {workspace.PathOf(WorkspaceLayout.Bin)}");
+            }
+
+            preview.Add(blockChanges ? $"would {(current is null ? "create" : "update")} {profilePath} with the workspace block ({names})" : block);
             var (uid, gid, mode) = current is null
                 ? (owner.st_uid, owner.st_gid, NewProfileMode)
-                : (profileStat.st_uid, profileStat.st_gid, profileStat.st_mode & FilePermissions.ALLPERMS);
-            profile.Directory.ReplaceFile(profile.Name, Encoding.UTF8.GetBytes(updated), uid, gid, mode);
-            return StepResult.Ok(current is null
-                ? $"created {profilePath} with the workspace block ({string.Join(", ", variables.Select(v => v.Name).Distinct())})"
-                : $"updated the workspace block in {profilePath} ({string.Join(", ", variables.Select(v => v.Name).Distinct())})");
+                : (profileStat.st_uid, profileStat.st_gid, profileStat.st_mode & Mono.Unix.Native.FilePermissions.ALLPERMS);
+            var chosen = profile;
+            var opened = home;
+            profile = null;
+            home = null;
+            return StepPlan.ToApply<NoValue>(
+                StepResult.Ok(string.Join("; ", preview)),
+                default,
+                () =>
+                {
+                    try
+                    {
+                        if (binMissing)
+                        {
+                            using (workspace.CreateDirectory(WorkspaceLayout.Bin, WorkspaceLayout.DirectoryMode, owner))
+                            {
+                                Log.CreatedBin(logger, workspace.PathOf(WorkspaceLayout.Bin));
+                            }
+                        }
+
+                        if (stateToOwner)
+                        {
+                            GiveStateToHomeOwner(workspace, owner);
+                        }
+
+                        if (blockChanges)
+                        {
+                            // A new .bashrc belongs to the home's owner; an existing one keeps its own owner and mode.
+                            chosen.Directory.ReplaceFile(chosen.Name, Encoding.UTF8.GetBytes(updated), uid, gid, mode);
+                        }
+
+                        return (StepResult.Ok(block), default);
+                    }
+                    catch (IOException e)
+                    {
+                        return (StepResult.Problem($"{e.Message}; the PATH block was not written"), default);
+                    }
+                },
+                new Holds(chosen, opened));
+
+            StepPlan<NoValue> Dispose(StepPlan<NoValue> settled)
+            {
+                profile?.Dispose();
+                home?.Dispose();
+                return settled;
+            }
         }
         catch (IOException e)
         {
-            return StepResult.Problem($"{e.Message}; the PATH block was not written");
+            profile?.Dispose();
+            home?.Dispose();
+            return StepPlan.Settled<NoValue>(StepResult.Problem($"{e.Message}; the PATH block was not written"), default);
         }
     }
 
@@ -104,49 +143,16 @@ public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSyste
     /// container seeded the home, and must keep its report, lock and hook logs. Files a root agent
     /// left inside stay root's; the user's agent replaces them by rename, which the folder allows.
     /// </summary>
+    private bool StateNeedsOwner(DirectoryHandle workspace, (uint Uid, uint Gid) owner) =>
+        posix.EffectiveUserId == 0 && owner.Uid != 0
+        && (workspace.LStat(WorkspaceLayout.State, out var state) < 0 || state.st_uid != owner.Uid || state.st_gid != owner.Gid);
+
     private void GiveStateToHomeOwner(DirectoryHandle workspace, (uint Uid, uint Gid) owner)
     {
-        if (posix.EffectiveUserId != 0 || owner.Uid == 0)
-        {
-            return;
-        }
-
-        using var state = workspace.CreateDirectory(WorkspaceLayout.State, BinMode, owner);
+        using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode, owner);
         if (posix.FStat(state.Fd, out var current) >= 0 && (current.st_uid != owner.Uid || current.st_gid != owner.Gid))
         {
             PosixException.Check(posix.FChown(state.Fd, owner.Uid, owner.Gid), "give to the home's owner", state.Path);
-        }
-    }
-
-    /// <summary>The dry run: what would change in bin and .bashrc, reading only.</summary>
-    private StepResult Plan(BootContext context)
-    {
-        try
-        {
-            using var workspace = DirectoryHandle.Open(posix, context.Options.Workspace);
-            using var home = workspace.TryOpenDirectory(WorkspaceLayout.Home);
-            // Before a first seed, the .bashrc to be edited is the one the seed will bring.
-            using var source = home is null ? DirectoryHandle.Open(posix, context.Options.Home) : null;
-            using var profileFile = LinkInsideHome.Resolve(home ?? source!, WorkspaceLayout.ShellProfile, context.Options.Home);
-            byte[]? current = profileFile.Directory.ReadFile(profileFile.Name, MaxProfileBytes, out _);
-            string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
-            var variables = WorkspaceEnvironment.For(context.Options.Workspace, path => fileSystem.Directory.Exists(path) || fileSystem.File.Exists(path));
-            string banner = Path.Join(context.Options.Workspace, WorkspaceLayout.State, Operations.BootReportWriter.BannerFile);
-            string profile = Path.Join(context.Options.Workspace, WorkspaceLayout.Home, WorkspaceLayout.ShellProfile);
-            var plan = new List<string>();
-            if (!workspace.Exists(WorkspaceLayout.Bin))
-            {
-                plan.Add($"would create {workspace.PathOf(WorkspaceLayout.Bin)}");
-            }
-
-            plan.Add(ReferenceEquals(ManagedBlock.Apply(text, variables, banner), text)
-                ? $"{profile} already has the workspace block"
-                : $"would {(current is null ? "create" : "update")} {profile} with the workspace block ({string.Join(", ", variables.Select(v => v.Name).Distinct())})");
-            return StepResult.Ok(string.Join("; ", plan));
-        }
-        catch (IOException e)
-        {
-            return StepResult.Problem($"{e.Message}; the PATH block could not be planned");
         }
     }
 
@@ -160,6 +166,15 @@ public sealed partial class ShellProfileStep(IPosix posix, IFileSystem fileSyste
         catch (DecoderFallbackException)
         {
             return false;
+        }
+    }
+
+    private sealed class Holds(IDisposable first, IDisposable second) : IDisposable
+    {
+        public void Dispose()
+        {
+            first.Dispose();
+            second.Dispose();
         }
     }
 

@@ -1,8 +1,13 @@
+using Mono.Unix.Native;
+
 namespace Packet.Agent.Workspace;
 
-/// <summary>The names the agent keeps on the volume (CONTRACT.md, "What the agent keeps on the volume").</summary>
+/// <summary>The names the agent keeps on the volume (README, "What the agent keeps on the volume").</summary>
 public static class WorkspaceLayout
 {
+    /// <summary>rwxr-xr-x: the agent's directories on the volume (its state, bin, the hook folders), readable by all.</summary>
+    public const FilePermissions DirectoryMode = FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH;
+
     /// <summary>The persisted home, <c>/workspace/home</c>.</summary>
     public const string Home = "home";
 

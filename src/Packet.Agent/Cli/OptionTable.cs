@@ -1,0 +1,59 @@
+namespace Packet.Agent.Cli;
+
+/// <summary>Every option of every command, each declared once; the parser, the option records and --help read these.</summary>
+public static class OptionTable
+{
+    private const CommandSet WorkspaceCommands = CommandSet.Boot | CommandSet.Status | CommandSet.ResetHome;
+
+    public static readonly PathOption Workspace = new(
+        "--workspace", "PACKET_WORKSPACE", "/workspace", "where the persistent volume is mounted (absolute path)", WorkspaceCommands);
+
+    public static readonly PathOption Home = new(
+        "--home", "PACKET_HOME", null, "the home directory to seed from", WorkspaceCommands, defaultInHelp: "$HOME, else the passwd entry of the current user");
+
+    public static readonly ChoiceOption<GpuMode> Gpu = new(
+        "--gpu", "PACKET_GPU", "MODE", GpuMode.Auto, "auto: check and warn; require: a missing or unhealthy GPU fails the boot; off: skip", CommandSet.Boot);
+
+    public static readonly TextOption NvidiaSmi = new(
+        "--nvidia-smi", "PACKET_NVIDIA_SMI", "PATH", "nvidia-smi", "the nvidia-smi to run", CommandSet.Boot | CommandSet.Gpu, defaultInHelp: "nvidia-smi on PATH");
+
+    public static readonly SecondsOption GpuTimeout = new(
+        "--gpu-timeout", "PACKET_GPU_TIMEOUT", 15, "nvidia-smi is killed after this long (it can hang on a broken driver)", CommandSet.Boot | CommandSet.Gpu);
+
+    public static readonly ChoiceOption<LogFormat> LogFormat = new(
+        "--log-format", "PACKET_LOG_FORMAT", "FORMAT", Cli.LogFormat.Simple, "simple, json or systemd (Microsoft.Extensions.Logging.Console formatters)", CommandSet.Boot | CommandSet.Gpu | CommandSet.ResetHome);
+
+    public static readonly SwitchOption Strict = new(
+        "--strict", "PACKET_STRICT", false, "a failed step exits 1 instead of being logged as a warning", CommandSet.Boot);
+
+    public static readonly SecondsOption LockTimeout = new(
+        "--lock-timeout", "PACKET_LOCK_TIMEOUT", 600, "how long to wait while another agent seeds the same volume", CommandSet.Boot);
+
+    public static readonly SecondsOption HookTimeout = new(
+        "--hook-timeout", "PACKET_HOOK_TIMEOUT", 600, "each boot hook is stopped after this long", CommandSet.Boot);
+
+    public static readonly ChoiceOption<LinkHomeMode> LinkHome = new(
+        "--link-home", "PACKET_LINK_HOME", "MODE", LinkHomeMode.Auto, "exec mode: auto replaces the live home with a link to /workspace/home when it can (root, ordinary directory), else sets HOME for COMMAND; off leaves both alone", CommandSet.Boot);
+
+    public static readonly SwitchOption DryRun = new(
+        "--dry-run", null, false, "report what would be done; change nothing", CommandSet.Boot | CommandSet.ResetHome);
+
+    public static readonly SwitchOption AtNextBoot = new(
+        "--at-next-boot", null, false, "reset-home: move the home aside now, seed at the next boot", CommandSet.ResetHome);
+
+    public static readonly SwitchOption Upgrade = new(
+        "--no-upgrade", "PACKET_UPGRADE", true, "do not bring image changes into a seeded home", CommandSet.Boot, defaultInHelp: "upgrade on");
+
+    public static readonly TextOption TerminationLog = new(
+        null, "PACKET_TERMINATION_LOG", null, "/dev/termination-log", "where a failed boot writes its short reason (Kubernetes termination message)", CommandSet.Boot);
+
+    public static readonly TextOption ImageVersion = new(
+        null, "PACKET_IMAGE_VERSION", null, null, "set by the image build; a change tells the agent the image's home may have changed", CommandSet.Boot);
+
+    public static readonly SwitchOption Json = new(
+        "--json", null, false, "print the GPUs (gpu) or the status (status) as JSON", CommandSet.Gpu | CommandSet.Status);
+
+    /// <summary>In the order --help lists them.</summary>
+    public static readonly IReadOnlyList<Option> All =
+        [Workspace, Home, Gpu, NvidiaSmi, GpuTimeout, LogFormat, Strict, LockTimeout, HookTimeout, LinkHome, DryRun, AtNextBoot, Upgrade, TerminationLog, ImageVersion, Json];
+}

@@ -1,0 +1,79 @@
+using Microsoft.Extensions.Logging;
+using Packet.Agent.Copy;
+using Packet.Agent.Posix;
+
+namespace Packet.Agent.Steps;
+
+/// <summary>The seed step's log lines: the plan, progress, each entry's problem, what the volume did not keep.</summary>
+public sealed partial class SeedHomeStep
+{
+    private sealed class Observer(ILogger logger, string source, string destination) : ISeedObserver
+    {
+        private readonly DateTime _started = DateTime.UtcNow;
+
+        public void Planned(SeedPlan plan)
+        {
+            if (plan.Resuming)
+            {
+                Log.Resuming(logger);
+            }
+
+            if (plan.Merging)
+            {
+                Log.Merging(logger, destination);
+            }
+
+            Log.Planned(logger, destination, source, Units.Entries(plan.ToCopy.Entries), Units.Size(plan.ToCopy.AllocatedBytes, plan.ToCopy.Bytes), Units.Bytes(plan.FreeBytes));
+        }
+
+        public void Progress(CopyReport report, TreeSize total)
+        {
+            var elapsed = DateTime.UtcNow - _started;
+            // On-disk bytes: a sparse file's holes cost neither time nor space.
+            long bytes = Interlocked.Read(ref report.AllocatedBytes);
+            double rate = bytes / Math.Max(elapsed.TotalSeconds, 1e-3);
+            double fraction = total.AllocatedBytes > 0 ? (double)bytes / total.AllocatedBytes : total.Entries > 0 ? (double)report.Entries / total.Entries : 1;
+            fraction = Math.Clamp(fraction, 0, 1);
+            string eta = rate > 0 && total.AllocatedBytes > bytes ? Units.Duration(TimeSpan.FromSeconds((total.AllocatedBytes - bytes) / rate)) : "unknown";
+            Log.Progress(logger, Units.Count(report.Entries), Units.Count(total.Entries), Units.Bytes(bytes), Units.Bytes(total.AllocatedBytes), Math.Round(fraction * 100, 1), Units.Bytes(rate), eta);
+        }
+
+        public void Problem(CopyProblem problem)
+        {
+            Log.EntryProblem(logger, problem.Path.Length == 0 ? "." : NativeName.Display(problem.Path), problem.Detail);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "waiting for the workspace lock, held by {Holder} ({Waited} so far)")]
+        public static partial void WaitingForLock(ILogger logger, string holder, string waited);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "resuming a seed an earlier boot did not finish; complete files are kept")]
+        public static partial void Resuming(ILogger logger);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "{Destination} already exists without a marker: copying only what it lacks; nothing in it is replaced")]
+        public static partial void Merging(ILogger logger, string destination);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "seeding {Destination} from {Source}: {Entries}, {Bytes} to copy, {Free} free on the volume")]
+        public static partial void Planned(ILogger logger, string destination, string source, string entries, string bytes, string free);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "copying: {Entries} of {TotalEntries} entries, {Bytes} of {TotalBytes} ({Percent}%), {Rate}/s, about {Eta} left")]
+        public static partial void Progress(ILogger logger, string entries, string totalEntries, string bytes, string totalBytes, double percent, string rate, string eta);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "left out {Path}: {Detail}")]
+        public static partial void EntryProblem(ILogger logger, string path, string detail);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "{Action}")]
+        public static partial void Upgrade(ILogger logger, string action);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "could not record the manifest of the image's home ({Reason}); image changes will be brought in once it is recorded")]
+        public static partial void ManifestNotRecorded(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "not preserved on this volume: {What}, e.g. {Example} ({Reason})")]
+        public static partial void NotPreserved(ILogger logger, string what, string example, string reason);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "... and {Count} more problems, counted in the summary but not named")]
+        public static partial void MoreProblems(ILogger logger, int count);
+    }
+}

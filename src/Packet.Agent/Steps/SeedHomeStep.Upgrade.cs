@@ -1,0 +1,87 @@
+using Packet.Agent.Boot;
+using Packet.Agent.Copy;
+using Packet.Agent.Workspace;
+
+namespace Packet.Agent.Steps;
+
+/// <summary>
+/// A seeded home on a later boot: nothing to do unless the image changed (a version string, or a
+/// fingerprint of the home's first two levels: no walk of the whole home). Then its changes are
+/// planned by looking, and brought in under the workspace lock without overwriting anything the
+/// user changed (<see cref="ImageUpgrade"/>).
+/// </summary>
+public sealed partial class SeedHomeStep
+{
+    private StepPlan<HomeState> DecideImageChanges(DirectoryHandle workspace, DirectoryHandle source, BootSettings settings)
+    {
+        string identity = ImageIdentity(settings.Options, source);
+        using var existingState = workspace.TryOpenDirectory(WorkspaceLayout.State);
+        string? recorded = existingState is null ? null : ImageUpgrade.RecordedIdentity(existingState, posix);
+        if (recorded == identity)
+        {
+            return Settled(StepResult.Skipped("already seeded (marker present); the image's home is unchanged"), workspace, HomeStatus.Seeded);
+        }
+
+        var seeded = new HomeState(workspace, HomeStatus.Seeded);
+        if (recorded is null)
+        {
+            // A home seeded by the bash script, or by an agent before manifests: today's image is the baseline.
+            return StepPlan.ToApply<HomeState>(
+                StepResult.Ok("already seeded; would record the image's home as the baseline for later upgrades"),
+                seeded,
+                () => UnderLock(workspace, settings, "the baseline was not recorded this boot", (state, current) =>
+                {
+                    Upgrader().RecordBaseline(state, current, identity);
+                    return StepResult.Ok("already seeded; recorded the image's home as the baseline for later upgrades");
+                }));
+        }
+
+        using var home = workspace.OpenDirectory(WorkspaceLayout.Home);
+        var plan = Upgrader().Plan(existingState!, source, home);
+        string change = $"the image changed ({recorded} -> {identity})";
+        return StepPlan.ToApply<HomeState>(
+            StepResult.Ok($"{change}: would bring it in: {plan.Counts.Summary}"),
+            seeded,
+            () => UnderLock(workspace, settings, "image changes not brought in this boot", (state, current) =>
+            {
+                string? now = ImageUpgrade.RecordedIdentity(state, posix);
+                if (now == identity)
+                {
+                    return StepResult.Skipped("already seeded; another agent brought in the image's changes meanwhile");
+                }
+
+                using var persisted = workspace.OpenDirectory(WorkspaceLayout.Home);
+                // Planned before the lock: planned again when another agent changed the manifest meanwhile.
+                var actions = now == recorded ? plan : Upgrader().Plan(state, current, persisted);
+                var report = Upgrader().Apply(actions, state, current, persisted, identity);
+                string summary = $"{change}: {report.Summary}";
+                return report.Failed > 0 ? StepResult.Problem(summary) : StepResult.Ok(summary);
+            }));
+    }
+
+    /// <summary>Takes the workspace lock for this step's work only, and hands the work the state folder and the image's home.</summary>
+    private (StepResult, HomeState) UnderLock(DirectoryHandle workspace, BootSettings settings, string otherwise, Func<DirectoryHandle, DirectoryHandle, StepResult> work)
+    {
+        var seeded = new HomeState(workspace, HomeStatus.Seeded);
+        try
+        {
+            using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
+            using var held = Lock(state, settings, () => { });
+            if (held is null)
+            {
+                return (StepResult.Problem($"another agent has held {state.PathOf(WorkspaceLayout.Lock)} for over {Units.Duration(settings.Options.LockTimeout)}; {otherwise}"), seeded);
+            }
+
+            using var source = DirectoryHandle.Open(posix, settings.Options.Home);
+            return (work(state, source), seeded);
+        }
+        catch (IOException e)
+        {
+            return (StepResult.Problem($"{e.Message}; {otherwise}"), seeded);
+        }
+        catch (OperationCanceledException)
+        {
+            return (StepResult.Problem($"stopped by {settings.Stop.SignalName}; {otherwise}"), seeded);
+        }
+    }
+}
