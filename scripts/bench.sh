@@ -3,10 +3,13 @@
 #   1. the first-boot seed of a realistic home against cp -a (and cp -a followed by sync -f, which
 #      is as durable as the agent's copy) and rsync -aHAX, alternating run by run; medians,
 #      per-run ratios, and peak RSS from /usr/bin/time;
-#   2. the same seed on each kind of volume users mount (as root: loop-mounted ext4, xfs and btrfs,
+#   2. as root, the pod's layout: the home on overlayfs (as a container's image layers give it), the
+#      workspace its own loop-mounted ext4 volume; against cp -a and cp -a + sync -f;
+#   3. the same seed on each kind of volume users mount (as root: loop-mounted ext4, xfs and btrfs,
 #      tmpfs, and FUSE volumes from Debian: bindfs, fusefat, exfat-fuse), against cp -a and
-#      cp -a + sync -f on that same volume;
-#   3. a boot with nothing to do against the bash script it replaces, with hyperfine.
+#      cp -a + sync -f on that same volume; on FUSE also against cp -a + an fsync of every entry,
+#      the durable one there (syncfs does not reach a FUSE daemon);
+#   4. a boot with nothing to do against the bash script it replaces, with hyperfine.
 # Usage: scripts/bench.sh [RUNS]
 #   BENCH_DIR      the file system of part 1 (default /var/tmp)
 #   BENCH_TREE     an installed tree to use as the home's small files (default: /usr/lib/python3*);
@@ -87,6 +90,8 @@ measure() {
   shift 3
   # shellcheck disable=SC2016 # $1 and $2 belong to the inner shell
   local sync_copy='cp -a "$1/." "$2/" && sync -f "$2"'
+  # shellcheck disable=SC2016
+  local fsync_copy='cp -a "$1/." "$2/" && find "$2" -exec sync {} +'
   : >"$work/results"
   for ((run = 1; run <= count; run++)); do
     for tool in "$@"; do
@@ -97,6 +102,7 @@ measure() {
         agent) rmdir "$target/out/home"; command=("$agent" boot --workspace "$target/out" --home "$source" --gpu off --link-home off) ;;
         cp-a) command=(cp -a "$source/." "$target/out/home/") ;;
         cp-a+sync) command=(sh -c "$sync_copy" sh "$source" "$target/out/home") ;;
+        cp-a+fsync) command=(sh -c "$fsync_copy" sh "$source" "$target/out/home") ;;
         rsync) command=(rsync -aHAX "$source/" "$target/out/home/") ;;
       esac
       # cp -a complains about what a lossy volume refuses; its exit status is not the measure.
@@ -145,6 +151,20 @@ mount_volume() {
   mounted+=("$dir")
 }
 
+if [ "$(id -u)" -eq 0 ]; then
+  # The pod: image layers under overlayfs for the home, a volume of its own for the workspace.
+  pod="$work/pod"
+  mkdir -p "$pod/lower" "$pod/upper" "$pod/work" "$pod/home"
+  cp -a "$home/." "$pod/lower/"
+  mount -t overlay overlay -o "lowerdir=$pod/lower,upperdir=$pod/upper,workdir=$pod/work" "$pod/home"
+  mounted+=("$pod/home")
+  mount_volume ext4 "$pod/workspace"
+  measure "$pod/home" "$pod/workspace" "$runs" agent cp-a cp-a+sync
+  echo
+  echo "seed in the pod layout (home on overlayfs, workspace on ext4 of its own), $runs runs each, alternating:"
+  report agent cp-a cp-a+sync
+fi
+
 if [ -n "$volumes" ]; then
   # One home for every volume row, so the rows compare with each other: 2,000 of the small files
   # and one model. FAT-like volumes would hold the sparse image whole, and fusefat takes some
@@ -158,9 +178,11 @@ if [ -n "$volumes" ]; then
   echo "seed per volume kind ($(find "$volume_home" | wc -l) entries, $(du -sh "$volume_home" | cut -f1)), $volume_runs runs each, alternating:"
   for kind in $volumes; do
     mount_volume "$kind" "$work/volume-$kind"
-    measure "$volume_home" "$work/volume-$kind" "$volume_runs" agent cp-a cp-a+sync
+    tools=(agent cp-a cp-a+sync)
+    case "$kind" in bindfs | vfat | exfat) tools+=(cp-a+fsync) ;; esac
+    measure "$volume_home" "$work/volume-$kind" "$volume_runs" "${tools[@]}"
     echo " $kind:"
-    report agent cp-a cp-a+sync
+    report "${tools[@]}"
   done
 fi
 

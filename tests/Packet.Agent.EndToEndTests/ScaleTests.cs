@@ -12,10 +12,10 @@ public sealed class ScaleTests(ITestOutputHelper output)
 {
     private const int Directories = 1000;
     private const int FilesPerDirectory = 999;
-    private const long MaxPeakKilobytes = 64 * 1024;
+    private const long MaxPeakKilobytes = 32 * 1024;
 
     [RootFact]
-    public void A_home_of_a_million_entries_is_seeded_in_at_most_64_MiB_of_memory()
+    public void A_home_of_a_million_entries_is_seeded_in_at_most_32_MiB_of_memory()
     {
         Require.Root();
         using var tmpfs = new TmpfsMount();

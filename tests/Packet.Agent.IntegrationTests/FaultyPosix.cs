@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Mono.Unix.Native;
 using Packet.Agent.Posix;
 
@@ -10,6 +11,7 @@ namespace Packet.Agent.IntegrationTests;
 public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : IPosix
 {
     private readonly IPosix _real = PosixSystem.Instance;
+    private int _fsyncCalls;
 
     /// <summary>When set, the volume reports this many bytes free.</summary>
     public long? FreeBytes { get; init; }
@@ -92,11 +94,36 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     public int FTruncate(int fd, long length) => _real.FTruncate(fd, length);
 
-    public int GetDents(int fd, Span<byte> buffer) => Fail("getdents", null) ?? _real.GetDents(fd, buffer);
+    /// <summary>Each getdents call: the descriptor and the managed thread that made it.</summary>
+    public ConcurrentBag<(int Fd, int Thread)> Listings { get; } = [];
 
-    public int FSync(int fd) => _real.FSync(fd);
+    public int GetDents(int fd, Span<byte> buffer)
+    {
+        Listings.Add((fd, Environment.CurrentManagedThreadId));
+        return Fail("getdents", null) ?? _real.GetDents(fd, buffer);
+    }
+
+    /// <summary>How many fsync calls were made (any descriptor).</summary>
+    public int FSyncCalls => Volatile.Read(ref _fsyncCalls);
+
+    public int FSync(int fd)
+    {
+        Interlocked.Increment(ref _fsyncCalls);
+        return Fail("fsync", null) ?? _real.FSync(fd);
+    }
 
     public int SyncFs(int fd) => _real.SyncFs(fd);
+
+    public long FileSystemType(int fd) => _real.FileSystemType(fd);
+
+    /// <summary>The ranges whose writeback was started early, in bytes each.</summary>
+    public ConcurrentBag<long> WritebackStarted { get; } = [];
+
+    public int StartWriteback(int fd, long offset, long length)
+    {
+        WritebackStarted.Add(length);
+        return _real.StartWriteback(fd, offset, length);
+    }
 
     public int FStatVfs(int fd, out Statvfs stat)
     {

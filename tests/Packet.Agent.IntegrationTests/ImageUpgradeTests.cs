@@ -161,6 +161,26 @@ public sealed class ImageUpgradeTests : IDisposable
     }
 
     [Fact]
+    public void The_upgrade_baseline_lists_the_home_through_a_descriptor_of_its_own_while_the_seed_copies_it()
+    {
+        // A directory descriptor's position is shared by whoever reads it: two threads listing the
+        // home through one descriptor each miss what the other read (seen: 2,054 of 4,002 entries
+        // copied, and the home marked). No subdirectories, so descriptor numbers are not reused.
+        for (int i = 0; i < 2000; i++)
+        {
+            HomeFixture.Write(Image, $"entry-with-a-fairly-long-name-{i:D5}.txt", "x");
+        }
+
+        var posix = new FaultyPosix();
+
+        Assert.Equal(StepOutcome.Ok, Seed("v1", posix).Outcome);
+
+        Assert.All(posix.Listings.GroupBy(l => l.Fd), listed => Assert.Single(listed.Select(l => l.Thread).Distinct()));
+        Assert.Equal(2000, Directory.GetFiles(Home).Count(f => Path.GetFileName(f).StartsWith("entry-", StringComparison.Ordinal)));
+        Assert.Equal(2000, File.ReadAllLines(Path.Join(Workspace, ".packet", ImageManifest.FileName)).Count(l => l.Contains("entry-", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void Seed_dry_run_and_run_come_from_the_same_decision_for_a_first_seed()
     {
         Write(Image, ".bashrc", "v1 bashrc\n");

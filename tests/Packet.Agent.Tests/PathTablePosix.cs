@@ -227,6 +227,10 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
 
     public int SyncFs(int fd) => Refuse($"syncfs {fd}");
 
+    public long FileSystemType(int fd) => Refuse($"fstatfs {fd}");
+
+    public int StartWriteback(int fd, long offset, long length) => Refuse($"sync_file_range {fd}");
+
     public int FStatVfs(int fd, out Statvfs stat)
     {
         const ulong Block = 4096;

@@ -12,7 +12,12 @@ namespace Packet.Agent.Copy;
 /// </summary>
 public sealed record CopyOptions
 {
-    /// <summary>Threads copying file data and metadata beside the directory walker; 0 copies on the walker alone.</summary>
+    /// <summary>
+    /// Threads copying file data and metadata beside the directory walker; 0 copies on the walker
+    /// alone. One rule for every volume but the FAT-like ones (one thread, see VolumeTraits.IsFatLike):
+    /// on FUSE, where each call is a round trip to the daemon, more did not help (bindfs over ext4,
+    /// 4,769 entries, medians of 4: 9.8 s with 2 workers, 10.4 s with 4, 10.5 s with 8).
+    /// </summary>
     public int Workers { get; init; } = DefaultWorkers();
 
     /// <summary>

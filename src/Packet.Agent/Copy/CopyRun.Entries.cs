@@ -183,6 +183,10 @@ internal sealed partial class CopyRun
             }
 
             _metadata.ApplyToFile(sourceFd, destinationFd, source, _destinationDevice, path, modeSetAtCreation: CreationKeeps(permissions));
+            int complete = destinationFd;
+            destinationFd = -1;
+            CloseComplete(complete, path);
+
             Interlocked.Increment(ref _report.Files);
             Interlocked.Add(ref _report.Bytes, copied);
             Interlocked.Add(ref _report.AllocatedBytes, source.st_blocks * 512);

@@ -244,7 +244,22 @@ internal sealed partial class CopyRun
             }
 
             _posix.Close(node.SourceFd);
-            _posix.Close(node.DestinationFd);
+            if (node.IsNew && !Aborted)
+            {
+                try
+                {
+                    CloseComplete(node.DestinationFd, node.RelativePath);
+                }
+                catch (DestinationWriteException failure)
+                {
+                    Abort(failure);
+                }
+            }
+            else
+            {
+                _posix.Close(node.DestinationFd);
+            }
+
             CloseIfOpen(node.ExistingFd);
             node = node.Parent;
         }

@@ -43,7 +43,7 @@ internal sealed partial class CopyRun
         _report.Volume = volume;
         _volume = volume;
         _destinationRootFd = destinationRootFd;
-        _data = new FileDataCopier(posix, options.Stop);
+        _data = new FileDataCopier(posix, writeBehind: volume.FlushedBySyncFs, options.Stop);
         _metadata = new MetadataCopier(posix, options, volume, report.Losses);
         _reader = new DirectoryReader(posix);
         _creationMask = creationMask;
@@ -93,6 +93,28 @@ internal sealed partial class CopyRun
         }
 
         ReportAbort();
+    }
+
+    /// <summary>
+    /// Closes a complete file or directory of the copy. Where syncfs does not reach the data (FUSE,
+    /// <see cref="VolumeTraits.FlushedBySyncFs"/>) it is fsync'ed first, here, by the thread that
+    /// wrote it (a pool of fsync threads measured no faster on bindfs); elsewhere the caller's one
+    /// syncfs does it all (per-file fsync measured 15 times slower than one syncfs for 4,769 entries on ext4).
+    /// </summary>
+    private void CloseComplete(int fd, string path)
+    {
+        try
+        {
+            int synced = _volume.FlushedBySyncFs ? 0 : _posix.FSync(fd);
+            if (synced < 0 && !ErrnoMeaning.VolumeRefuses(PosixException.ErrnoOf(synced)))
+            {
+                throw new DestinationWriteException("fsync", path, PosixException.ErrnoOf(synced));
+            }
+        }
+        finally
+        {
+            _posix.Close(fd);
+        }
     }
 
     /// <summary>Whether a mode given to open(2) or mkfifo(2) survives the umask whole, so no chmod is needed.</summary>

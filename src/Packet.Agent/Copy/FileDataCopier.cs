@@ -9,11 +9,18 @@ namespace Packet.Agent.Copy;
 /// system can), sendfile where the kernel refuses it across file systems (EXDEV between overlayfs
 /// and the volume), read/write last. What works is learned once per pair of devices, so a refused
 /// method costs one failed call per boot, not one per file. Holes stay holes (SEEK_DATA/SEEK_HOLE).
+/// With <paramref name="writeBehind"/>, the writeback of each large chunk is started as soon as it
+/// is written, so the disk works while the copy goes on and the final flush has little left to do.
 /// </summary>
-internal sealed class FileDataCopier(IPosix posix, CancellationToken stop)
+internal sealed class FileDataCopier(IPosix posix, bool writeBehind, CancellationToken stop)
 {
-    // Small enough that a stop request is seen within a fraction of a second on any disk.
-    private const long MaxChunk = 64L << 20;
+    // Small enough that a stop request is seen within a fraction of a second on any disk, and that
+    // write-behind starts early in a large file.
+    private const long MaxChunk = 8L << 20;
+
+    // Below this a chunk is a small file's whole data: one sync_file_range per small file cost more
+    // than it saved (measured: 1.09x the time with every file, 0.975x with chunks of 1 MiB and more).
+    private const long WriteBehindMinimum = 1L << 20;
     private const int BufferSize = 1 << 20;
     private const long SparseThreshold = 64 * 1024;
 
@@ -126,6 +133,13 @@ internal sealed class FileDataCopier(IPosix posix, CancellationToken stop)
 
             if (result > 0)
             {
+                if (writeBehind && result >= WriteBehindMinimum)
+                {
+                    // Advisory: it starts the writeback and does not wait. Its failures (a file system
+                    // without it) are not this copy's; what counts is the flush that ends the copy.
+                    _ = posix.StartWriteback(destinationFd, offset + done, result);
+                }
+
                 done += result;
                 continue;
             }

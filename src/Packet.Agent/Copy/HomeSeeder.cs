@@ -107,7 +107,7 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
         }
 
         // Durable before visible: a power cut after the rename must not expose a home with missing data.
-        Flush(workspace, report);
+        Flush(workspace, stagingHome, report);
         if (existingHome is null)
         {
             PosixException.Check(
@@ -149,7 +149,7 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
             return Stopped(report, staging, null, $"the next boot resumes it in {home.Path}");
         }
 
-        Flush(workspace, report);
+        Flush(workspace, home, report);
         PosixException.Check(posix.UnlinkAt(staging.Fd, WorkspaceLayout.InPlaceNote, isDirectory: false), "remove", staging.PathOf(WorkspaceLayout.InPlaceNote));
         using var state = workspace.OpenDirectory(WorkspaceLayout.State);
         return Finished(workspace, state, report);
@@ -186,9 +186,24 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
         return new SeedOutcome(report, $"the copy stopped: {report.FatalError}; the partial copy was removed to free the space, and the home is not marked");
     }
 
-    private void Flush(DirectoryHandle workspace, CopyReport report)
+    /// <summary>
+    /// Makes the copy durable before anything marks it complete. One syncfs writes back and waits for
+    /// every dirty page and inode of the volume, so what the copy wrote (its data already on its way:
+    /// write-behind) is on disk when it returns. On FUSE syncfs does not reach the daemon: there the
+    /// copy fsync'ed each file and directory as it finished it, and the top directory is fsync'ed here.
+    /// </summary>
+    private void Flush(DirectoryHandle workspace, DirectoryHandle copy, CopyReport report)
     {
         var flushing = System.Diagnostics.Stopwatch.StartNew();
+        if (!report.Volume.FlushedBySyncFs)
+        {
+            int synced = posix.FSync(copy.Fd);
+            if (synced < 0 && !ErrnoMeaning.VolumeRefuses(PosixException.ErrnoOf(synced)))
+            {
+                PosixException.Check(synced, "fsync", copy.Path);
+            }
+        }
+
         PosixException.Check(posix.SyncFs(workspace.Fd), "syncfs", workspace.Path);
         report.FlushDuration = flushing.Elapsed;
     }

@@ -77,9 +77,30 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
     /// <summary>Writes the manifest of <paramref name="source"/> as the baseline for later upgrades (after a seed, an upgrade, or adopting a workspace).</summary>
     public void RecordBaseline(DirectoryHandle state, DirectoryHandle source, string identity)
     {
-        using var output = Writer(state, identity);
-        Record(source.Fd, string.Empty, output);
-        Commit(state, output);
+        using var pending = PrepareBaseline(state, source, identity, CancellationToken.None);
+        pending.Commit();
+    }
+
+    /// <summary>
+    /// Writes the manifest of <paramref name="source"/> beside the recorded one, not yet in its
+    /// place: a first seed prepares it while it copies and flushes (the manifest reads the image's
+    /// home, not the copy) and commits it only once the copy is complete.
+    /// </summary>
+    public PendingBaseline PrepareBaseline(DirectoryHandle state, DirectoryHandle source, string identity, CancellationToken stop)
+    {
+        var output = Writer(state, identity);
+        try
+        {
+            Record(source.Fd, string.Empty, output, stop);
+            output.Flush();
+            return new PendingBaseline(posix, state, output);
+        }
+        catch
+        {
+            output.Dispose();
+            posix.UnlinkAt(state.Fd, TemporaryName, isDirectory: false);
+            throw;
+        }
     }
 
     /// <summary>What bringing <paramref name="source"/> (the new image's home) into <paramref name="home"/> would do; changes nothing.</summary>
@@ -159,16 +180,17 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
         }
     }
 
-    private void Record(int sourceFd, string prefix, StreamWriter output)
+    private void Record(int sourceFd, string prefix, StreamWriter output, CancellationToken stop)
     {
         foreach (var (name, stat) in Entries(sourceFd))
         {
+            stop.ThrowIfCancellationRequested();
             output.WriteLine(ImageManifest.Format(ImageManifest.Describe(posix, sourceFd, name, prefix + name, stat)));
             if ((stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR && posix.OpenAt(sourceFd, name, DirectoryFlags, 0) is var child and >= 0)
             {
                 try
                 {
-                    Record(child, prefix + name + "/", output);
+                    Record(child, prefix + name + "/", output, stop);
                 }
                 finally
                 {
@@ -396,14 +418,30 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
         return fd < 0 ? null : new StreamReader(new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read));
     }
 
-    private void Commit(DirectoryHandle state, StreamWriter output)
-    {
-        output.Flush();
-        ((FileStream)output.BaseStream).Flush(flushToDisk: true);
-        PosixException.Check(posix.RenameAt(state.Fd, TemporaryName, state.Fd, ImageManifest.FileName, noReplace: false), "replace", state.PathOf(ImageManifest.FileName));
-    }
-
     private static string TemporaryName => $".{ImageManifest.FileName}.packet-tmp-{Environment.ProcessId}";
+
+    /// <summary>A manifest written beside the recorded one: <see cref="Commit"/> makes it the baseline; disposing it uncommitted throws it away.</summary>
+    public sealed class PendingBaseline(IPosix posix, DirectoryHandle state, StreamWriter output) : IDisposable
+    {
+        private bool _committed;
+
+        public void Commit()
+        {
+            output.Flush();
+            ((FileStream)output.BaseStream).Flush(flushToDisk: true);
+            PosixException.Check(posix.RenameAt(state.Fd, TemporaryName, state.Fd, ImageManifest.FileName, noReplace: false), "replace", state.PathOf(ImageManifest.FileName));
+            _committed = true;
+        }
+
+        public void Dispose()
+        {
+            output.Dispose();
+            if (!_committed)
+            {
+                posix.UnlinkAt(state.Fd, TemporaryName, isDirectory: false);
+            }
+        }
+    }
 
     /// <summary>Reads the old manifest in step with the walk: entries the new image lacks are passed over.</summary>
     private sealed class ManifestCursor(StreamReader? reader) : IDisposable

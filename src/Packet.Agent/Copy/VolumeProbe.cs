@@ -42,6 +42,14 @@ public sealed record VolumeTraits
 
     /// <summary>False where the volume rounds times (FAT: 2 s, exfat: 10 ms), so a resumed copy compares them loosely.</summary>
     public bool ExactTimes { get; init; } = true;
+
+    /// <summary>
+    /// Whether syncfs(2) makes what was written durable. Not on FUSE: the kernel answers syncfs
+    /// without asking the daemon (fs/fuse/inode.c, fuse_sync_fs: only virtiofs implements it), so
+    /// bindfs, sshfs or a FAT image through fusefat keep the data in their backing store's cache. There
+    /// each file and directory is fsync'ed (FUSE_FSYNC, FUSE_FSYNCDIR), which the daemon passes on.
+    /// </summary>
+    public bool FlushedBySyncFs { get; init; } = true;
 }
 
 /// <summary>
@@ -59,6 +67,9 @@ internal static class VolumeProbe
 
     private const string Prefix = ".packet-probe-";
 
+    // FUSE_SUPER_MAGIC, linux/magic.h.
+    private const long FuseMagic = 0x65735546;
+
     public static VolumeTraits Probe(IPosix posix, int dirFd, bool owners)
     {
         // A probe killed half-way (with its copy) left its entries: a resumed copy must not publish them.
@@ -72,12 +83,13 @@ internal static class VolumeProbe
         });
         Remove(posix, dirFd, [.. leftovers]);
 
+        bool flushedBySyncFs = posix.FileSystemType(dirFd) != FuseMagic;
         string name = Prefix + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         string[] scratch = [name, name + "-link", name + "-fifo", name + "-hard", name + "-dir", name + "-moved"];
         int fd = posix.OpenAt(dirFd, name, OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_EXCL | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, Created);
         if (fd < 0)
         {
-            return VolumeTraits.Full; // nothing can be learned; the copy meets each refusal itself
+            return VolumeTraits.Full with { FlushedBySyncFs = flushedBySyncFs }; // nothing more can be learned; the copy meets each refusal itself
         }
 
         try
@@ -91,7 +103,11 @@ internal static class VolumeProbe
                 ExtendedAttributes = Refusal(posix.FSetXattr(fd, "user.packet-probe", [1], 1), "setxattr"),
                 Times = Refusal(posix.FUtimens(fd, ProbeTimes), "utimensat"),
             };
-            traits = traits with { ExactTimes = traits.Times is null && posix.FStat(fd, out var timed) >= 0 && timed.st_mtime_nsec == ProbeTimes.st_mtime_nsec };
+            traits = traits with
+            {
+                ExactTimes = traits.Times is null && posix.FStat(fd, out var timed) >= 0 && timed.st_mtime_nsec == ProbeTimes.st_mtime_nsec,
+                FlushedBySyncFs = flushedBySyncFs,
+            };
             posix.Close(fd);
             fd = -1;
 

@@ -99,7 +99,17 @@ public interface IPosix
 
     int SyncFs(int fd);
 
+    /// <summary>
+    /// sync_file_range(SYNC_FILE_RANGE_WRITE) over a range (length 0: to the end): starts writing its dirty pages
+    /// back and returns without waiting. Durability still comes from <see cref="SyncFs"/>; this only
+    /// leaves it less to do.
+    /// </summary>
+    int StartWriteback(int fd, long offset, long length);
+
     int FStatVfs(int fd, out Statvfs stat);
+
+    /// <summary>fstatfs's f_type (the file system's magic number, as in linux/magic.h), or -errno.</summary>
+    long FileSystemType(int fd);
 
     int Flock(int fd, int operation);
 

@@ -22,6 +22,28 @@ internal static unsafe partial class LibC
     internal const int SIGPIPE = 13;
     internal const int SIGXFSZ = 25;
     internal const int AT_EACCESS = 0x200;
+    internal const uint SYNC_FILE_RANGE_WRITE = 2;
+
+    /// <summary>struct statfs of 64-bit Linux (x86_64 and the generic layout alike: every field a long).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct StatFs
+    {
+        public long Type;
+        public long BlockSize;
+        public ulong Blocks;
+        public ulong BlocksFree;
+        public ulong BlocksAvailable;
+        public ulong Files;
+        public ulong FilesFree;
+        public ulong FileSystemId;
+        public long NameLength;
+        public long FragmentSize;
+        public long Flags;
+        public long Spare0;
+        public long Spare1;
+        public long Spare2;
+        public long Spare3;
+    }
 
     [StructLayout(LayoutKind.Sequential)]
     internal struct RLimit
@@ -56,6 +78,12 @@ internal static unsafe partial class LibC
 
     [LibraryImport("libc", SetLastError = true)]
     internal static partial int syncfs(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int fstatfs(int fd, StatFs* buffer);
+
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int sync_file_range(int fd, long offset, long nbytes, uint flags);
 
     [LibraryImport("libc", SetLastError = true)]
     internal static partial int fcntl(int fd, int command, int argument);

@@ -158,7 +158,16 @@ public sealed unsafe class PosixSystem : IPosix
 
     public int SyncFs(int fd) => LibCResult(LibC.syncfs(fd));
 
+    public int StartWriteback(int fd, long offset, long length) => LibCResult(LibC.sync_file_range(fd, offset, length, LibC.SYNC_FILE_RANGE_WRITE));
+
     public int FStatVfs(int fd, out Statvfs stat) => Result(Syscall.fstatvfs(fd, out stat));
+
+    public long FileSystemType(int fd)
+    {
+        LibC.StatFs volume;
+        int result = LibC.fstatfs(fd, &volume);
+        return result < 0 ? -LibC.LastErrno() : volume.Type;
+    }
 
     public int Flock(int fd, int operation) => LibCResult(LibC.flock(fd, operation));
 

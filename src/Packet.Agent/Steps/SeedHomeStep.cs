@@ -159,6 +159,16 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
             }
 
             using var source = DirectoryHandle.Open(posix, options.Home);
+            using var baseline = new BaselineInBackground(
+                stop =>
+                {
+                    // A descriptor of its own: a directory's read position is shared by all who read
+                    // through one descriptor, and the copy lists the same home at the same time.
+                    using var image = source.OpenDirectory(".");
+                    return Upgrader().PrepareBaseline(state, image, ImageIdentity(options, image), stop);
+                },
+                settings.Stop.Token);
+
             // What another agent left while this one waited makes the scan stale: the seeder scans again.
             var outcome = seeder.Seed(workspace, source, waited ? null : plan, new Observer(logger, options.Home, workspace.PathOf(WorkspaceLayout.Home)));
             LogProblems(outcome.Report);
@@ -167,7 +177,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
                 return (StepResult.Problem(outcome.Problem!), notSeeded);
             }
 
-            RecordBaseline(state, source, options);
+            CommitBaseline(baseline);
             var seeded = new HomeState(workspace, HomeStatus.Copied, outcome.Report, held);
             held = null; // handed on: the sequence releases it after the profile step
             return (Result(outcome.Report!), seeded);
@@ -221,15 +231,19 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
     private string ImageIdentity(BootOptions options, DirectoryHandle source) =>
         options.ImageVersion is { Length: > 0 } version ? "version:" + version : ImageManifest.Fingerprint(posix, source.Fd);
 
-    private void RecordBaseline(DirectoryHandle state, DirectoryHandle source, BootOptions options)
+    private void CommitBaseline(BaselineInBackground baseline)
     {
         try
         {
-            Upgrader().RecordBaseline(state, source, ImageIdentity(options, source));
+            baseline.Wait().Commit();
         }
         catch (IOException e)
         {
             Log.ManifestNotRecorded(logger, e.Message);
+        }
+        catch (OperationCanceledException)
+        {
+            Log.ManifestNotRecorded(logger, "stopped before it was written");
         }
     }
 
@@ -247,5 +261,42 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         return home is not null
             && posix.FStat(source.Fd, out var a) >= 0 && posix.FStat(home.Fd, out var b) >= 0
             && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    }
+
+    /// <summary>
+    /// The baseline manifest, prepared on its own thread while the home is copied and flushed: it
+    /// reads the image's home (page cache, CPU) while the flush waits on the disk. Disposing it
+    /// stops that thread if it is still at work, waits for it, and throws an uncommitted manifest away.
+    /// </summary>
+    private sealed class BaselineInBackground : IDisposable
+    {
+        private readonly CancellationTokenSource _abandon;
+        private readonly Task<ImageUpgrade.PendingBaseline> _preparing;
+
+        public BaselineInBackground(Func<CancellationToken, ImageUpgrade.PendingBaseline> prepare, CancellationToken stop)
+        {
+            _abandon = CancellationTokenSource.CreateLinkedTokenSource(stop);
+            var token = _abandon.Token;
+            _preparing = Task.Factory.StartNew(() => prepare(token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+
+        public ImageUpgrade.PendingBaseline Wait() => _preparing.GetAwaiter().GetResult();
+
+        public void Dispose()
+        {
+            _abandon.Cancel();
+            try
+            {
+                Wait().Dispose();
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException)
+            {
+                // Nothing was committed: a complete seed logged why (CommitBaseline); an incomplete one records no baseline.
+            }
+            finally
+            {
+                _abandon.Dispose();
+            }
+        }
     }
 }
