@@ -46,6 +46,8 @@ fi
 
 "$root/scripts/build.sh" >/dev/null
 agent="$root/artifacts/bin/packet-agent"
+# Measures the copy and the boot, never an sshd (the SSH step's own cost is measured apart).
+export PACKET_SSH=off
 work="$(mktemp -d "${BENCH_DIR:-/var/tmp}/packet-bench.XXXXXX")"
 mounted=()
 loops=()

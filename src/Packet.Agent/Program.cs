@@ -76,7 +76,8 @@ internal static partial class Agent
             var resolver = new CommandResolver(fileSystem, IsExecutable);
             using var gpu = new GpuCheckStep(NvidiaSmi(resolver), loggers.CreateLogger("gpu"), options.Gpu);
             var hooks = new HooksStep(posix, new HookRunner(posix, Environment.ProcessPath!), resolver, loggers.CreateLogger("hooks"), Environment.GetEnvironmentVariables);
-            var steps = Steps(loggers, resolver, gpu, hooks);
+            var ssh = new SshStep(posix, new ProcessRunner(), resolver, Environment.GetEnvironmentVariables, new SshPaths("/run/packet-agent", "/run/sshd"), ContainerDetection.IsContainer, loggers.CreateLogger("ssh"));
+            var steps = Steps(loggers, resolver, gpu, hooks, ssh);
             outcome = new BootSequence(steps, loggers, new BootReportWriter(posix), TimeProvider.System).Run(options, stop);
             if (options.DryRun)
             {
@@ -145,8 +146,8 @@ internal static partial class Agent
         return (int)ExitCode.Success;
     }
 
-    /// <summary>The boot's steps, built on the real adapters; reset-home passes its own hooks step.</summary>
-    private static BootSteps Steps(ILoggerFactory loggers, CommandResolver resolver, IGpuStep gpu, IBootStep<HomeState?, NoValue> hooks)
+    /// <summary>The boot's steps, built on the real adapters; reset-home passes its own hooks and SSH steps.</summary>
+    private static BootSteps Steps(ILoggerFactory loggers, CommandResolver resolver, IGpuStep gpu, IBootStep<HomeState?, NoValue> hooks, IBootStep<HomeState?, NoValue> ssh)
     {
         var posix = PosixSystem.Instance;
         return new BootSteps(
@@ -156,6 +157,7 @@ internal static partial class Agent
             new ShellProfileStep(posix, loggers.CreateLogger("profile")),
             gpu,
             hooks,
+            ssh,
             new ExecStep(resolver, Environment.GetEnvironmentVariables, new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer)));
     }
 
@@ -216,7 +218,7 @@ internal static partial class Agent
         var fileSystem = new FileSystem();
         var resolver = new CommandResolver(fileSystem, IsExecutable);
         using var gpu = new GpuCheckStep(NvidiaSmi(resolver), logging.Factory.CreateLogger("gpu"), GpuMode.Off);
-        var steps = Steps(logging.Factory, resolver, gpu, new NotRunStep<HomeState?>("hooks", 6, "not part of reset-home; they run at the next boot"));
+        var steps = Steps(logging.Factory, resolver, gpu, new NotRunStep<HomeState?>("hooks", 6, "not part of reset-home; they run at the next boot"), new NotRunStep<HomeState?>("ssh", 7, "not part of reset-home; sshd is set up at the next boot"));
         using var stop = new StopRequest();
         using var signals = StopSignals.Install(stop);
         var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance), TimeProvider.System).Run(boot, stop);

@@ -7,7 +7,9 @@ namespace Packet.Agent.EndToEndTests;
 public sealed class BootTests : IDisposable
 {
     private static string Block(string workspace) =>
-        $"# >>> packet-persist >>>\n{PathLine(workspace + "/bin")}\n{Banner(workspace)}\n# <<< packet-persist <<<\n";
+        $"# >>> packet-persist >>>\n{PodPathLine}\n{PathLine(workspace + "/bin")}\n{Banner(workspace)}\n# <<< packet-persist <<<\n";
+
+    private const string PodPathLine = "[ -n \"${PACKET_POD_PATH:-}\" ] && case \":$PATH:\" in *\":$PACKET_POD_PATH:\"*) ;; *) export PATH=\"$PACKET_POD_PATH:$PATH\" ;; esac";
 
     private static string PathLine(string directory) =>
         $"case \":$PATH:\" in *\":{directory}:\"*) ;; *) export PATH=\"{directory}:$PATH\" ;; esac";
@@ -152,7 +154,7 @@ public sealed class BootTests : IDisposable
         Assert.False(File.Exists(Path.Join(_scratch.PersistedHome, "image-file")), "an empty marker is a valid marker: no re-seed");
         Assert.Equal("mine", File.ReadAllText(Path.Join(_scratch.PersistedHome, "users-file")));
         var lines = File.ReadAllLines(Path.Join(_scratch.PersistedHome, ".bashrc"));
-        Assert.Equal(["alias x=y", "# >>> packet-persist >>>", PathLine($"{_scratch.Workspace}/bin"), Banner(_scratch.Workspace), "# <<< packet-persist <<<"], lines);
+        Assert.Equal(["alias x=y", "# >>> packet-persist >>>", PodPathLine, PathLine($"{_scratch.Workspace}/bin"), Banner(_scratch.Workspace), "# <<< packet-persist <<<"], lines);
     }
 
     [Fact]

@@ -74,7 +74,7 @@ public sealed class CliTests : IDisposable
             Assert.False(string.IsNullOrEmpty(entry.RootElement.GetProperty("Message").GetString()));
         }
 
-        Assert.Equal(["guard", "seed", "marker", "profile", "gpu", "hooks", "boot"], categories.Distinct());
+        Assert.Equal(["guard", "seed", "marker", "profile", "gpu", "hooks", "ssh", "boot"], categories.Distinct());
     }
 
     [Fact]

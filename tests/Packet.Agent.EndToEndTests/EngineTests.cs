@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using Packet.Agent.TestSupport;
 using Xunit;
 
@@ -173,7 +174,7 @@ public sealed class EngineTests(EngineImages images) : IClassFixture<EngineImage
 
         Assert.True(init.ExitCode == 0, init.ToString());
         Assert.True(File.Exists(Path.Join(volume, "home", ".packet-init")));
-        Assert.Contains("info: exec[7] /root already is the persisted home (the volume is mounted there)", Engine.Run("logs", main).StandardError);
+        Assert.Contains("info: exec[8] /root already is the persisted home (the volume is mounted there)", Engine.Run("logs", main).StandardError);
         Assert.True(shell.ExitCode == 0, shell.ToString());
         Assert.Equal("note\n", File.ReadAllText(Path.Join(volume, "home", "from-main")));
     }
@@ -269,12 +270,52 @@ public sealed class EngineTests(EngineImages images) : IClassFixture<EngineImage
         Assert.Contains("\"outcome\":\"ok\"", File.ReadAllText(Path.Join(volume, ".packet", "last-boot.json")));
     }
 
+    [RootFact]
+    public void The_full_dev_image_takes_the_key_from_PUBLIC_KEY_and_keeps_its_host_key_across_three_container_replacements()
+    {
+        Require.Root();
+        const string fullDev = "localhost/packet-full-dev:test";
+        Engine.MustRun("build", "--network", "host", "--build-arg", $"BASE_IMAGE={EngineImages.Image}", "--tag", fullDev, Path.Join(RepositoryPaths.Root, "container/examples/full-dev"));
+        string volume = _dir.Create("volume");
+        HomeFixture.Write(volume, "bin/mytool", "#!/bin/sh\necho mytool from the volume\n", mode: "755");
+        ChildProcess.MustSucceed("ssh-keygen", "-q", "-t", "ed25519", "-N", string.Empty, "-C", "me@laptop", "-f", _dir["key"]);
+        string key = File.ReadAllText(_dir["key.pub"]).Trim();
+        int port = FreePort();
+        var fingerprints = new List<string>();
+
+        for (int start = 1; start <= 3; start++)
+        {
+            string pod = Start(volume, fullDev, ["--publish", $"127.0.0.1:{port}:22", "--env", $"PUBLIC_KEY={key}", "--env", "HF_TOKEN=hf_from_the_pod_spec"], network: "bridge");
+            var login = ChildProcess.Run("ssh", [
+                "-F", "/dev/null", "-i", _dir["key"], "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                "-o", $"UserKnownHostsFile={_dir["known_hosts"]}", "-o", $"StrictHostKeyChecking={(start == 1 ? "accept-new" : "yes")}",
+                "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "root@127.0.0.1", "echo \"$HOME\"; mytool; printenv HF_TOKEN; echo login $(cat ~/logins 2>/dev/null | wc -l) >> ~/logins",
+            ], timeout: TimeSpan.FromSeconds(30));
+
+            Assert.True(login.ExitCode == 0, $"start {start}: {login}\n{Engine.Run("logs", pod)}");
+            Assert.Equal("/root\nmytool from the volume\nhf_from_the_pod_spec\n", login.StandardOutput);
+            fingerprints.Add(JsonDocument.Parse(File.ReadAllText(Path.Join(volume, ".packet", "ssh.json"))).RootElement.GetProperty("host_key_fingerprint").GetString()!);
+            Engine.MustRun("rm", "--force", "--time", "10", pod);
+        }
+
+        Assert.Single(fingerprints.Distinct());
+        Assert.Equal("login 0\nlogin 1\nlogin 2\n", File.ReadAllText(Path.Join(volume, "home", "logins")));
+        Assert.Single(File.ReadAllLines(Path.Join(volume, "home", ".ssh", "authorized_keys")), line => line == key);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     /// <summary>Starts a pod's container in the background from the image's ENTRYPOINT (and CMD) and waits for its boot to finish.</summary>
-    private string Start(string volume, string image = EngineImages.Image, string[]? options = null)
+    private string Start(string volume, string image = EngineImages.Image, string[]? options = null, string network = "none")
     {
         string name = $"pkt-{Guid.NewGuid():N}"[..16];
         _containers.Add(name);
-        Engine.MustRun(["run", "--detach", "--name", name, "--network", "none", "--volume", $"{volume}:/workspace", .. options ?? [], image]);
+        Engine.MustRun(["run", "--detach", "--name", name, "--network", network, "--volume", $"{volume}:/workspace", .. options ?? [], image]);
         var waited = Stopwatch.StartNew();
         while (!Engine.Run("logs", name).StandardError.Contains("boot[0] boot ", StringComparison.Ordinal))
         {

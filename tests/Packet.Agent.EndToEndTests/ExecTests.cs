@@ -51,7 +51,7 @@ public sealed class ExecTests : IDisposable
         var result = _scratch.Boot(command: ["no-such-command-anywhere"]);
 
         Assert.Equal(127, result.ExitCode);
-        Assert.Contains(result.ErrorLines, line => line.Contains("fail: exec[7] cannot run no-such-command-anywhere", StringComparison.Ordinal));
+        Assert.Contains(result.ErrorLines, line => line.Contains("fail: exec[8] cannot run no-such-command-anywhere", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -132,7 +132,7 @@ public sealed class ExecTests : IDisposable
 
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Equal($"{_scratch.PersistedHome}\n{_scratch.Home}\nfrom the image\n", result.StandardOutput);
-        Assert.Contains(result.ErrorLines, line => line.Contains($"info: exec[7] linked {_scratch.Home} to {_scratch.PersistedHome}", StringComparison.Ordinal));
+        Assert.Contains(result.ErrorLines, line => line.Contains($"info: exec[8] linked {_scratch.Home} to {_scratch.PersistedHome}", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -159,7 +159,7 @@ public sealed class ExecTests : IDisposable
 
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Equal(_scratch.PersistedHome + "\n", result.StandardOutput);
-        Assert.Contains(result.ErrorLines, line => line.Contains("warn: exec[7] HOME=", StringComparison.Ordinal) && line.Contains("not root", StringComparison.Ordinal));
+        Assert.Contains(result.ErrorLines, line => line.Contains("warn: exec[8] HOME=", StringComparison.Ordinal) && line.Contains("not root", StringComparison.Ordinal));
         Assert.Null(new DirectoryInfo(_scratch.Home).LinkTarget);
     }
 }

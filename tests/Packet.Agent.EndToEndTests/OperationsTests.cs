@@ -30,7 +30,7 @@ public sealed class OperationsTests : IDisposable
         using var report = JsonDocument.Parse(File.ReadAllText(Path.Join(State, "last-boot.json")));
         var root = report.RootElement;
         Assert.Equal("ok", root.GetProperty("outcome").GetString());
-        Assert.Equal(["guard", "seed", "marker", "profile", "gpu", "hooks"], root.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()));
+        Assert.Equal(["guard", "seed", "marker", "profile", "gpu", "hooks", "ssh"], root.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()));
         Assert.True(File.Exists(Path.Join(State, "last-boot.3.json")));
         Assert.False(File.Exists(Path.Join(State, "last-boot.4.json")));
         using var first = JsonDocument.Parse(File.ReadAllText(Path.Join(State, "last-boot.3.json")));

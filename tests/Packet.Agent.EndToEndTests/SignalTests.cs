@@ -34,7 +34,7 @@ public sealed class SignalTests(LargeHome home) : IClassFixture<LargeHome>, IDis
         Assert.True(took < Prompt, $"it took {took} to stop\n{agent.Log}");
         Assert.Equal(143, exitCode);
         Assert.DoesNotContain("must not run", agent.Output, StringComparison.Ordinal);
-        Assert.Contains("stopped by SIGTERM during seed; not run: marker, profile, gpu, hooks, exec", agent.Log, StringComparison.Ordinal);
+        Assert.Contains("stopped by SIGTERM during seed; not run: marker, profile, gpu, hooks, ssh, exec", agent.Log, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Join(workspace, "home", ".packet-init")));
         Assert.True(Directory.Exists(Path.Join(workspace, ".packet", "staging", "home")), "the staged copy is kept for the next boot");
         Assert.Contains("\"outcome\":\"stopped\"", File.ReadAllText(Path.Join(workspace, ".packet", "last-boot.json")), StringComparison.Ordinal);
@@ -89,7 +89,7 @@ public sealed class SignalTests(LargeHome home) : IClassFixture<LargeHome>, IDis
         Assert.Equal(143, exitCode);
         Assert.Equal(["child", "hook"], File.ReadAllLines(terms).Order(StringComparer.Ordinal));
         Assert.Contains("boot.d/50-server was stopped with the boot", agent.Log, StringComparison.Ordinal);
-        Assert.Contains("stopped by SIGTERM during hooks; not run: exec", agent.Log, StringComparison.Ordinal);
+        Assert.Contains("stopped by SIGTERM during hooks; not run: ssh, exec", agent.Log, StringComparison.Ordinal);
         Assert.DoesNotContain("must not run", agent.Output, StringComparison.Ordinal);
     }
 

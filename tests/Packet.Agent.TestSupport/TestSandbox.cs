@@ -5,7 +5,9 @@ namespace Packet.Agent.TestSupport;
 /// empty directory of this test run, the agent's default workspace is a path that does not exist,
 /// and its termination message goes to a scratch file. A test that forgets <c>--home</c> or
 /// <c>--workspace</c>, or agent code that ignores them, then reaches scratch paths, never the real
-/// <c>/root</c>, <c>/workspace</c> or <c>/dev/termination-log</c>.
+/// <c>/root</c>, <c>/workspace</c> or <c>/dev/termination-log</c>. sshd is off unless a test asks for
+/// it (inside a private mount namespace): a machine with openssh-server would otherwise get an sshd
+/// on port 22 from every boot a test runs.
 /// </summary>
 /// <remarks>Each test assembly calls <see cref="Enter"/> from its module initializer, before any test runs.</remarks>
 public static class TestSandbox
@@ -33,6 +35,7 @@ public static class TestSandbox
                 ["HOME"] = home,
                 ["PACKET_WORKSPACE"] = Path.Join(_root, "no-workspace-given"),
                 ["PACKET_TERMINATION_LOG"] = Path.Join(_root, "termination-log"),
+                ["PACKET_SSH"] = "off",
             };
             foreach (var (name, value) in Variables)
             {

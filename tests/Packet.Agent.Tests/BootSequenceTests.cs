@@ -50,6 +50,8 @@ public sealed class BootSequenceTests
 
         public FakeStep<HomeState?, NoValue> Hooks { get; init; } = new("hooks", 6, StepResult.Ok("ran"), _ => default);
 
+        public FakeStep<HomeState?, NoValue> Ssh { get; init; } = new("ssh", 7, StepResult.Ok("sshd listening"), _ => default);
+
         public ProcessResult Smi { get; init; } = new(0, OneGpu, string.Empty, false);
 
         public string[] Executables { get; init; } = ["/usr/bin/nvidia-smi", "/usr/bin/bash"];
@@ -67,7 +69,7 @@ public sealed class BootSequenceTests
             var resolver = FakeFileSystem.Resolver(fileSystem, Executables);
             var gpu = new GpuCheckStep(new NvidiaSmi(new FakeProcessRunner(Smi), resolver, () => "/usr/bin"), NullLogger.Instance, options.Gpu);
             var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, new LiveHome(Posix, _ => false, () => true));
-            var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, Hooks, exec);
+            var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, Hooks, Ssh, exec);
             var writer = new FakeReportWriter(Reports);
             return new BootSequence(steps, NullLoggerFactory.Instance, writer, TimeProvider.System).Run(options, Stop);
         }
@@ -78,7 +80,7 @@ public sealed class BootSequenceTests
     {
         var outcome = new Harness().Run(Options());
 
-        Assert.Equal(["guard", "seed", "marker", "profile", "gpu", "hooks"], outcome.Steps.Select(s => s.Name));
+        Assert.Equal(["guard", "seed", "marker", "profile", "gpu", "hooks", "ssh"], outcome.Steps.Select(s => s.Name));
         Assert.All(outcome.Steps, s => Assert.Equal(StepOutcome.Ok, s.Outcome));
         Assert.Equal(ExitCode.Success, outcome.ExitCode);
         Assert.Null(outcome.Exec);
@@ -92,7 +94,7 @@ public sealed class BootSequenceTests
         var outcome = harness.Run(Options(command: ["bash"]));
 
         Assert.Equal(ExitCode.Success, outcome.ExitCode);
-        Assert.Equal(["guard", "gpu", "hooks", "exec"], outcome.Steps.Select(s => s.Name));
+        Assert.Equal(["guard", "gpu", "hooks", "ssh", "exec"], outcome.Steps.Select(s => s.Name));
         Assert.Equal(StepOutcome.Warning, outcome.Steps[0].Outcome);
         Assert.Equal(0, harness.Seed.Runs + harness.Marker.Runs + harness.Profile.Runs);
         Assert.Equal("/usr/bin/bash", outcome.Exec?.Path);
@@ -286,8 +288,8 @@ public sealed class BootSequenceTests
 
         var report = Assert.Single(harness.Reports);
         Assert.Equal("warnings", report.Outcome);
-        Assert.Equal(["guard", "seed", "marker", "profile", "gpu", "hooks"], report.Steps.Select(s => s.Name));
-        Assert.Equal("warning", report.Steps[^1].Outcome);
+        Assert.Equal(["guard", "seed", "marker", "profile", "gpu", "hooks", "ssh"], report.Steps.Select(s => s.Name));
+        Assert.Equal("warning", report.Steps.Single(s => s.Name == "hooks").Outcome);
         Assert.Equal(["hooks: setup.sh exited with code 3"], report.Warnings);
         Assert.Equal("NVIDIA A100", Assert.Single(report.Gpus).Name);
     }

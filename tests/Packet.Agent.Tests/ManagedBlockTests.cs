@@ -10,7 +10,7 @@ public sealed class ManagedBlockTests
 
     [Fact]
     public void The_block_is_exactly_the_contract_text() =>
-        Assert.Equal("# >>> packet-persist >>>\ncase \":$PATH:\" in *\":/workspace/bin:\"*) ;; *) export PATH=\"/workspace/bin:$PATH\" ;; esac\n# <<< packet-persist <<<\n", Block);
+        Assert.Equal("# >>> packet-persist >>>\n[ -n \"${PACKET_POD_PATH:-}\" ] && case \":$PATH:\" in *\":$PACKET_POD_PATH:\"*) ;; *) export PATH=\"$PACKET_POD_PATH:$PATH\" ;; esac\ncase \":$PATH:\" in *\":/workspace/bin:\"*) ;; *) export PATH=\"/workspace/bin:$PATH\" ;; esac\n# <<< packet-persist <<<\n", Block);
 
     [Fact]
     public void An_empty_file_gets_the_block() => Assert.Equal(Block, ManagedBlock.Apply(string.Empty, Bin));
@@ -80,6 +80,7 @@ public sealed class ManagedBlockTests
         Assert.Equal(
             string.Join('\n',
                 "# >>> packet-persist >>>",
+                "[ -n \"${PACKET_POD_PATH:-}\" ] && case \":$PATH:\" in *\":$PACKET_POD_PATH:\"*) ;; *) export PATH=\"$PACKET_POD_PATH:$PATH\" ;; esac",
                 "case \":$PATH:\" in *\":/workspace/bin:\"*) ;; *) export PATH=\"/workspace/bin:$PATH\" ;; esac",
                 "case \":$PATH:\" in *\":/workspace/venv/bin:\"*) ;; *) export PATH=\"/workspace/venv/bin:$PATH\" ;; esac",
                 "export HF_HOME=\"${HF_HOME:-/workspace/.cache/huggingface}\"",
@@ -98,7 +99,7 @@ public sealed class ManagedBlockTests
         string after = ManagedBlock.Apply(before, WorkspaceEnvironment.For("/workspace", p => p == ".cache/huggingface"));
 
         Assert.Equal(1, after.Split('\n').Count(line => line == ManagedBlock.Start));
-        Assert.StartsWith("a\n# >>> packet-persist >>>\ncase \":$PATH:\" in *\":/workspace/bin:\"*) ;; *) export PATH=\"/workspace/bin:$PATH\" ;; esac\nexport HF_HOME=", after);
+        Assert.StartsWith("a\n# >>> packet-persist >>>\n[ -n \"${PACKET_POD_PATH:-}\" ] && case \":$PATH:\" in *\":$PACKET_POD_PATH:\"*) ;; *) export PATH=\"$PACKET_POD_PATH:$PATH\" ;; esac\ncase \":$PATH:\" in *\":/workspace/bin:\"*) ;; *) export PATH=\"/workspace/bin:$PATH\" ;; esac\nexport HF_HOME=", after);
         Assert.EndsWith("# <<< packet-persist <<<\nb\n", after);
     }
 

@@ -11,6 +11,8 @@ const schemas = {
   "v1/Pod": async () => (await import("kubernetes-models/v1/Pod")).Pod,
   "v1/PersistentVolumeClaim": async () => (await import("kubernetes-models/v1/PersistentVolumeClaim")).PersistentVolumeClaim,
   "v1/ConfigMap": async () => (await import("kubernetes-models/v1/ConfigMap")).ConfigMap,
+  "v1/Secret": async () => (await import("kubernetes-models/v1/Secret")).Secret,
+  "v1/Service": async () => (await import("kubernetes-models/v1/Service")).Service,
   "apps/v1/Deployment": async () => (await import("kubernetes-models/apps/v1/Deployment")).Deployment,
   "apps/v1/StatefulSet": async () => (await import("kubernetes-models/apps/v1/StatefulSet")).StatefulSet,
 };
@@ -18,6 +20,8 @@ const roots = {
   "v1/Pod": "V1Pod",
   "v1/PersistentVolumeClaim": "V1PersistentVolumeClaim",
   "v1/ConfigMap": "V1ConfigMap",
+  "v1/Secret": "V1Secret",
+  "v1/Service": "V1Service",
   "apps/v1/Deployment": "V1Deployment",
   "apps/v1/StatefulSet": "V1StatefulSet",
 };

@@ -17,6 +17,7 @@ public sealed record BootSteps(
     IBootStep<HomeState, NoValue> Profile,
     IGpuStep Gpu,
     IBootStep<HomeState?, NoValue> Hooks,
+    IBootStep<HomeState?, NoValue> Ssh,
     IBootStep<HomeState?, ExecDecision> Exec);
 
 /// <summary>How a boot ended: the exit code, why it failed, or what to execve.</summary>
@@ -54,9 +55,10 @@ public sealed class BootSequence(BootSteps steps, ILoggerFactory loggers, IBootR
                 }
             }
 
-            // 5. GPU check, 6. hooks (as the home's owner), 7. exec COMMAND (Program replaces the agent once the logs are flushed).
+            // 5. GPU check, 6. hooks (as the home's owner), 7. sshd in the background, 8. exec COMMAND (Program replaces the agent once the logs are flushed).
             var gpus = run.Step(steps.Gpu, default(NoValue));
             run.Step(steps.Hooks, home);
+            run.Step(steps.Ssh, home);
             var exec = options.Command.Count > 0 ? run.Step(steps.Exec, home) : null;
             return Finish(run, workspace, home, exec, gpus ?? []);
         }

@@ -80,7 +80,7 @@ internal sealed partial class StepRunner(BootSettings settings, ILoggerFactory l
         {
             // Signalled: nothing more is started, COMMAND included; the report and the log say where it stopped.
             string during = Records.Count > 0 ? Records[^1].Name : "the start";
-            string[] names = ["guard", "seed", "marker", "profile", "gpu", "hooks", .. settings.Options.Command.Count > 0 ? new[] { "exec" } : []];
+            string[] names = ["guard", "seed", "marker", "profile", "gpu", "hooks", "ssh", .. settings.Options.Command.Count > 0 ? new[] { "exec" } : []];
             var notRun = names.Except(Records.Select(r => r.Name)).ToArray();
             Log.Stopped(_log, settings.Stop.SignalName, during, notRun.Length == 0 ? "nothing" : string.Join(", ", notRun));
             return (ExitCode.StoppedBySignal + settings.Stop.Signal, $"stopped by {settings.Stop.SignalName} during {during}");

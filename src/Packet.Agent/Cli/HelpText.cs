@@ -39,7 +39,9 @@ public static class HelpText
                           .packet/boot.d/*, requirements.txt into /workspace/venv (when it changed);
                           run as the owner of /workspace/home, each with a time limit and a log in
                           /workspace/.packet/logs; a failure is a warning
-              7. exec     with -- COMMAND: the live home is linked to /workspace/home (--link-home), then
+              7. ssh      when the image has sshd: PUBLIC_KEY / SSH_PUBLIC_KEY into ~/.ssh/authorized_keys, host
+                          keys kept in /workspace/.packet/ssh, sshd started in the background (--ssh)
+              8. exec     with -- COMMAND: the live home is linked to /workspace/home (--link-home), then
                           the agent becomes COMMAND (same PID), /workspace/bin on PATH
 
             status shows the workspace (mounted? free space), the home (seeded when, by which version),
@@ -84,7 +86,7 @@ public static class HelpText
               any other: in exec mode the process is COMMAND, so this is its own exit code
 
             Logs go to standard error, one line per event, each naming its step (guard, seed, marker,
-            profile, gpu, hooks, exec); standard output is left to COMMAND and to 'gpu --json'.
+            profile, gpu, hooks, ssh, exec); standard output is left to COMMAND and to 'gpu --json'.
 
             """);
         return help.ToString();

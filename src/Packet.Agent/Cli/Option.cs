@@ -130,6 +130,20 @@ public sealed class SecondsOption(string flag, string variable, double defaultSe
     }
 }
 
+/// <summary>A TCP port, 1 to 65535.</summary>
+public sealed class PortOption(string flag, string variable, int defaultValue, string help, CommandSet commands)
+    : Option<int>(flag, variable, help, commands, defaultValue)
+{
+    public override string ValueName => "PORT";
+
+    public override string DefaultInHelp => Default.ToString(CultureInfo.InvariantCulture);
+
+    protected override int Parse(Given given) =>
+        int.TryParse(given.Value, NumberStyles.None, CultureInfo.InvariantCulture, out int port) && port is >= 1 and <= 65535
+            ? port
+            : throw Invalid(given, "a port number from 1 to 65535");
+}
+
 /// <summary>
 /// A setting that is on or off. The flag turns it over from its default (<c>--strict</c> on,
 /// <c>--no-upgrade</c> off); the variable, if any, states the setting itself: 1/true/yes/on or

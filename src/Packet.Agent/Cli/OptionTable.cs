@@ -35,6 +35,15 @@ public static class OptionTable
     public static readonly ChoiceOption<LinkHomeMode> LinkHome = new(
         "--link-home", "PACKET_LINK_HOME", "MODE", LinkHomeMode.Auto, "exec mode: auto replaces the live home with a link to /workspace/home when it can (root, ordinary directory), else sets HOME for COMMAND; off leaves both alone", CommandSet.Boot);
 
+    public static readonly ChoiceOption<SshMode> Ssh = new(
+        "--ssh", "PACKET_SSH", "MODE", SshMode.Auto, "auto: start sshd when the image has it, inside a container, as root; on: also outside a container, and a missing sshd is a warning; off: never", CommandSet.Boot);
+
+    public static readonly PortOption SshPort = new(
+        "--ssh-port", "PACKET_SSH_PORT", 22, "the port sshd listens on", CommandSet.Boot);
+
+    public static readonly PathOption SshKeysDirectory = new(
+        "--ssh-keys-dir", "PACKET_SSH_KEYS_DIR", null, "a directory (a mounted secret) whose files hold public keys, one per line, added to PUBLIC_KEY's and SSH_PUBLIC_KEY's", CommandSet.Boot, defaultInHelp: "none");
+
     public static readonly SwitchOption DryRun = new(
         "--dry-run", null, false, "report what would be done; change nothing", CommandSet.Boot | CommandSet.ResetHome);
 
@@ -55,5 +64,5 @@ public static class OptionTable
 
     /// <summary>In the order --help lists them.</summary>
     public static readonly IReadOnlyList<Option> All =
-        [Workspace, Home, Gpu, NvidiaSmi, GpuTimeout, LogFormat, Strict, LockTimeout, HookTimeout, LinkHome, DryRun, AtNextBoot, Upgrade, TerminationLog, ImageVersion, Json];
+        [Workspace, Home, Gpu, NvidiaSmi, GpuTimeout, LogFormat, Strict, LockTimeout, HookTimeout, LinkHome, Ssh, SshPort, SshKeysDirectory, DryRun, AtNextBoot, Upgrade, TerminationLog, ImageVersion, Json];
 }

@@ -31,6 +31,19 @@ public enum LinkHomeMode
     Off,
 }
 
+/// <summary><c>--ssh</c>: whether the boot sets up and starts sshd.</summary>
+public enum SshMode
+{
+    /// <summary>When the image has sshd and the agent is root.</summary>
+    Auto,
+
+    /// <summary>Always; an image without sshd is a warning (with --strict, a failed boot).</summary>
+    On,
+
+    /// <summary>Never.</summary>
+    Off,
+}
+
 /// <summary>Everything <c>packet-agent boot</c> was asked to do, validated.</summary>
 public sealed record BootOptions
 {
@@ -53,6 +66,13 @@ public sealed record BootOptions
     public TimeSpan HookTimeout { get; init; } = OptionTable.HookTimeout.Default;
 
     public LinkHomeMode LinkHome { get; init; } = OptionTable.LinkHome.Default;
+
+    public SshMode Ssh { get; init; } = OptionTable.Ssh.Default;
+
+    public int SshPort { get; init; } = OptionTable.SshPort.Default;
+
+    /// <summary>A mounted secret directory whose files hold public keys, or null.</summary>
+    public string? SshKeysDirectory { get; init; } = OptionTable.SshKeysDirectory.Default;
 
     /// <summary>Report what would be done; change nothing.</summary>
     public bool DryRun { get; init; } = OptionTable.DryRun.Default;

@@ -49,6 +49,12 @@ public sealed record SeedCounts(MarkerCopied Copied, MarkerSkipped Skipped, doub
 /// <summary><c>packet-agent gpu --json</c>: the GPUs, and the problem when the check failed.</summary>
 public sealed record GpuReport(IReadOnlyList<GpuInfo> Gpus, string? Error);
 
+/// <summary>
+/// <c>/workspace/.packet/ssh.json</c>: what the last boot's SSH step set up, for status. The pid is
+/// the sshd it started (in this container's pid namespace).
+/// </summary>
+public sealed record SshState(int Port, string HostKeyFingerprint, int Keys, bool HostKeysPersisted, int? Pid, string Log);
+
 /// <summary>Source-generated serialization: no reflection, so NativeAOT keeps it whole.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(MarkerBody))]
@@ -56,4 +62,5 @@ public sealed record GpuReport(IReadOnlyList<GpuInfo> Gpus, string? Error);
 [JsonSerializable(typeof(HookState))]
 [JsonSerializable(typeof(BootReport))]
 [JsonSerializable(typeof(Operations.StatusReport))]
+[JsonSerializable(typeof(SshState))]
 public sealed partial class AgentJson : JsonSerializerContext;

@@ -17,11 +17,14 @@ public sealed record HomeInfo(string Path, bool Seeded, bool LegacyMarker, Marke
 /// <summary>The live home: linked to the persisted one, the persisted one itself (mounted), or neither.</summary>
 public sealed record LiveHomeInfo(string Path, string State, string? Target);
 
+/// <summary>What the last boot's SSH step set up, and whether its sshd is still running.</summary>
+public sealed record SshInfo(int Port, string HostKeyFingerprint, int Keys, bool HostKeysPersisted, int? Pid, bool Running, string Log);
+
 /// <summary>
 /// <c>packet-agent status --json</c>. Stable snake_case fields; fields may be added, none renamed.
 /// <paramref name="LastBootUnreadable"/> says why a report that exists could not be read.
 /// </summary>
-public sealed record StatusReport(WorkspaceInfo Workspace, HomeInfo Home, LiveHomeInfo LiveHome, BootReport? LastBoot, IReadOnlyList<string> Attention, string? LastBootUnreadable = null);
+public sealed record StatusReport(WorkspaceInfo Workspace, HomeInfo Home, LiveHomeInfo LiveHome, BootReport? LastBoot, IReadOnlyList<string> Attention, string? LastBootUnreadable = null, SshInfo? Ssh = null);
 
 /// <summary>What the mount table says about a path: whether it is a mount point, and the file system there.</summary>
 public readonly record struct MountFacts(bool MountPoint, string? FileSystem);
@@ -111,7 +114,13 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
                 : $"the last boot {(lastBoot.Outcome == "stopped" ? "was stopped" : how)}: {string.Join("; ", lastBoot.Warnings)}");
         }
 
-        return new StatusReport(workspace, home, live, lastBoot, attention, unreadable);
+        var ssh = Ssh(state);
+        if (ssh is { Running: false })
+        {
+            attention.Add($"sshd (pid {ssh.Pid?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}) is not running: SSH logins fail until the next boot starts it (log: {ssh.Log})");
+        }
+
+        return new StatusReport(workspace, home, live, lastBoot, attention, unreadable, ssh);
     }
 
     private static StepReport? Step(BootReport? report, string name) => report?.Steps.FirstOrDefault(s => s.Name == name);
@@ -172,6 +181,12 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         Line("profile", h.ProfileBlock ? "workspace block present" : h.LegacyProfileLines ? "the bash script's PATH lines (the next boot replaces them with the block)" : "no workspace block");
         var l = report.LiveHome;
         Line("live home", l.Target is { } target ? $"{l.Path} -> {target} ({l.State})" : $"{l.Path}: {l.State}");
+        if (report.Ssh is { } ssh)
+        {
+            Line("ssh", $"port {ssh.Port}, host key {ssh.HostKeyFingerprint} ({(ssh.HostKeysPersisted ? "kept on the volume" : "temporary")}), {Units.Count(ssh.Keys)} key{(ssh.Keys == 1 ? string.Empty : "s")} from the pod, "
+                + (ssh.Running ? $"sshd running (pid {ssh.Pid})" : "sshd not running"));
+        }
+
         if (report.LastBootUnreadable is { } unreadable)
         {
             Line("last boot", $"report unreadable: {unreadable}");
@@ -276,6 +291,26 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         }
 
         return new LiveHomeInfo(liveHome, liveHome == persisted || mounts(liveHome).MountPoint ? "mounted" : "not wired", null);
+    }
+
+    /// <summary>The SSH step's record, when the last boot started sshd; whether that sshd still runs (a signal 0 to its pid).</summary>
+    private SshInfo? Ssh(DirectoryHandle? state)
+    {
+        try
+        {
+            if (state?.ReadFile(Steps.SshStep.StateFile, MaxFileBytes, out _) is not { } bytes
+                || JsonSerializer.Deserialize(bytes, AgentJson.Default.SshState) is not { } recorded)
+            {
+                return null;
+            }
+
+            bool running = recorded.Pid is { } pid && posix.Kill(pid, 0) == 0;
+            return new SshInfo(recorded.Port, recorded.HostKeyFingerprint, recorded.Keys, recorded.HostKeysPersisted, recorded.Pid, running, recorded.Log);
+        }
+        catch (Exception e) when (e is IOException or JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>A boot report: null when there is none, or null and why when it cannot be read or parsed.</summary>

@@ -15,6 +15,16 @@ public static class ManagedBlock
     public const string LegacyMarker = "# packet-persist marker";
     public const string LegacyExport = "export PATH=\"/workspace/bin:$PATH\"";
 
+    /// <summary>Set by the agent's sshd for every session: the PATH COMMAND gets (see <see cref="PodPathLine"/>).</summary>
+    public const string PodPathVariable = "PACKET_POD_PATH";
+
+    /// <summary>
+    /// An SSH login runs /etc/profile, which sets PATH anew and drops the image's entries
+    /// (<c>/usr/local/cuda/bin</c>, say); the pod's PATH, handed over by sshd, is put back first.
+    /// Outside SSH sessions the variable is unset and the line does nothing.
+    /// </summary>
+    public const string PodPathLine = "[ -n \"${" + PodPathVariable + ":-}\" ] && case \":$PATH:\" in *\":$" + PodPathVariable + ":\"*) ;; *) export PATH=\"$" + PodPathVariable + ":$PATH\" ;; esac";
+
     /// <param name="variables">The exports, in order.</param>
     /// <param name="bannerFile">
     /// The file the agent writes when a boot had warnings: an interactive shell prints it, with a
@@ -25,7 +35,7 @@ public static class ManagedBlock
     /// </param>
     public static string Render(IEnumerable<WorkspaceVariable> variables, string? bannerFile = null)
     {
-        var lines = new List<string> { Start };
+        var lines = new List<string> { Start, PodPathLine };
         lines.AddRange(variables.Select(v => v.ShellLine));
         if (bannerFile is not null)
         {

@@ -52,6 +52,28 @@ public static class WorkspaceEnvironment
         return variables;
     }
 
+    /// <summary>
+    /// COMMAND's environment, which SSH sessions get too: the agent's own (the pod's) with the
+    /// workspace's variables applied, when there is a workspace.
+    /// </summary>
+    /// <param name="process">The agent's environment.</param>
+    /// <param name="workspace">The workspace's path and an existence check relative to it; null without a workspace.</param>
+    public static SortedDictionary<string, string> ForCommand(System.Collections.IDictionary process, (string Path, Func<string, bool> Exists)? workspace)
+    {
+        var variables = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry variable in process)
+        {
+            variables[(string)variable.Key] = (string?)variable.Value ?? string.Empty;
+        }
+
+        if (workspace is { } present)
+        {
+            Apply(variables, For(present.Path, present.Exists));
+        }
+
+        return variables;
+    }
+
     /// <summary>Applies the variables to an environment (COMMAND's, a hook's): PATH entries first and once, defaults only where unset.</summary>
     public static void Apply(IDictionary<string, string> environment, IEnumerable<WorkspaceVariable> variables)
     {

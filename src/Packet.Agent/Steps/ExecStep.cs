@@ -7,11 +7,11 @@ using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Steps;
 
-/// <summary>What step 7 hands to Program: the execve to make, or the shell's exit code for a command that cannot run.</summary>
+/// <summary>What step 8 hands to Program: the execve to make, or the shell's exit code for a command that cannot run.</summary>
 public sealed record ExecDecision(ExecPlan? Plan, ExitCode FailureCode, string? Failure);
 
 /// <summary>
-/// Step 7, what can be settled before the agent lets go: COMMAND found on the PATH it will have
+/// Step 8, what can be settled before the agent lets go: COMMAND found on the PATH it will have
 /// (<see cref="WorkspaceEnvironment"/>: <c>/workspace/bin</c> first), its environment, and the live
 /// home wired to the persisted one (<see cref="LiveHome"/>). The execve itself is done by
 /// <see cref="ProcessReplacer"/> once the logs are flushed. A live home left unlinked is this
@@ -21,7 +21,7 @@ public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environ
 {
     public string Name => "exec";
 
-    public int Number => 7;
+    public int Number => 8;
 
     public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
 
@@ -29,20 +29,11 @@ public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environ
     {
         var options = settings.Options;
         var command = options.Command;
-        var variables = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        foreach (DictionaryEntry variable in environment())
-        {
-            variables[(string)variable.Key] = (string?)variable.Value ?? string.Empty;
-        }
-
+        var variables = WorkspaceEnvironment.ForCommand(environment(), input is { Workspace: var open } ? (open.Path, open.Exists) : null);
         WiringPlan? wiring = null;
-        if (input is { Workspace: var workspace })
+        if (input is { Ready: true, Workspace: var workspace } && options.LinkHome == LinkHomeMode.Auto)
         {
-            WorkspaceEnvironment.Apply(variables, WorkspaceEnvironment.For(workspace.Path, workspace.Exists));
-            if (input.Ready && options.LinkHome == LinkHomeMode.Auto)
-            {
-                wiring = liveHome.Decide(options.Home, workspace.PathOf(WorkspaceLayout.Home));
-            }
+            wiring = liveHome.Decide(options.Home, workspace.PathOf(WorkspaceLayout.Home));
         }
 
         var found = resolver.Resolve(command[0], variables.GetValueOrDefault("PATH"));

@@ -1,0 +1,71 @@
+namespace Packet.Agent.Ssh;
+
+/// <summary>
+/// The pod's keys in <c>~/.ssh/authorized_keys</c> as one managed block, rewritten from the pod's
+/// keys at every boot: a key removed from the pod spec leaves at the next boot, a key the user added
+/// by hand (anywhere outside the block) is never touched, and a key listed there already is not
+/// listed again. Pure text in, text out.
+/// </summary>
+public static class AuthorizedKeysBlock
+{
+    public const string Start = "# >>> packet-agent keys >>>";
+    public const string End = "# <<< packet-agent keys <<<";
+    private const string Note = "# From the pod (PUBLIC_KEY, SSH_PUBLIC_KEY, --ssh-keys-dir), rewritten at every boot; add your own keys outside this block.";
+
+    /// <summary>
+    /// <paramref name="text"/> with exactly one block holding <paramref name="keys"/> (none: no
+    /// block). Returns the same instance when nothing changes. <paramref name="listed"/> is how many
+    /// keys the block holds.
+    /// </summary>
+    public static string Apply(string text, IReadOnlyList<PublicKey> keys, out int listed)
+    {
+        var lines = text.Length == 0 ? [] : text.TrimEnd('\n').Split('\n').ToList();
+        var outside = new List<string>();
+        List<string>? inBlock = null;
+        foreach (string line in lines)
+        {
+            if (line.TrimEnd() == Start)
+            {
+                inBlock = [];
+            }
+            else if (line.TrimEnd() == End && inBlock is not null)
+            {
+                inBlock = null;
+            }
+            else if (inBlock is not null)
+            {
+                inBlock.Add(line);
+            }
+            else
+            {
+                outside.Add(line);
+            }
+        }
+
+        // A block whose end line is gone (an editor cut it): what follows its start is kept as the user's.
+        outside.AddRange(inBlock ?? []);
+
+        var byHand = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string line in outside)
+        {
+            if (PublicKeys.Parse(line.Trim(), out var key, out _))
+            {
+                byHand.Add(key.Identity);
+            }
+        }
+
+        var block = keys.Where(k => !byHand.Contains(k.Identity)).Select(k => k.Line).ToList();
+        listed = block.Count;
+        var result = new List<string>(outside);
+        if (block.Count > 0)
+        {
+            result.Add(Start);
+            result.Add(Note);
+            result.AddRange(block);
+            result.Add(End);
+        }
+
+        string updated = result.Count == 0 ? string.Empty : string.Join('\n', result) + "\n";
+        return updated == text ? text : updated;
+    }
+}

@@ -1,0 +1,126 @@
+using System.Globalization;
+using System.Text;
+
+namespace Packet.Agent.Ssh;
+
+/// <summary>What sshd is started with: where it listens, its host keys, whose keys it takes, and the sessions' environment.</summary>
+/// <param name="Port">The port sshd listens on, on every address.</param>
+/// <param name="HostKeys">The host keys' private files.</param>
+/// <param name="User">The account that owns the persisted home: the one account whose logins also read <paramref name="PersistedKeys"/>.</param>
+/// <param name="PersistedKeys">The persisted home's authorized_keys, which the pod's keys are written to.</param>
+/// <param name="PidFile">Where sshd writes its pid, for the next boot in this container and for status.</param>
+/// <param name="SessionEnvironment">The variables every session gets.</param>
+public sealed record SshdSettings(
+    int Port,
+    IReadOnlyList<string> HostKeys,
+    string User,
+    string PersistedKeys,
+    string PidFile,
+    IReadOnlyDictionary<string, string> SessionEnvironment)
+{
+    public bool RootHome => User == "root";
+}
+
+/// <summary>
+/// The sshd_config the agent writes for each boot (root's, 0600: it holds the pod's variables).
+/// Keys only, never passwords. The pod's environment reaches every session through sshd's own
+/// <c>SetEnv</c>: sshd hands the container's environment to no session, and a file read by
+/// <c>.bashrc</c> would miss what matters most (<c>ssh pod cmd</c>, VS Code, rsync run shells that are
+/// not interactive, for which Debian's .bashrc returns at its first line).
+/// </summary>
+public static class SshdConfig
+{
+    /// <summary>
+    /// Names a shell, sshd or the login sets per session, and the agent's own keys and settings: never
+    /// taken from the pod (README, "SSH into the pod").
+    /// </summary>
+    private static readonly HashSet<string> SessionOwned = new(StringComparer.Ordinal)
+    {
+        "HOME", "USER", "LOGNAME", "SHELL", "TERM", "PWD", "OLDPWD", "SHLVL", "MAIL", "_", "DISPLAY", "XAUTHORITY", "LINES", "COLUMNS", "PUBLIC_KEY",
+    };
+
+    public static string Render(SshdSettings settings)
+    {
+        var config = new StringBuilder();
+        void Line(string text) => config.Append(text).Append('\n');
+
+        Line("# Written by packet-agent at every boot; changes here are lost. See README, \"SSH into the pod\".");
+        Line(string.Create(CultureInfo.InvariantCulture, $"Port {settings.Port}"));
+        foreach (string key in settings.HostKeys)
+        {
+            Line($"HostKey {Quote(key)}");
+        }
+
+        Line("AuthorizedKeysFile .ssh/authorized_keys");
+        Line("PubkeyAuthentication yes");
+        Line("PasswordAuthentication no");
+        Line("KbdInteractiveAuthentication no");
+        Line(settings.RootHome ? "PermitRootLogin prohibit-password" : "PermitRootLogin no");
+        Line("UsePAM no");
+
+        // The agent sets ~/.ssh to 0700 and authorized_keys to 0600 at every boot; StrictModes would
+        // also refuse every key on a volume whose root is group-writable (a pod's fsGroup makes it so).
+        Line("StrictModes no");
+        Line("PrintMotd no");
+        Line("X11Forwarding no");
+        Line("Subsystem sftp internal-sftp");
+        Line($"PidFile {Quote(settings.PidFile)}");
+        if (settings.SessionEnvironment.Count > 0)
+        {
+            // sshd takes only its first SetEnv line: every variable goes on this one.
+            Line("SetEnv " + string.Join(' ', settings.SessionEnvironment.Select(v => Quote($"{v.Key}={v.Value}"))));
+        }
+
+        // The persisted home's keys count for its owner alone, also while the live home is not wired to it
+        // (an absolute AuthorizedKeysFile outside a Match would let the pod's keys log in as any account).
+        Line($"Match User {Quote(settings.User)}");
+        Line($"\tAuthorizedKeysFile .ssh/authorized_keys {Quote(settings.PersistedKeys)}");
+
+        return config.ToString();
+    }
+
+    /// <summary>
+    /// The variables sessions get: COMMAND's, less the names sessions own (<c>SSH_*</c> and those in
+    /// <see cref="SessionOwned"/>) and less what sshd_config cannot hold (a newline or a NUL in the
+    /// value, a name that is not a shell identifier), which are named in <paramref name="leftOut"/>.
+    /// PATH is given twice: as PATH, for commands (<c>ssh pod cmd</c>), and as PACKET_POD_PATH, which
+    /// the .bashrc block puts back after a login's /etc/profile has reset PATH.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> SessionEnvironment(IReadOnlyDictionary<string, string> variables, List<string> leftOut)
+    {
+        var kept = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, value) in variables)
+        {
+            if (SessionOwned.Contains(name) || name.StartsWith("SSH_", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            if (!IsIdentifier(name) || value.AsSpan().IndexOfAny('\n', '\r', '\0') >= 0)
+            {
+                leftOut.Add(name);
+                continue;
+            }
+
+            kept[name] = value;
+        }
+
+        if (kept.TryGetValue("PATH", out string? path))
+        {
+            kept[Profile.ManagedBlock.PodPathVariable] = path;
+        }
+
+        return kept;
+    }
+
+    /// <summary>
+    /// One argument as sshd's parser reads it (misc.c, argv_split): inside double quotes only a
+    /// backslash before a quote or a backslash escapes, and nothing else ends the argument, so no
+    /// value can add a directive or end the line.
+    /// </summary>
+    public static string Quote(string argument) =>
+        "\"" + argument.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+
+    private static bool IsIdentifier(string name) =>
+        name.Length > 0 && (char.IsAsciiLetter(name[0]) || name[0] == '_') && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');
+}
