@@ -1,4 +1,5 @@
 using System.Collections;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
@@ -54,9 +55,17 @@ public sealed class BootSequenceTests
 
         public ProcessResult Smi { get; init; } = new(0, OneGpu, string.Empty, false);
 
+        /// <summary>Runs nvidia-smi instead of answering with <see cref="Smi"/>.</summary>
+        public IProcessRunner? Runner { get; init; }
+
         public string[] Executables { get; init; } = ["/usr/bin/nvidia-smi", "/usr/bin/bash"];
 
         public List<BootReport> Reports { get; } = [];
+
+        /// <summary>What the report writer answers: null when written, else why not.</summary>
+        public string? ReportNotWritten { get; init; }
+
+        public ListLoggerProvider Logs { get; } = new();
 
         /// <summary>What the exec step's live-home wiring sees and changes: a table, never the machine's /root.</summary>
         public PathTablePosix Posix { get; init; } = new PathTablePosix().Directory("/root").Directory("/workspace").Directory("/workspace/home");
@@ -67,11 +76,12 @@ public sealed class BootSequenceTests
         {
             var fileSystem = FakeFileSystem.With("/usr/bin/nvidia-smi", "/usr/bin/bash", "/usr/bin/notes.txt");
             var resolver = FakeFileSystem.Resolver(fileSystem, Executables);
-            var gpu = new GpuCheckStep(new NvidiaSmi(new FakeProcessRunner(Smi), resolver, () => "/usr/bin"), NullLogger.Instance, options.Gpu);
+            var gpu = new GpuCheckStep(new NvidiaSmi(Runner ?? new FakeProcessRunner(Smi), resolver, () => "/usr/bin"), NullLogger.Instance, options.Gpu);
             var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, new LiveHome(Posix, _ => false, () => true));
             var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, Hooks, Ssh, exec);
-            var writer = new FakeReportWriter(Reports);
-            return new BootSequence(steps, NullLoggerFactory.Instance, writer, TimeProvider.System).Run(options, Stop);
+            var writer = new FakeReportWriter(Reports, ReportNotWritten);
+            using var loggers = new LoggerFactory([Logs]);
+            return new BootSequence(steps, loggers, writer, TimeProvider.System).Run(options, Stop);
         }
     }
 
@@ -165,6 +175,7 @@ public sealed class BootSequenceTests
         var report = Assert.Single(harness.Reports);
         Assert.Equal("stopped", report.Outcome);
         Assert.Equal(143, report.ExitCode);
+        Assert.Empty(report.Gpus);
     }
 
     [Fact]
@@ -300,19 +311,136 @@ public sealed class BootSequenceTests
         var withoutWorkspace = new Harness { Guard = NoWorkspace() };
         var dryRun = new Harness();
 
-        withoutWorkspace.Run(Options());
-        dryRun.Run(Options() with { DryRun = true });
+        var without = withoutWorkspace.Run(Options());
+        var dry = dryRun.Run(Options() with { DryRun = true });
+        var real = new Harness();
+        real.Run(Options());
 
         Assert.Empty(withoutWorkspace.Reports);
         Assert.Empty(dryRun.Reports);
+        // Each boot went through its steps: the report was left out, not the boot cut short.
+        Assert.Equal(["guard", "gpu", "hooks", "ssh"], without.Steps.Select(s => s.Name));
+        Assert.Equal(["guard", "seed", "marker", "profile", "gpu", "hooks", "ssh"], dry.Steps.Select(s => s.Name));
+        Assert.Single(real.Reports);
     }
 
-    private sealed class FakeReportWriter(List<BootReport> reports) : IBootReportWriter
+    [Theory]
+    [InlineData(false, false, "ok")]
+    [InlineData(true, false, "warnings")]
+    [InlineData(true, true, "failed")]
+    public void The_report_says_how_the_boot_ended(bool hookProblem, bool strict, string outcome)
+    {
+        var harness = new Harness { Hooks = new FakeStep<HomeState?, NoValue>("hooks", 6, hookProblem ? StepResult.Problem("setup.sh exited with code 3") : StepResult.Ok("ran"), _ => default) };
+
+        harness.Run(Options(strict: strict));
+
+        var report = Assert.Single(harness.Reports);
+        Assert.Equal(outcome, report.Outcome);
+        Assert.Equal(strict ? 1 : 0, report.ExitCode);
+        Assert.Equal(hookProblem ? 1 : 0, report.Warnings.Count);
+        Assert.All(report.Warnings, w => Assert.StartsWith("hooks: setup.sh exited with code 3", w, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(HomeStatus.Copied, true)]
+    [InlineData(HomeStatus.Seeded, false)]
+    public void The_report_holds_the_seeds_counts_only_when_this_boot_copied(HomeStatus status, bool counted)
+    {
+        var harness = new Harness { Seed = SeedThat(StepResult.Ok("copied"), status) };
+
+        harness.Run(Options());
+
+        Assert.Equal(counted, Assert.Single(harness.Reports).Seed is not null);
+    }
+
+    [Fact]
+    public void A_seed_that_gave_no_home_hands_the_marker_and_profile_an_unseeded_one_and_the_profile_gets_the_markers()
+    {
+        var failing = new Harness { Seed = new FakeStep<DirectoryHandle, HomeState>("seed", 2, StepResult.Ok("unused"), w => new HomeState(w, HomeStatus.Seeded), effect: _ => throw new IOException("disk gone")) };
+        var seeded = new Harness { Seed = SeedThat(StepResult.Ok("copied"), HomeStatus.Seeded) };
+
+        failing.Run(Options());
+        seeded.Run(Options());
+
+        Assert.Equal(HomeStatus.NotSeeded, Assert.Single(failing.Marker.Inputs).Status);
+        Assert.Equal(HomeStatus.NotSeeded, Assert.Single(failing.Profile.Inputs).Status);
+        Assert.Equal(HomeStatus.Seeded, Assert.Single(seeded.Profile.Inputs).Status);
+    }
+
+    [Fact]
+    public void A_boot_without_GPUs_reports_an_empty_list()
+    {
+        var harness = new Harness();
+
+        harness.Run(Options(gpu: GpuMode.Off));
+
+        Assert.NotNull(Assert.Single(harness.Reports).Gpus);
+        Assert.Empty(harness.Reports[0].Gpus);
+    }
+
+    [Fact]
+    public void A_report_that_cannot_be_written_is_a_logged_warning_and_the_boot_goes_on()
+    {
+        var harness = new Harness { ReportNotWritten = "cannot write /workspace/.packet/last-boot.json: Read-only file system (EROFS)" };
+
+        var outcome = harness.Run(Options(command: ["bash"]));
+
+        Assert.Equal(ExitCode.Success, outcome.ExitCode);
+        Assert.NotNull(outcome.Exec);
+        Assert.Contains("Warning: cannot write /workspace/.packet/last-boot.json: Read-only file system (EROFS)", harness.Logs.Lines);
+    }
+
+    [Fact]
+    public void A_marker_that_gave_no_home_leaves_the_profile_the_seeds()
+    {
+        var harness = new Harness
+        {
+            Seed = SeedThat(StepResult.Ok("copied"), HomeStatus.Seeded),
+            Marker = new FakeStep<HomeState, HomeState>("marker", 3, StepResult.Ok("unused"), home => home, effect: _ => throw new IOException("disk gone")),
+        };
+
+        harness.Run(Options());
+
+        Assert.Equal(HomeStatus.Seeded, Assert.Single(harness.Profile.Inputs).Status);
+    }
+
+    [Fact]
+    public void A_boot_that_ends_before_collecting_nvidia_smi_cancels_it()
+    {
+        var runner = new UnansweredProcessRunner();
+        var harness = new Harness { Guard = NoWorkspace(), Runner = runner };
+
+        harness.Run(Options(strict: true));
+
+        Assert.True(runner.Cancelled);
+    }
+
+    /// <summary>An nvidia-smi that never answers (a hung driver): its run ends only when cancelled.</summary>
+    private sealed class UnansweredProcessRunner : IProcessRunner
+    {
+        public bool Cancelled { get; private set; }
+
+        public async Task<ProcessResult> RunAsync(string fileName, IReadOnlyList<string> arguments, TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                Cancelled = true;
+            }
+
+            return new ProcessResult(-1, string.Empty, string.Empty, false, "killed");
+        }
+    }
+
+    private sealed class FakeReportWriter(List<BootReport> reports, string? notWritten) : IBootReportWriter
     {
         public string? Write(DirectoryHandle workspace, BootReport report)
         {
             reports.Add(report);
-            return null;
+            return notWritten;
         }
     }
 }

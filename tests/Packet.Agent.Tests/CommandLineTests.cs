@@ -34,7 +34,7 @@ public sealed class CommandLineTests
     }
 
     [Fact]
-    public void Every_option_is_read_from_its_environment_variable()
+    public void Variables_land_in_their_own_fields_with_their_values()
     {
         var options = Boot(["boot"], new()
         {
@@ -106,7 +106,9 @@ public sealed class CommandLineTests
     [InlineData(new[] { "boot", "--workspace=" }, "invalid value '' for --workspace: expected an absolute path")]
     [InlineData(new[] { "boot", "--gpu-timeout", "0" }, "invalid value '0' for --gpu-timeout: expected a number of seconds greater than 0")]
     [InlineData(new[] { "boot", "--gpu-timeout" }, "'--gpu-timeout' needs a value")]
-    [InlineData(new[] { "boot", "--strict=yes" }, "'--strict' takes no value")]
+    [InlineData(new[] { "boot", "--strict=yes" }, "'--strict' takes no value (got 'yes')")]
+    [InlineData(new[] { "status", "extra" }, "unexpected argument 'extra' for 'status'. ")]
+    [InlineData(new[] { "boot", "--workspace=/a", "/b" }, "unexpected argument '/b'")]
     [InlineData(new[] { "boot", "bash" }, "unexpected argument 'bash': put the command to run after '--'")]
     [InlineData(new[] { "boot", "--" }, "'--' must be followed by the command to run")]
     [InlineData(new[] { "gpu", "--workspace", "/x" }, "unknown option '--workspace' for 'gpu'")]
@@ -183,6 +185,50 @@ public sealed class CommandLineTests
 
 public sealed class OptionTableTests
 {
+    public static TheoryData<string> BootVariables() => [.. OptionTable.All.Where(o => o.Variable is not null && o.Commands.HasFlag(CommandSet.Boot)).Select(o => o.Variable!)];
+
+    /// <summary>Walks the declarations, so an option added later is held to this without a new line here.</summary>
+    [Theory]
+    [MemberData(nameof(BootVariables))]
+    public void Every_boot_option_is_read_from_its_variable_as_from_its_flag_and_changes_what_the_boot_gets(string variable)
+    {
+        var option = OptionTable.All.Single(o => o.Variable == variable);
+        string value = Sample(option);
+
+        string defaults = Parsed(["boot"]);
+        string fromVariable = Parsed(["boot"], (variable, value));
+
+        Assert.NotEqual(defaults, fromVariable);
+        if (option.Flag is not null)
+        {
+            Assert.Equal(fromVariable, Parsed(option.IsSwitch ? ["boot", option.Flag] : ["boot", option.Flag, value]));
+        }
+    }
+
+    /// <summary>A valid value that is not the option's default.</summary>
+    private static string Sample(Option option) => option switch
+    {
+        SwitchOption switched => switched.VariableInHelp!.Split('=')[1],
+        PathOption => "/sample/path",
+        TextOption => "sample-text",
+        SecondsOption => "7.5",
+        PortOption => "2022",
+        _ when option.GetType().IsGenericType && option.GetType().GetGenericTypeDefinition() == typeof(ChoiceOption<>) =>
+            Enum.GetNames(option.GetType().GetGenericArguments()[0]).Select(n => n.ToLowerInvariant()).First(n => n != option.DefaultInHelp),
+        _ => throw new InvalidOperationException($"no sample value for {option.GetType().Name} {option.Key}: add one here"),
+    };
+
+    private static string Parsed(string[] args, params (string Name, string Value)[] variables)
+    {
+        var environment = new Dictionary<string, string> { ["HOME"] = "/root" };
+        foreach (var (name, value) in variables)
+        {
+            environment[name] = value;
+        }
+
+        return Assert.IsType<BootCommand>(CommandLine.Parse(args, new FakeEnvironment(environment), () => null)).Options.ToString();
+    }
+
     public static TheoryData<string> Switches() => [.. OptionTable.All.OfType<SwitchOption>().Where(o => o.Variable is not null).Select(o => o.Flag!)];
 
     [Theory]
@@ -267,6 +313,49 @@ public sealed class OperationsCommandLineTests
         Assert.True(boot.Options.DryRun);
         Assert.Equal("2026.11.1", boot.Options.ImageVersion);
     }
+
+    [Theory]
+    [InlineData("status")]
+    [InlineData("reset-home")]
+    [InlineData("gpu")]
+    public void Help_after_any_command_is_help(string command) =>
+        Assert.IsType<HelpCommand>(Parse([command, "--help"]));
+
+    [Fact]
+    public void Status_takes_its_home_from_the_flag_before_HOME()
+    {
+        var status = Assert.IsType<StatusCommand>(Parse(["status", "--home", "/home/dev"]));
+
+        Assert.Equal("/home/dev", status.Options.Home);
+    }
+
+    [Fact]
+    public void An_option_value_may_hold_an_equals_sign()
+    {
+        var boot = Assert.IsType<BootCommand>(Parse(["boot", "--nvidia-smi=/opt/a=b/nvidia-smi"]));
+
+        Assert.Equal("/opt/a=b/nvidia-smi", boot.Options.NvidiaSmi);
+    }
+
+    [Theory]
+    [InlineData("id")]
+    [InlineData("sh", "-c", "id")]
+    public void Run_as_takes_numeric_ids_and_the_command_after_the_double_dash(params string[] command)
+    {
+        var runAs = Assert.IsType<RunAsCommand>(Parse(["run-as", "1000", "100", "--", .. command]));
+
+        Assert.Equal((1000u, 100u), (runAs.Uid, runAs.Gid));
+        Assert.Equal(command, runAs.Command);
+    }
+
+    [Theory]
+    [InlineData("1000", "100", "--")]
+    [InlineData("1000", "100", "-x", "sh")]
+    [InlineData("dev", "100", "--", "sh")]
+    [InlineData("1000", "staff", "--", "sh")]
+    [InlineData("-1", "100", "--", "sh")]
+    public void Run_as_refuses_anything_but_two_numeric_ids_and_a_command(params string[] args) =>
+        Assert.StartsWith("usage: packet-agent run-as UID GID -- COMMAND", Assert.Throws<UsageException>(() => Parse(["run-as", .. args])).Message);
 
     [Fact]
     public void Status_takes_the_workspace_home_and_json()

@@ -1,3 +1,4 @@
+using Packet.Agent.Exec;
 using Xunit;
 
 namespace Packet.Agent.Tests;
@@ -64,5 +65,25 @@ public sealed class CommandResolverTests
 
         Assert.Equal(found, resolution.Found);
         Assert.Equal(exitCode, resolution.ExitCode);
+    }
+
+    [Fact]
+    public void An_empty_command_is_not_found() =>
+        Assert.Equal(new CommandResolution(null, 127, "the command is empty"), FakeFileSystem.Resolver(FakeFileSystem.With("/a/tool"), "/a/tool").Resolve(string.Empty, "/a"));
+
+    [Fact]
+    public void Of_several_matches_none_executable_the_first_is_named()
+    {
+        var resolution = FakeFileSystem.Resolver(FakeFileSystem.With("/a/tool", "/b/tool")).Resolve("tool", "/a:/b");
+
+        Assert.Equal(new CommandResolution(null, 126, "/a/tool is not executable (permission denied)"), resolution);
+    }
+
+    [Fact]
+    public void A_path_to_a_file_that_is_not_executable_gives_126_and_says_why()
+    {
+        var resolution = FakeFileSystem.Resolver(FakeFileSystem.With("/opt/run.sh")).Resolve("/opt/run.sh", "/usr/bin");
+
+        Assert.Equal(new CommandResolution(null, 126, "/opt/run.sh is not executable (permission denied)"), resolution);
     }
 }

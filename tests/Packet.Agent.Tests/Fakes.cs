@@ -1,6 +1,7 @@
 using System.IO.Abstractions.TestingHelpers;
 using Packet.Agent.Boot;
 using Packet.Agent.Exec;
+using Microsoft.Extensions.Logging;
 using Packet.Agent.Gpu;
 
 namespace Packet.Agent.Tests;
@@ -18,8 +19,9 @@ internal sealed class FakeProcessRunner(ProcessResult result) : IProcessRunner
 }
 
 /// <summary>
-/// A boot step that decides a prepared result and value, and counts how often its decision was
-/// carried out; <c>effect</c> runs when it is (a stop signal arriving during the step, say).
+/// A boot step that decides a prepared result and value, remembers what it was handed, and counts
+/// how often its decision was carried out; <c>effect</c> runs when it is (a stop signal arriving
+/// during the step, say).
 /// </summary>
 internal sealed class FakeStep<TIn, TOut>(string name, int number, StepResult result, Func<TIn, TOut> value, FailurePolicy policy = FailurePolicy.WarnAndContinue, Action<BootSettings>? effect = null) : IBootStep<TIn, TOut>
 {
@@ -31,13 +33,46 @@ internal sealed class FakeStep<TIn, TOut>(string name, int number, StepResult re
 
     public int Runs { get; private set; }
 
-    public StepPlan<TOut> Decide(TIn input, BootSettings settings) =>
-        StepPlan.ToApply(result, value(input), () =>
+    public List<TIn> Inputs { get; } = [];
+
+    public StepPlan<TOut> Decide(TIn input, BootSettings settings)
+    {
+        Inputs.Add(input);
+        return StepPlan.ToApply(result, value(input), () =>
         {
             Runs++;
             effect?.Invoke(settings);
             return (result, value(input));
         });
+    }
+}
+
+/// <summary>Keeps every log line written through it, as "Level: message".</summary>
+internal sealed class ListLoggerProvider : ILoggerProvider
+{
+    public List<string> Lines { get; } = [];
+
+    public ILogger CreateLogger(string categoryName) => new ListLogger(Lines);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class ListLogger(List<string> lines) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (lines)
+            {
+                lines.Add($"{logLevel}: {formatter(state, exception)}");
+            }
+        }
+    }
 }
 
 internal static class FakeFileSystem

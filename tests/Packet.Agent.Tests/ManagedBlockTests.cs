@@ -111,4 +111,51 @@ public sealed class ManagedBlockTests
         Assert.Contains("case $- in *i*) [ -s \"/workspace/.packet/last-boot.warnings\" ] && printf", block);
         Assert.EndsWith("run: packet-agent status\\n' \"$(head -c 512 \"/workspace/.packet/last-boot.warnings\" | cat -v)\" >&2;; esac\n# <<< packet-persist <<<", block);
     }
+
+    [Fact]
+    public void Content_that_ends_with_a_blank_line_gets_no_second_one() =>
+        Assert.Equal("alias ll='ls -l'\n\n" + Block, ManagedBlock.Apply("alias ll='ls -l'\n\n", Bin));
+
+    [Fact]
+    public void A_block_without_a_final_newline_is_given_one() =>
+        Assert.Equal("a\n" + Block, ManagedBlock.Apply("a\n" + Block.TrimEnd('\n'), Bin));
+
+    [Theory]
+    [InlineData("# packet-persist marker\nexport EDITOR=vim\n", "export EDITOR=vim\n")]
+    [InlineData("before\n# packet-persist marker\n", "")]
+    [InlineData("before\n# packet-persist marker\n  export PATH=\"/workspace/bin:$PATH\"  \nafter\n", "after\n")]
+    public void The_legacy_marker_takes_the_legacy_export_after_it_and_nothing_else(string text, string kept)
+    {
+        string updated = ManagedBlock.Apply(text, Bin);
+
+        Assert.Equal((text.StartsWith("before", StringComparison.Ordinal) ? "before\n" : string.Empty) + Block + kept, updated);
+    }
+
+    [Theory]
+    [InlineData("export EDITOR=\"vim\"")]
+    [InlineData("PATH=\"/opt/tools/bin:$PATH\"")]
+    [InlineData("export PATH=\"/opt/tools/bin:$PATH\"; echo \"hi\"")]
+    [InlineData("export PATH=\"/opt/tools/bin:$HOME\"")]
+    [InlineData("case \":$PATH:\" in *\":/opt/tools:\"*) echo yes ;; esac")]
+    [InlineData("echo case \":$PATH:\" in *\":/x/bin:$PATH\" ;; esac")]
+    public void An_unterminated_last_block_keeps_a_next_line_that_is_not_its_own_PATH_line(string line) =>
+        Assert.Equal(Block + line + "\n", ManagedBlock.Apply("# >>> packet-persist >>>\n" + line + "\n", Bin));
+
+    [Theory]
+    [InlineData("export PATH=\"/old/bin:$PATH\"")]
+    [InlineData("case \":$PATH:\" in *\":/old/bin:\"*) ;; *) export PATH=\"/old/bin:$PATH\" ;; esac")]
+    public void An_unterminated_last_block_takes_its_PATH_line_of_either_form(string line) =>
+        Assert.Equal(Block + "tail\n", ManagedBlock.Apply("# >>> packet-persist >>>\n" + line + "\ntail\n", Bin));
+
+    [Fact]
+    public void An_unterminated_block_as_the_last_line_is_replaced() =>
+        Assert.Equal("a\n" + Block, ManagedBlock.Apply("a\n# >>> packet-persist >>>\n", Bin));
+
+    [Fact]
+    public void An_unterminated_block_ends_where_the_next_block_starts()
+    {
+        string text = "top\n# >>> packet-persist >>>\nexport PATH=\"/old/bin:$PATH\"\n" + Block + "after\n";
+
+        Assert.Equal("top\n" + Block + "after\n", ManagedBlock.Apply(text, Bin));
+    }
 }

@@ -89,4 +89,53 @@ public sealed class NvidiaSmiTests
     [Fact]
     public void A_missing_nvidia_smi_is_a_problem_that_says_where_it_looked() =>
         Assert.Contains("nvidia-smi is not available (nvidia-smi: not found in PATH (/usr/bin))", Query(new ProcessResult(0, TwoGpus, string.Empty, false), installed: false).Problem);
+
+    [Fact]
+    public void A_program_that_cannot_be_started_is_named_with_the_reason() =>
+        Assert.Equal("could not start /usr/bin/nvidia-smi: Permission denied", Query(new ProcessResult(-1, string.Empty, string.Empty, false, "Permission denied")).Problem);
+
+    [Fact]
+    public void A_failure_without_output_says_so() =>
+        Assert.Equal("/usr/bin/nvidia-smi failed with exit code 4: no message", Query(new ProcessResult(4, " \n", "\n", false)).Problem);
+
+    [Fact]
+    public void A_failure_quotes_its_first_three_lines_from_both_streams_shortened_to_300_characters()
+    {
+        string longLine = new('x', 400);
+
+        var threeLines = Query(new ProcessResult(2, "one\n\ntwo\n", "three\nfour\n", false)).Problem;
+        var oneLongLine = Query(new ProcessResult(2, longLine, string.Empty, false)).Problem;
+
+        Assert.Equal("/usr/bin/nvidia-smi failed with exit code 2: one two three", threeLines);
+        Assert.Equal("/usr/bin/nvidia-smi failed with exit code 2: " + longLine[..300] + "...", oneLongLine);
+    }
+
+    [Theory]
+    [InlineData("0, NVIDIA H100, GPU-aaaa, 81559, 550.54.15")]
+    [InlineData("-1, NVIDIA H100, GPU-aaaa, 81559, 1, 550.54.15")]
+    [InlineData("first, NVIDIA H100, GPU-aaaa, 81559, 1, 550.54.15")]
+    public void A_line_with_too_few_fields_or_no_index_is_not_a_GPU_record(string line)
+    {
+        var result = NvidiaSmi.Parse(TwoGpus + line + "\n");
+
+        Assert.Equal($"nvidia-smi printed a line that is not a GPU record: '{line}'", result.Problem);
+        Assert.Equal(2, result.Gpus.Count);
+    }
+
+    [Fact]
+    public void Blank_lines_and_padding_are_passed_over_and_a_negative_memory_figure_is_unknown()
+    {
+        var result = NvidiaSmi.Parse("\n  0, Tesla T4, GPU-cccc, 15360, -5, 535.1  \n\n");
+
+        Assert.True(result.Healthy);
+        Assert.Equal(new GpuInfo(0, "Tesla T4", "GPU-cccc", 15360, null, "535.1"), Assert.Single(result.Gpus));
+    }
+
+    [Fact]
+    public void A_record_longer_than_300_characters_is_quoted_shortened()
+    {
+        string line = "garbage " + new string('y', 400);
+
+        Assert.Equal($"nvidia-smi printed a line that is not a GPU record: '{line[..300]}...'", NvidiaSmi.Parse(line).Problem);
+    }
 }

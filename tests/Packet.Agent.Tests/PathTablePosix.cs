@@ -6,7 +6,7 @@ namespace Packet.Agent.Tests;
 /// <summary>
 /// An <see cref="IPosix"/> over an in-memory table of absolute paths, for unit tests of code that
 /// decides by path (the live home, the guard, status): it answers lstat, readlink, access, open
-/// and pread (files hold text), statvfs, rename and symlink from the table and records every
+/// and pread (files hold text), statvfs, rename, symlink and kill(pid, 0) from the table and records every
 /// change, so a wrong decision shows up in <see cref="Changes"/> and never on the machine. Every
 /// other call is refused with ENOSYS and listed in <see cref="Refused"/>.
 /// </summary>
@@ -249,7 +249,11 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
 
     public int Flock(int fd, int operation) => Refuse($"flock {fd}");
 
-    public int Kill(int pid, int signal) => Refuse($"kill {pid} {signal}");
+    /// <summary>Processes that answer a signal 0 (kill(2) with no signal: does the process exist).</summary>
+    public HashSet<int> Running { get; } = [];
+
+    public int Kill(int pid, int signal) =>
+        signal != 0 ? Refuse($"kill {pid} {signal}") : Running.Contains(pid) ? 0 : -(int)Errno.ESRCH;
 
     public int AccessAt(int dirFd, string name, int mode) =>
         Resolve(dirFd, name) is not { } path ? Refuse($"access {name} relative to fd {dirFd}")

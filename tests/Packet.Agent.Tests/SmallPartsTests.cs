@@ -203,6 +203,7 @@ public sealed class WorkspaceEnvironmentTests
     [InlineData("/workspace/bin:/usr/bin", "/workspace/bin:/usr/bin")]
     [InlineData("/usr/bin:/workspace/bin", "/workspace/bin:/usr/bin")]
     [InlineData(null, "/workspace/bin:" + WorkspaceEnvironment.DefaultPath)]
+    [InlineData("", "/workspace/bin:" + WorkspaceEnvironment.DefaultPath)]
     public void Workspace_bin_is_put_first_on_PATH_exactly_once(string? path, string expected)
     {
         var environment = new Dictionary<string, string>();
@@ -229,6 +230,18 @@ public sealed class WorkspaceEnvironmentTests
         Assert.Equal("/workspace/pip-packages:/app", environment["PYTHONPATH"]);
         Assert.Equal("/workspace/venv/bin:/workspace/bin:/usr/bin", environment["PATH"]);
         Assert.False(environment.ContainsKey("CONDA_ENVS_DIRS"));
+    }
+
+    [Fact]
+    public void An_empty_variable_counts_as_unset_and_PYTHONPATH_unset_is_the_workspace_folder_alone()
+    {
+        var environment = new Dictionary<string, string> { ["HF_HOME"] = string.Empty };
+        var present = new HashSet<string> { ".cache/huggingface", "pip-packages" };
+
+        WorkspaceEnvironment.Apply(environment, WorkspaceEnvironment.For("/workspace", present.Contains));
+
+        Assert.Equal("/workspace/.cache/huggingface", environment["HF_HOME"]);
+        Assert.Equal("/workspace/pip-packages", environment["PYTHONPATH"]);
     }
 }
 

@@ -219,6 +219,245 @@ public sealed class WorkspaceStatusTests
         Assert.Equal("not wired", root.GetProperty("live_home").GetProperty("state").GetString());
         Assert.Equal(JsonValueKind.Array, root.GetProperty("attention").ValueKind);
     }
+
+    private static string Report(string outcome, params string[] warnings) => JsonSerializer.Serialize(
+        new BootReport("packet-agent", "0.1.0", null, new DateTimeOffset(2026, 11, 29, 8, 0, 0, TimeSpan.Zero), 0.25, outcome == "failed" ? 1 : 0, outcome,
+            [new StepReport("guard", "ok", 0, "present")], null, [], warnings),
+        AgentJson.Default.BootReport);
+
+    private static string SshRecord(int? pid, bool persisted = true, int keys = 1) => JsonSerializer.Serialize(
+        new SshState(2222, "SHA256:abc", keys, persisted, pid, "/workspace/.packet/logs/sshd.log"), AgentJson.Default.SshState);
+
+    private static string Marker(IReadOnlyDictionary<string, MarkerLoss>? losses = null, long bytesOnDisk = 0) => JsonSerializer.Serialize(
+        new MarkerBody("packet-agent", "0.2.0", new DateTimeOffset(2026, 11, 29, 7, 5, 0, TimeSpan.Zero), "/root",
+            new MarkerCopied(1, 1, 0, 0, 0, 0, 3 << 20, 0, bytesOnDisk), new MarkerSkipped(0, 0, 0, 0, 0), 0.5, 0, losses),
+        AgentJson.Default.MarkerBody);
+
+    [Fact]
+    public void A_healthy_workspace_is_rendered_line_by_line_with_nothing_under_attention()
+    {
+        var posix = WithReports(SeededWorkspace(Marker(bytesOnDisk: 2 << 20)).Symlink("/home/dev", "/workspace/home"),
+            ("last-boot.json", Report("ok")), (Steps.SshStep.StateFile, SshRecord(42)));
+        posix.Running.Add(42);
+        posix.Volume = (1L << 30, 8L << 30);
+
+        var report = Status(posix).Gather("/workspace", "/home/dev");
+
+        Assert.Empty(report.Attention);
+        Assert.Equal(8L << 30, report.Workspace.TotalBytes);
+        Assert.Equal(
+            """
+            workspace  /workspace: mounted (ext4), 1.0 GiB free of 8.0 GiB
+            home       /workspace/home: seeded 2026-11-29 07:05 UTC by packet-agent 0.2.0 (1 entry, 2.0 MiB on disk (3.0 MiB apparent))
+            profile    workspace block present
+            live home  /home/dev -> /workspace/home (linked)
+            ssh        port 2222, host key SHA256:abc (kept on the volume), 1 key from the pod, sshd running (pid 42)
+            last boot  2026-11-29 08:00:00 UTC, ok in 0.25 s, exit 0, agent 0.1.0
+            gpus       none seen by the last boot
+            attention  none
+
+            """.Replace("\r", string.Empty, StringComparison.Ordinal),
+            WorkspaceStatus.Render(report));
+    }
+
+    [Fact]
+    public void A_degraded_workspace_lists_every_finding_under_one_attention_heading()
+    {
+        var posix = WithReports(
+            SeededWorkspace(" ", "# packet-persist marker\nexport PATH=\"/workspace/bin:$PATH\"\n").Symlink("/home/dev", "/elsewhere"),
+            ("last-boot.json", Report("stopped", "boot: stopped by SIGTERM")), (Steps.SshStep.StateFile, SshRecord(null, persisted: false, keys: 2)));
+
+        var report = Status(posix, mounted: false).Gather("/workspace", "/home/dev");
+
+        Assert.Equal(
+            """
+            workspace  /workspace: not a mount point, 10.0 GiB free of 100.0 GiB
+            home       /workspace/home: seeded (by the bash script: empty marker)
+            profile    the bash script's PATH lines (the next boot replaces them with the block)
+            live home  /home/dev -> /elsewhere (a link elsewhere)
+            ssh        port 2222, host key SHA256:abc (temporary), 2 keys from the pod, sshd not running
+            last boot  2026-11-29 08:00:00 UTC, stopped in 0.25 s, exit 0, agent 0.1.0
+            gpus       none seen by the last boot
+            attention  - /workspace is not a mount point: it is the container's own directory, and will not survive a restart
+                       - /workspace/home/.bashrc has no workspace block; the next boot adds it
+                       - the last boot was stopped: boot: stopped by SIGTERM
+                       - sshd (pid unknown) is not running: SSH logins fail until the next boot starts it (log: /workspace/.packet/logs/sshd.log)
+
+            """.Replace("\r", string.Empty, StringComparison.Ordinal),
+            WorkspaceStatus.Render(report));
+    }
+
+    [Fact]
+    public void A_missing_workspace_is_the_only_finding_and_nothing_is_read_from_it()
+    {
+        var report = Status(new PathTablePosix().Directory("/root")).Gather("/workspace", "/root");
+
+        Assert.Equal(["/workspace does not exist: no volume is mounted, nothing persists"], report.Attention);
+        Assert.False(report.Workspace.MountPoint);
+        Assert.Null(report.Workspace.FileSystem);
+        Assert.Null(report.Workspace.FreeBytes);
+        Assert.StartsWith("workspace  /workspace: missing\nhome       /workspace/home: not seeded\nprofile    no workspace block\n", WorkspaceStatus.Render(report), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unseeded_home_says_nothing_yet_of_the_live_home_or_the_profile()
+    {
+        var report = Status(EmptyWorkspace()).Gather("/workspace", "/root");
+
+        Assert.Equal(["/workspace/home is not seeded (no .packet-init); the next boot seeds it"], report.Attention);
+    }
+
+    [Fact]
+    public void Root_is_never_called_unable_to_write_the_volume()
+    {
+        var report = Status(EmptyWorkspace(userId: 0, writable: false)).Gather("/workspace", "/root");
+
+        Assert.DoesNotContain(report.Attention, a => a.Contains("not writable", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_workspace_missing_some_of_its_folders_is_itself_checked_for_writing()
+    {
+        var posix = new PathTablePosix(1000).Directory("/workspace", writable: false).Directory("/workspace/home").Directory("/home/dev");
+
+        var report = Status(posix).Gather("/workspace", "/home/dev");
+
+        Assert.Contains(report.Attention, a => a.StartsWith("/workspace is not writable by uid 1000", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_first_folder_the_user_cannot_write_is_named_by_its_own_path()
+    {
+        var posix = new PathTablePosix(1000)
+            .Directory("/workspace", writable: false)
+            .Directory("/workspace/home", writable: false)
+            .Directory("/workspace/.packet")
+            .Directory("/workspace/bin")
+            .Directory("/home/dev");
+
+        var report = Status(posix).Gather("/workspace", "/home/dev");
+
+        Assert.Contains(report.Attention, a => a.StartsWith("/workspace/home is not writable by uid 1000", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void What_the_volume_did_not_keep_is_shown_and_needs_attention()
+    {
+        var losses = new Dictionary<string, MarkerLoss> { ["hard_links"] = new(3, "/root/a", "the volume has no hard links") };
+        var report = Status(SeededWorkspace(Marker(losses)).Symlink("/home/dev", "/workspace/home")).Gather("/workspace", "/home/dev");
+
+        Assert.Equal(["the volume did not keep all of the home when it was seeded (hard links; see \"not kept\"): cp -a loses the same there; a volume such as ext4 or xfs keeps them"], report.Attention);
+        Assert.Contains("\nnot kept   hard links: 3 (e.g. /root/a: the volume has no hard links)\n", WorkspaceStatus.Render(report), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("failed", 1, "the last boot failed: seed: no space")]
+    [InlineData("failed", 2, "the last 2 boots failed the same way: seed: no space")]
+    [InlineData("stopped", 2, "the last 2 boots were stopped the same way: seed: no space")]
+    [InlineData("warnings", 4, "the last 4 boots had warnings the same way: seed: no space")]
+    public void Boots_that_did_not_end_ok_are_named_by_how_they_ended_and_how_often(string outcome, int boots, string expected)
+    {
+        var reports = Enumerable.Range(0, boots).Select(n => (n == 0 ? "last-boot.json" : $"last-boot.{n}.json", Report(outcome, "seed: no space"))).ToArray();
+
+        var report = Status(WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), reports)).Gather("/workspace", "/home/dev");
+
+        Assert.Equal([expected], report.Attention);
+    }
+
+    [Fact]
+    public void An_unseeded_home_after_a_boot_without_a_seed_step_is_left_to_the_next_boot()
+    {
+        var report = Status(WithReports(EmptyWorkspace(), ("last-boot.json", Report("ok")))).Gather("/workspace", "/root");
+
+        Assert.Equal(["/workspace/home is not seeded (no .packet-init); the next boot seeds it"], report.Attention);
+    }
+
+    [Fact]
+    public void A_running_sshd_needs_no_attention_and_a_damaged_ssh_record_is_passed_over()
+    {
+        var running = WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (Steps.SshStep.StateFile, SshRecord(7)));
+        running.Running.Add(7);
+        var damaged = WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (Steps.SshStep.StateFile, "{\"port\": "));
+
+        var up = Status(running).Gather("/workspace", "/home/dev");
+        var unknown = Status(damaged).Gather("/workspace", "/home/dev");
+
+        Assert.True(up.Ssh!.Running);
+        Assert.Empty(up.Attention);
+        Assert.Null(unknown.Ssh);
+        Assert.Empty(unknown.Attention);
+    }
+
+    [Fact]
+    public void A_stopped_sshd_is_named_by_its_pid()
+    {
+        var report = Status(WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (Steps.SshStep.StateFile, SshRecord(7)))).Gather("/workspace", "/home/dev");
+
+        Assert.False(report.Ssh!.Running);
+        Assert.Equal(["sshd (pid 7) is not running: SSH logins fail until the next boot starts it (log: /workspace/.packet/logs/sshd.log)"], report.Attention);
+    }
+
+    [Fact]
+    public void A_marker_that_cannot_be_read_is_named_and_not_taken_for_the_bash_scripts()
+    {
+        var posix = new PathTablePosix().Directory("/workspace").Directory("/workspace/home").Directory("/workspace/home/.packet-init").Directory("/root");
+
+        var report = Status(posix).Gather("/workspace", "/root");
+
+        Assert.True(report.Home.Seeded);
+        Assert.False(report.Home.LegacyMarker);
+        Assert.Contains(report.Attention, a => a.StartsWith("status could not read: ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_marker_that_is_not_json_still_counts_as_seeded()
+    {
+        var report = Status(SeededWorkspace("garbage {")).Gather("/workspace", "/root");
+
+        Assert.True(report.Home.Seeded);
+        Assert.False(report.Home.LegacyMarker);
+        Assert.Null(report.Home.Marker);
+        Assert.Contains("home       /workspace/home: seeded\n", WorkspaceStatus.Render(report), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_report_that_is_a_folder_is_unreadable_and_named()
+    {
+        var posix = SeededWorkspace();
+        posix.Directory("/workspace/.packet").Directory("/workspace/.packet/last-boot.json");
+
+        var report = Status(posix).Gather("/workspace", "/root");
+
+        Assert.StartsWith("/workspace/.packet/last-boot.json: ", report.LastBootUnreadable, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("missing", null)]
+    [InlineData("a link elsewhere", "/srv/home")]
+    public void A_live_home_that_is_missing_or_points_elsewhere_is_said_to_be(string state, string? target)
+    {
+        var posix = SeededWorkspace();
+        if (target is not null)
+        {
+            posix.Symlink("/home/dev", target);
+        }
+
+        var report = Status(posix).Gather("/workspace", "/home/dev");
+
+        Assert.Equal(state, report.LiveHome.State);
+        Assert.Equal(target, report.LiveHome.Target);
+    }
+
+    [Fact]
+    public void A_live_home_mounted_from_the_volume_or_being_the_persisted_home_is_mounted()
+    {
+        var posix = SeededWorkspace().Directory("/home/dev");
+        var mountedHere = new WorkspaceStatus(posix, path => new MountFacts(path is "/workspace" or "/home/dev", "ext4"));
+
+        Assert.Equal("mounted", mountedHere.Gather("/workspace", "/home/dev").LiveHome.State);
+        Assert.Equal("mounted", Status(posix).Gather("/workspace", "/workspace/home").LiveHome.State);
+        Assert.Equal("not wired", Status(posix).Gather("/workspace", "/home/dev").LiveHome.State);
+    }
 }
 
 public sealed class BootReportJsonTests
@@ -237,8 +476,13 @@ public sealed class BootReportJsonTests
             full ? 1 : 0,
             full ? "failed" : "ok",
             [new StepReport("guard", "ok", 0.001, "workspace /workspace is present"), new StepReport("seed", "warning", 1.5, "left out a\nb")],
-            full ? new SeedCounts(new MarkerCopied(10, 8, 1, 1, 0, 0, 4096, 0), new MarkerSkipped(1, 1, 0, 0, 0), 0.25) : null,
-            full ? [new Gpu.GpuInfo(0, "NVIDIA H100", "GPU-1", 81559, null, "550.1")] : [],
+            full ? new SeedCounts(
+                new MarkerCopied(10, 8, 1, 1, 2, 3, 4096, 4, 8192),
+                new MarkerSkipped(1, 2, 3, 4, 5),
+                0.25,
+                0.125,
+                new Dictionary<string, MarkerLoss> { ["owners"] = new(3, "/root/a", "EPERM"), ["names"] = new(1, "/root/b:c", "EINVAL") }) : null,
+            full ? [new Gpu.GpuInfo(0, "NVIDIA H100", "GPU-1", 81559, 17, "550.1"), new Gpu.GpuInfo(1, "NVIDIA H100", "GPU-2", null, null, "550.1")] : [],
             full ? ["seed: left out a\nb"] : []);
 
         using var handWritten = JsonDocument.Parse(BootReportJson.Write(report));

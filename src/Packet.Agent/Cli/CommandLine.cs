@@ -141,22 +141,24 @@ public static class CommandLine
                     : $"unexpected argument '{arg}' for '{commandName}'. {HelpHint}");
             }
 
-            int equals = arg.IndexOf('=', StringComparison.Ordinal);
-            string name = equals < 0 ? arg : arg[..equals];
+            // --name=value or --name value; a value may itself hold '='.
+            string[] parts = arg.Split('=', 2);
+            string name = parts[0];
+            string? inline = parts.Length == 2 ? parts[1] : null;
             var spec = OptionTable.All.FirstOrDefault(o => o.Flag == name && o.Commands.HasFlag(commandSet))
                 ?? throw new UsageException($"unknown option '{name}' for '{commandName}'. {HelpHint}");
             if (spec.IsSwitch)
             {
-                if (equals >= 0)
+                if (inline is not null)
                 {
-                    throw new UsageException($"'{name}' takes no value (got '{arg[(equals + 1)..]}')");
+                    throw new UsageException($"'{name}' takes no value (got '{inline}')");
                 }
 
                 values[name] = new Given(string.Empty, name);
                 continue;
             }
 
-            string? value = equals >= 0 ? arg[(equals + 1)..] : i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : null;
+            string? value = inline ?? (i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : null);
             values[name] = new Given(value ?? throw new UsageException($"'{name}' needs a value: {name} {spec.ValueName}"), name);
         }
 

@@ -53,7 +53,7 @@ public static class ManagedBlock
     /// </summary>
     public static string Apply(string text, IEnumerable<WorkspaceVariable> variables, string? bannerFile = null)
     {
-        var lines = SplitLines(text, out bool endsWithNewline);
+        var lines = SplitLines(text);
         var block = Render(variables, bannerFile).Split('\n');
         var result = new List<string>(lines.Count + block.Length + 1);
         bool placed = false;
@@ -83,10 +83,10 @@ public static class ManagedBlock
             }
 
             result.AddRange(block);
-            endsWithNewline = true;
         }
 
-        string updated = string.Join('\n', result) + (endsWithNewline || result.Count > 0 ? "\n" : string.Empty);
+        // The block is always there now, so the file always ends with a newline.
+        string updated = string.Join('\n', result) + "\n";
         return updated == text ? text : updated;
     }
 
@@ -135,16 +135,15 @@ public static class ManagedBlock
         return plain || guarded;
     }
 
-    private static List<string> SplitLines(string text, out bool endsWithNewline)
+    private static List<string> SplitLines(string text)
     {
-        endsWithNewline = text.EndsWith('\n');
         if (text.Length == 0)
         {
             return [];
         }
 
         var lines = text.Split('\n').ToList();
-        if (endsWithNewline)
+        if (text.EndsWith('\n'))
         {
             lines.RemoveAt(lines.Count - 1);
         }
