@@ -132,6 +132,14 @@ public sealed class NvidiaSmiTests
     }
 
     [Fact]
+    public void A_record_of_exactly_300_characters_is_quoted_whole()
+    {
+        string line = "garbage " + new string('y', 292);
+
+        Assert.Equal($"nvidia-smi printed a line that is not a GPU record: '{line}'", NvidiaSmi.Parse(line).Problem);
+    }
+
+    [Fact]
     public void A_record_longer_than_300_characters_is_quoted_shortened()
     {
         string line = "garbage " + new string('y', 400);

@@ -492,6 +492,20 @@ public sealed class BootReportJsonTests
     }
 }
 
+public sealed class BootReportJsonEncodingTests
+{
+    [Fact]
+    public void The_report_escapes_only_what_json_requires_so_names_stay_readable_in_the_file()
+    {
+        var report = new BootReport("packet-agent", "0.1.0+abc", "café <v2>", DateTimeOffset.UnixEpoch, 0, 0, "ok", [], null, [], []);
+
+        string written = System.Text.Encoding.UTF8.GetString(BootReportJson.Write(report));
+
+        Assert.Contains("\"agent_version\":\"0.1.0+abc\"", written);
+        Assert.Contains("\"image_version\":\"café <v2>\"", written);
+    }
+}
+
 public sealed class MinimalJsonEncoderTests
 {
     [Theory]
