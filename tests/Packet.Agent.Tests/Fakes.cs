@@ -1,7 +1,7 @@
 using System.IO.Abstractions.TestingHelpers;
+using Microsoft.Extensions.Logging;
 using Packet.Agent.Boot;
 using Packet.Agent.Exec;
-using Microsoft.Extensions.Logging;
 using Packet.Agent.Gpu;
 
 namespace Packet.Agent.Tests;

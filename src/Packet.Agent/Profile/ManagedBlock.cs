@@ -55,7 +55,7 @@ public static class ManagedBlock
     {
         var lines = SplitLines(text);
         var block = Render(variables, bannerFile).Split('\n');
-        var result = new List<string>(lines.Count + block.Length + 1);
+        var result = new List<string>();
         bool placed = false;
         for (int i = 0; i < lines.Count; i++)
         {
