@@ -95,7 +95,9 @@ public sealed class HookRunner(IPosix posix, string agentPath) : IHookRunner
         }
 
         var started = Stopwatch.StartNew();
-        using var process = new Process { StartInfo = startInfo };
+        using var process = new Process { StartInfo = startInfo, EnableRaisingEvents = true };
+        var exit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.Exited += (_, _) => exit.TrySetResult();
         process.OutputDataReceived += (_, e) => Line(e.Data);
         process.ErrorDataReceived += (_, e) => Line(e.Data);
         try
@@ -111,9 +113,9 @@ public sealed class HookRunner(IPosix posix, string agentPath) : IHookRunner
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
-        // Waiting for the exit does not wait for the end of its output: a server it started in the
-        // background may hold the pipe open for ever.
-        bool exited = WaitForExit(process, timeout, stop);
+        // The hook's exit, not the end of its output: a server it started in the background may hold
+        // the pipe open for ever (Process.WaitForExitAsync would wait for that too, once lines are read).
+        bool exited = WaitForExit(exit.Task, timeout, stop);
         if (!exited)
         {
             StopGroup(process);
@@ -131,14 +133,11 @@ public sealed class HookRunner(IPosix posix, string agentPath) : IHookRunner
         return new HookOutcome(exited ? process.ExitCode : -1, !exited && !stopped, started.Elapsed, Stopped: stopped);
     }
 
-    private static bool WaitForExit(Process process, TimeSpan timeout, CancellationToken stop)
+    private static bool WaitForExit(Task exit, TimeSpan timeout, CancellationToken stop)
     {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        limit.CancelAfter(timeout);
         try
         {
-            process.WaitForExitAsync(limit.Token).GetAwaiter().GetResult();
-            return true;
+            return exit.Wait(timeout, stop);
         }
         catch (OperationCanceledException)
         {

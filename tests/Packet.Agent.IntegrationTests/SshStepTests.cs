@@ -1,0 +1,391 @@
+using System.Collections;
+using System.Text.Json;
+using Microsoft.Extensions.Logging.Abstractions;
+using Mono.Unix.Native;
+using Packet.Agent.Boot;
+using Packet.Agent.Cli;
+using Packet.Agent.Exec;
+using Packet.Agent.Gpu;
+using Packet.Agent.Json;
+using Packet.Agent.Posix;
+using Packet.Agent.Steps;
+using Packet.Agent.TestSupport;
+using Packet.Agent.Workspace;
+using Xunit;
+
+namespace Packet.Agent.IntegrationTests;
+
+/// <summary>
+/// The SSH step carried out on a real workspace: the authorized keys, the host keys made by the real
+/// ssh-keygen, sshd's config, the state for status. sshd itself is a stand-in (<c>bin/sshd</c>, a
+/// shell script): the real one binds a port on the machine and wants /run/sshd, so it runs only in the
+/// end-to-end SshTests, in a mount namespace of its own. The stand-in does what openssh's sshd does
+/// when it starts as a daemon (sshd(8), -f, -E, PidFile): the parent exits 0 once a background
+/// process named sshd has written its pid to the config's PidFile; a failure is an exit 255 with the
+/// reason written to the -E log.
+/// </summary>
+public sealed class SshStepTests : IDisposable
+{
+    private const string Alice = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKSOgzpQ8tnz9zRaK64J/AUNXNzxX+Z9mvoJfWWzm6Bh alice@laptop";
+    private const string Bob = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC3G379HZFPn7xp1l+gARvHxJYvPwYbMaz38KJcecZrB bob@desk";
+
+    private const string StandInSshd = """
+        #!/bin/sh
+        # A stand-in for sshd started as a daemon: records its arguments, then forks a process named sshd
+        # (a subshell keeps the script's name) that writes the config's PidFile; or fails as told.
+        dir=$(dirname "$0")
+        printf '%s\n' "$@" > "$dir/sshd.args"
+        config=$2 log=$4
+        if [ -e "$dir/sshd.fail" ]; then
+          echo "Bind to port 2222 on 0.0.0.0 failed: Address already in use." >> "$log"
+          echo "Cannot bind any address." >> "$log"
+          exit 255
+        fi
+        pidfile=$(sed -n 's/^PidFile "\(.*\)"$/\1/p' "$config")
+        ( trap 'exit 0' TERM; while :; do sleep 0.05; done ) </dev/null >/dev/null 2>&1 &
+        echo $! > "$pidfile"
+        echo "Server listening on 0.0.0.0 port 2222." >> "$log"
+        """;
+
+    private readonly TempDirectory _dir = new("ssh-step");
+    private readonly List<int> _daemons = [];
+
+    public SshStepTests()
+    {
+        Workspace = _dir.Create("workspace");
+        Home = _dir.Create("workspace/home");
+        Bin = _dir.Create("bin");
+        HomeFixture.Write(Bin, "sshd", StandInSshd + "\n", mode: "755");
+        HomeFixture.Symlink(Bin, "/usr/bin/ssh-keygen", "ssh-keygen");
+    }
+
+    private string Workspace { get; }
+
+    private string Home { get; }
+
+    private string Bin { get; }
+
+    private string Runtime => _dir["run/packet-agent"];
+
+    private string HostKeys => Path.Join(Workspace, ".packet/ssh");
+
+    public void Dispose()
+    {
+        foreach (int pid in _daemons)
+        {
+            Syscall.kill(pid, Signum.SIGKILL);
+        }
+
+        _dir.Dispose();
+    }
+
+    private StepResult Run(bool withWorkspace = true, Hashtable? environment = null, string? keysDirectory = null)
+    {
+        Directory.CreateDirectory(_dir["run"]);
+        var variables = environment ?? new Hashtable { ["PUBLIC_KEY"] = Alice };
+        variables["PATH"] = Bin;
+        var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
+        var step = new SshStep(PosixSystem.Instance, new ProcessRunner(), resolver, () => variables, new SshPaths(Runtime, _dir["run/sshd"]), () => true, NullLogger.Instance);
+        var options = new BootOptions { Workspace = Workspace, Home = Home, TerminationLog = _dir["termination-log"], Ssh = SshMode.Auto, SshPort = 2222, SshKeysDirectory = keysDirectory };
+        StepResult result;
+        if (withWorkspace)
+        {
+            using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+            result = Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), options).Result;
+        }
+        else
+        {
+            result = Steps.Run<HomeState?, NoValue>(step, null, options).Result;
+        }
+
+        if (DaemonPid() is { } pid)
+        {
+            _daemons.Add(pid);
+        }
+
+        return result;
+    }
+
+    private int? DaemonPid() =>
+        File.Exists(Path.Join(Runtime, "sshd.pid")) ? int.Parse(File.ReadAllText(Path.Join(Runtime, "sshd.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture) : null;
+
+    private static bool Alive(int pid) => Syscall.kill(pid, 0) == 0 && File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2] != "Z";
+
+    private static string Fingerprint(string key)
+    {
+        var listed = ChildProcess.Run("ssh-keygen", ["-l", "-E", "sha256", "-f", key + ".pub"]);
+        Assert.True(listed.ExitCode == 0, listed.ToString());
+        return listed.StandardOutput.Split(' ')[1];
+    }
+
+    private static (uint Uid, uint Gid, FilePermissions Mode) Stat(string path)
+    {
+        Assert.Equal(0, Syscall.lstat(path, out var stat));
+        return (stat.st_uid, stat.st_gid, stat.st_mode & FilePermissions.ALLPERMS);
+    }
+
+    private SshState State() => JsonSerializer.Deserialize(File.ReadAllBytes(Path.Join(Workspace, ".packet/ssh.json")), AgentJson.Default.SshState)!;
+
+    [RootFact]
+    public void A_first_boot_lists_the_keys_makes_host_keys_on_the_volume_writes_the_config_and_starts_sshd()
+    {
+        Require.Root();
+
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        string fingerprint = Fingerprint(Path.Join(HostKeys, "ssh_host_ed25519_key"));
+        int pid = Assert.IsType<int>(DaemonPid());
+        string log = Path.Join(Workspace, ".packet/logs/sshd.log");
+        string keys = Path.Join(Home, ".ssh/authorized_keys");
+        Assert.Equal(
+            $"sshd (pid {pid}) listening on port 2222 for root; host key {fingerprint}, made now and kept in {HostKeys}; 1 key from the pod in {keys}; log {log}",
+            result.Summary);
+        Assert.True(Alive(pid));
+
+        Assert.Contains(Alice, File.ReadAllText(keys), StringComparison.Ordinal);
+        Assert.Equal((0u, 0u, FilePermissions.S_IRWXU), Stat(Path.Join(Home, ".ssh")));
+        Assert.Equal((0u, 0u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(keys));
+        Assert.Equal((0u, 0u, FilePermissions.S_IRWXU), Stat(HostKeys));
+        foreach (string type in new[] { "ed25519", "rsa" })
+        {
+            Assert.Equal((0u, 0u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(Path.Join(HostKeys, $"ssh_host_{type}_key")));
+        }
+
+        string config = Path.Join(Runtime, "sshd_config");
+        Assert.Equal(["-f", config, "-E", log], File.ReadAllLines(Path.Join(Bin, "sshd.args")));
+        Assert.Equal((0u, 0u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(config));
+        Assert.Equal((0u, 0u, FilePermissions.S_IRWXU), Stat(Runtime));
+        Assert.True(Directory.Exists(_dir["run/sshd"]));
+        string rendered = File.ReadAllText(config);
+        Assert.Contains("Port 2222\n", rendered, StringComparison.Ordinal);
+        Assert.Contains($"HostKey \"{Path.Join(HostKeys, "ssh_host_ed25519_key")}\"\nHostKey \"{Path.Join(HostKeys, "ssh_host_rsa_key")}\"\n", rendered, StringComparison.Ordinal);
+        Assert.Contains($"PidFile \"{Path.Join(Runtime, "sshd.pid")}\"\n", rendered, StringComparison.Ordinal);
+
+        Assert.Equal(new SshState(2222, fingerprint, 1, true, pid, log), State());
+        Assert.Equal(FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH, Stat(Path.Join(Workspace, ".packet/ssh.json")).Mode);
+    }
+
+    [RootFact]
+    public void A_second_boot_keeps_the_host_keys_stops_the_sshd_it_started_before_and_starts_a_new_one()
+    {
+        Require.Root();
+        Run();
+        int first = DaemonPid()!.Value;
+        string key = File.ReadAllText(Path.Join(HostKeys, "ssh_host_ed25519_key"));
+
+        var result = Run(environment: new Hashtable { ["PUBLIC_KEY"] = Alice, ["SSH_PUBLIC_KEY"] = Bob });
+
+        int second = DaemonPid()!.Value;
+        Assert.NotEqual(first, second);
+        Assert.False(Alive(first), "the sshd started by the first boot still runs");
+        Assert.True(Alive(second));
+        Assert.Equal(key, File.ReadAllText(Path.Join(HostKeys, "ssh_host_ed25519_key")));
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.Contains($"host key {Fingerprint(Path.Join(HostKeys, "ssh_host_ed25519_key"))}, kept in {HostKeys}; 2 keys from the pod", result.Summary, StringComparison.Ordinal);
+        Assert.Equal(2, State().Keys);
+    }
+
+    [RootFact]
+    public void A_pid_file_naming_a_process_that_is_not_sshd_is_left_alone_and_replaced()
+    {
+        Require.Root();
+        Directory.CreateDirectory(Runtime);
+        using var bystander = System.Diagnostics.Process.Start("sleep", "30");
+        File.WriteAllText(Path.Join(Runtime, "sshd.pid"), $"{bystander.Id}\n");
+        try
+        {
+            var result = Run();
+
+            Assert.Equal(StepOutcome.Ok, result.Outcome);
+            Assert.True(Alive(bystander.Id), "a process that is not sshd was stopped");
+            Assert.NotEqual(bystander.Id, DaemonPid());
+        }
+        finally
+        {
+            bystander.Kill();
+        }
+    }
+
+    [RootFact]
+    public void Without_a_volume_the_host_keys_are_temporary_and_nothing_is_recorded_for_status()
+    {
+        Require.Root();
+
+        var result = Run(withWorkspace: false);
+
+        string hostKeys = Path.Join(Runtime, "host-keys");
+        string fingerprint = Fingerprint(Path.Join(hostKeys, "ssh_host_ed25519_key"));
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.Contains($"host key {fingerprint}, temporary (no volume: clients see a new host key after a restart); 1 key from the pod in {Path.Join(Home, ".ssh/authorized_keys")}; log {Path.Join(Runtime, "sshd.log")}", result.Summary, StringComparison.Ordinal);
+        Assert.Equal(FilePermissions.S_IRWXU, Stat(hostKeys).Mode);
+        Assert.False(File.Exists(Path.Join(Workspace, ".packet/ssh.json")));
+        Assert.False(Directory.Exists(HostKeys));
+    }
+
+    [RootFact]
+    public void Sshd_that_does_not_start_is_a_warning_in_its_own_words_with_the_config_and_log_named()
+    {
+        Require.Root();
+        File.WriteAllText(Path.Join(Bin, "sshd.fail"), string.Empty);
+        string log = Path.Join(Workspace, ".packet/logs/sshd.log");
+        HomeFixture.Write(Workspace, ".packet/logs/sshd.log", "an earlier boot's line\n");
+
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.Equal(
+            $"sshd did not start: Bind to port 2222 on 0.0.0.0 failed: Address already in use. / Cannot bind any address. (config {Path.Join(Runtime, "sshd_config")}, log {log})",
+            result.Summary);
+        Assert.False(File.Exists(Path.Join(Workspace, ".packet/ssh.json")));
+    }
+
+    [RootFact]
+    public void Sshd_that_fails_without_a_word_in_its_log_is_named_by_its_exit_code()
+    {
+        Require.Root();
+        File.WriteAllText(Path.Join(Bin, "sshd"), "#!/bin/sh\necho 'no such option' >&2\nexit 3\n");
+
+        var result = Run(keysDirectory: _dir["no-such-keys"]);
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.StartsWith("sshd did not start: exit 3: no such option (config ", result.Summary, StringComparison.Ordinal);
+        Assert.EndsWith($"; cannot read the keys in {_dir["no-such-keys"]} (--ssh-keys-dir): Could not find a part of the path '{_dir["no-such-keys"]}'.", result.Summary, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void Ssh_keygen_that_fails_leaves_sshd_unstarted_and_says_which_key_and_why()
+    {
+        Require.Root();
+        File.Delete(Path.Join(Bin, "ssh-keygen"));
+        HomeFixture.Write(Bin, "ssh-keygen", "#!/bin/sh\necho 'Saving key failed: disk full' >&2\nexit 1\n", mode: "755");
+
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.Equal($"ssh-keygen could not make the ed25519 host key in {HostKeys}: exit 1: Saving key failed: disk full; sshd not started", result.Summary);
+        Assert.False(File.Exists(Path.Join(Bin, "sshd.args")));
+    }
+
+    [RootFact]
+    public void A_home_whose_owner_has_no_account_gets_its_keys_but_no_sshd()
+    {
+        Require.Root();
+        Assert.Equal(0, Syscall.chown(Home, 4242, 4343));
+
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.Equal($"{Home} belongs to uid 4242, which has no account in /etc/passwd: sshd can log no one in to it; sshd not started", result.Summary);
+        Assert.Equal((4242u, 4343u, FilePermissions.S_IRWXU), Stat(Path.Join(Home, ".ssh")));
+        Assert.Equal((4242u, 4343u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(Path.Join(Home, ".ssh/authorized_keys")));
+        Assert.False(File.Exists(Path.Join(Bin, "sshd.args")));
+    }
+
+    [RootFact]
+    public void A_loose_ssh_folder_and_keys_file_are_tightened_and_the_users_own_lines_and_owner_kept()
+    {
+        Require.Root();
+        HomeFixture.Write(Home, ".ssh/authorized_keys", Bob + "\n", mode: "644");
+        HomeFixture.Chmod(Home, ".ssh", "755");
+        Assert.Equal(0, Syscall.chown(Path.Join(Home, ".ssh/authorized_keys"), 0, 4343));
+
+        Run();
+
+        string text = File.ReadAllText(Path.Join(Home, ".ssh/authorized_keys"));
+        Assert.StartsWith(Bob + "\n", text, StringComparison.Ordinal);
+        Assert.Contains(Alice, text, StringComparison.Ordinal);
+        Assert.Equal(FilePermissions.S_IRWXU, Stat(Path.Join(Home, ".ssh")).Mode);
+        Assert.Equal((0u, 4343u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(Path.Join(Home, ".ssh/authorized_keys")));
+    }
+
+    [RootFact]
+    public void A_keys_file_already_right_is_not_rewritten_and_a_wrong_mode_alone_is_fixed()
+    {
+        Require.Root();
+        Run();
+        string keys = Path.Join(Home, ".ssh/authorized_keys");
+        Assert.Equal(0, Syscall.lstat(keys, out var before));
+
+        Run();
+
+        Assert.Equal(0, Syscall.lstat(keys, out var after));
+        Assert.Equal(before.st_ino, after.st_ino);
+
+        Assert.Equal(0, Syscall.chmod(keys, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IROTH));
+        Run();
+
+        Assert.Equal(FilePermissions.S_IRUSR | FilePermissions.S_IWUSR, Stat(keys).Mode);
+    }
+
+    [RootFact]
+    public void Host_keys_folder_not_roots_alone_is_taken_back_and_the_log_goes_beside_the_keys_when_the_logs_folder_is_shared()
+    {
+        Require.Root();
+        Directory.CreateDirectory(HostKeys);
+        Assert.Equal(0, Syscall.chown(HostKeys, 1000, 1000));
+        Assert.Equal(0, Syscall.chmod(HostKeys, FilePermissions.S_IRWXU | FilePermissions.S_IRWXG));
+        Directory.CreateDirectory(Path.Join(Workspace, ".packet/logs"));
+        Assert.Equal(0, Syscall.chmod(Path.Join(Workspace, ".packet/logs"), FilePermissions.ACCESSPERMS));
+
+        var result = Run();
+
+        Assert.Equal((0u, 0u, FilePermissions.S_IRWXU), Stat(HostKeys));
+        Assert.EndsWith($"; log {Path.Join(HostKeys, "sshd.log")}", result.Summary, StringComparison.Ordinal);
+        Assert.Equal(Path.Join(HostKeys, "sshd.log"), State().Log);
+    }
+
+    [RootFact]
+    public void A_logs_folder_owned_by_a_user_sends_the_log_beside_the_keys()
+    {
+        Require.Root();
+        Directory.CreateDirectory(Path.Join(Workspace, ".packet/logs"));
+        Assert.Equal(0, Syscall.chown(Path.Join(Workspace, ".packet/logs"), 1000, 0));
+
+        var result = Run();
+
+        Assert.EndsWith($"; log {Path.Join(HostKeys, "sshd.log")}", result.Summary, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void Keys_from_a_secret_folder_are_read_in_name_order_skipping_the_secrets_own_entries_and_huge_files()
+    {
+        Require.Root();
+        string secret = _dir.Create("secret");
+        HomeFixture.Write(secret, "b-key", Bob + "\n");
+        HomeFixture.Write(secret, "a-key", Alice + "\n");
+        HomeFixture.Write(secret, "..data", "ssh-ed25519 AAAA not-a-key\n");
+        HomeFixture.Write(secret, "huge", new string('#', (64 * 1024) + 1));
+
+        var result = Run(environment: new Hashtable(), keysDirectory: secret);
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        string text = File.ReadAllText(Path.Join(Home, ".ssh/authorized_keys"));
+        Assert.True(text.IndexOf(Alice, StringComparison.Ordinal) < text.IndexOf(Bob, StringComparison.Ordinal), text);
+        Assert.Contains("; 2 keys from the pod", result.Summary, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void Variables_that_sessions_cannot_be_given_are_named_in_the_summary()
+    {
+        Require.Root();
+
+        var result = Run(environment: new Hashtable { ["PUBLIC_KEY"] = Alice, ["PEM"] = "line one\nline two" });
+
+        Assert.EndsWith("; not given to sessions (a newline in the value, or not a name): PEM", result.Summary, StringComparison.Ordinal);
+        Assert.DoesNotContain("PEM", File.ReadAllText(Path.Join(Runtime, "sshd_config")), StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void A_malformed_key_is_a_warning_after_sshd_started_and_the_good_key_is_listed()
+    {
+        Require.Root();
+
+        var result = Run(environment: new Hashtable { ["PUBLIC_KEY"] = $"{Alice}\nnot a key" });
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.StartsWith($"sshd (pid {DaemonPid()}) listening on port 2222 for root;", result.Summary, StringComparison.Ordinal);
+        Assert.Contains("; 1 key from the pod", result.Summary, StringComparison.Ordinal);
+        Assert.Contains("PUBLIC_KEY line 2", result.Summary, StringComparison.Ordinal);
+    }
+}
