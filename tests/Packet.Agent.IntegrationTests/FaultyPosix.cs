@@ -37,15 +37,27 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     public int Close(int fd) => _real.Close(fd);
 
-    public int FStat(int fd, out Stat stat) => _real.FStat(fd, out stat);
+    /// <summary>When set, what fstat shows is passed through it: a volume that shows other than what was set (exfat's 0777).</summary>
+    public Func<Stat, Stat>? Shows { get; init; }
+
+    public int FStat(int fd, out Stat stat)
+    {
+        int result = _real.FStat(fd, out stat);
+        if (result >= 0 && Shows is { } shows)
+        {
+            stat = shows(stat);
+        }
+
+        return result;
+    }
 
     public int LStatAt(int dirFd, string name, out Stat stat) => _real.LStatAt(dirFd, name, out stat);
 
     public int MkdirAt(int dirFd, string name, FilePermissions mode) => Fail("mkdirat", name) ?? _real.MkdirAt(dirFd, name, mode);
 
-    public int MkfifoAt(int dirFd, string name, FilePermissions mode) => _real.MkfifoAt(dirFd, name, mode);
+    public int MkfifoAt(int dirFd, string name, FilePermissions mode) => Fail("mkfifoat", name) ?? _real.MkfifoAt(dirFd, name, mode);
 
-    public int SymlinkAt(string target, int dirFd, string name) => _real.SymlinkAt(target, dirFd, name);
+    public int SymlinkAt(string target, int dirFd, string name) => Fail("symlinkat", name) ?? _real.SymlinkAt(target, dirFd, name);
 
     public int ReadLinkAt(int dirFd, string name, out string target) => _real.ReadLinkAt(dirFd, name, out target);
 
@@ -60,13 +72,13 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     public int LChownAt(int dirFd, string name, uint uid, uint gid) => Fail("lchownat", name) ?? _real.LChownAt(dirFd, name, uid, gid);
 
-    public int FChmod(int fd, FilePermissions mode) => _real.FChmod(fd, mode);
+    public int FChmod(int fd, FilePermissions mode) => Fail("fchmod", null) ?? _real.FChmod(fd, mode);
 
     public int ChmodAt(int dirFd, string name, FilePermissions mode) => _real.ChmodAt(dirFd, name, mode);
 
     public FilePermissions? ReadFileCreationMask() => CreationMaskUnknown ? null : _real.ReadFileCreationMask();
 
-    public int FUtimens(int fd, in Stat times) => _real.FUtimens(fd, times);
+    public int FUtimens(int fd, in Stat times) => Fail("futimens", null) ?? _real.FUtimens(fd, times);
 
     public int LUtimensAt(int dirFd, string name, in Stat times) => _real.LUtimensAt(dirFd, name, times);
 

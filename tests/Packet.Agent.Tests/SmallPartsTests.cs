@@ -1,6 +1,7 @@
 using System.IO.Abstractions.TestingHelpers;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
+using Packet.Agent.Copy;
 using Packet.Agent.Posix;
 using Packet.Agent.Profile;
 using Packet.Agent.Steps;
@@ -279,5 +280,128 @@ public sealed class ProgressTickerTests
 
         Assert.True(atDispose >= 1, "Dispose returned while a tick was still running");
         Assert.Equal(atDispose, Volatile.Read(ref finished));
+    }
+}
+
+public sealed class SeedProgressTests
+{
+    private static readonly TreeSize Total = new(Entries: 200, Bytes: 4000, AllocatedBytes: 1000);
+
+    [Fact]
+    public void How_far_is_counted_in_on_disk_bytes_and_what_is_left_at_the_rate_so_far()
+    {
+        var progress = SeedProgress.Of(entries: 10, allocatedBytes: 250, Total, TimeSpan.FromSeconds(5));
+
+        Assert.Equal(new SeedProgress(25.0, 50.0, TimeSpan.FromSeconds(15)), progress);
+    }
+
+    [Fact]
+    public void The_percentage_is_rounded_to_a_tenth()
+    {
+        Assert.Equal(33.3, SeedProgress.Of(0, 1, new TreeSize(1, 3, 3), TimeSpan.FromSeconds(1)).Percent);
+    }
+
+    [Fact]
+    public void A_tree_without_allocated_bytes_is_counted_in_entries_and_has_no_time_left_to_tell()
+    {
+        var progress = SeedProgress.Of(entries: 50, allocatedBytes: 0, new TreeSize(Entries: 200, Bytes: 0, AllocatedBytes: 0), TimeSpan.FromSeconds(2));
+
+        Assert.Equal(new SeedProgress(25.0, 0, null), progress);
+    }
+
+    [Fact]
+    public void An_empty_tree_is_done()
+    {
+        Assert.Equal(new SeedProgress(100, 0, null), SeedProgress.Of(0, 0, default, TimeSpan.FromSeconds(1)));
+    }
+
+    [Fact]
+    public void More_than_was_planned_is_still_one_hundred_percent_with_nothing_left()
+    {
+        var progress = SeedProgress.Of(entries: 300, allocatedBytes: 1500, Total, TimeSpan.FromSeconds(3));
+
+        Assert.Equal(new SeedProgress(100, 500, null), progress);
+    }
+
+    [Fact]
+    public void The_first_instant_does_not_divide_by_zero()
+    {
+        var progress = SeedProgress.Of(entries: 1, allocatedBytes: 100, Total, TimeSpan.Zero);
+
+        Assert.Equal(100 / 1e-3, progress.BytesPerSecond);
+        Assert.Equal(TimeSpan.FromSeconds(900 / (100 / 1e-3)), progress.Left);
+    }
+}
+
+public sealed class SeedSummaryTests
+{
+    private static CopyReport Report(Action<CopyReport>? adjust = null)
+    {
+        var report = new CopyReport { Files = 7, Directories = 2, Symlinks = 1, Bytes = 4096, AllocatedBytes = 2 * 1024 * 1024 };
+        report.Duration = TimeSpan.FromSeconds(2);
+        report.FlushDuration = TimeSpan.FromMilliseconds(300);
+        adjust?.Invoke(report);
+        return report;
+    }
+
+    [Fact]
+    public void A_complete_copy_is_ok_and_its_line_gives_counts_size_rate_and_flush()
+    {
+        var result = SeedHomeStep.Result(Report(r => r.SkippedSockets = 2));
+
+        Assert.Equal(StepResult.Ok("copied 10 entries, 2.0 MiB on disk (4.0 KiB apparent), in 2.0 s (1.0 MiB/s) and flushed it to disk in 0.3 s; skipped 0 unreadable, 2 sockets, 0 devices, 0 changed while copying"), result);
+    }
+
+    [Fact]
+    public void Refused_kept_and_resumed_entries_and_losses_each_add_their_clause()
+    {
+        var report = Report(r =>
+        {
+            r.NotWritten = 1;
+            r.KeptExisting = 3;
+            r.ResumedFiles = 4;
+        });
+        report.Losses.Add(Copy.LossKind.Owners, "a", "EPERM");
+
+        var result = SeedHomeStep.Result(report);
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.EndsWith(
+            "0 changed while copying, 1 refused by the volume; kept 3 entries already in the home; 4 files were already complete from an interrupted boot; not preserved on this volume: owners of 1 entry",
+            result.Summary,
+            StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("unreadable")]
+    [InlineData("refused")]
+    [InlineData("lost")]
+    public void A_home_less_than_its_source_is_a_warning(string why)
+    {
+        var report = Report(r =>
+        {
+            r.SkippedUnreadable = why == "unreadable" ? 1 : 0;
+            r.NotWritten = why == "refused" ? 1 : 0;
+        });
+        if (why == "lost")
+        {
+            report.Losses.Add(Copy.LossKind.Times, "a", "EPERM");
+        }
+
+        Assert.Equal(StepOutcome.Warning, SeedHomeStep.Result(report).Outcome);
+    }
+
+    [Fact]
+    public void Changed_while_copying_or_kept_entries_alone_are_not_a_warning()
+    {
+        Assert.Equal(StepOutcome.Ok, SeedHomeStep.Result(Report(r => { r.ChangedDuringCopy = 1; r.KeptExisting = 1; r.ResumedFiles = 1; })).Outcome);
+    }
+
+    [Fact]
+    public void A_copy_in_no_time_has_a_rate_and_does_not_divide_by_zero()
+    {
+        var summary = SeedHomeStep.Summary(Report(r => { r.Duration = TimeSpan.Zero; r.AllocatedBytes = 1024; }));
+
+        Assert.Contains("(1000.0 KiB/s)", summary, StringComparison.Ordinal);
     }
 }

@@ -96,9 +96,9 @@ internal static class VolumeProbe
         {
             var traits = new VolumeTraits
             {
-                Modes = Refusal(posix.FChmod(fd, Changed), "chmod") ?? Shown(posix, fd, s => (s.st_mode & FilePermissions.ALLPERMS) == Changed, s => $"the volume shows mode {Convert.ToString((int)(s.st_mode & FilePermissions.ALLPERMS), 8)} whatever is set"),
+                Modes = Loss(posix, fd, posix.FChmod(fd, Changed), "chmod", s => (s.st_mode & FilePermissions.ALLPERMS) == Changed, s => $"the volume shows mode {Convert.ToString((int)(s.st_mode & FilePermissions.ALLPERMS), 8)} whatever is set"),
                 Owners = owners
-                    ? Refusal(posix.FChown(fd, 1, 1), "chown") ?? Shown(posix, fd, s => s.st_uid == 1 && s.st_gid == 1, s => $"the volume shows every entry as owned by {s.st_uid}:{s.st_gid}")
+                    ? Loss(posix, fd, posix.FChown(fd, 1, 1), "chown", s => s.st_uid == 1 && s.st_gid == 1, s => $"the volume shows every entry as owned by {s.st_uid}:{s.st_gid}")
                     : null,
                 ExtendedAttributes = Refusal(posix.FSetXattr(fd, "user.packet-probe", [1], 1), "setxattr"),
                 Times = Refusal(posix.FUtimens(fd, ProbeTimes), "utimensat"),
@@ -203,9 +203,14 @@ internal static class VolumeProbe
     private static string? FifoRefusal(int result) =>
         result < 0 && ErrnoMeaning.FifoRefused(PosixException.ErrnoOf(result)) ? $"mknod: {PosixException.Describe(PosixException.ErrnoOf(result))}" : null;
 
-    /// <summary>A call that succeeded but whose effect the volume does not show (exfat answers chmod, then shows 0777).</summary>
-    private static string? Shown(IPosix posix, int fd, Func<Stat, bool> kept, Func<Stat, string> why) =>
-        posix.FStat(fd, out var stat) >= 0 && !kept(stat) ? why(stat) : null;
+    /// <summary>
+    /// The call refused, or it succeeded but the volume does not show its effect (exfat answers chmod,
+    /// then shows 0777). Any other failure teaches nothing: the copy meets it entry by entry.
+    /// </summary>
+    private static string? Loss(IPosix posix, int fd, int result, string call, Func<Stat, bool> kept, Func<Stat, string> why) =>
+        result < 0 ? Refusal(result, call)
+        : posix.FStat(fd, out var stat) >= 0 && !kept(stat) ? why(stat)
+        : null;
 
     private static void Remove(IPosix posix, int dirFd, string[] names)
     {

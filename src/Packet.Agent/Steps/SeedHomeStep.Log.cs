@@ -28,14 +28,11 @@ public sealed partial class SeedHomeStep
 
         public void Progress(CopyReport report, TreeSize total)
         {
-            var elapsed = DateTime.UtcNow - _started;
             // On-disk bytes: a sparse file's holes cost neither time nor space.
             long bytes = Interlocked.Read(ref report.AllocatedBytes);
-            double rate = bytes / Math.Max(elapsed.TotalSeconds, 1e-3);
-            double fraction = total.AllocatedBytes > 0 ? (double)bytes / total.AllocatedBytes : total.Entries > 0 ? (double)report.Entries / total.Entries : 1;
-            fraction = Math.Clamp(fraction, 0, 1);
-            string eta = rate > 0 && total.AllocatedBytes > bytes ? Units.Duration(TimeSpan.FromSeconds((total.AllocatedBytes - bytes) / rate)) : "unknown";
-            Log.Progress(logger, Units.Count(report.Entries), Units.Count(total.Entries), Units.Bytes(bytes), Units.Bytes(total.AllocatedBytes), Math.Round(fraction * 100, 1), Units.Bytes(rate), eta);
+            var progress = SeedProgress.Of(report.Entries, bytes, total, DateTime.UtcNow - _started);
+            string eta = progress.Left is { } left ? Units.Duration(left) : "unknown";
+            Log.Progress(logger, Units.Count(report.Entries), Units.Count(total.Entries), Units.Bytes(bytes), Units.Bytes(total.AllocatedBytes), progress.Percent, Units.Bytes(progress.BytesPerSecond), eta);
         }
 
         public void Problem(CopyProblem problem)
