@@ -25,7 +25,10 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     /// <summary>Called with each name before it is opened: a test swaps the entry for something else there.</summary>
     public Action<string>? BeforeOpen { get; init; }
 
-    public uint EffectiveUserId => _real.EffectiveUserId;
+    /// <summary>When set, the agent's user as it would see itself (not root), while the calls still run as the test's.</summary>
+    public uint? SeenAsUser { get; init; }
+
+    public uint EffectiveUserId => SeenAsUser ?? _real.EffectiveUserId;
 
     public uint EffectiveGroupId => _real.EffectiveGroupId;
 

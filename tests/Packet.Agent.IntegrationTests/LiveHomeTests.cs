@@ -149,3 +149,164 @@ public sealed class LiveHomeTests : IDisposable
         Assert.Equal(Platform.IsRoot ? Persisted : null, new FileInfo(Live).LinkTarget);
     }
 }
+
+/// <summary>The live home's rarer paths: refusals, overlayfs's EXDEV, a failed link put back, names already taken.</summary>
+public sealed class LiveHomeEdgeTests : IDisposable
+{
+    private readonly TempDirectory _dir = new("live-home-edges");
+
+    public LiveHomeEdgeTests()
+    {
+        Live = _dir.Create("root");
+        Persisted = _dir.Create("workspace/home");
+        HomeFixture.Write(Live, ".image-file", "from the image");
+    }
+
+    private string Live { get; }
+
+    private string Persisted { get; }
+
+    public void Dispose() => _dir.Dispose();
+
+    private static HomeWiring Wire(IPosix posix, string live, string persisted, Func<string, bool>? isMountPoint = null)
+    {
+        var liveHome = new LiveHome(posix, isMountPoint ?? (_ => false), () => true);
+        return liveHome.Apply(liveHome.Decide(live, persisted));
+    }
+
+    private string Fallback(string why, bool asRoot = true) =>
+        $"HOME={Persisted} for the command only: {why}. Shells started another way (kubectl exec) still get {Live}; "
+        + $"to wire them too, mount the volume's home at {Live} (a subPath mount, see container/k8s/pod-init-container.yaml)"
+        + (asRoot ? string.Empty : " or run the agent as root");
+
+    [RootFact]
+    public void A_missing_live_home_is_simply_linked()
+    {
+        Require.Root();
+        Directory.Delete(Live, recursive: true);
+
+        var wiring = Wire(PosixSystem.Instance, Live, Persisted);
+
+        Assert.Equal(new HomeWiring(null, $"linked {Live} to {Persisted}"), wiring);
+        Assert.Equal(Persisted, new FileInfo(Live).LinkTarget);
+    }
+
+    [RootFact]
+    public void The_plan_names_the_link_and_where_the_image_home_goes()
+    {
+        Require.Root();
+        var liveHome = new LiveHome(PosixSystem.Instance, _ => false, () => true);
+
+        Assert.Equal($"would link {Live} to {Persisted}, moving the image's home aside to {Live}{LiveHome.ImageSuffix}", liveHome.Decide(Live, Persisted).Preview);
+        Directory.Delete(Live, recursive: true);
+        Assert.Equal($"would link {Live} to {Persisted}", liveHome.Decide(Live, Persisted).Preview);
+    }
+
+    [RootFact]
+    public void An_aside_name_already_taken_gets_the_time_and_the_first_is_kept()
+    {
+        Require.Root();
+        HomeFixture.Write(_dir.Path, "root.packet-image/earlier", "an earlier container's");
+
+        var wiring = Wire(PosixSystem.Instance, Live, Persisted);
+
+        string aside = Assert.Single(Directory.GetDirectories(_dir.Path, "root.packet-image-*"));
+        Assert.Matches(@"root\.packet-image-\d{8}T\d{6}Z$", aside);
+        Assert.Equal("from the image", File.ReadAllText(Path.Join(aside, ".image-file")));
+        Assert.True(File.Exists(Path.Join(_dir.Path, "root.packet-image/earlier")));
+        Assert.EndsWith($"the image's home was moved to {aside}", wiring.Summary, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void On_overlayfs_that_cannot_move_the_image_layers_directory_the_containers_view_is_cleared_and_linked()
+    {
+        Require.Root();
+        var posix = new FaultyPosix((call, name) => call.StartsWith("renameat", StringComparison.Ordinal) && name is not null && name.EndsWith(LiveHome.ImageSuffix, StringComparison.Ordinal) ? Errno.EXDEV : null);
+
+        var wiring = Wire(posix, Live, Persisted);
+
+        Assert.Equal(new HomeWiring(null, $"linked {Live} to {Persisted}; this container's view of the image's home was cleared (overlayfs cannot move it; the image keeps it)"), wiring);
+        Assert.Equal(Persisted, new FileInfo(Live).LinkTarget);
+        Assert.False(Directory.Exists(Live + LiveHome.ImageSuffix));
+    }
+
+    [RootFact]
+    public void A_home_that_can_be_neither_moved_nor_cleared_is_left_and_the_command_gets_HOME()
+    {
+        Require.Root();
+        var posix = new FaultyPosix((call, name) =>
+            (call.StartsWith("renameat", StringComparison.Ordinal) && name is not null && name.EndsWith(LiveHome.ImageSuffix, StringComparison.Ordinal)) ? Errno.EXDEV
+            : call == "openat" && name == _dir.Path ? Errno.EACCES
+            : null);
+
+        var wiring = Wire(posix, Live, Persisted);
+
+        Assert.Equal(new HomeWiring(Persisted, Fallback("it could not be moved aside (EXDEV: overlayfs) nor cleared: Permission denied (EACCES)"), IsWarning: true), wiring);
+        Assert.True(File.Exists(Path.Join(Live, ".image-file")));
+    }
+
+    [RootFact]
+    public void A_move_aside_refused_for_another_reason_leaves_the_home_and_says_why()
+    {
+        Require.Root();
+        var posix = new FaultyPosix((call, name) => call.StartsWith("renameat", StringComparison.Ordinal) && name is not null && name.EndsWith(LiveHome.ImageSuffix, StringComparison.Ordinal) ? Errno.EBUSY : null);
+
+        var wiring = Wire(posix, Live, Persisted);
+
+        Assert.Equal(new HomeWiring(Persisted, Fallback("moving it aside failed: Device or resource busy (EBUSY)"), IsWarning: true), wiring);
+        Assert.True(File.Exists(Path.Join(Live, ".image-file")));
+    }
+
+    [RootFact]
+    public void A_link_that_cannot_be_made_puts_the_image_home_back()
+    {
+        Require.Root();
+        var posix = new FaultyPosix((call, _) => call == "symlinkat" ? Errno.ENOSPC : null);
+
+        var wiring = Wire(posix, Live, Persisted);
+
+        Assert.Equal(new HomeWiring(Persisted, Fallback("creating the link failed: No space left on device (ENOSPC)"), IsWarning: true), wiring);
+        Assert.True(File.Exists(Path.Join(Live, ".image-file")));
+        Assert.False(Directory.Exists(Live + LiveHome.ImageSuffix));
+    }
+
+    [Fact]
+    public void An_agent_that_is_not_root_is_told_to_run_as_root_or_mount_the_home()
+    {
+        var wiring = Wire(new FaultyPosix { SeenAsUser = 1000 }, Live, Persisted);
+
+        Assert.Equal(new HomeWiring(Persisted, Fallback("the agent is not root, so it cannot replace the live home", asRoot: false), IsWarning: true), wiring);
+    }
+
+    [RootFact]
+    public void A_live_home_that_is_a_file_or_links_elsewhere_is_not_replaced()
+    {
+        Require.Root();
+        Directory.Delete(Live, recursive: true);
+        File.WriteAllText(Live, "a file");
+        Assert.Equal(Fallback($"{Live} is not a directory"), Wire(PosixSystem.Instance, Live, Persisted).Summary);
+
+        File.Delete(Live);
+        File.CreateSymbolicLink(Live, "/srv/elsewhere");
+        Assert.Equal(Fallback($"{Live} is a symlink to /srv/elsewhere, which the agent does not replace"), Wire(PosixSystem.Instance, Live, Persisted).Summary);
+        Assert.Equal("/srv/elsewhere", new FileInfo(Live).LinkTarget);
+    }
+
+    [RootFact]
+    public void The_mount_table_reads_escaped_mount_points_and_gives_the_file_system_type()
+    {
+        Require.Root();
+        string spaced = _dir.Create("my home\\dir");
+        ChildProcess.MustSucceed("mount", "-t", "tmpfs", "tmpfs", spaced);
+        try
+        {
+            Assert.Equal(new Operations.MountFacts(true, "tmpfs"), MountTable.Describe(spaced));
+            Assert.True(MountTable.IsMountPoint(spaced));
+            Assert.Equal(new Operations.MountFacts(false, null), MountTable.Describe(_dir.Path));
+        }
+        finally
+        {
+            ChildProcess.MustSucceed("umount", spaced);
+        }
+    }
+}
