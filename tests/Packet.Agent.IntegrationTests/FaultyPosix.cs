@@ -127,7 +127,7 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
         return Fail("fsync", null) ?? _real.FSync(fd);
     }
 
-    public int SyncFs(int fd) => _real.SyncFs(fd);
+    public int SyncFs(int fd) => Fail("syncfs", null) ?? _real.SyncFs(fd);
 
     public long FileSystemType(int fd) => _real.FileSystemType(fd);
 
@@ -140,12 +140,20 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
         return _real.StartWriteback(fd, offset, length);
     }
 
+    /// <summary>When set, the volume reports this many inodes free; zero total inodes is a volume without an inode limit (btrfs).</summary>
+    public (ulong Total, ulong Free)? Inodes { get; init; }
+
     public int FStatVfs(int fd, out Statvfs stat)
     {
         int result = _real.FStatVfs(fd, out stat);
         if (FreeBytes is { } free)
         {
             stat.f_bavail = (ulong)free / stat.f_frsize;
+        }
+
+        if (Inodes is { } inodes)
+        {
+            (stat.f_files, stat.f_favail) = inodes;
         }
 
         return result;

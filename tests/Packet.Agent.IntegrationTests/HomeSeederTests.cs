@@ -161,6 +161,187 @@ public sealed class HomeSeederTests : IDisposable
         Assert.False(Directory.Exists(Path.Join(workspaceInside, "home", "ws")));
     }
 
+    [Fact]
+    public void The_survey_counts_inodes_where_the_volume_has_a_limit_and_none_where_it_has_not()
+    {
+        HomeFixture.Write(Home, "a", "x");
+        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+        using var source = DirectoryHandle.Open(PosixSystem.Instance, Home);
+
+        var limited = new HomeSeeder(new FaultyPosix { Inodes = (1000, 17) }, new CopyOptions(), TimeSpan.FromMinutes(1)).Survey(workspace, source);
+        var unlimited = new HomeSeeder(new FaultyPosix { Inodes = (0, 0) }, new CopyOptions(), TimeSpan.FromMinutes(1)).Survey(workspace, source);
+
+        Assert.Equal(17, limited.FreeInodes);
+        Assert.Null(unlimited.FreeInodes);
+        Assert.Equal(new TreeSize(1, 1, limited.ToCopy.AllocatedBytes), limited.ToCopy);
+    }
+
+    [Fact]
+    public void A_home_that_needs_more_inodes_than_the_volume_has_is_not_copied()
+    {
+        for (int i = 0; i < 10; i++)
+        {
+            HomeFixture.Write(Home, $"f{i}", "x");
+        }
+
+        var (outcome, _) = Seed(new FaultyPosix { Inodes = (1000, 11) });
+
+        Assert.False(outcome.Complete);
+        Assert.StartsWith("the home needs 12 inodes but ", outcome.Problem, StringComparison.Ordinal);
+        Assert.Contains(" has 11 free (its blocks would suffice: ", outcome.Problem, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Persisted));
+        Assert.False(Directory.Exists(Staged));
+    }
+
+    [Theory]
+    [InlineData(10, 0, 12, false)]
+    [InlineData(10, 0, 11, true)]
+    [InlineData(10, 3, 9, false)]
+    [InlineData(10, 3, 8, true)]
+    public void Each_entry_takes_an_inode_but_a_hard_links_second_name_and_staging_takes_two(long entries, long extraLinks, long freeInodes, bool obstacle)
+    {
+        var plan = new SeedPlan(false, false, new TreeSize(entries, 0, 0, extraLinks), FreeBytes: 1 << 30, FreeInodes: freeInodes);
+
+        Assert.Equal(obstacle, HomeSeeder.Obstacle(plan, "/workspace") is not null);
+    }
+
+    [Fact]
+    public void A_home_exactly_as_large_as_the_free_space_fits_and_a_resumed_copy_is_never_refused()
+    {
+        var exact = new SeedPlan(false, false, new TreeSize(1, 4096, 4096), FreeBytes: 4096, FreeInodes: null);
+        var over = exact with { FreeBytes = 4095 };
+
+        Assert.Null(HomeSeeder.Obstacle(exact, "/workspace"));
+        Assert.NotNull(HomeSeeder.Obstacle(over, "/workspace"));
+        Assert.Null(HomeSeeder.Obstacle(over with { Resuming = true, FreeInodes = 0 }, "/workspace"));
+    }
+
+    [Fact]
+    public void A_merge_surveys_only_what_the_existing_home_lacks()
+    {
+        HomeFixture.Write(Home, "have", "image");
+        HomeFixture.Write(Home, "lack", "image");
+        HomeFixture.Write(Persisted, "have", "user");
+        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+        using var source = DirectoryHandle.Open(PosixSystem.Instance, Home);
+
+        var plan = new HomeSeeder(PosixSystem.Instance, new CopyOptions(), TimeSpan.FromMinutes(1)).Survey(workspace, source);
+
+        Assert.True(plan.Merging);
+        Assert.False(plan.Resuming);
+        Assert.False(plan.InPlace);
+        Assert.Equal(1, plan.ToCopy.Entries);
+    }
+
+    [Fact]
+    public void A_syncfs_that_fails_leaves_the_copy_staged_and_unpublished()
+    {
+        HomeFixture.Write(Home, "a", "x");
+
+        var failure = Assert.Throws<PosixException>(() => Seed(new FaultyPosix((call, _) => call == "syncfs" ? Errno.EIO : null)));
+
+        Assert.Contains("syncfs", failure.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Persisted));
+        Assert.True(File.Exists(Path.Join(Staged, "a")));
+    }
+
+    [RootFact]
+    public void On_fusefat_the_home_is_copied_in_place_with_a_note_that_a_killed_boot_resumes_from()
+    {
+        Require.Root();
+        using var volume = new TestVolume(VolumeKind.Vfat, size: "64M");
+        HomeFixture.Write(Home, ".bashrc", "image");
+        HomeFixture.Write(Home, ".config/tool/a", "alpha");
+        var posix = new FaultyPosix { BeforeCopy = () => File.WriteAllText(_dir["copying"], File.Exists(Path.Join(volume.Path, ".packet/staging/home-in-place")) ? "noted" : "not noted") };
+
+        var (outcome, observer) = SeedInto(volume.Path, posix);
+
+        Assert.True(outcome.Complete, outcome.Problem);
+        Assert.Equal("noted", File.ReadAllText(_dir["copying"]));
+        Assert.Equal("alpha", File.ReadAllText(Path.Join(volume.Path, "home/.config/tool/a")));
+        Assert.False(Directory.Exists(Path.Join(volume.Path, ".packet/staging")));
+        Assert.False(Assert.Single(observer.Plans).Merging);
+    }
+
+    [RootFact]
+    public void On_fusefat_an_in_place_copy_left_by_a_killed_boot_is_resumed_not_merged()
+    {
+        Require.Root();
+        using var volume = new TestVolume(VolumeKind.Vfat, size: "64M");
+        HomeFixture.Write(Home, "a", "alpha");
+        HomeFixture.Write(Home, "b", "bravo");
+        HomeFixture.Write(volume.Path, "home/a", "al");
+        HomeFixture.Write(volume.Path, ".packet/staging/home-in-place", string.Empty);
+
+        var (outcome, observer) = SeedInto(volume.Path, PosixSystem.Instance);
+
+        Assert.True(outcome.Complete, outcome.Problem);
+        var plan = Assert.Single(observer.Plans);
+        Assert.True(plan.InPlace);
+        Assert.True(plan.Resuming);
+        Assert.False(plan.Merging);
+        Assert.Equal(2, plan.ToCopy.Entries);
+        Assert.Equal("alpha", File.ReadAllText(Path.Join(volume.Path, "home/a")));
+        Assert.False(File.Exists(Path.Join(volume.Path, ".packet/staging/home-in-place")));
+    }
+
+    [RootFact]
+    public void On_fusefat_an_in_place_copy_that_fills_the_volume_is_removed_with_its_note()
+    {
+        Require.Root();
+        using var volume = new TestVolume(VolumeKind.Vfat, size: "64M");
+        for (int i = 0; i < 20; i++)
+        {
+            HomeFixture.Write(Home, $"f{i}", "data");
+        }
+
+        int copies = 0;
+        var posix = new FaultyPosix((call, _) => call is "copy_file_range" or "sendfile" or "pwrite" or "write" && Interlocked.Increment(ref copies) > 5 ? Errno.ENOSPC : null);
+
+        var (outcome, _) = SeedInto(volume.Path, posix);
+
+        Assert.False(outcome.Complete);
+        Assert.Contains("No space left on device (ENOSPC)", outcome.Problem, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Join(volume.Path, "home")));
+        Assert.False(File.Exists(Path.Join(volume.Path, ".packet/staging/home-in-place")));
+    }
+
+    [RootFact]
+    public void On_fusefat_a_merge_makes_missing_directories_in_the_home_and_fills_them_entry_by_entry()
+    {
+        Require.Root();
+        using var volume = new TestVolume(VolumeKind.Vfat, size: "64M");
+        HomeFixture.Write(Home, ".bashrc", "image");
+        HomeFixture.Write(Home, ".config/tool/a", "alpha");
+        HomeFixture.Write(Home, ".config/b", "bravo");
+        HomeFixture.Write(Home, "keep/c", "charlie");
+        HomeFixture.Write(volume.Path, "home/.bashrc", "user");
+        HomeFixture.Write(volume.Path, "home/keep/c", "user's c");
+        HomeFixture.FixTimes(Home);
+
+        var (outcome, observer) = SeedInto(volume.Path, PosixSystem.Instance);
+
+        Assert.True(outcome.Complete, outcome.Problem);
+        Assert.True(Assert.Single(observer.Plans).Merging);
+        Assert.Equal("user", File.ReadAllText(Path.Join(volume.Path, "home/.bashrc")));
+        Assert.Equal("user's c", File.ReadAllText(Path.Join(volume.Path, "home/keep/c")));
+        Assert.Equal("alpha", File.ReadAllText(Path.Join(volume.Path, "home/.config/tool/a")));
+        Assert.Equal("bravo", File.ReadAllText(Path.Join(volume.Path, "home/.config/b")));
+        // The directory made in the home takes the staged one's time (FAT keeps it to 2 s), not the time it was filled.
+        var made = Directory.GetLastWriteTimeUtc(Path.Join(volume.Path, "home/.config/tool")) - Directory.GetLastWriteTimeUtc(Path.Join(Home, ".config/tool"));
+        Assert.True(made.Duration() <= TimeSpan.FromSeconds(2), $"{made} off the image's time");
+        Assert.False(Directory.Exists(Path.Join(volume.Path, ".packet/staging")));
+    }
+
+    private (SeedOutcome Outcome, RecordingObserver Observer) SeedInto(string workspacePath, IPosix posix)
+    {
+        var observer = new RecordingObserver();
+        using var workspace = DirectoryHandle.Open(posix, workspacePath);
+        using var source = DirectoryHandle.Open(posix, Home);
+        var seeder = new HomeSeeder(posix, new CopyOptions { PreserveOwnership = false }, TimeSpan.FromMinutes(5));
+        return (seeder.Seed(workspace, source, null, observer), observer);
+    }
+
     private sealed class RecordingObserver : ISeedObserver
     {
         public List<SeedPlan> Plans { get; } = [];
