@@ -14,9 +14,9 @@ public static class CopyHarness
         int sourceFd = Open(source);
         int destinationFd = Open(destination);
         int existingFd = existing is null ? -1 : Open(existing);
+        var report = new CopyReport();
         try
         {
-            var report = new CopyReport();
             var options = new CopyOptions
             {
                 Workers = workers,
@@ -30,7 +30,6 @@ public static class CopyHarness
                 },
             };
             new TreeCopier(posix ?? PosixSystem.Instance, options).Copy(sourceFd, destinationFd, existingFd, report);
-            return report;
         }
         finally
         {
@@ -41,6 +40,10 @@ public static class CopyHarness
                 Syscall.close(existingFd);
             }
         }
+
+        Xunit.Assert.Empty(OpenDescriptors.Under(source));
+        Xunit.Assert.Empty(OpenDescriptors.Under(destination));
+        return report;
     }
 
     public static int Open(string directory)

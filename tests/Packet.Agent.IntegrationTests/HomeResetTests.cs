@@ -27,8 +27,13 @@ public sealed class HomeResetTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static ResetOutcome Reset(string workspace, string source, bool dryRun = false) =>
-        new HomeReset(PosixSystem.Instance, new FixedClock(Now)).MoveAside(workspace, source, dryRun);
+    private ResetOutcome Reset(string workspace, string source, bool dryRun = false)
+    {
+        var before = OpenDescriptors.Under(_dir.Path);
+        var outcome = new HomeReset(PosixSystem.Instance, new FixedClock(Now)).MoveAside(workspace, source, dryRun);
+        Assert.Equal(before, OpenDescriptors.Under(_dir.Path));
+        return outcome;
+    }
 
     [Fact]
     public void The_home_is_moved_to_a_backup_named_by_the_time_and_nothing_is_deleted()

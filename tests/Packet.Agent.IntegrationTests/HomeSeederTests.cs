@@ -35,7 +35,9 @@ public sealed class HomeSeederTests : IDisposable
         using var workspace = DirectoryHandle.Open(posix, Workspace);
         using var source = DirectoryHandle.Open(posix, Home);
         var seeder = new HomeSeeder(posix, new CopyOptions { PreserveOwnership = Platform.IsRoot }, progressEvery ?? TimeSpan.FromMinutes(5));
-        return (seeder.Seed(workspace, source, null, observer), observer);
+        var outcome = seeder.Seed(workspace, source, null, observer);
+        Assert.Equal([workspace.Path, source.Path], OpenDescriptors.Under(_dir.Path).Order(StringComparer.Ordinal).Reverse());
+        return (outcome, observer);
     }
 
     [Fact]
@@ -339,7 +341,10 @@ public sealed class HomeSeederTests : IDisposable
         using var workspace = DirectoryHandle.Open(posix, workspacePath);
         using var source = DirectoryHandle.Open(posix, Home);
         var seeder = new HomeSeeder(posix, new CopyOptions { PreserveOwnership = false }, TimeSpan.FromMinutes(5));
-        return (seeder.Seed(workspace, source, null, observer), observer);
+        var outcome = seeder.Seed(workspace, source, null, observer);
+        Assert.Equal([source.Path], OpenDescriptors.Under(_dir.Path));
+        Assert.Equal([workspace.Path], OpenDescriptors.Under(workspacePath));
+        return (outcome, observer);
     }
 
     private sealed class RecordingObserver : ISeedObserver

@@ -43,6 +43,7 @@ public sealed class ImageUpgradeTests : IDisposable
             }
         }
 
+        Assert.Equal([Workspace], OpenDescriptors.Under(_dir.Path));
         return result;
     }
 

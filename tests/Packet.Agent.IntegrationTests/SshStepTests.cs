@@ -103,6 +103,7 @@ public sealed class SshStepTests : IDisposable
             _daemons.Add(pid);
         }
 
+        Assert.Empty(OpenDescriptors.Under(_dir.Path));
         return result;
     }
 

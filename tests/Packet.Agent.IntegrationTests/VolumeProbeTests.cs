@@ -34,12 +34,6 @@ public sealed class VolumeProbeTests : IDisposable
         }
     }
 
-    /// <summary>Descriptors this process holds open on anything under <paramref name="directory"/> (the probe must close all it opened).</summary>
-    private static List<string> OpenUnder(string directory) =>
-        [.. Directory.EnumerateFileSystemEntries("/proc/self/fd")
-            .Select(fd => new FileInfo(fd).LinkTarget ?? string.Empty)
-            .Where(target => target.StartsWith(directory + "/", StringComparison.Ordinal))];
-
     [Fact]
     public void A_local_file_system_holds_everything_to_the_nanosecond()
     {
@@ -49,7 +43,7 @@ public sealed class VolumeProbeTests : IDisposable
 
         Assert.Equal(VolumeTraits.Full, traits);
         Assert.False(traits.IsFatLike);
-        Assert.Empty(OpenUnder(directory));
+        Assert.Empty(OpenDescriptors.Under(directory));
     }
 
     [Fact]
@@ -92,7 +86,7 @@ public sealed class VolumeProbeTests : IDisposable
             _ => VolumeTraits.Full with { HardLinks = reason },
         };
         Assert.Equal(expected, traits);
-        Assert.Empty(OpenUnder(directory));
+        Assert.Empty(OpenDescriptors.Under(directory));
     }
 
     [Fact]
@@ -166,7 +160,7 @@ public sealed class VolumeProbeTests : IDisposable
 
         Assert.Null(traits.DirectoryRenames);
         Assert.True(failures >= 1, "the probe never made the call that was to fail");
-        Assert.Empty(OpenUnder(directory));
+        Assert.Empty(OpenDescriptors.Under(directory));
     }
 
     [RootTheory]
@@ -209,7 +203,7 @@ public sealed class VolumeProbeTests : IDisposable
         Assert.NotNull(traits.Owners);
         Assert.NotNull(traits.Fifos);
         Assert.Equal("a directory moved to another directory arrives empty", traits.DirectoryRenames);
-        Assert.Empty(OpenUnder(volume.Path));
+        Assert.Empty(OpenDescriptors.Under(volume.Path));
     }
 
     [RootFact]
