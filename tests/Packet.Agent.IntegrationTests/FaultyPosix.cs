@@ -54,7 +54,16 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
         return result;
     }
 
-    public int LStatAt(int dirFd, string name, out Stat stat) => _real.LStatAt(dirFd, name, out stat);
+    public int LStatAt(int dirFd, string name, out Stat stat)
+    {
+        if (Fail("lstatat", name) is { } failed)
+        {
+            stat = default;
+            return failed;
+        }
+
+        return _real.LStatAt(dirFd, name, out stat);
+    }
 
     public int MkdirAt(int dirFd, string name, FilePermissions mode) => Fail("mkdirat", name) ?? _real.MkdirAt(dirFd, name, mode);
 
