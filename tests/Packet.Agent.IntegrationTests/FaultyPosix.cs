@@ -108,7 +108,14 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     public long SendFile(int outFd, int inFd, long inOffset, long length) => Fail("sendfile", null) ?? _real.SendFile(outFd, inFd, inOffset, length);
 
-    public long PRead(int fd, Span<byte> buffer, long offset) => Fail("pread", null) ?? _real.PRead(fd, buffer, offset);
+    /// <summary>When set, reads end at this offset, as when a file is truncated while it is read.</summary>
+    public long? ReadsEndAt { get; init; }
+
+    public long PRead(int fd, Span<byte> buffer, long offset) =>
+        Fail("pread", null)
+        ?? (ReadsEndAt is { } end
+            ? (offset >= end ? 0 : _real.PRead(fd, buffer[..(int)Math.Min(buffer.Length, end - offset)], offset))
+            : _real.PRead(fd, buffer, offset));
 
     public long Write(int fd, ReadOnlySpan<byte> buffer) => Fail("write", null) ?? _real.Write(fd, buffer);
 

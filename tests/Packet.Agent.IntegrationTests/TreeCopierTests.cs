@@ -316,6 +316,7 @@ public sealed class TreeCopierTests : IDisposable
         Assert.Equal(5, report.Losses[LossKind.Symlinks]);
         Assert.Equal(1, report.Losses[LossKind.Fifos]);
         Assert.Equal(2, report.Losses[LossKind.HardLinks]);
+        Assert.Equal(3, report.Losses[LossKind.ExtendedAttributes]); // .bashrc, .config, bin/tool
         Assert.True(report.Losses[LossKind.Owners] > 0, "owners were kept on FAT");
         Assert.Equal(traits.Modes is null ? 0 : report.Losses[LossKind.Modes], report.Losses[LossKind.Modes]);
         Assert.Equal(File.ReadAllBytes(Path.Join(home, ".cache/weights.bin")), File.ReadAllBytes(Path.Join(copy, ".cache/weights.bin")));
