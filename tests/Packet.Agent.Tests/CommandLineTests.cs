@@ -1,4 +1,5 @@
 using Packet.Agent.Cli;
+using Packet.Agent.TestSupport;
 using Xunit;
 
 namespace Packet.Agent.Tests;
@@ -180,6 +181,18 @@ public sealed class CommandLineTests
 
         Assert.Contains("126", help);
         Assert.Contains("127", help);
+    }
+
+    /// <summary>
+    /// --help is the contract in the terminal: any change to it shows up here, in review, as a change
+    /// to Golden/help.txt (after a deliberate change: dotnet src/Packet.Agent/bin/Release/net10.0/packet-agent.dll --help > tests/Packet.Agent.Tests/Golden/help.txt).
+    /// </summary>
+    [Fact]
+    public void Help_is_exactly_the_approved_text()
+    {
+        string approved = File.ReadAllText(Path.Join(RepositoryPaths.Root, "tests/Packet.Agent.Tests/Golden/help.txt"));
+
+        Assert.Equal(approved, HelpText.Render());
     }
 }
 

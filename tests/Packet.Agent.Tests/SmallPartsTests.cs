@@ -7,6 +7,7 @@ using Packet.Agent.Profile;
 using Packet.Agent.Steps;
 using Packet.Agent.Workspace;
 using Xunit;
+using Errno = Mono.Unix.Native.Errno;
 
 namespace Packet.Agent.Tests;
 
@@ -403,5 +404,55 @@ public sealed class SeedSummaryTests
         var summary = SeedHomeStep.Summary(Report(r => { r.Duration = TimeSpan.Zero; r.AllocatedBytes = 1024; }));
 
         Assert.Contains("(1000.0 KiB/s)", summary, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>Every errno decision, one table: which answers stop a copy, which mean the volume cannot hold a thing, which call for a retry another way.</summary>
+public sealed class ErrnoMeaningTests
+{
+    private static readonly Errno[] Sampled =
+    [
+        Errno.ENOSPC, Errno.EDQUOT, Errno.EFBIG, Errno.EROFS, Errno.EIO,
+        Errno.ENOMEM, Errno.EMFILE, Errno.ENFILE, Errno.EPERM, Errno.ENOSYS,
+        Errno.EOPNOTSUPP, Errno.EINVAL, Errno.EILSEQ, Errno.ENAMETOOLONG, Errno.ENOENT,
+        Errno.EXDEV, Errno.EBADF, Errno.ETXTBSY, Errno.ENOTEMPTY, Errno.EEXIST,
+        Errno.EACCES, Errno.EMLINK, Errno.EAGAIN,
+    ];
+
+    public static TheoryData<string, string> Meanings() => new()
+    {
+        { nameof(ErrnoMeaning.StopsTheCopy), "ENOSPC EDQUOT EFBIG EROFS EIO ENOMEM EMFILE ENFILE" },
+        { nameof(ErrnoMeaning.OutOfSpace), "ENOSPC EDQUOT EFBIG" },
+        { nameof(ErrnoMeaning.VolumeRefuses), "EPERM ENOSYS EOPNOTSUPP EINVAL" },
+        { nameof(ErrnoMeaning.FifoRefused), "EIO EPERM ENOSYS EOPNOTSUPP EINVAL" },
+        { nameof(ErrnoMeaning.NameRefused), "EPERM EINVAL EILSEQ ENAMETOOLONG ENOENT" },
+        { nameof(ErrnoMeaning.RenameFlagsUnsupported), "ENOSYS EINVAL" },
+        { nameof(ErrnoMeaning.XattrsUnsupported), "ENOSYS EOPNOTSUPP" },
+        { nameof(ErrnoMeaning.InKernelCopyRefused), "ENOSYS EOPNOTSUPP EINVAL EXDEV EBADF ETXTBSY" },
+        { nameof(ErrnoMeaning.HoleSeekUnsupported), "EOPNOTSUPP EINVAL" },
+        { nameof(ErrnoMeaning.DirectoryNotEmptied), "EPERM ENOTEMPTY EEXIST EACCES" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Meanings))]
+    public void Each_decision_holds_exactly_its_errnos(string decision, string errnos)
+    {
+        Func<Errno, bool> decide = decision switch
+        {
+            nameof(ErrnoMeaning.StopsTheCopy) => ErrnoMeaning.StopsTheCopy,
+            nameof(ErrnoMeaning.OutOfSpace) => ErrnoMeaning.OutOfSpace,
+            nameof(ErrnoMeaning.VolumeRefuses) => ErrnoMeaning.VolumeRefuses,
+            nameof(ErrnoMeaning.FifoRefused) => ErrnoMeaning.FifoRefused,
+            nameof(ErrnoMeaning.NameRefused) => ErrnoMeaning.NameRefused,
+            nameof(ErrnoMeaning.RenameFlagsUnsupported) => ErrnoMeaning.RenameFlagsUnsupported,
+            nameof(ErrnoMeaning.XattrsUnsupported) => ErrnoMeaning.XattrsUnsupported,
+            nameof(ErrnoMeaning.InKernelCopyRefused) => ErrnoMeaning.InKernelCopyRefused,
+            nameof(ErrnoMeaning.HoleSeekUnsupported) => ErrnoMeaning.HoleSeekUnsupported,
+            _ => ErrnoMeaning.DirectoryNotEmptied,
+        };
+
+        var expected = errnos.Split(' ').Select(Enum.Parse<Errno>).Order();
+
+        Assert.Equal(expected, Sampled.Where(decide).Order());
     }
 }
