@@ -1,0 +1,191 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Mono.Unix.Native;
+using Packet.Agent.Boot;
+using Packet.Agent.Cli;
+using Packet.Agent.Posix;
+using Packet.Agent.Steps;
+using Packet.Agent.TestSupport;
+using Packet.Agent.Workspace;
+using Xunit;
+
+namespace Packet.Agent.IntegrationTests;
+
+/// <summary>The profile step's outcomes on a real workspace: what it writes, when it writes nothing, and whose files they are.</summary>
+public sealed class ShellProfileStepTests : IDisposable
+{
+    private readonly TempDirectory _dir = new("profile-step");
+
+    public ShellProfileStepTests()
+    {
+        Workspace = _dir.Create("ws");
+        Home = _dir.Create("ws/home");
+    }
+
+    private string Workspace { get; }
+
+    private string Home { get; }
+
+    private string Bashrc => Path.Join(Home, ".bashrc");
+
+    public void Dispose() => _dir.Dispose();
+
+    private StepResult Run(bool dryRun = false, HomeStatus status = HomeStatus.Seeded)
+    {
+        var options = new BootOptions { Workspace = Workspace, Home = _dir.Create("live-home"), TerminationLog = _dir["termination-log"], DryRun = dryRun };
+        StepResult result;
+        using (var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace))
+        {
+            result = Steps.Run(new ShellProfileStep(PosixSystem.Instance, NullLogger.Instance), new HomeState(workspace, status), options).Result;
+        }
+
+        Assert.Empty(OpenDescriptors.Under(_dir.Path));
+        return result;
+    }
+
+    private static Stat Lstat(string path)
+    {
+        HomeFixture.Check(Syscall.lstat(path, out var stat));
+        return stat;
+    }
+
+    private static string Variables(StepResult result) => result.Summary[result.Summary.LastIndexOf('(')..];
+
+    [Fact]
+    public void A_home_not_yet_seeded_is_left_for_later()
+    {
+        var result = Run(status: HomeStatus.NotSeeded);
+
+        Assert.Equal(StepResult.Skipped("the home is not seeded yet; the PATH block is added once it is"), result);
+        Assert.False(File.Exists(Bashrc));
+    }
+
+    [Fact]
+    public void A_missing_bashrc_is_created_with_the_block_readable_by_all_and_bin_made()
+    {
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.Equal($"created {Bashrc} with the workspace block {Variables(result)}", result.Summary);
+        Assert.Equal(FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH, Lstat(Bashrc).st_mode & FilePermissions.ALLPERMS);
+        Assert.True(Directory.Exists(Path.Join(Workspace, "bin")));
+    }
+
+    [Fact]
+    public void A_second_boot_writes_nothing_and_says_the_block_is_there()
+    {
+        Run();
+        var before = Lstat(Bashrc);
+
+        var result = Run();
+
+        Assert.Equal(StepResult.Ok($"{Bashrc} already has the workspace block"), result);
+        Assert.Equal(before.st_ino, Lstat(Bashrc).st_ino);
+    }
+
+    [Fact]
+    public void A_bin_removed_since_is_made_again_and_the_block_left_as_it_is()
+    {
+        Run();
+        Directory.Delete(Path.Join(Workspace, "bin"));
+        var before = Lstat(Bashrc);
+
+        var dryRun = Run(dryRun: true);
+        var result = Run();
+
+        Assert.Equal($"would create {Path.Join(Workspace, "bin")}; {Bashrc} already has the workspace block", dryRun.Summary);
+        Assert.Equal(StepResult.Ok($"{Bashrc} already has the workspace block"), result);
+        Assert.True(Directory.Exists(Path.Join(Workspace, "bin")));
+        Assert.Equal(before.st_ino, Lstat(Bashrc).st_ino);
+    }
+
+    [Fact]
+    public void A_dry_run_for_a_missing_bashrc_says_it_would_create_it()
+    {
+        Directory.CreateDirectory(Path.Join(Workspace, "bin"));
+
+        var dryRun = Run(dryRun: true);
+
+        Assert.Equal($"would create {Bashrc} with the workspace block {Variables(dryRun)}", dryRun.Summary);
+        Assert.False(File.Exists(Bashrc));
+    }
+
+    [Fact]
+    public void A_bashrc_that_is_not_utf8_but_already_has_the_block_is_fine()
+    {
+        Run();
+        byte[] withLatin1 = [.. File.ReadAllBytes(Bashrc), 0x23, 0x20, 0xe9, 0x0a];
+        File.WriteAllBytes(Bashrc, withLatin1);
+
+        var result = Run();
+
+        Assert.Equal(StepResult.Ok($"{Bashrc} already has the workspace block"), result);
+        Assert.Equal(withLatin1, File.ReadAllBytes(Bashrc));
+    }
+
+    [Fact]
+    public void A_bashrc_linked_inside_the_home_is_named_with_its_target()
+    {
+        HomeFixture.Write(Home, "dotfiles/bashrc", "# managed by stow\n");
+        HomeFixture.Symlink(Home, "dotfiles/bashrc", ".bashrc");
+
+        var result = Run();
+
+        Assert.StartsWith($"updated the workspace block in {Bashrc} (a link to {Path.Join(Home, "dotfiles/bashrc")}) (", result.Summary, StringComparison.Ordinal);
+        Assert.Contains("# >>> packet-persist >>>", File.ReadAllText(Path.Join(Home, "dotfiles/bashrc")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_symlink_planted_at_bin_is_refused_and_nothing_is_written()
+    {
+        HomeFixture.Symlink(Workspace, "/etc", "bin");
+
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.Contains($"{Path.Join(Workspace, "bin")}: it is a symlink", result.Summary, StringComparison.Ordinal);
+        Assert.EndsWith("; the PATH block was not written", result.Summary, StringComparison.Ordinal);
+        Assert.False(File.Exists(Bashrc));
+    }
+
+    [RootFact]
+    public void A_root_agent_gives_the_state_folder_and_a_new_bashrc_to_the_homes_owner_once()
+    {
+        Require.Root();
+        HomeFixture.Check(Syscall.chown(Home, Platform.StrangerUid, Platform.StrangerGid));
+        Directory.CreateDirectory(Path.Join(Workspace, ".packet"));
+        Directory.CreateDirectory(Path.Join(Workspace, "bin"));
+        Run();
+        HomeFixture.Check(Syscall.chown(Path.Join(Workspace, ".packet"), 0, Platform.StrangerGid));
+
+        var result = Run();
+
+        var state = Lstat(Path.Join(Workspace, ".packet"));
+        var bashrc = Lstat(Bashrc);
+        Assert.Equal((Platform.StrangerUid, Platform.StrangerGid), (state.st_uid, state.st_gid));
+        Assert.Equal((Platform.StrangerUid, Platform.StrangerGid), (bashrc.st_uid, bashrc.st_gid));
+        Assert.Equal(StepResult.Ok($"{Bashrc} already has the workspace block"), result);
+    }
+
+    [RootFact]
+    public void A_root_home_leaves_the_state_folder_as_it_is()
+    {
+        Require.Root();
+        Directory.CreateDirectory(Path.Join(Workspace, ".packet"));
+        HomeFixture.Check(Syscall.chown(Path.Join(Workspace, ".packet"), Platform.StrangerUid, Platform.StrangerGid));
+
+        Run();
+
+        Assert.Equal(Platform.StrangerUid, Lstat(Path.Join(Workspace, ".packet")).st_uid);
+    }
+
+    [RootFact]
+    public void A_missing_state_folder_is_made_for_the_homes_owner()
+    {
+        Require.Root();
+        HomeFixture.Check(Syscall.chown(Home, Platform.StrangerUid, Platform.StrangerGid));
+
+        Run();
+
+        Assert.Equal(Platform.StrangerUid, Lstat(Path.Join(Workspace, ".packet")).st_uid);
+    }
+}
