@@ -302,4 +302,14 @@ public sealed class DirectoryHandleTests : IDisposable
         handle.ReplaceFile("report", "{}"u8, Syscall.geteuid(), Syscall.getegid(), ReadWrite, durable: true);
         Assert.False(File.Exists(Path.Join(Root, $".report.packet-tmp-{dead}")));
     }
+
+    [Fact]
+    public void A_second_descriptor_of_a_directory_is_named_as_the_directory_itself()
+    {
+        using var handle = Open();
+        using var again = handle.OpenDirectory(".");
+
+        Assert.Equal(Root, again.Path);
+        Assert.Equal(Path.Join(Root, "x"), again.PathOf("x"));
+    }
 }

@@ -38,7 +38,8 @@ public sealed class DirectoryHandle : IDisposable
         return new DirectoryHandle(posix, PosixException.Check(fd, "open directory", path), path);
     }
 
-    public string PathOf(string name) => System.IO.Path.Join(Path, name);
+    /// <summary>An entry's path for messages; "." (a second descriptor of this directory) is this directory's own path.</summary>
+    public string PathOf(string name) => name == "." ? Path : System.IO.Path.Join(Path, name);
 
     public int LStat(string name, out Stat stat) => _posix.LStatAt(Fd, name, out stat);
 
