@@ -35,7 +35,14 @@ arguments=(--config-file "$root/scripts/mutation/stryker-config.json" --output "
 
 # Root tests run (never skip) where root is, as in CI.
 if [ "$(id -u)" = 0 ]; then export PACKET_TEST_REQUIRE_ROOT=1; fi
+# Code made wrong on purpose runs as root here: the integration tests' adapter refuses every change
+# outside the tests' own trees, and the tripwire checks the machine after the run as test.sh does.
+fingerprint="$output/tripwire-before"
+"$root/scripts/tripwire.sh" record "$fingerprint"
 (cd "$root/src/Packet.Agent" && dotnet dotnet-stryker "${arguments[@]}")
+if ! "$root/scripts/tripwire.sh" verify "$fingerprint"; then
+  echo "mutation.sh: the run changed the machine (above); the score below counts, the machine needs a look" >&2
+fi
 
 report="$output/reports/mutation-report.json"
 [ -f "$report" ] || { echo "mutation.sh: no report in $output" >&2; exit 1; }

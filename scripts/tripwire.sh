@@ -4,8 +4,9 @@
 #   scripts/tripwire.sh verify FILE   compare with FILE; name each change and exit 1 if any
 # What it fingerprints: $HOME and /root (type, device, inode, link target), every entry at the top
 # of / (the same, per name), and /workspace to depth 2 when it exists (files also by size and
-# modification time). A home moved aside and replaced by a link, a new top-level entry, or a file
-# written in a real workspace all show. TRIPWIRE_ROOT prefixes /, /root and /workspace, so the
+# modification time), and the entries inside $HOME and /root (type, inode), of which only a removed
+# or replaced one counts (tools may add their own caches there). A home moved aside and replaced by
+# a link, a home emptied, a new top-level entry, or a file written in a real workspace all show. TRIPWIRE_ROOT prefixes /, /root and /workspace, so the
 # tripwire's own test can fire it on a scratch copy instead of the machine.
 set -euo pipefail
 
@@ -18,6 +19,15 @@ identity() {
   else
     printf '%s: absent\n' "$2"
   fi
+}
+
+# Entries inside the homes, each on a line that starts with "home entry".
+home_entries() {
+  local home
+  for home in "$HOME" "$top/root"; do
+    [ -d "$home" ] || continue
+    find "$home" -mindepth 1 -maxdepth 1 -printf 'home entry %p: %y, inode %i\n'
+  done | sort -u
 }
 
 fingerprint() {
@@ -35,17 +45,23 @@ fingerprint() {
 case "${1:-}" in
   record)
     [ $# -eq 2 ] || { echo "usage: $0 record FILE" >&2; exit 2; }
-    fingerprint >"$2"
+    { fingerprint; home_entries; } >"$2"
     ;;
   verify)
     [ $# -eq 2 ] || { echo "usage: $0 verify FILE" >&2; exit 2; }
     [ -f "$2" ] || { echo "tripwire: no fingerprint at $2 (record one first)" >&2; exit 2; }
-    if changes="$(diff "$2" <(fingerprint))"; then
-      exit 0
+    tripped=0
+    if ! changes="$(diff <(grep -v '^home entry ' "$2") <(fingerprint))"; then
+      echo "tripwire: the test run changed what no test may touch (< before, > after):" >&2
+      grep '^[<>]' <<<"$changes" >&2
+      tripped=1
     fi
-    echo "tripwire: the test run changed what no test may touch (< before, > after):" >&2
-    grep '^[<>]' <<<"$changes" >&2
-    exit 1
+    if gone="$(comm -23 <(grep '^home entry ' "$2") <(home_entries))" && [ -n "$gone" ]; then
+      echo "tripwire: the test run removed or replaced entries of a real home (as they were before):" >&2
+      sed 's/^home entry /< /' <<<"$gone" >&2
+      tripped=1
+    fi
+    exit "$tripped"
     ;;
   *)
     echo "usage: $0 record FILE | verify FILE" >&2

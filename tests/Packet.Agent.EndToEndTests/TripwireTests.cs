@@ -64,6 +64,26 @@ public sealed class TripwireTests : IDisposable
     }
 
     [Fact]
+    public void A_home_emptied_in_place_fails_the_run_and_names_each_entry_gone()
+    {
+        // What a mutant of the live home's removal once did to /root: the directory stays, its entries go.
+        File.WriteAllText(Machine("root/.gitconfig"), "[user]\n");
+        Directory.CreateDirectory(Machine("root/.cargo/bin"));
+        File.WriteAllText(Machine("root/.profile"), "kept\n");
+        Assert.Equal(0, Tripwire("record").ExitCode);
+        File.Delete(Machine("root/.gitconfig"));
+        Directory.Delete(Machine("root/.cargo"), recursive: true);
+
+        var result = Tripwire("verify");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("removed or replaced entries of a real home", result.StandardError, StringComparison.Ordinal);
+        Assert.Contains(result.ErrorLines, line => line.StartsWith($"< {Machine("root/.gitconfig")}: f, inode ", StringComparison.Ordinal));
+        Assert.Contains(result.ErrorLines, line => line.StartsWith($"< {Machine("root/.cargo")}: d, inode ", StringComparison.Ordinal));
+        Assert.DoesNotContain(result.ErrorLines, line => line.Contains(".profile", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_file_rewritten_in_a_real_workspace_fails_the_run()
     {
         Assert.Equal(0, Tripwire("record").ExitCode);

@@ -29,7 +29,7 @@ public static class CopyHarness
                     }
                 },
             };
-            new TreeCopier(posix ?? PosixSystem.Instance, options).Copy(sourceFd, destinationFd, existingFd, report);
+            new TreeCopier(posix ?? new FaultyPosix(), options).Copy(sourceFd, destinationFd, existingFd, report);
         }
         finally
         {

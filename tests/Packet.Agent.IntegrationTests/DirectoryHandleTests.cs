@@ -23,7 +23,7 @@ public sealed class DirectoryHandleTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private DirectoryHandle Open(IPosix? posix = null) => DirectoryHandle.Open(posix ?? PosixSystem.Instance, Root);
+    private DirectoryHandle Open(IPosix? posix = null) => DirectoryHandle.Open(posix ?? new FaultyPosix(), Root);
 
     private static FilePermissions ModeOf(string path)
     {
@@ -47,7 +47,7 @@ public sealed class DirectoryHandleTests : IDisposable
     [Fact]
     public void Opening_a_missing_directory_names_it()
     {
-        var failure = Assert.Throws<PosixException>(() => DirectoryHandle.Open(PosixSystem.Instance, _dir["missing"]));
+        var failure = Assert.Throws<PosixException>(() => DirectoryHandle.Open(new FaultyPosix(), _dir["missing"]));
 
         Assert.Contains(_dir["missing"], failure.Message, StringComparison.Ordinal);
     }

@@ -1,15 +1,28 @@
 using System.Collections.Concurrent;
 using Mono.Unix.Native;
 using Packet.Agent.Posix;
+using Packet.Agent.TestSupport;
 
 namespace Packet.Agent.IntegrationTests;
 
 /// <summary>
 /// The real POSIX adapter with faults injected where a real disk will not produce them on demand:
 /// a rule sees each call (its name and the entry's name) and may answer with an errno instead.
+/// Confined as well: every call that would change something outside the tests' own trees
+/// (<see cref="TempDirectory.IsTestTree"/>) is refused before it is made, by an exception no code
+/// under test catches (so the test fails, naming the path), and no signal goes to init, to every
+/// process or to the test itself. The
+/// integration tests use it instead of the bare adapter, so that code made wrong on purpose (a
+/// mutation run) cannot reach the machine: one such mutant once emptied /root.
 /// </summary>
 public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : IPosix
 {
+    private const int AtCurrentDirectory = -100;
+    private const OpenFlags Writes = OpenFlags.O_WRONLY | OpenFlags.O_RDWR | OpenFlags.O_CREAT | OpenFlags.O_TRUNC;
+
+    // Descriptors opened through any instance, by path: a tree deeper than PATH_MAX has no /proc answer.
+    private static readonly ConcurrentDictionary<int, string> OpenedPaths = new();
+
     private readonly IPosix _real = PosixSystem.Instance;
     private int _fsyncCalls;
 
@@ -35,10 +48,20 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     public int OpenAt(int dirFd, string name, OpenFlags flags, FilePermissions mode)
     {
         BeforeOpen?.Invoke(name);
-        return Fail("openat", name) ?? _real.OpenAt(dirFd, name, flags, mode);
+        int fd = Fail("openat", name) ?? ((flags & Writes) != 0 ? Outside("openat", dirFd, name) : null) ?? _real.OpenAt(dirFd, name, flags, mode);
+        if (fd >= 0)
+        {
+            OpenedPaths[fd] = PathOf(dirFd, name);
+        }
+
+        return fd;
     }
 
-    public int Close(int fd) => _real.Close(fd);
+    public int Close(int fd)
+    {
+        OpenedPaths.TryRemove(fd, out _);
+        return _real.Close(fd);
+    }
 
     /// <summary>When set, what fstat shows is passed through it: a volume that shows other than what was set (exfat's 0777).</summary>
     public Func<Stat, Stat>? Shows { get; init; }
@@ -65,48 +88,49 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
         return _real.LStatAt(dirFd, name, out stat);
     }
 
-    public int MkdirAt(int dirFd, string name, FilePermissions mode) => Fail("mkdirat", name) ?? _real.MkdirAt(dirFd, name, mode);
+    public int MkdirAt(int dirFd, string name, FilePermissions mode) => Fail("mkdirat", name) ?? Outside("mkdirat", dirFd, name) ?? _real.MkdirAt(dirFd, name, mode);
 
-    public int MkfifoAt(int dirFd, string name, FilePermissions mode) => Fail("mkfifoat", name) ?? _real.MkfifoAt(dirFd, name, mode);
+    public int MkfifoAt(int dirFd, string name, FilePermissions mode) => Fail("mkfifoat", name) ?? Outside("mkfifoat", dirFd, name) ?? _real.MkfifoAt(dirFd, name, mode);
 
-    public int SymlinkAt(string target, int dirFd, string name) => Fail("symlinkat", name) ?? _real.SymlinkAt(target, dirFd, name);
+    public int SymlinkAt(string target, int dirFd, string name) => Fail("symlinkat", name) ?? Outside("symlinkat", dirFd, name) ?? _real.SymlinkAt(target, dirFd, name);
 
     public int ReadLinkAt(int dirFd, string name, out string target) => _real.ReadLinkAt(dirFd, name, out target);
 
-    public int LinkAt(int oldDirFd, string oldName, int newDirFd, string newName) => Fail("linkat", newName) ?? _real.LinkAt(oldDirFd, oldName, newDirFd, newName);
+    public int LinkAt(int oldDirFd, string oldName, int newDirFd, string newName) => Fail("linkat", newName) ?? Outside("linkat", newDirFd, newName) ?? _real.LinkAt(oldDirFd, oldName, newDirFd, newName);
 
     public int RenameAt(int oldDirFd, string oldName, int newDirFd, string newName, bool noReplace) =>
-        (noReplace ? Fail("renameat2", newName) : Fail("renameat", newName)) ?? _real.RenameAt(oldDirFd, oldName, newDirFd, newName, noReplace);
+        (noReplace ? Fail("renameat2", newName) : Fail("renameat", newName)) ?? Outside("renameat", oldDirFd, oldName) ?? Outside("renameat", newDirFd, newName)
+        ?? _real.RenameAt(oldDirFd, oldName, newDirFd, newName, noReplace);
 
-    public int UnlinkAt(int dirFd, string name, bool isDirectory) => _real.UnlinkAt(dirFd, name, isDirectory);
+    public int UnlinkAt(int dirFd, string name, bool isDirectory) => Outside("unlinkat", dirFd, name) ?? _real.UnlinkAt(dirFd, name, isDirectory);
 
-    public int FChown(int fd, uint uid, uint gid) => Fail("fchown", null) ?? _real.FChown(fd, uid, gid);
+    public int FChown(int fd, uint uid, uint gid) => Fail("fchown", null) ?? Outside("fchown", fd) ?? _real.FChown(fd, uid, gid);
 
-    public int LChownAt(int dirFd, string name, uint uid, uint gid) => Fail("lchownat", name) ?? _real.LChownAt(dirFd, name, uid, gid);
+    public int LChownAt(int dirFd, string name, uint uid, uint gid) => Fail("lchownat", name) ?? Outside("lchownat", dirFd, name) ?? _real.LChownAt(dirFd, name, uid, gid);
 
-    public int FChmod(int fd, FilePermissions mode) => Fail("fchmod", null) ?? _real.FChmod(fd, mode);
+    public int FChmod(int fd, FilePermissions mode) => Fail("fchmod", null) ?? Outside("fchmod", fd) ?? _real.FChmod(fd, mode);
 
-    public int ChmodAt(int dirFd, string name, FilePermissions mode) => _real.ChmodAt(dirFd, name, mode);
+    public int ChmodAt(int dirFd, string name, FilePermissions mode) => Outside("chmodat", dirFd, name) ?? _real.ChmodAt(dirFd, name, mode);
 
     public FilePermissions? ReadFileCreationMask() => CreationMaskUnknown ? null : _real.ReadFileCreationMask();
 
-    public int FUtimens(int fd, in Stat times) => Fail("futimens", null) ?? _real.FUtimens(fd, times);
+    public int FUtimens(int fd, in Stat times) => Fail("futimens", null) ?? Outside("futimens", fd) ?? _real.FUtimens(fd, times);
 
-    public int LUtimensAt(int dirFd, string name, in Stat times) => _real.LUtimensAt(dirFd, name, times);
+    public int LUtimensAt(int dirFd, string name, in Stat times) => Outside("utimensat", dirFd, name) ?? _real.LUtimensAt(dirFd, name, times);
 
     public long FListXattr(int fd, byte[] buffer) => _real.FListXattr(fd, buffer);
 
     public long FGetXattr(int fd, string name, byte[] buffer) => _real.FGetXattr(fd, name, buffer);
 
-    public int FSetXattr(int fd, string name, byte[] value, int length) => Fail("fsetxattr", name) ?? _real.FSetXattr(fd, name, value, length);
+    public int FSetXattr(int fd, string name, byte[] value, int length) => Fail("fsetxattr", name) ?? Outside("fsetxattr", fd) ?? _real.FSetXattr(fd, name, value, length);
 
     public long CopyFileRange(int inFd, long inOffset, int outFd, long outOffset, long length)
     {
         BeforeCopy?.Invoke();
-        return Fail("copy_file_range", null) ?? _real.CopyFileRange(inFd, inOffset, outFd, outOffset, length);
+        return Fail("copy_file_range", null) ?? Outside("copy_file_range", outFd) ?? _real.CopyFileRange(inFd, inOffset, outFd, outOffset, length);
     }
 
-    public long SendFile(int outFd, int inFd, long inOffset, long length) => Fail("sendfile", null) ?? _real.SendFile(outFd, inFd, inOffset, length);
+    public long SendFile(int outFd, int inFd, long inOffset, long length) => Fail("sendfile", null) ?? Outside("sendfile", outFd) ?? _real.SendFile(outFd, inFd, inOffset, length);
 
     /// <summary>When set, reads end at this offset, as when a file is truncated while it is read.</summary>
     public long? ReadsEndAt { get; init; }
@@ -117,13 +141,13 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
             ? (offset >= end ? 0 : _real.PRead(fd, buffer[..(int)Math.Min(buffer.Length, end - offset)], offset))
             : _real.PRead(fd, buffer, offset));
 
-    public long Write(int fd, ReadOnlySpan<byte> buffer) => Fail("write", null) ?? _real.Write(fd, buffer);
+    public long Write(int fd, ReadOnlySpan<byte> buffer) => Fail("write", null) ?? Outside("write", fd) ?? _real.Write(fd, buffer);
 
-    public long PWrite(int fd, ReadOnlySpan<byte> buffer, long offset) => Fail("pwrite", null) ?? _real.PWrite(fd, buffer, offset);
+    public long PWrite(int fd, ReadOnlySpan<byte> buffer, long offset) => Fail("pwrite", null) ?? Outside("pwrite", fd) ?? _real.PWrite(fd, buffer, offset);
 
     public long LSeek(int fd, long offset, int whence) => _real.LSeek(fd, offset, whence);
 
-    public int FTruncate(int fd, long length) => _real.FTruncate(fd, length);
+    public int FTruncate(int fd, long length) => Outside("ftruncate", fd) ?? _real.FTruncate(fd, length);
 
     /// <summary>Each getdents call: the descriptor and the managed thread that made it.</summary>
     public ConcurrentBag<(int Fd, int Thread)> Listings { get; } = [];
@@ -175,11 +199,50 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
         return result;
     }
 
-    public int Flock(int fd, int operation) => _real.Flock(fd, operation);
+    public int Flock(int fd, int operation) => Fail("flock", null) ?? _real.Flock(fd, operation);
 
-    public int Kill(int pid, int signal) => _real.Kill(pid, signal);
+    public int Kill(int pid, int signal) =>
+        signal != 0 && (pid is -1 or 0 or 1 || Math.Abs(pid) == Environment.ProcessId) ? Escaped($"kill({pid}, {signal})") : _real.Kill(pid, signal);
 
     public int AccessAt(int dirFd, string name, int mode) => _real.AccessAt(dirFd, name, mode);
 
     private int? Fail(string call, string? name) => fault?.Invoke(call, name) is { } errno ? -(int)errno : null;
+
+    /// <summary>Refuses a change at <paramref name="name"/> (relative to <paramref name="dirFd"/>) outside every test tree.</summary>
+    private static int? Outside(string call, int dirFd, string name)
+    {
+        string path = PathOf(dirFd, name);
+        return TempDirectory.IsTestTree(path) ? null : Escaped($"{call} {path}");
+    }
+
+    private static string PathOf(int dirFd, string name) =>
+        Path.Combine(dirFd == AtCurrentDirectory ? Environment.CurrentDirectory : DescriptorPath(dirFd) ?? string.Empty, name);
+
+    /// <summary>The same for a change through a descriptor: one open on a path outside every test tree (pipes and terminals pass).</summary>
+    private static int? Outside(string call, int fd) =>
+        DescriptorPath(fd) is { } path && path.StartsWith('/') && !path.StartsWith("/dev/", StringComparison.Ordinal) && !TempDirectory.IsTestTree(path)
+            ? Escaped($"{call} {path}")
+            : null;
+
+    /// <summary>
+    /// What a descriptor names: the kernel's answer, or (past PATH_MAX, where /proc cannot answer)
+    /// the path it was opened at through this adapter.
+    /// </summary>
+    private static string? DescriptorPath(int fd)
+    {
+        try
+        {
+            return new FileInfo($"/proc/self/fd/{fd}").LinkTarget ?? OpenedPaths.GetValueOrDefault(fd);
+        }
+        catch (IOException)
+        {
+            return OpenedPaths.GetValueOrDefault(fd);
+        }
+    }
+
+    private static int Escaped(string what) => throw new TestEscapeException(what);
 }
+
+/// <summary>The code under test tried to change something outside the tests' own trees; not an IOException, so nothing handles it.</summary>
+public sealed class TestEscapeException(string what)
+    : Exception($"refused, outside every test's tree: {what}");

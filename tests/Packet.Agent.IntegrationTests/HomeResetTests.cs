@@ -1,5 +1,4 @@
 using Packet.Agent.Operations;
-using Packet.Agent.Posix;
 using Packet.Agent.TestSupport;
 using Packet.Agent.Workspace;
 using Xunit;
@@ -30,7 +29,7 @@ public sealed class HomeResetTests : IDisposable
     private ResetOutcome Reset(string workspace, string source, bool dryRun = false)
     {
         var before = OpenDescriptors.Under(_dir.Path);
-        var outcome = new HomeReset(PosixSystem.Instance, new FixedClock(Now)).MoveAside(workspace, source, dryRun);
+        var outcome = new HomeReset(new FaultyPosix(), new FixedClock(Now)).MoveAside(workspace, source, dryRun);
         Assert.Equal(before, OpenDescriptors.Under(_dir.Path));
         return outcome;
     }
@@ -108,9 +107,9 @@ public sealed class HomeResetTests : IDisposable
     public void Another_agent_holding_the_lock_leaves_the_home_where_it_is()
     {
         Directory.CreateDirectory(Path.Join(Workspace, "home"));
-        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
         using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
-        using var held = WorkspaceLock.Acquire(PosixSystem.Instance, state, TimeSpan.Zero, TimeSpan.FromDays(1), (_, _) => { }, CancellationToken.None);
+        using var held = WorkspaceLock.Acquire(new FaultyPosix(), state, TimeSpan.Zero, TimeSpan.FromDays(1), (_, _) => { }, CancellationToken.None);
         Assert.NotNull(held);
 
         var outcome = Reset(Workspace, Source);

@@ -30,7 +30,7 @@ public sealed class HomeSeederTests : IDisposable
 
     private (SeedOutcome Outcome, RecordingObserver Observer) Seed(IPosix? posix = null, TimeSpan? progressEvery = null)
     {
-        posix ??= PosixSystem.Instance;
+        posix ??= new FaultyPosix();
         var observer = new RecordingObserver();
         using var workspace = DirectoryHandle.Open(posix, Workspace);
         using var source = DirectoryHandle.Open(posix, Home);
@@ -152,10 +152,10 @@ public sealed class HomeSeederTests : IDisposable
         Directory.CreateDirectory(workspaceInside);
         HomeFixture.Write(Home, "keep.txt", "x");
         var observer = new RecordingObserver();
-        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, workspaceInside);
-        using var source = DirectoryHandle.Open(PosixSystem.Instance, Home);
+        using var workspace = DirectoryHandle.Open(new FaultyPosix(), workspaceInside);
+        using var source = DirectoryHandle.Open(new FaultyPosix(), Home);
 
-        var outcome = new HomeSeeder(PosixSystem.Instance, new CopyOptions(), TimeSpan.FromMinutes(1)).Seed(workspace, source, null, observer);
+        var outcome = new HomeSeeder(new FaultyPosix(), new CopyOptions(), TimeSpan.FromMinutes(1)).Seed(workspace, source, null, observer);
 
         Assert.True(outcome.Complete, outcome.Problem);
         Assert.Equal(1, outcome.Report!.ExcludedDirectories);
@@ -167,8 +167,8 @@ public sealed class HomeSeederTests : IDisposable
     public void The_survey_counts_inodes_where_the_volume_has_a_limit_and_none_where_it_has_not()
     {
         HomeFixture.Write(Home, "a", "x");
-        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
-        using var source = DirectoryHandle.Open(PosixSystem.Instance, Home);
+        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
+        using var source = DirectoryHandle.Open(new FaultyPosix(), Home);
 
         var limited = new HomeSeeder(new FaultyPosix { Inodes = (1000, 17) }, new CopyOptions(), TimeSpan.FromMinutes(1)).Survey(workspace, source);
         var unlimited = new HomeSeeder(new FaultyPosix { Inodes = (0, 0) }, new CopyOptions(), TimeSpan.FromMinutes(1)).Survey(workspace, source);
@@ -224,10 +224,10 @@ public sealed class HomeSeederTests : IDisposable
         HomeFixture.Write(Home, "have", "image");
         HomeFixture.Write(Home, "lack", "image");
         HomeFixture.Write(Persisted, "have", "user");
-        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
-        using var source = DirectoryHandle.Open(PosixSystem.Instance, Home);
+        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
+        using var source = DirectoryHandle.Open(new FaultyPosix(), Home);
 
-        var plan = new HomeSeeder(PosixSystem.Instance, new CopyOptions(), TimeSpan.FromMinutes(1)).Survey(workspace, source);
+        var plan = new HomeSeeder(new FaultyPosix(), new CopyOptions(), TimeSpan.FromMinutes(1)).Survey(workspace, source);
 
         Assert.True(plan.Merging);
         Assert.False(plan.Resuming);
@@ -275,7 +275,7 @@ public sealed class HomeSeederTests : IDisposable
         HomeFixture.Write(volume.Path, "home/a", "al");
         HomeFixture.Write(volume.Path, ".packet/staging/home-in-place", string.Empty);
 
-        var (outcome, observer) = SeedInto(volume.Path, PosixSystem.Instance);
+        var (outcome, observer) = SeedInto(volume.Path, new FaultyPosix());
 
         Assert.True(outcome.Complete, outcome.Problem);
         var plan = Assert.Single(observer.Plans);
@@ -321,7 +321,7 @@ public sealed class HomeSeederTests : IDisposable
         HomeFixture.Write(volume.Path, "home/keep/c", "user's c");
         HomeFixture.FixTimes(Home);
 
-        var (outcome, observer) = SeedInto(volume.Path, PosixSystem.Instance);
+        var (outcome, observer) = SeedInto(volume.Path, new FaultyPosix());
 
         Assert.True(outcome.Complete, outcome.Problem);
         Assert.True(Assert.Single(observer.Plans).Merging);

@@ -5,7 +5,6 @@ using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Exec;
 using Packet.Agent.Hooks;
-using Packet.Agent.Posix;
 using Packet.Agent.Steps;
 using Packet.Agent.TestSupport;
 using Packet.Agent.Workspace;
@@ -31,8 +30,8 @@ public sealed class HooksStepTests : IDisposable
 
     private StepResult Run(bool dryRun = false)
     {
-        var step = new HooksStep(PosixSystem.Instance, _runner, Resolver(), NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
-        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+        var step = new HooksStep(new FaultyPosix(), _runner, Resolver(), NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
+        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
         return Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), Options(dryRun)).Result;
     }
 
@@ -91,8 +90,8 @@ public sealed class HooksStepTests : IDisposable
         Hook("first-boot.d", "50-once");
         Hook("boot.d", "10-a");
         Hook("boot.d", "README.md", mode: "644");
-        var step = new HooksStep(PosixSystem.Instance, _runner, Resolver(), NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
-        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+        var step = new HooksStep(new FaultyPosix(), _runner, Resolver(), NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
+        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
 
         var (dryRun, _, run, _) = Steps.DryRunThenRun(step, () => new HomeState(workspace, HomeStatus.Seeded), Options(dryRun: false), _dir.Path);
 

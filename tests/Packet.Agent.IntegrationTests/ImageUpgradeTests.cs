@@ -32,8 +32,8 @@ public sealed class ImageUpgradeTests : IDisposable
     private StepResult Seed(string imageVersion, IPosix? posix = null, bool marked = false, bool dryRun = false)
     {
         var options = new BootOptions { Workspace = Workspace, Home = Image, NvidiaSmi = "x", TerminationLog = _dir["termination-log"], ImageVersion = imageVersion, DryRun = dryRun };
-        var step = new SeedHomeStep(posix ?? PosixSystem.Instance, NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
-        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+        var step = new SeedHomeStep(posix ?? new FaultyPosix(), NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
+        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
         var (result, home) = Steps.Run(step, workspace, options);
         using (home.Lock)
         {
@@ -158,7 +158,7 @@ public sealed class ImageUpgradeTests : IDisposable
 
         Assert.Contains("recorded the image's home as the baseline", adopted.Summary);
         Assert.Equal("legacy copy\n", File.ReadAllText(Path.Join(Home, ".bashrc")));
-        Assert.Equal("version:v7", ImageUpgrade.RecordedIdentity(DirectoryHandle.Open(PosixSystem.Instance, Path.Join(Workspace, ".packet")), PosixSystem.Instance));
+        Assert.Equal("version:v7", ImageUpgrade.RecordedIdentity(DirectoryHandle.Open(new FaultyPosix(), Path.Join(Workspace, ".packet")), new FaultyPosix()));
     }
 
     [Fact]
@@ -225,8 +225,8 @@ public sealed class ImageUpgradeTests : IDisposable
     private (StepResult DryRun, HomeState Planned, StepResult Run, HomeState Seeded) SeedTwice(string imageVersion)
     {
         var options = new BootOptions { Workspace = Workspace, Home = Image, TerminationLog = _dir["termination-log"], ImageVersion = imageVersion };
-        var step = new SeedHomeStep(PosixSystem.Instance, NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
-        using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+        var step = new SeedHomeStep(new FaultyPosix(), NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
+        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
         return Steps.DryRunThenRun(step, () => workspace, options, _dir.Path);
     }
 }

@@ -1,4 +1,3 @@
-using Packet.Agent.Posix;
 using Packet.Agent.TestSupport;
 using Packet.Agent.Workspace;
 using Xunit;
@@ -24,7 +23,7 @@ public sealed class LinkInsideHomeTests : IDisposable
 
     private (string Path, string Name, string Directory) Resolve(string name = ".bashrc", string liveHome = LiveHome)
     {
-        using (var home = DirectoryHandle.Open(PosixSystem.Instance, Home))
+        using (var home = DirectoryHandle.Open(new FaultyPosix(), Home))
         using (var file = LinkInsideHome.Resolve(home, name, liveHome))
         {
             Assert.Equal(file.Directory.Path, Path.GetDirectoryName(file.Path));
@@ -34,7 +33,7 @@ public sealed class LinkInsideHomeTests : IDisposable
 
     private string Refusal(string name = ".bashrc")
     {
-        using var home = DirectoryHandle.Open(PosixSystem.Instance, Home);
+        using var home = DirectoryHandle.Open(new FaultyPosix(), Home);
         string message = Assert.Throws<UnsafeWorkspaceException>(() => LinkInsideHome.Resolve(home, name, LiveHome)).Message;
         Assert.Equal([Home], OpenDescriptors.Under(Home));
         Assert.Contains($"{Fix}{Home} (a relative one, as GNU stow makes), or a plain file", message, StringComparison.Ordinal);
@@ -125,7 +124,7 @@ public sealed class LinkInsideHomeTests : IDisposable
         HomeFixture.Write(_dir.Path, "elsewhere/bashrc", "x");
         HomeFixture.Symlink(Home, Path.Join(_dir.Path, "elsewhere"), "dotfiles");
         HomeFixture.Symlink(Home, "dotfiles/bashrc", ".bashrc");
-        using var home = DirectoryHandle.Open(PosixSystem.Instance, Home);
+        using var home = DirectoryHandle.Open(new FaultyPosix(), Home);
 
         var refusal = Assert.Throws<UnsafeWorkspaceException>(() => LinkInsideHome.Resolve(home, ".bashrc", LiveHome));
 

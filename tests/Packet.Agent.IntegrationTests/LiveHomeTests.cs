@@ -36,7 +36,7 @@ public sealed class LiveHomeTests : IDisposable
     {
         Require.Root();
 
-        var wiring = Wire(new LiveHome(PosixSystem.Instance, _ => false, () => true), Live, Persisted);
+        var wiring = Wire(new LiveHome(new FaultyPosix(), _ => false, () => true), Live, Persisted);
 
         Assert.False(wiring.IsWarning, wiring.Summary);
         Assert.Null(wiring.HomeForCommand);
@@ -49,7 +49,7 @@ public sealed class LiveHomeTests : IDisposable
     public void A_home_already_linked_is_left_as_it_is()
     {
         Require.Root();
-        var liveHome = new LiveHome(PosixSystem.Instance, _ => false, () => true);
+        var liveHome = new LiveHome(new FaultyPosix(), _ => false, () => true);
         Wire(liveHome, Live, Persisted);
 
         var again = Wire(liveHome, Live, Persisted);
@@ -65,7 +65,7 @@ public sealed class LiveHomeTests : IDisposable
         string workspace = Path.GetDirectoryName(Persisted)!;
 
         // What podman 4.3 does with subPath: home on a claim: the whole volume lands at the live home.
-        var wiring = Wire(new LiveHome(PosixSystem.Instance, _ => true, () => true), workspace, Persisted);
+        var wiring = Wire(new LiveHome(new FaultyPosix(), _ => true, () => true), workspace, Persisted);
 
         Assert.True(wiring.IsWarning);
         Assert.Equal(Persisted, wiring.HomeForCommand);
@@ -79,7 +79,7 @@ public sealed class LiveHomeTests : IDisposable
     {
         Require.Root();
 
-        var wiring = Wire(new LiveHome(PosixSystem.Instance, path => path == Live, () => true), Live, Persisted);
+        var wiring = Wire(new LiveHome(new FaultyPosix(), path => path == Live, () => true), Live, Persisted);
 
         Assert.DoesNotContain("run the agent as root", wiring.Summary); // it is root already
         Assert.True(wiring.IsWarning);
@@ -98,7 +98,7 @@ public sealed class LiveHomeTests : IDisposable
         ChildProcess.MustSucceed("mount", "--bind", Persisted, Live);
         try
         {
-            var wiring = Wire(new LiveHome(PosixSystem.Instance, MountTable.IsMountPoint, () => true), Live, Persisted);
+            var wiring = Wire(new LiveHome(new FaultyPosix(), MountTable.IsMountPoint, () => true), Live, Persisted);
 
             Assert.False(wiring.IsWarning);
             Assert.Contains("already is the persisted home", wiring.Summary);
@@ -121,7 +121,7 @@ public sealed class LiveHomeTests : IDisposable
     {
         Require.Root();
 
-        var wiring = Wire(new LiveHome(PosixSystem.Instance, _ => false, () => false), Live, Persisted);
+        var wiring = Wire(new LiveHome(new FaultyPosix(), _ => false, () => false), Live, Persisted);
 
         Assert.True(wiring.IsWarning);
         Assert.Equal(Persisted, wiring.HomeForCommand);
@@ -134,9 +134,9 @@ public sealed class LiveHomeTests : IDisposable
     {
         string workspace = Path.GetDirectoryName(Persisted)!;
         var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
-        var step = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin:/bin", ["HOME"] = Live }, new LiveHome(PosixSystem.Instance, _ => false, () => true));
+        var step = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin:/bin", ["HOME"] = Live }, new LiveHome(new FaultyPosix(), _ => false, () => true));
         var options = new BootOptions { Workspace = workspace, Home = Live, Command = ["sh", "-c", "exit 0"] };
-        using var handle = DirectoryHandle.Open(PosixSystem.Instance, workspace);
+        using var handle = DirectoryHandle.Open(new FaultyPosix(), workspace);
 
         var (dryRun, planned, run, decided) = Steps.DryRunThenRun(step, () => new HomeState(handle, HomeStatus.Seeded), options, _dir.Path);
 
@@ -185,7 +185,7 @@ public sealed class LiveHomeEdgeTests : IDisposable
         Require.Root();
         Directory.Delete(Live, recursive: true);
 
-        var wiring = Wire(PosixSystem.Instance, Live, Persisted);
+        var wiring = Wire(new FaultyPosix(), Live, Persisted);
 
         Assert.Equal(new HomeWiring(null, $"linked {Live} to {Persisted}"), wiring);
         Assert.Equal(Persisted, new FileInfo(Live).LinkTarget);
@@ -195,7 +195,7 @@ public sealed class LiveHomeEdgeTests : IDisposable
     public void The_plan_names_the_link_and_where_the_image_home_goes()
     {
         Require.Root();
-        var liveHome = new LiveHome(PosixSystem.Instance, _ => false, () => true);
+        var liveHome = new LiveHome(new FaultyPosix(), _ => false, () => true);
 
         Assert.Equal($"would link {Live} to {Persisted}, moving the image's home aside to {Live}{LiveHome.ImageSuffix}", liveHome.Decide(Live, Persisted).Preview);
         Directory.Delete(Live, recursive: true);
@@ -208,7 +208,7 @@ public sealed class LiveHomeEdgeTests : IDisposable
         Require.Root();
         HomeFixture.Write(_dir.Path, "root.packet-image/earlier", "an earlier container's");
 
-        var wiring = Wire(PosixSystem.Instance, Live, Persisted);
+        var wiring = Wire(new FaultyPosix(), Live, Persisted);
 
         string aside = Assert.Single(Directory.GetDirectories(_dir.Path, "root.packet-image-*"));
         Assert.Matches(@"root\.packet-image-\d{8}T\d{6}Z$", aside);
@@ -284,11 +284,11 @@ public sealed class LiveHomeEdgeTests : IDisposable
         Require.Root();
         Directory.Delete(Live, recursive: true);
         File.WriteAllText(Live, "a file");
-        Assert.Equal(Fallback($"{Live} is not a directory"), Wire(PosixSystem.Instance, Live, Persisted).Summary);
+        Assert.Equal(Fallback($"{Live} is not a directory"), Wire(new FaultyPosix(), Live, Persisted).Summary);
 
         File.Delete(Live);
         File.CreateSymbolicLink(Live, "/srv/elsewhere");
-        Assert.Equal(Fallback($"{Live} is a symlink to /srv/elsewhere, which the agent does not replace"), Wire(PosixSystem.Instance, Live, Persisted).Summary);
+        Assert.Equal(Fallback($"{Live} is a symlink to /srv/elsewhere, which the agent does not replace"), Wire(new FaultyPosix(), Live, Persisted).Summary);
         Assert.Equal("/srv/elsewhere", new FileInfo(Live).LinkTarget);
     }
 

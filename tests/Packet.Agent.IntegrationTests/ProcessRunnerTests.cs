@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Mono.Unix.Native;
 using Packet.Agent.Gpu;
 using Packet.Agent.Hooks;
-using Packet.Agent.Posix;
 using Packet.Agent.TestSupport;
 using Xunit;
 
@@ -118,7 +117,7 @@ public sealed class HookRunnerTests : IDisposable
         Assert.True(fd >= 0);
         try
         {
-            var runner = new HookRunner(PosixSystem.Instance, agent ?? Agent);
+            var runner = new HookRunner(new FaultyPosix(), agent ?? Agent);
             var outcome = runner.Run(
                 new HookRun("boot.d/hook", _dir["hook"], ["first arg", "second"], fd),
                 identity ?? new HookIdentity(Syscall.geteuid(), Syscall.getegid()),

@@ -2,7 +2,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Mono.Unix.Native;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
-using Packet.Agent.Posix;
 using Packet.Agent.Steps;
 using Packet.Agent.TestSupport;
 using Packet.Agent.Workspace;
@@ -33,9 +32,9 @@ public sealed class ShellProfileStepTests : IDisposable
     {
         var options = new BootOptions { Workspace = Workspace, Home = _dir.Create("live-home"), TerminationLog = _dir["termination-log"], DryRun = dryRun };
         StepResult result;
-        using (var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace))
+        using (var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace))
         {
-            result = Steps.Run(new ShellProfileStep(PosixSystem.Instance, NullLogger.Instance), new HomeState(workspace, status), options).Result;
+            result = Steps.Run(new ShellProfileStep(new FaultyPosix(), NullLogger.Instance), new HomeState(workspace, status), options).Result;
         }
 
         Assert.Empty(OpenDescriptors.Under(_dir.Path));
@@ -137,7 +136,7 @@ public sealed class ShellProfileStepTests : IDisposable
     [Fact]
     public void A_symlink_planted_at_bin_is_refused_and_nothing_is_written()
     {
-        HomeFixture.Symlink(Workspace, "/etc", "bin");
+        HomeFixture.Symlink(Workspace, _dir.Create("elsewhere"), "bin");
 
         var result = Run();
 

@@ -7,7 +7,6 @@ using Packet.Agent.Cli;
 using Packet.Agent.Exec;
 using Packet.Agent.Gpu;
 using Packet.Agent.Json;
-using Packet.Agent.Posix;
 using Packet.Agent.Steps;
 using Packet.Agent.TestSupport;
 using Packet.Agent.Workspace;
@@ -85,12 +84,12 @@ public sealed class SshStepTests : IDisposable
         var variables = environment ?? new Hashtable { ["PUBLIC_KEY"] = Alice };
         variables["PATH"] = Bin;
         var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
-        var step = new SshStep(PosixSystem.Instance, new ProcessRunner(), resolver, () => variables, new SshPaths(Runtime, _dir["run/sshd"]), () => true, NullLogger.Instance);
+        var step = new SshStep(new FaultyPosix(), new ProcessRunner(), resolver, () => variables, new SshPaths(Runtime, _dir["run/sshd"]), () => true, NullLogger.Instance);
         var options = new BootOptions { Workspace = Workspace, Home = Home, TerminationLog = _dir["termination-log"], Ssh = SshMode.Auto, SshPort = 2222, SshKeysDirectory = keysDirectory };
         StepResult result;
         if (withWorkspace)
         {
-            using var workspace = DirectoryHandle.Open(PosixSystem.Instance, Workspace);
+            using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
             result = Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), options).Result;
         }
         else

@@ -1,6 +1,5 @@
 using Mono.Unix.Native;
 using Packet.Agent.Copy;
-using Packet.Agent.Posix;
 using Packet.Agent.TestSupport;
 using Xunit;
 
@@ -49,7 +48,7 @@ public sealed class TreeCopierTests : IDisposable
     {
         var before = ChildProcess.Shell("umask");
 
-        var mask = PosixSystem.Instance.ReadFileCreationMask();
+        var mask = new FaultyPosix().ReadFileCreationMask();
 
         Assert.Equal(Convert.ToUInt32(before.StandardOutput.Trim(), 8), (uint?)mask);
         Assert.Equal(before.StandardOutput, ChildProcess.Shell("umask").StandardOutput);
@@ -358,7 +357,7 @@ public sealed class TreeCopierTests : IDisposable
         int fd = CopyHarness.Open(directory);
         try
         {
-            return VolumeProbe.Probe(PosixSystem.Instance, fd, owners: true);
+            return VolumeProbe.Probe(new FaultyPosix(), fd, owners: true);
         }
         finally
         {

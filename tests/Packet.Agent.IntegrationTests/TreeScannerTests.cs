@@ -42,7 +42,7 @@ public sealed class TreeScannerTests : IDisposable
         try
         {
             HomeFixture.Check(Syscall.stat(Path.Join(Home, "workspace"), out var workspace));
-            return new TreeScanner(posix ?? PosixSystem.Instance).Scan(source, existingFd, excludeWorkspace ? (workspace.st_dev, workspace.st_ino) : null, stop);
+            return new TreeScanner(posix ?? new FaultyPosix()).Scan(source, existingFd, excludeWorkspace ? (workspace.st_dev, workspace.st_ino) : null, stop);
         }
         finally
         {

@@ -39,7 +39,7 @@ public sealed class VolumeProbeTests : IDisposable
     {
         string directory = _dir.Create("local");
 
-        var traits = Probe(PosixSystem.Instance, directory, owners: Platform.IsRoot);
+        var traits = Probe(new FaultyPosix(), directory, owners: Platform.IsRoot);
 
         Assert.Equal(VolumeTraits.Full, traits);
         Assert.False(traits.IsFatLike);
@@ -55,7 +55,7 @@ public sealed class VolumeProbeTests : IDisposable
         HomeFixture.Write(directory, ".packet-probe", "a user's file that only looks alike");
         HomeFixture.Write(directory, "notes", "mine");
 
-        Probe(PosixSystem.Instance, directory);
+        Probe(new FaultyPosix(), directory);
 
         Assert.Equal([".packet-probe", "notes"], Directory.GetFileSystemEntries(directory).Select(Path.GetFileName).Order(StringComparer.Ordinal));
     }
@@ -173,7 +173,7 @@ public sealed class VolumeProbeTests : IDisposable
         Require.Root();
         using var volume = new TestVolume(kind);
 
-        Assert.Equal(VolumeTraits.Full, Probe(PosixSystem.Instance, volume.Path));
+        Assert.Equal(VolumeTraits.Full, Probe(new FaultyPosix(), volume.Path));
     }
 
     [RootFact]
@@ -182,7 +182,7 @@ public sealed class VolumeProbeTests : IDisposable
         Require.Root();
         using var volume = new TestVolume(VolumeKind.Bindfs);
 
-        var traits = Probe(PosixSystem.Instance, volume.Path);
+        var traits = Probe(new FaultyPosix(), volume.Path);
 
         Assert.False(traits.FlushedBySyncFs);
         Assert.False(traits.IsFatLike);
@@ -195,7 +195,7 @@ public sealed class VolumeProbeTests : IDisposable
         Require.Root();
         using var volume = new TestVolume(VolumeKind.Vfat, size: "64M");
 
-        var traits = Probe(PosixSystem.Instance, volume.Path);
+        var traits = Probe(new FaultyPosix(), volume.Path);
 
         Assert.True(traits.IsFatLike);
         Assert.False(traits.ExactTimes);
@@ -212,7 +212,7 @@ public sealed class VolumeProbeTests : IDisposable
         Require.Root();
         using var volume = new TestVolume(VolumeKind.Exfat, size: "64M");
 
-        var traits = Probe(PosixSystem.Instance, volume.Path);
+        var traits = Probe(new FaultyPosix(), volume.Path);
 
         Assert.True(traits.IsFatLike);
         Assert.Equal("the volume shows mode 777 whatever is set", traits.Modes);

@@ -2,7 +2,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Mono.Unix.Native;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
-using Packet.Agent.Posix;
 using Packet.Agent.Steps;
 using Packet.Agent.TestSupport;
 using Packet.Agent.Workspace;
@@ -14,7 +13,7 @@ namespace Packet.Agent.IntegrationTests;
 public sealed class WorkspaceTests : IDisposable
 {
     private readonly TempDirectory _dir = new("workspace");
-    private readonly PosixSystem _posix = PosixSystem.Instance;
+    private readonly FaultyPosix _posix = new();
 
     public void Dispose() => _dir.Dispose();
 

@@ -12,6 +12,14 @@ public sealed class TempDirectory : IDisposable
 
     public string Path { get; }
 
+    /// <summary>
+    /// Whether <paramref name="path"/> lies in a test's own tree (every TempDirectory, and the volumes
+    /// mounted in them): the only places a test may change, even when the code under test is wrong.
+    /// </summary>
+    public static bool IsTestTree(string path) =>
+        System.IO.Path.GetFullPath(path.Replace('\0', '_')) // NativeName's escape for bytes that are not UTF-8
+            .StartsWith(System.IO.Path.Join(System.IO.Path.GetTempPath(), "packet-"), StringComparison.Ordinal);
+
     public string this[string relative] => System.IO.Path.Join(Path, relative);
 
     public string Create(string relative)

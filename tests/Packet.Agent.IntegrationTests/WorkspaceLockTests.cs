@@ -1,0 +1,135 @@
+using Mono.Unix.Native;
+using Packet.Agent.Posix;
+using Packet.Agent.TestSupport;
+using Packet.Agent.Workspace;
+using Xunit;
+
+namespace Packet.Agent.IntegrationTests;
+
+/// <summary>The workspace lock's file, its holder's note, its reports while waiting, and what it leaves open.</summary>
+public sealed class WorkspaceLockTests : IDisposable
+{
+    private readonly TempDirectory _dir = new("workspace-lock");
+
+    public WorkspaceLockTests()
+    {
+        State = _dir.Create("state");
+    }
+
+    private string State { get; }
+
+    private string LockFile => Path.Join(State, "lock");
+
+    public void Dispose() => _dir.Dispose();
+
+    // Not File.*: .NET takes an flock of its own on open, which the held lock refuses.
+    private static void Write(string path, string text)
+    {
+        int fd = Syscall.open(path, OpenFlags.O_WRONLY | OpenFlags.O_TRUNC | OpenFlags.O_CLOEXEC);
+        HomeFixture.Check(fd);
+        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(text);
+        Assert.Equal(bytes.Length, new FaultyPosix().Write(fd, bytes));
+        Syscall.close(fd);
+    }
+
+    private static string Read(string path) => ChildProcess.Run("cat", [path]).StandardOutput;
+
+    private WorkspaceLock? Acquire(DirectoryHandle state, TimeSpan timeout, IPosix? posix = null, List<(string Holder, TimeSpan Waited)>? heard = null, TimeSpan? reportEvery = null) =>
+        WorkspaceLock.Acquire(posix ?? new FaultyPosix(), state, timeout, reportEvery ?? TimeSpan.FromSeconds(10), (holder, waited) => heard?.Add((holder, waited)), CancellationToken.None);
+
+    [Fact]
+    public void The_holder_writes_who_it_is_over_what_an_earlier_holder_wrote_in_a_file_all_can_read()
+    {
+        using var state = DirectoryHandle.Open(new FaultyPosix(), State);
+
+        using (var held = Acquire(state, TimeSpan.Zero))
+        {
+            Assert.NotNull(held);
+        }
+
+        Assert.Matches($@"^pid {Environment.ProcessId} on \S+ since \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$", File.ReadAllText(LockFile));
+        HomeFixture.Check(Syscall.lstat(LockFile, out var stat));
+        Assert.Equal(FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH, stat.st_mode & FilePermissions.ALLPERMS);
+
+        File.WriteAllText(LockFile, new string('x', 200));
+        using (Acquire(state, TimeSpan.Zero))
+        {
+        }
+
+        Assert.DoesNotContain("x", File.ReadAllText(LockFile), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_waiter_hears_who_holds_the_lock_at_once_and_then_at_each_interval()
+    {
+        using var state = DirectoryHandle.Open(new FaultyPosix(), State);
+        using var first = Acquire(state, TimeSpan.Zero);
+        var heard = new List<(string Holder, TimeSpan Waited)>();
+
+        var second = Acquire(state, TimeSpan.FromMilliseconds(1100), heard: heard, reportEvery: TimeSpan.FromMilliseconds(500));
+
+        Assert.Null(second);
+        Assert.Equal(3, heard.Count); // at 0, 0.5 and 1.0 s
+        Assert.All(heard, h => Assert.StartsWith($"pid {Environment.ProcessId} on ", h.Holder, StringComparison.Ordinal));
+        Assert.True(heard[0].Waited < TimeSpan.FromMilliseconds(100), $"first report after {heard[0].Waited}");
+        Assert.True(heard[2].Waited >= TimeSpan.FromSeconds(1), $"third report after {heard[2].Waited}");
+        Assert.Equal([State, LockFile], OpenDescriptors.Under(State).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void A_holder_that_wrote_nothing_is_another_agent()
+    {
+        using var state = DirectoryHandle.Open(new FaultyPosix(), State);
+        using var first = Acquire(state, TimeSpan.Zero);
+        Write(LockFile, "  \n");
+        var heard = new List<(string Holder, TimeSpan Waited)>();
+
+        Acquire(state, TimeSpan.Zero, heard: heard);
+
+        Assert.Equal("another agent", Assert.Single(heard).Holder);
+    }
+
+    [Fact]
+    public void A_lock_released_is_free_at_once_and_releasing_twice_is_harmless()
+    {
+        using var state = DirectoryHandle.Open(new FaultyPosix(), State);
+        var first = Acquire(state, TimeSpan.Zero)!;
+
+        first.Dispose();
+        first.Dispose();
+
+        using var second = Acquire(state, TimeSpan.Zero);
+        Assert.NotNull(second);
+        Assert.Equal([State, LockFile], OpenDescriptors.Under(State).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void A_lock_file_the_agent_may_only_read_still_locks_and_records_no_holder()
+    {
+        File.WriteAllText(LockFile, "pid 1 on the root init container\n");
+        int opens = 0;
+        var posix = new FaultyPosix((call, name) => call == "openat" && name == "lock" && Interlocked.Increment(ref opens) == 1 ? Errno.EACCES : null);
+        using var state = DirectoryHandle.Open(posix, State);
+
+        using var held = Acquire(state, TimeSpan.Zero, posix);
+
+        Assert.NotNull(held);
+        Assert.Equal(2, opens);
+        Assert.Equal("pid 1 on the root init container\n", Read(LockFile));
+    }
+
+    [Fact]
+    public void A_lock_that_cannot_be_opened_or_taken_is_an_error_naming_it_and_nothing_stays_open()
+    {
+        using var unopenable = DirectoryHandle.Open(new FaultyPosix((call, name) => call == "openat" && name == "lock" ? Errno.EROFS : null), State);
+        using var unlockable = DirectoryHandle.Open(new FaultyPosix((call, _) => call == "flock" ? Errno.ENOLCK : null), State);
+
+        var notOpened = Assert.Throws<PosixException>(() => Acquire(unopenable, TimeSpan.Zero, new FaultyPosix((call, name) => call == "openat" && name == "lock" ? Errno.EROFS : null)));
+        var notTaken = Assert.Throws<PosixException>(() => Acquire(unlockable, TimeSpan.Zero, new FaultyPosix((call, _) => call == "flock" ? Errno.ENOLCK : null)));
+
+        Assert.Contains($"open the lock {LockFile}", notOpened.Message, StringComparison.Ordinal);
+        Assert.Contains($"lock {LockFile}", notTaken.Message, StringComparison.Ordinal);
+        Assert.Contains("ENOLCK", notTaken.Message, StringComparison.Ordinal);
+        Assert.Equal([State, State], OpenDescriptors.Under(State));
+    }
+}
