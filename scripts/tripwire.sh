@@ -58,7 +58,7 @@ case "${1:-}" in
     fi
     if gone="$(comm -23 <(grep '^home entry ' "$2") <(home_entries))" && [ -n "$gone" ]; then
       echo "tripwire: the test run removed or replaced entries of a real home (as they were before):" >&2
-      sed 's/^home entry /< /' <<<"$gone" >&2
+      printf '%s\n' "${gone//home entry /< }" >&2
       tripped=1
     fi
     exit "$tripped"
