@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using Mono.Unix.Native;
 using Packet.Agent.Posix;
 using Packet.Agent.TestSupport;
@@ -143,11 +144,18 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     public long Write(int fd, ReadOnlySpan<byte> buffer) => Fail("write", null) ?? Outside("write", fd) ?? _real.Write(fd, buffer);
 
-    public long PWrite(int fd, ReadOnlySpan<byte> buffer, long offset) => Fail("pwrite", null) ?? Outside("pwrite", fd) ?? _real.PWrite(fd, buffer, offset);
+    /// <summary>When set, each pwrite writes at most this many bytes, as a short write does.</summary>
+    public int? WritesAtMost { get; init; }
 
-    public long LSeek(int fd, long offset, int whence) => _real.LSeek(fd, offset, whence);
+    public long PWrite(int fd, ReadOnlySpan<byte> buffer, long offset) =>
+        Fail("pwrite", null) ?? Outside("pwrite", fd) ?? _real.PWrite(fd, WritesAtMost is { } most ? buffer[..Math.Min(buffer.Length, most)] : buffer, offset);
 
-    public int FTruncate(int fd, long length) => Outside("ftruncate", fd) ?? _real.FTruncate(fd, length);
+    /// <summary>The name a fault sees for lseek is its whence: SEEK_SET, SEEK_DATA or SEEK_HOLE.</summary>
+    public long LSeek(int fd, long offset, int whence) =>
+        Fail("lseek", whence switch { 0 => "SEEK_SET", LibC.SEEK_DATA => "SEEK_DATA", LibC.SEEK_HOLE => "SEEK_HOLE", _ => whence.ToString(CultureInfo.InvariantCulture) })
+        ?? _real.LSeek(fd, offset, whence);
+
+    public int FTruncate(int fd, long length) => Fail("ftruncate", null) ?? Outside("ftruncate", fd) ?? _real.FTruncate(fd, length);
 
     /// <summary>Each getdents call: the descriptor and the managed thread that made it.</summary>
     public ConcurrentBag<(int Fd, int Thread)> Listings { get; } = [];
@@ -171,12 +179,12 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     public long FileSystemType(int fd) => _real.FileSystemType(fd);
 
-    /// <summary>The ranges whose writeback was started early, in bytes each.</summary>
-    public ConcurrentBag<long> WritebackStarted { get; } = [];
+    /// <summary>The ranges whose writeback was started early, in bytes.</summary>
+    public ConcurrentBag<(long Offset, long Length)> WritebackStarted { get; } = [];
 
     public int StartWriteback(int fd, long offset, long length)
     {
-        WritebackStarted.Add(length);
+        WritebackStarted.Add((offset, length));
         return _real.StartWriteback(fd, offset, length);
     }
 
@@ -206,7 +214,16 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     public int AccessAt(int dirFd, string name, int mode) => _real.AccessAt(dirFd, name, mode);
 
-    private int? Fail(string call, string? name) => fault?.Invoke(call, name) is { } errno ? -(int)errno : null;
+    /// <summary>How many times each call that a fault can fail was made.</summary>
+    public ConcurrentDictionary<string, int> Calls { get; } = new(StringComparer.Ordinal);
+
+    public int CallsOf(string call) => Calls.GetValueOrDefault(call);
+
+    private int? Fail(string call, string? name)
+    {
+        Calls.AddOrUpdate(call, 1, (_, count) => count + 1);
+        return fault?.Invoke(call, name) is { } errno ? -(int)errno : null;
+    }
 
     /// <summary>Refuses a change at <paramref name="name"/> (relative to <paramref name="dirFd"/>) outside every test tree.</summary>
     private static int? Outside(string call, int dirFd, string name)

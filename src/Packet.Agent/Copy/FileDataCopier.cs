@@ -60,7 +60,6 @@ internal sealed class FileDataCopier(IPosix posix, bool writeBehind, Cancellatio
 
     private long CopySparse(int sourceFd, int destinationFd, long size, (ulong, ulong) devices, string path)
     {
-        long copied = 0;
         long offset = 0;
         while (offset < size)
         {
@@ -89,7 +88,6 @@ internal sealed class FileDataCopier(IPosix posix, bool writeBehind, Cancellatio
 
             dataEnd = Math.Min(dataEnd, size);
             long segment = CopyRange(sourceFd, destinationFd, dataStart, dataEnd - dataStart, devices, path);
-            copied += segment;
             if (segment < dataEnd - dataStart)
             {
                 size = dataStart + segment; // the file shrank under us
@@ -101,11 +99,12 @@ internal sealed class FileDataCopier(IPosix posix, bool writeBehind, Cancellatio
 
         // The trailing hole, if any, exists only as the file's length.
         int truncated = posix.FTruncate(destinationFd, size);
-        if (truncated < 0 && ErrnoMeaning.VolumeRefuses(PosixException.ErrnoOf(truncated)) && posix.FStat(destinationFd, out var written) >= 0 && written.st_size < size)
+        if (truncated < 0 && ErrnoMeaning.VolumeRefuses(PosixException.ErrnoOf(truncated)) && posix.FStat(destinationFd, out var written) >= 0 && written.st_size <= size)
         {
             // fusefat cannot extend a file by ftruncate: one zero byte written at the end extends it, the
             // gap reading as zeros (allocated on such a volume: it holds no holes, as with cp -a there).
-            truncated = (int)Math.Min(posix.PWrite(destinationFd, [0], size - 1), 0);
+            // A file whose data reached its end has nothing to extend.
+            truncated = written.st_size == size ? 0 : (int)Math.Min(posix.PWrite(destinationFd, [0], size - 1), 0);
         }
 
         if (truncated < 0)
@@ -197,9 +196,10 @@ internal sealed class FileDataCopier(IPosix posix, bool writeBehind, Cancellatio
         while (written < read)
         {
             long result = posix.PWrite(destinationFd, buffer.AsSpan((int)written, (int)(read - written)), offset + written);
-            if (result < 0)
+            if (result <= 0)
             {
-                throw new DestinationWriteException("write", path, PosixException.ErrnoOf(result));
+                // A write that moves nothing would be retried forever: a FUSE volume can answer so.
+                throw new DestinationWriteException("write", path, result < 0 ? PosixException.ErrnoOf(result) : Errno.EIO);
             }
 
             written += result;
