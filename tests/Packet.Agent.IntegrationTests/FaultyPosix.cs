@@ -119,9 +119,9 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     public int LUtimensAt(int dirFd, string name, in Stat times) => Outside("utimensat", dirFd, name) ?? _real.LUtimensAt(dirFd, name, times);
 
-    public long FListXattr(int fd, byte[] buffer) => _real.FListXattr(fd, buffer);
+    public long FListXattr(int fd, byte[] buffer) => Fail("flistxattr", null) ?? _real.FListXattr(fd, buffer);
 
-    public long FGetXattr(int fd, string name, byte[] buffer) => _real.FGetXattr(fd, name, buffer);
+    public long FGetXattr(int fd, string name, byte[] buffer) => Fail("fgetxattr", name) ?? _real.FGetXattr(fd, name, buffer);
 
     public int FSetXattr(int fd, string name, byte[] value, int length) => Fail("fsetxattr", name) ?? Outside("fsetxattr", fd) ?? _real.FSetXattr(fd, name, value, length);
 

@@ -22,7 +22,10 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
     [ThreadStatic]
     private static byte[]? t_value;
 
-    private readonly ConcurrentDictionary<ulong, bool> _devicesWithoutXattrs = new();
+    // Apart: a workspace that refuses to set them says nothing of a home on the same device, whose
+    // later entries' attributes are still lost, and counted, one by one.
+    private readonly ConcurrentDictionary<ulong, bool> _sourcesWithoutXattrs = new();
+    private readonly ConcurrentDictionary<ulong, bool> _destinationsWithoutXattrs = new();
     private readonly bool _allXattrNamespaces = posix.EffectiveUserId == 0;
 
     /// <summary>The special bits an open(2) or mkdir(2) mode cannot be trusted to set: fchmod sets them.</summary>
@@ -43,7 +46,9 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
         var owner = ApplyOwner(destinationFd, source, path);
         CopyXattrs(sourceFd, source.st_dev, destinationFd, destinationDevice, path);
         var mode = ModeFor(source, owner);
-        if (!modeSetAtCreation || owner == Owner.Set || (mode & SpecialBits) != 0)
+
+        // A successful chown(2) changes no permission bit but the special ones, which fchmod sets again here.
+        if (!modeSetAtCreation || (mode & SpecialBits) != 0)
         {
             SetMode(destinationFd, mode, path);
         }
@@ -137,7 +142,7 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
 
     private void CopyXattrs(int sourceFd, ulong sourceDevice, int destinationFd, ulong destinationDevice, string path)
     {
-        if (_devicesWithoutXattrs.ContainsKey(sourceDevice))
+        if (_sourcesWithoutXattrs.ContainsKey(sourceDevice))
         {
             return;
         }
@@ -148,7 +153,7 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
         {
             if (length < 0 && ErrnoMeaning.XattrsUnsupported(PosixException.ErrnoOf(length)))
             {
-                _devicesWithoutXattrs.TryAdd(sourceDevice, true);
+                _sourcesWithoutXattrs.TryAdd(sourceDevice, true);
             }
 
             return;
@@ -176,7 +181,7 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
                 return;
             }
 
-            if (_devicesWithoutXattrs.ContainsKey(destinationDevice))
+            if (_destinationsWithoutXattrs.ContainsKey(destinationDevice))
             {
                 losses.Add(LossKind.ExtendedAttributes, path, "the volume does not support extended attributes");
                 return;
@@ -195,7 +200,7 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
                 var errno = PosixException.ErrnoOf(set);
                 if (ErrnoMeaning.XattrsUnsupported(errno))
                 {
-                    _devicesWithoutXattrs.TryAdd(destinationDevice, true);
+                    _destinationsWithoutXattrs.TryAdd(destinationDevice, true);
                 }
 
                 losses.Add(LossKind.ExtendedAttributes, path, $"set extended attribute {name}: {PosixException.Describe(errno)}");
