@@ -541,6 +541,67 @@ public sealed class MinimalJsonEncoderTests
         Assert.Equal("a\ufffdb", parsed.RootElement.GetProperty("v").GetString());
     }
 
+    [Theory]
+    [InlineData(0x00, true)]
+    [InlineData(0x1f, true)]
+    [InlineData('"', true)]
+    [InlineData('\\', true)]
+    [InlineData(' ', false)]
+    [InlineData('/', false)]
+    [InlineData(0x7f, false)]
+    [InlineData('é', false)]
+    [InlineData(0x1F680, false)]
+    public void Exactly_controls_quotes_and_backslashes_are_escaped(int scalar, bool escaped) =>
+        Assert.Equal(escaped, MinimalJsonEncoder.Instance.WillEncode(scalar));
+
+    [Theory]
+    [InlineData("plain, with spaces", "plain, with spaces")]
+    [InlineData("a \"b\" c", "a \\\"b\\\" c")]
+    [InlineData("\u0001 after", "\\u0001 after")]
+    [InlineData("tab\tthen space", "tab\\tthen space")]
+    [InlineData("\r\b\f", "\\r\\b\\f")]
+    [InlineData("pair \U0001F680 then \"", "pair \U0001F680 then \\\"")]
+    public void Text_after_the_first_escape_is_escaped_by_the_same_rules(string text, string expected) =>
+        Assert.Equal(expected, MinimalJsonEncoder.Instance.Encode(text));
+
+    // Surrogates are written {D800}: a lone one cannot travel in a test's data.
+    [Theory]
+    [InlineData("", -1)]
+    [InlineData("abc", -1)]
+    [InlineData("ab{D83D}{DE80}", -1)]
+    [InlineData("{D83D}{DE80}\n", 2)]
+    [InlineData("ab{D800}", 2)]
+    [InlineData("{DC00}x", 0)]
+    [InlineData("{D800}x", 0)]
+    [InlineData("x{D800}{D800}{DC00}", 1)]
+    [InlineData("ok \\", 3)]
+    [InlineData("ok \u001f", 3)]
+    public void The_first_character_to_escape_is_found_and_a_surrogate_pair_is_passed_over_whole(string text, int expected) =>
+        Assert.Equal(expected, FirstToEncode(System.Text.RegularExpressions.Regex.Replace(text, "{([0-9A-F]{4})}", m => ((char)Convert.ToInt32(m.Groups[1].Value, 16)).ToString())));
+
+    [Theory]
+    [InlineData("\"", 2)]
+    [InlineData("\u0001", 6)]
+    [InlineData("é", 1)]
+    public void An_escape_fits_a_buffer_of_exactly_its_length_and_not_one_less(string text, int length)
+    {
+        var exact = new char[length];
+        var short1 = new char[length - 1];
+
+        Assert.Equal(System.Buffers.OperationStatus.Done, MinimalJsonEncoder.Instance.Encode(text, exact, out _, out int written));
+        Assert.Equal(length, written);
+        Assert.Equal(System.Buffers.OperationStatus.DestinationTooSmall, MinimalJsonEncoder.Instance.Encode(text, short1, out _, out int none));
+        Assert.Equal(0, none);
+    }
+
+    private static unsafe int FirstToEncode(string text)
+    {
+        fixed (char* start = text)
+        {
+            return MinimalJsonEncoder.Instance.FindFirstCharacterToEncode(start, text.Length);
+        }
+    }
+
     private static byte[] WriteString(string text)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
