@@ -103,7 +103,7 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
         (noReplace ? Fail("renameat2", newName) : Fail("renameat", newName)) ?? Outside("renameat", oldDirFd, oldName) ?? Outside("renameat", newDirFd, newName)
         ?? _real.RenameAt(oldDirFd, oldName, newDirFd, newName, noReplace);
 
-    public int UnlinkAt(int dirFd, string name, bool isDirectory) => Outside("unlinkat", dirFd, name) ?? _real.UnlinkAt(dirFd, name, isDirectory);
+    public int UnlinkAt(int dirFd, string name, bool isDirectory) => Fail("unlinkat", name) ?? Outside("unlinkat", dirFd, name) ?? _real.UnlinkAt(dirFd, name, isDirectory);
 
     public int FChown(int fd, uint uid, uint gid) => Fail("fchown", null) ?? Outside("fchown", fd) ?? _real.FChown(fd, uid, gid);
 

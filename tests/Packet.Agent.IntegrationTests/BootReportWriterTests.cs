@@ -1,0 +1,85 @@
+using System.Text.Json;
+using Packet.Agent.Json;
+using Packet.Agent.Operations;
+using Packet.Agent.TestSupport;
+using Packet.Agent.Workspace;
+using Xunit;
+
+namespace Packet.Agent.IntegrationTests;
+
+/// <summary>The boot report and the warnings banner written into a real workspace, with the last three kept.</summary>
+public sealed class BootReportWriterTests : IDisposable
+{
+    private readonly TempDirectory _dir = new("report");
+
+    public void Dispose() => _dir.Dispose();
+
+    private string StatePath(string name) => Path.Join(_dir.Path, WorkspaceLayout.State, name);
+
+    private static BootReport Report(string imageVersion, string outcome = "ok", params string[] warnings) =>
+        new("packet-agent", "1.0", imageVersion, new DateTimeOffset(2026, 12, 3, 14, 5, 59, TimeSpan.Zero), 0.01, outcome == "failed" ? 1 : 0, outcome, [], null, [], warnings);
+
+    private string? Write(BootReport report, FaultyPosix? posix = null)
+    {
+        posix ??= new FaultyPosix();
+        using var workspace = DirectoryHandle.Open(posix, _dir.Path);
+        return new BootReportWriter(posix).Write(workspace, report);
+    }
+
+    private string ImageVersionIn(string name) =>
+        JsonDocument.Parse(File.ReadAllBytes(StatePath(name))).RootElement.GetProperty("image_version").GetString()!;
+
+    [Fact]
+    public void A_report_is_written_readable_by_all_without_a_flush_and_an_ok_boot_leaves_no_banner()
+    {
+        var posix = new FaultyPosix();
+
+        Assert.Null(Write(Report("v1"), posix));
+
+        Assert.Equal("v1", ImageVersionIn(BootReportWriter.FileName));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(StatePath(BootReportWriter.FileName)));
+        Assert.False(File.Exists(StatePath(BootReportWriter.BannerFile)));
+        Assert.Equal(0, posix.FSyncCalls);
+    }
+
+    [Fact]
+    public void The_last_three_reports_before_this_one_are_kept_oldest_last()
+    {
+        foreach (string version in new[] { "v1", "v2", "v3", "v4", "v5" })
+        {
+            Assert.Null(Write(Report(version)));
+        }
+
+        Assert.Equal(
+            ("v5", "v4", "v3", "v2"),
+            (ImageVersionIn(BootReportWriter.FileName), ImageVersionIn(BootReportWriter.Previous(1)), ImageVersionIn(BootReportWriter.Previous(2)), ImageVersionIn(BootReportWriter.Previous(3))));
+        Assert.Equal(4, Directory.GetFiles(Path.Join(_dir.Path, WorkspaceLayout.State)).Length);
+    }
+
+    [Theory]
+    [InlineData("warning", new[] { "one" }, "the last boot (2026-12-03 14:05Z) had 1 warning\n")]
+    [InlineData("warning", new[] { "one", "two" }, "the last boot (2026-12-03 14:05Z) had 2 warnings\n")]
+    [InlineData("failed", new[] { "one" }, "the last boot (2026-12-03 14:05Z) failed\n")]
+    public void A_boot_that_was_not_ok_leaves_a_banner_until_one_is(string outcome, string[] warnings, string banner)
+    {
+        Assert.Null(Write(Report("v1", outcome, warnings)));
+
+        Assert.Equal(banner, File.ReadAllText(StatePath(BootReportWriter.BannerFile)));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(StatePath(BootReportWriter.BannerFile)));
+
+        Assert.Null(Write(Report("v2")));
+
+        Assert.False(File.Exists(StatePath(BootReportWriter.BannerFile)));
+    }
+
+    [Fact]
+    public void A_workspace_where_the_state_folder_cannot_be_made_gets_no_report_and_says_why()
+    {
+        File.WriteAllText(Path.Join(_dir.Path, WorkspaceLayout.State), "a file where the folder goes\n");
+
+        string? problem = Write(Report("v1"));
+
+        Assert.NotNull(problem);
+        Assert.StartsWith("could not write the boot report: ", problem);
+    }
+}
