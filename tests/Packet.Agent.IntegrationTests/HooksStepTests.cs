@@ -17,6 +17,7 @@ public sealed class HooksStepTests : IDisposable
 {
     private readonly TempDirectory _dir = new("hooks");
     private readonly RecordingRunner _runner = new();
+    private readonly ListLoggerProvider _log = new();
 
     public HooksStepTests()
     {
@@ -28,11 +29,11 @@ public sealed class HooksStepTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private StepResult Run(bool dryRun = false)
+    private StepResult Run(bool dryRun = false, string path = "/usr/bin:/bin", FaultyPosix? posix = null, StopRequest? stop = null)
     {
-        var step = new HooksStep(new FaultyPosix(), _runner, Resolver(), NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
+        var step = new HooksStep(posix ?? new FaultyPosix(), _runner, Resolver(), _log.CreateLogger("hooks"), () => new Hashtable { ["PATH"] = path });
         using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
-        return Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), Options(dryRun)).Result;
+        return Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), Options(dryRun), stop).Result;
     }
 
     private static CommandResolver Resolver() =>
@@ -197,6 +198,188 @@ public sealed class HooksStepTests : IDisposable
 
         Assert.Equal(new HookIdentity(Platform.StrangerUid, Platform.StrangerGid), Assert.Single(_runner.Runs).Identity);
         Assert.Equal(Platform.StrangerUid, new Mono.Unix.UnixFileInfo(Path.Join(Workspace, ".packet/first-boot.d")).OwnerUserId); // made by the agent, for the user
+    }
+
+    [Fact]
+    public void One_hook_or_several_are_counted_in_the_summary()
+    {
+        Hook("boot.d", "10-a");
+
+        Assert.Equal("1 hook ran", Run().Summary);
+    }
+
+    [Fact]
+    public void A_dry_run_names_every_hook_it_would_run_and_runs_none()
+    {
+        Hook("boot.d", "10-a");
+        Hook("first-boot.d", "10-once");
+        HomeFixture.Write(Workspace, "requirements.txt", "numpy\n");
+
+        var preview = Run(dryRun: true);
+
+        Assert.Equal("would run: first-boot.d/10-once, boot.d/10-a, create the venv, pip install -r requirements.txt", preview.Summary);
+        Assert.Empty(_runner.Runs);
+    }
+
+    [Theory]
+    [InlineData("700")]
+    [InlineData("670")]
+    [InlineData("607")]
+    public void A_hook_executable_by_anyone_runs(string mode)
+    {
+        Hook("boot.d", "10-a", mode: mode);
+
+        Run();
+
+        Assert.Equal(["boot.d/10-a"], _runner.Runs.Select(r => r.Hook.Name));
+    }
+
+    [Fact]
+    public void What_does_not_run_in_a_hook_folder_is_logged_by_name_and_a_link_is_not_followed()
+    {
+        Hook("boot.d", "10-run");
+        Hook("boot.d", "20-plain", mode: "644");
+        HomeFixture.Write(_dir.Path, "elsewhere", "#!/bin/sh\nexit 0\n", "755");
+        HomeFixture.Symlink(Path.Join(Workspace, ".packet/boot.d"), _dir["elsewhere"], "30-link");
+        Directory.CreateDirectory(Path.Join(Workspace, ".packet/boot.d/40-dir"));
+
+        Run();
+
+        Assert.Equal(["boot.d/10-run"], _runner.Runs.Select(r => r.Hook.Name));
+        foreach (string name in new[] { "20-plain", "30-link", "40-dir" })
+        {
+            Assert.Contains($"Information: skipped boot.d/{name}: not an executable regular file", _log.Lines);
+        }
+    }
+
+    [Fact]
+    public void A_setup_script_that_is_a_link_or_a_folder_does_not_run()
+    {
+        HomeFixture.Write(_dir.Path, "elsewhere.sh", "#!/bin/sh\nexit 0\n", "755");
+        HomeFixture.Symlink(Workspace, _dir["elsewhere.sh"], "setup.sh");
+
+        Run();
+        File.Delete(Path.Join(Workspace, "setup.sh"));
+        Directory.CreateDirectory(Path.Join(Workspace, "setup.sh"));
+        Run();
+
+        Assert.Empty(_runner.Runs);
+    }
+
+    [Fact]
+    public void An_executable_setup_script_runs_itself()
+    {
+        HomeFixture.Write(Workspace, "setup.sh", "#!/bin/sh\nexit 0\n", "755");
+
+        Run();
+
+        var run = Assert.Single(_runner.Runs);
+        Assert.Equal((Path.Join(Workspace, "setup.sh"), 0), (run.Hook.Program, run.Hook.Arguments.Count));
+    }
+
+    [Fact]
+    public void Requirements_unchanged_since_the_last_install_are_noted_and_pip_is_not_run()
+    {
+        HomeFixture.Write(Workspace, "requirements.txt", "numpy\n");
+        HomeFixture.Write(Workspace, "venv/bin/python", string.Empty, mode: "755");
+        Run();
+        _log.Lines.Clear();
+
+        var second = Run();
+
+        Assert.Single(_runner.Runs);
+        Assert.Equal(StepOutcome.Skipped, second.Outcome);
+        Assert.Contains($"Information: {Path.Join(Workspace, "requirements.txt")} unchanged since the last install; pip not run", _log.Lines);
+    }
+
+    [Fact]
+    public void Without_python3_nothing_is_installed_and_the_step_says_why()
+    {
+        HomeFixture.Write(Workspace, "requirements.txt", "numpy\n");
+        Hook("boot.d", "10-a");
+
+        var result = Run(path: _dir.Create("empty-bin"));
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.StartsWith($"{Path.Join(Workspace, "requirements.txt")} is there but python3 is not (", result.Summary);
+        Assert.EndsWith("); nothing was installed", result.Summary);
+        Assert.Equal(["boot.d/10-a"], _runner.Runs.Select(r => r.Hook.Name));
+    }
+
+    [Fact]
+    public void A_venv_that_could_not_be_made_is_not_installed_into_and_is_tried_again_next_boot()
+    {
+        HomeFixture.Write(Workspace, "requirements.txt", "numpy\n");
+        Hook("boot.d", "10-after");
+        _runner.Fail("venv");
+
+        var failed = Run();
+        _runner.Succeed("venv");
+        _runner.OnRun = run =>
+        {
+            if (run.Hook.Name == "venv")
+            {
+                HomeFixture.Write(Workspace, "venv/bin/python", string.Empty, mode: "755");
+            }
+        };
+        Run();
+
+        Assert.Equal(StepOutcome.Warning, failed.Outcome);
+        Assert.StartsWith("venv exited with code 3 (log: ", failed.Summary);
+        Assert.Equal(["boot.d/10-after", "venv", "boot.d/10-after", "venv", "requirements.txt"], _runner.Runs.Select(r => r.Hook.Name));
+    }
+
+    [Fact]
+    public void A_stop_request_ends_the_step_before_the_next_hook()
+    {
+        Hook("boot.d", "10-a");
+        Hook("boot.d", "20-b");
+        using var stop = new StopRequest();
+        _runner.OnRun = _ => stop.Request(15);
+
+        Run(stop: stop);
+
+        Assert.Equal(["boot.d/10-a"], _runner.Runs.Select(r => r.Hook.Name));
+    }
+
+    [Fact]
+    public void Each_hook_writes_a_fresh_log_readable_by_all()
+    {
+        Hook("boot.d", "10-a");
+        HomeFixture.Write(Workspace, ".packet/logs/boot.d-10-a.log", "an older boot's output\n", "600");
+        _runner.OnRun = run => Assert.Equal(0, new FileInfo(Path.Join(Workspace, ".packet/logs/boot.d-10-a.log")).Length);
+
+        Run();
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(Path.Join(Workspace, ".packet/logs/boot.d-10-a.log")));
+        Assert.Single(_runner.Runs);
+    }
+
+    [RootFact]
+    public void Hooks_run_as_the_owner_of_the_workspace_when_the_home_is_not_a_folder()
+    {
+        Require.Root();
+        Directory.Delete(Path.Join(Workspace, "home"));
+        HomeFixture.Symlink(Workspace, _dir.Create("linked-home"), "home");
+        ChildProcess.MustSucceed("chown", "-h", $"{Platform.StrangerUid}:{Platform.StrangerGid}", Path.Join(Workspace, "home"));
+        ChildProcess.MustSucceed("chown", $"{Platform.StrangerUid + 1}:{Platform.StrangerGid + 1}", Workspace);
+        Hook("boot.d", "10-a");
+
+        Run();
+
+        Assert.Equal(new HookIdentity(Platform.StrangerUid + 1, Platform.StrangerGid + 1), Assert.Single(_runner.Runs).Identity);
+    }
+
+    [RootFact]
+    public void An_agent_that_is_not_root_runs_hooks_as_itself()
+    {
+        Require.Root();
+        ChildProcess.MustSucceed("chown", $"{Platform.StrangerUid}:{Platform.StrangerGid}", Path.Join(Workspace, "home"));
+        Hook("boot.d", "10-a");
+
+        Run(posix: new FaultyPosix { SeenAsUser = Platform.StrangerUid + 7 });
+
+        Assert.Equal(Platform.StrangerUid + 7, Assert.Single(_runner.Runs).Identity.Uid);
     }
 
     private sealed record RecordedRun(HookRun Hook, HookIdentity Identity, IReadOnlyDictionary<string, string> Environment, string WorkingDirectory, TimeSpan Timeout);

@@ -8,6 +8,7 @@ using Packet.Agent.Gpu;
 using Packet.Agent.Json;
 using Packet.Agent.Operations;
 using Packet.Agent.Steps;
+using Packet.Agent.TestSupport;
 using Packet.Agent.Workspace;
 using Xunit;
 

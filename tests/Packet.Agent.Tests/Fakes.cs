@@ -1,5 +1,4 @@
 using System.IO.Abstractions.TestingHelpers;
-using Microsoft.Extensions.Logging;
 using Packet.Agent.Boot;
 using Packet.Agent.Exec;
 using Packet.Agent.Gpu;
@@ -44,34 +43,6 @@ internal sealed class FakeStep<TIn, TOut>(string name, int number, StepResult re
             effect?.Invoke(settings);
             return (result, value(input));
         });
-    }
-}
-
-/// <summary>Keeps every log line written through it, as "Level: message".</summary>
-internal sealed class ListLoggerProvider : ILoggerProvider
-{
-    public List<string> Lines { get; } = [];
-
-    public ILogger CreateLogger(string categoryName) => new ListLogger(Lines);
-
-    public void Dispose()
-    {
-    }
-
-    private sealed class ListLogger(List<string> lines) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            lock (lines)
-            {
-                lines.Add($"{logLevel}: {formatter(state, exception)}");
-            }
-        }
     }
 }
 
