@@ -49,7 +49,9 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     public int OpenAt(int dirFd, string name, OpenFlags flags, FilePermissions mode)
     {
         BeforeOpen?.Invoke(name);
-        int fd = Fail("openat", name) ?? ((flags & Writes) != 0 ? Outside("openat", dirFd, name) : null) ?? _real.OpenAt(dirFd, name, flags, mode);
+        // A rule may name "create" to fail only the opens that create (the copy's side, not the home's).
+        int fd = ((flags & OpenFlags.O_CREAT) != 0 ? Fail("create", name) : null) ?? Fail("openat", name)
+            ?? ((flags & Writes) != 0 ? Outside("openat", dirFd, name) : null) ?? _real.OpenAt(dirFd, name, flags, mode);
         if (fd >= 0)
         {
             OpenedPaths[fd] = PathOf(dirFd, name);
