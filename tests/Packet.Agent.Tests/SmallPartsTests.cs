@@ -158,6 +158,27 @@ public sealed class DisplayTests
         Assert.Equal("surrogate-\\xed\\xa0\\x80", NativeName.Display("surrogate-" + (char)0xD800));
 
     [Theory]
+    [InlineData("bell\u0001", "bell\\x01")]
+    [InlineData("return\r", "return\\x0d")]
+    [InlineData("ends-with-nul\0", "ends-with-nul\\x00")]
+    [InlineData("delete\u007f", "delete\\x7f")]
+    public void Other_control_characters_are_shown_as_hex_bytes(string name, string shown) => Assert.Equal(shown, NativeName.Display(name));
+
+    [Theory]
+    [InlineData("plain.txt")]
+    [InlineData("caf\u00e9 with spaces")]
+    public void A_name_that_needs_no_escape_is_shown_as_it_is_without_a_copy_per_log_line(string name) =>
+        Assert.Same(name, NativeName.Display(name));
+
+    [Theory]
+    [InlineData(new byte[] { 0x61, 0x62 }, "ab")]
+    [InlineData(new byte[] { 0x61, 0x7f }, "a\u007f")]
+    [InlineData(new byte[] { 0x61, 0x80 }, "a\0\u0080")]
+    [InlineData(new byte[] { 0xc3, 0xa9 }, "\u00e9")]
+    public void Bytes_become_a_name_ascii_directly_and_anything_else_through_the_unix_encoding(byte[] bytes, string name) =>
+        Assert.Equal(name, NativeName.FromBytes(bytes));
+
+    [Theory]
     [InlineData("plain.txt", true)]
     [InlineData("caf\u00e9 \ud83d\ude00", true)]
     [InlineData("bad-\0\u00ff", false)]

@@ -141,6 +141,67 @@ public sealed class SshdConfigTests
     }
 
     [Fact]
+    public void The_whole_config_is_exactly_the_approved_one()
+    {
+        var settings = new SshdSettings(2222, ["/ws/.packet/ssh/ssh_host_ed25519_key", "/ws/.packet/ssh/ssh_host_rsa_key"], "dev", "/ws/home/.ssh/authorized_keys", "/run/packet-agent/sshd.pid", new Dictionary<string, string> { ["A"] = "1" });
+
+        Assert.Equal(
+            """
+            # Written by packet-agent at every boot; changes here are lost. See README, "SSH into the pod".
+            Port 2222
+            HostKey "/ws/.packet/ssh/ssh_host_ed25519_key"
+            HostKey "/ws/.packet/ssh/ssh_host_rsa_key"
+            AuthorizedKeysFile .ssh/authorized_keys
+            PubkeyAuthentication yes
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            PermitRootLogin no
+            UsePAM no
+            StrictModes no
+            PrintMotd no
+            X11Forwarding no
+            Subsystem sftp internal-sftp
+            PidFile "/run/packet-agent/sshd.pid"
+            SetEnv "A=1"
+            Match User "dev"
+            	AuthorizedKeysFile .ssh/authorized_keys "/ws/home/.ssh/authorized_keys"
+
+            """.ReplaceLineEndings("\n"),
+            SshdConfig.Render(settings));
+    }
+
+    [Theory]
+    [InlineData("\nstarts with a newline")]
+    [InlineData("ends with a return\r")]
+    [InlineData("a\0nul")]
+    public void A_value_with_a_line_break_or_a_nul_anywhere_is_left_out(string value)
+    {
+        var leftOut = new List<string>();
+
+        var kept = SshdConfig.SessionEnvironment(new Dictionary<string, string> { ["V"] = value }, leftOut);
+
+        Assert.Empty(kept);
+        Assert.Equal(["V"], leftOut);
+    }
+
+    [Theory]
+    [InlineData("_PRIVATE", true)]
+    [InlineData("x", true)]
+    [InlineData("A1_b", true)]
+    [InlineData("1ABC", false)]
+    [InlineData("A.B", false)]
+    [InlineData("É", false)]
+    public void Only_shell_identifiers_are_passed_to_sessions(string name, bool kept)
+    {
+        var leftOut = new List<string>();
+
+        var sessions = SshdConfig.SessionEnvironment(new Dictionary<string, string> { [name] = "v" }, leftOut);
+
+        Assert.Equal(kept, sessions.ContainsKey(name));
+        Assert.Equal(!kept, leftOut.Contains(name));
+    }
+
+    [Fact]
     public void Every_variable_goes_on_one_SetEnv_line_quoted_so_no_value_can_end_it()
     {
         string config = SshdConfig.Render(Settings(environment: new() { ["A"] = "plain", ["B"] = "x\" PermitRootLogin yes \\\"#", ["C"] = "it's $(id)" }));
