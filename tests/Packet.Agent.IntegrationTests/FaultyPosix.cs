@@ -162,10 +162,23 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     /// <summary>Each getdents call: the descriptor and the managed thread that made it.</summary>
     public ConcurrentBag<(int Fd, int Thread)> Listings { get; } = [];
 
+    /// <summary>When set, listings give no entry types (DT_UNKNOWN), as XFS without ftype and some FUSE file systems do.</summary>
+    public bool UnknownTypes { get; init; }
+
     public int GetDents(int fd, Span<byte> buffer)
     {
         Listings.Add((fd, Environment.CurrentManagedThreadId));
-        return Fail("getdents", null) ?? _real.GetDents(fd, buffer);
+        int listed = Fail("getdents", null) ?? _real.GetDents(fd, buffer);
+        if (UnknownTypes)
+        {
+            // linux_dirent64: d_reclen (u16) at 16, d_type (u8) at 18.
+            for (int record = 0; record < listed; record += BitConverter.ToUInt16(buffer[(record + 16)..]))
+            {
+                buffer[record + 18] = DirectoryReader.DT_UNKNOWN;
+            }
+        }
+
+        return listed;
     }
 
     /// <summary>How many fsync calls were made (any descriptor).</summary>

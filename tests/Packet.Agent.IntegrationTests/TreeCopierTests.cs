@@ -13,9 +13,11 @@ public sealed class TreeCopierTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     [Theory]
-    [InlineData(0)]
-    [InlineData(4)]
-    public void I_copy_a_realistic_home_exactly_as_cp_a_does_except_sockets_and_devices(int workers)
+    [InlineData(0, false)]
+    [InlineData(4, false)]
+    [InlineData(0, true)]
+    [InlineData(4, true)]
+    public void I_copy_a_realistic_home_exactly_as_cp_a_does_except_sockets_and_devices(int workers, bool listingsWithoutTypes)
     {
         string home = _dir["home"];
         HomeFixture.Build(home, rootOnlyEntries: Platform.IsRoot);
@@ -23,7 +25,7 @@ public sealed class TreeCopierTests : IDisposable
         Directory.CreateDirectory(_dir["by-cp"]);
         ChildProcess.MustSucceed("cp", "-a", home + "/.", _dir["by-cp"]);
 
-        var report = CopyHarness.Copy(home, _dir["by-agent"], workers: workers);
+        var report = CopyHarness.Copy(home, _dir["by-agent"], new FaultyPosix { UnknownTypes = listingsWithoutTypes }, workers: workers);
 
         var ours = TreeSnapshot.Take(_dir["by-agent"]);
         var theirs = TreeSnapshot.Take(_dir["by-cp"]);
@@ -216,12 +218,14 @@ public sealed class TreeCopierTests : IDisposable
         string existing = _dir.Create("existing");
         HomeFixture.Write(existing, ".bashrc", "user version");
         HomeFixture.Write(existing, ".config/old.conf", "user old");
+        HomeFixture.Write(home, "tool/bin/run", "image's tool");
+        HomeFixture.Write(existing, "tool", "the user's file where the image has a folder");
 
         var report = CopyHarness.Copy(home, _dir["staging"], existing: existing);
 
         var staged = TreeSnapshot.Take(_dir["staging"]).Entries.Keys.Where(k => k.Length > 0).Order(StringComparer.Ordinal);
         Assert.Equal(new[] { ".config", ".config/new.conf", "fresh", "fresh/file" }, staged);
-        Assert.Equal(2, report.KeptExisting);
+        Assert.Equal(3, report.KeptExisting);
         Assert.Equal("user version", File.ReadAllText(Path.Join(existing, ".bashrc")));
     }
 
