@@ -50,6 +50,74 @@ public sealed class HostileSourceTests : IDisposable
         Assert.Equal(FilePermissions.S_IFIFO, TreeSnapshot.Take(_dir["copy"])["becomes-fifo"].Type);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void An_entry_that_is_a_link_whenever_it_is_opened_and_a_file_whenever_it_is_looked_at_is_given_up_after_two_tries(bool listingsWithoutTypes)
+    {
+        HomeFixture.Write(Home, "flipping", "data");
+        HomeFixture.Write(Home, "steady", "steady");
+        string path = Path.Join(Home, "flipping");
+        void Become(bool link)
+        {
+            File.Delete(path);
+            if (link)
+            {
+                File.CreateSymbolicLink(path, "steady");
+            }
+            else
+            {
+                File.WriteAllText(path, "data");
+            }
+        }
+
+        int opens = 0;
+        var posix = new FaultyPosix((call, name) =>
+        {
+            if (call == "lstatat" && name == "flipping")
+            {
+                Become(link: false);
+            }
+
+            return null;
+        })
+        {
+            UnknownTypes = listingsWithoutTypes,
+            BeforeOpen = name =>
+            {
+                if (name == "flipping")
+                {
+                    opens++;
+                    Become(link: true);
+                }
+            },
+        };
+        var problems = new List<CopyProblem>();
+
+        var report = CopyHarness.Copy(Home, _dir["copy"], posix, workers: 0, problems: problems);
+
+        Assert.Equal(new CopyProblem(ProblemKind.ChangedDuringCopy, "flipping", "kept changing type while being copied; left out"), problems.Single());
+        Assert.Equal(1, report.ChangedDuringCopy);
+        Assert.Equal(2, opens);
+        Assert.False(Path.Exists(Path.Join(_dir["copy"], "flipping")) || File.Exists(Path.Join(_dir["copy"], "flipping")));
+        Assert.Equal("steady", File.ReadAllText(Path.Join(_dir["copy"], "steady")));
+    }
+
+    [Fact]
+    public void A_file_replaced_by_a_folder_after_listing_is_left_out_and_named()
+    {
+        HomeFixture.Write(Home, "becomes-dir", "data");
+        string path = Path.Join(Home, "becomes-dir");
+        var posix = new FaultyPosix { BeforeOpen = Once("becomes-dir", () => { File.Delete(path); HomeFixture.Write(Home, "becomes-dir/inside", "x"); }) };
+        var problems = new List<CopyProblem>();
+
+        var report = CopyHarness.Copy(Home, _dir["copy"], posix, workers: 0, problems: problems);
+
+        Assert.Equal(new CopyProblem(ProblemKind.ChangedDuringCopy, "becomes-dir", "became a directory while being copied; left out"), problems.Single());
+        Assert.Equal(1, report.ChangedDuringCopy);
+        Assert.False(Path.Exists(Path.Join(_dir["copy"], "becomes-dir")));
+    }
+
     [Fact]
     public void A_file_replaced_by_a_symlink_after_listing_is_copied_as_the_symlink_never_followed()
     {
