@@ -130,7 +130,7 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     public long CopyFileRange(int inFd, long inOffset, int outFd, long outOffset, long length)
     {
         BeforeCopy?.Invoke();
-        return Fail("copy_file_range", null) ?? Outside("copy_file_range", outFd) ?? _real.CopyFileRange(inFd, inOffset, outFd, outOffset, length);
+        return Fail("copy_file_range", NameOf(inFd)) ?? Outside("copy_file_range", outFd) ?? _real.CopyFileRange(inFd, inOffset, outFd, outOffset, length);
     }
 
     public long SendFile(int outFd, int inFd, long inOffset, long length) => Fail("sendfile", null) ?? Outside("sendfile", outFd) ?? _real.SendFile(outFd, inFd, inOffset, length);
@@ -138,8 +138,9 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     /// <summary>When set, reads end at this offset, as when a file is truncated while it is read.</summary>
     public long? ReadsEndAt { get; init; }
 
+    /// <summary>The name a fault sees for pread and copy_file_range is the name the file being read was opened by.</summary>
     public long PRead(int fd, Span<byte> buffer, long offset) =>
-        Fail("pread", null)
+        Fail("pread", NameOf(fd))
         ?? (ReadsEndAt is { } end
             ? (offset >= end ? 0 : _real.PRead(fd, buffer[..(int)Math.Min(buffer.Length, end - offset)], offset))
             : _real.PRead(fd, buffer, offset));
@@ -246,6 +247,8 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
         string path = PathOf(dirFd, name);
         return TempDirectory.IsTestTree(path) ? null : Escaped($"{call} {path}");
     }
+
+    private static string? NameOf(int fd) => OpenedPaths.TryGetValue(fd, out string? path) ? Path.GetFileName(path) : null;
 
     private static string PathOf(int dirFd, string name) =>
         Path.Combine(dirFd == AtCurrentDirectory ? Environment.CurrentDirectory : DescriptorPath(dirFd) ?? string.Empty, name);

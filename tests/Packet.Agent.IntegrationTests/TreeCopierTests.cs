@@ -111,6 +111,47 @@ public sealed class TreeCopierTests : IDisposable
     }
 
     [Fact]
+    public void I_remove_the_partial_copy_of_a_file_whose_reading_fails_midway_and_name_it()
+    {
+        string home = _dir.Create("home");
+        HomeFixture.WriteBytes(home, "failing", HomeFixture.RandomBytes(3 << 20, seed: 3));
+        HomeFixture.Write(home, "fine", "fine");
+        var problems = new List<CopyProblem>();
+        int reads = 0;
+        // A disk error after the first MiB: the in-kernel copy gives EIO, read/write names the side.
+        var posix = new FaultyPosix((call, name) => (call, name) switch
+        {
+            ("copy_file_range", "failing") => Errno.EIO,
+            ("pread", "failing") when Interlocked.Increment(ref reads) > 1 => Errno.EIO,
+            _ => null,
+        });
+
+        var report = CopyHarness.Copy(home, _dir["copy"], posix, workers: 0, problems: problems);
+
+        Assert.Null(report.FatalError);
+        Assert.Equal(new CopyProblem(ProblemKind.Unreadable, "failing", "read: Input/output error (EIO); left out"), problems.Single());
+        Assert.Equal((1, 1L), (report.SkippedUnreadable, report.Files));
+        Assert.False(File.Exists(Path.Join(_dir["copy"], "failing")), "a partial copy must not stay");
+        Assert.Equal("fine", File.ReadAllText(Path.Join(_dir["copy"], "fine")));
+    }
+
+    [Fact]
+    public void I_count_the_bytes_and_the_space_of_what_I_copied()
+    {
+        string home = _dir.Create("home");
+        HomeFixture.WriteBytes(home, "a", HomeFixture.RandomBytes(10_000, seed: 1));
+        HomeFixture.WriteSparse(home, "sparse", size: 8 << 20, dataAt: [0]);
+
+        var report = CopyHarness.Copy(home, _dir["copy"], workers: 0);
+
+        Assert.Equal(10_000 + (8L << 20), report.Bytes);
+        HomeFixture.Check(Syscall.lstat(Path.Join(home, "a"), out var a));
+        HomeFixture.Check(Syscall.lstat(Path.Join(home, "sparse"), out var sparse));
+        Assert.Equal((a.st_blocks + sparse.st_blocks) * 512, report.AllocatedBytes);
+        Assert.Equal(2, report.Files);
+    }
+
+    [Fact]
     public void I_skip_an_unlistable_directory_and_copy_everything_beside_it()
     {
         string home = _dir.Create("home");
