@@ -290,6 +290,86 @@ internal sealed class FakeEnvironment(Dictionary<string, string> values) : IEnvi
     public string? Get(string name) => values.GetValueOrDefault(name);
 }
 
+public sealed class OptionValueTests
+{
+    private static BootOptions Boot(params string[] args) =>
+        Assert.IsType<BootCommand>(CommandLine.Parse(["boot", .. args], new FakeEnvironment(new() { ["HOME"] = "/root" }), () => null)).Options;
+
+    private static string UsageError(params string[] args) =>
+        Assert.Throws<UsageException>(() => CommandLine.Parse(["boot", .. args], new FakeEnvironment(new() { ["HOME"] = "/root" }), () => null)).Message;
+
+    [Theory]
+    [InlineData("/", "/")]
+    [InlineData("//", "/")]
+    [InlineData("/mnt/ws/", "/mnt/ws")]
+    [InlineData("/mnt/ws///", "/mnt/ws")]
+    [InlineData("/mnt/ws", "/mnt/ws")]
+    public void Trailing_slashes_are_dropped_from_paths_but_the_root_stays(string given, string normalized) =>
+        Assert.Equal(normalized, PathOption.Normalized(given));
+
+    [Fact]
+    public void A_relative_path_is_a_usage_error() =>
+        Assert.Contains("expected an absolute path (starting with /)", UsageError("--workspace", "mnt/ws"));
+
+    [Theory]
+    [InlineData("1", 1)]
+    [InlineData("2222", 2222)]
+    [InlineData("65535", 65535)]
+    public void A_port_from_1_to_65535_is_taken(string given, int port) =>
+        Assert.Equal(port, Boot("--ssh-port", given).SshPort);
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("65536")]
+    [InlineData("-1")]
+    [InlineData("+22")]
+    [InlineData("22.0")]
+    [InlineData("ssh")]
+    public void Any_other_port_is_a_usage_error(string given) =>
+        Assert.Contains("expected a port number from 1 to 65535", UsageError("--ssh-port", given));
+
+    [Theory]
+    [InlineData("0.001", 0.001)]
+    [InlineData("604800", 604800)]
+    public void A_time_limit_above_0_and_up_to_a_week_is_taken(string given, double seconds) =>
+        Assert.Equal(TimeSpan.FromSeconds(seconds), Boot("--hook-timeout", given).HookTimeout);
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("604800.5")]
+    [InlineData("-5")]
+    [InlineData("1e3")]
+    [InlineData("ten")]
+    public void Any_other_time_limit_is_a_usage_error(string given) =>
+        Assert.Contains("expected a number of seconds greater than 0 and at most 604800", UsageError("--hook-timeout", given));
+
+    [Fact]
+    public void An_empty_text_value_is_a_usage_error() =>
+        Assert.Contains("expected a non-empty value", UsageError("--nvidia-smi", string.Empty));
+
+    [Theory]
+    [InlineData("1", true)]
+    [InlineData("TRUE", true)]
+    [InlineData("yes", true)]
+    [InlineData("On", true)]
+    [InlineData("0", false)]
+    [InlineData("false", false)]
+    [InlineData("NO", false)]
+    [InlineData("off", false)]
+    public void A_switch_variable_reads_every_spelling_of_on_and_off(string value, bool strict) =>
+        Assert.Equal(strict, Assert.IsType<BootCommand>(CommandLine.Parse(["boot"], new FakeEnvironment(new() { ["HOME"] = "/root", ["PACKET_STRICT"] = value }), () => null)).Options.Strict);
+
+    [Fact]
+    public void A_switch_variable_off_by_default_says_which_spellings_it_takes() =>
+        Assert.Contains(
+            "invalid value 'maybe' in PACKET_STRICT: expected 1 or 0 (true/false, yes/no, on/off)",
+            Assert.Throws<UsageException>(() => CommandLine.Parse(["boot"], new FakeEnvironment(new() { ["HOME"] = "/root", ["PACKET_STRICT"] = "maybe" }), () => null)).Message);
+
+    [Fact]
+    public void A_choice_names_every_value_it_takes() =>
+        Assert.Contains("invalid value 'sometimes' for --ssh: expected auto, on or off", UsageError("--ssh", "sometimes"));
+}
+
 public sealed class OperationsCommandLineTests
 {
     private static ParsedCommand Parse(string[] args, Dictionary<string, string>? environment = null) =>

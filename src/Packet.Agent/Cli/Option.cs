@@ -68,7 +68,8 @@ public sealed class PathOption(string flag, string variable, string? defaultValu
 
     public override string DefaultInHelp => defaultInHelp ?? Default ?? "none";
 
-    public static string Normalized(string path) => path.Length > 1 ? path.TrimEnd('/') : path;
+    /// <summary>An absolute path without trailing slashes; "/" (or "//") stays the root.</summary>
+    public static string Normalized(string path) => path.TrimEnd('/') is { Length: > 0 } trimmed ? trimmed : "/";
 
     protected override string? Parse(Given given) =>
         given.Value.StartsWith('/') ? Normalized(given.Value) : throw Invalid(given, "an absolute path (starting with /)");
