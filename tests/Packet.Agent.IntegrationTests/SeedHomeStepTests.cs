@@ -1,0 +1,107 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Packet.Agent.Boot;
+using Packet.Agent.Cli;
+using Packet.Agent.Copy;
+using Packet.Agent.Steps;
+using Packet.Agent.TestSupport;
+using Packet.Agent.Workspace;
+using Xunit;
+
+namespace Packet.Agent.IntegrationTests;
+
+/// <summary>The seed step's decisions before any copy: a home that cannot be read, a marked workspace, a live home that is the persisted one.</summary>
+public sealed class SeedHomeStepTests : IDisposable
+{
+    private readonly TempDirectory _dir = new("seed-step");
+
+    public SeedHomeStepTests()
+    {
+        Workspace = _dir.Create("workspace");
+        Image = _dir.Create("image-home");
+        HomeFixture.Write(Image, ".bashrc", "image\n");
+    }
+
+    private string Workspace { get; }
+
+    private string Image { get; }
+
+    private string Persisted => Path.Join(Workspace, "home");
+
+    public void Dispose() => _dir.Dispose();
+
+    private (StepResult Result, HomeStatus Status) Seed(string home, bool upgrade = true)
+    {
+        var options = new BootOptions { Workspace = Workspace, Home = home, TerminationLog = _dir["termination-log"], Upgrade = upgrade, ImageVersion = "1" };
+        var step = new SeedHomeStep(new FaultyPosix(), NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
+        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
+        var (result, state) = Steps.Run(step, workspace, options);
+        state.Lock?.Dispose();
+        return (result, state.Status);
+    }
+
+    private void Mark() => HomeFixture.Write(Persisted, ".packet-init", string.Empty);
+
+    [Fact]
+    public void A_home_that_cannot_be_read_leaves_an_unmarked_workspace_unseeded_and_says_why()
+    {
+        string missing = _dir["no-such-home"];
+
+        var (result, status) = Seed(missing);
+
+        Assert.Equal((StepOutcome.Warning, HomeStatus.NotSeeded), (result.Outcome, status));
+        Assert.Equal($"cannot read the home to seed from: open directory {missing}: No such file or directory (ENOENT); the home is not seeded", result.Summary);
+        Assert.False(Directory.Exists(Persisted));
+    }
+
+    [Fact]
+    public void A_home_that_cannot_be_read_beside_a_marked_workspace_leaves_it_seeded_unchecked()
+    {
+        Mark();
+        string missing = _dir["no-such-home"];
+
+        var (result, status) = Seed(missing);
+
+        Assert.Equal((StepOutcome.Skipped, HomeStatus.Seeded), (result.Outcome, status));
+        Assert.Equal($"already seeded (marker present); image changes not checked: open directory {missing}: No such file or directory (ENOENT)", result.Summary);
+    }
+
+    [Fact]
+    public void A_marked_workspace_without_upgrades_is_left_as_it_is()
+    {
+        Mark();
+
+        var (result, status) = Seed(Image, upgrade: false);
+
+        Assert.Equal((StepOutcome.Skipped, HomeStatus.Seeded, "already seeded (marker present)"), (result.Outcome, status, result.Summary));
+        Assert.False(File.Exists(Path.Join(Persisted, ".bashrc")));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_live_home_that_is_the_persisted_one_has_nothing_to_copy(bool throughALink)
+    {
+        Directory.CreateDirectory(Persisted);
+        string home = Persisted;
+        if (throughALink)
+        {
+            HomeFixture.Symlink(_dir.Path, Persisted, "home-link");
+            home = _dir["home-link"];
+        }
+
+        var (result, status) = Seed(home);
+
+        Assert.Equal((StepOutcome.Ok, HomeStatus.Copied, $"{home} is the persisted home itself; nothing to copy"), (result.Outcome, status, result.Summary));
+        Assert.Empty(Directory.GetFileSystemEntries(Persisted));
+    }
+
+    [Fact]
+    public void A_marked_persisted_home_that_is_the_live_one_is_not_upgraded_from_itself()
+    {
+        Mark();
+
+        var (result, status) = Seed(Persisted);
+
+        Assert.Equal((StepOutcome.Skipped, HomeStatus.Seeded, "already seeded (marker present)"), (result.Outcome, status, result.Summary));
+    }
+}
