@@ -171,3 +171,39 @@ public sealed class StepRunnerTests : IDisposable
         Assert.EndsWith($" (exit {(int)ExitCode.BootFailed}): guard failed", _logs.Lines[^1]);
     }
 }
+
+public sealed class StopRequestTests
+{
+    [Fact]
+    public void The_first_request_stops_the_boot_and_cancels_its_token()
+    {
+        using var stop = new StopRequest();
+
+        Assert.Equal((false, 0, false), (stop.Requested, stop.Signal, stop.Token.IsCancellationRequested));
+        Assert.True(stop.Request(15));
+
+        Assert.Equal((true, 15, "SIGTERM", true), (stop.Requested, stop.Signal, stop.SignalName, stop.Token.IsCancellationRequested));
+    }
+
+    [Fact]
+    public void A_second_request_is_refused_and_the_first_signal_stays()
+    {
+        using var stop = new StopRequest();
+        stop.Request(2);
+
+        Assert.False(stop.Request(15));
+
+        Assert.Equal((2, "SIGINT"), (stop.Signal, stop.SignalName));
+    }
+
+    [Theory]
+    [InlineData(1, "SIGHUP")]
+    [InlineData(10, "signal 10")]
+    public void Each_signal_is_named_as_an_operator_knows_it(int signal, string name)
+    {
+        using var stop = new StopRequest();
+        stop.Request(signal);
+
+        Assert.Equal(name, stop.SignalName);
+    }
+}
