@@ -139,6 +139,37 @@ public sealed class TerminationMessageTests
         Assert.Equal(4096, bytes.Length);
         Assert.Equal(2048, System.Text.Encoding.UTF8.GetString(bytes).Length);
     }
+
+    [Fact]
+    public void A_reason_of_exactly_4_KB_is_kept_whole_one_byte_more_is_cut()
+    {
+        Assert.Equal(4096, TerminationMessage.Truncate(new string('a', 4096)).Length);
+        Assert.Equal(4096, TerminationMessage.Truncate(new string('a', 4097)).Length);
+    }
+
+    [Theory]
+    [InlineData("é", 4095)]
+    [InlineData("€", 4094)]
+    [InlineData("€", 4095)]
+    [InlineData("😀", 4093)]
+    [InlineData("😀", 4095)]
+    public void A_character_across_the_limit_is_left_out_whole(string last, int before)
+    {
+        byte[] bytes = TerminationMessage.Truncate(new string('a', before) + last + "tail");
+
+        Assert.Equal(new string('a', before), System.Text.Encoding.UTF8.GetString(bytes));
+    }
+
+    [Fact]
+    public void A_file_that_cannot_be_written_is_reported_not_thrown()
+    {
+        var fileSystem = new MockFileSystem();
+
+        string? problem = new TerminationMessage(fileSystem, "/no-such-dir/term", pathWasConfigured: true).Write("reason");
+
+        Assert.NotNull(problem);
+        Assert.StartsWith("could not write the termination message to /no-such-dir/term: ", problem);
+    }
 }
 
 public sealed class DisplayTests
@@ -195,6 +226,10 @@ public sealed class DisplayTests
     [InlineData(0, "0 B")]
     [InlineData(1536, "1.5 KiB")]
     [InlineData(5L * 1024 * 1024 * 1024, "5.0 GiB")]
+    [InlineData(1023, "1023 B")]
+    [InlineData(1024, "1.0 KiB")]
+    [InlineData(3L << 40, "3.0 TiB")]
+    [InlineData(3L << 50, "3072.0 TiB")]
     public void Bytes_are_shown_in_binary_units(long bytes, string shown) => Assert.Equal(shown, Units.Bytes(bytes));
 
     [Theory]
@@ -216,6 +251,53 @@ public sealed class DisplayTests
         Assert.Equal("1.5 s", Units.Duration(TimeSpan.FromSeconds(1.5)));
         Assert.Equal("2 min 5 s", Units.Duration(TimeSpan.FromSeconds(125)));
         Assert.Equal("1 h 1 min", Units.Duration(TimeSpan.FromMinutes(61)));
+    }
+
+    [Theory]
+    [InlineData(9.99, "9.99 s")]
+    [InlineData(10, "10 s")]
+    [InlineData(59.4, "59 s")]
+    [InlineData(60, "1 min 0 s")]
+    [InlineData(3599, "59 min 59 s")]
+    [InlineData(3600, "1 h 0 min")]
+    public void Durations_change_their_unit_at_the_edges(double seconds, string shown) =>
+        Assert.Equal(shown, Units.Duration(TimeSpan.FromSeconds(seconds)));
+
+    [Theory]
+    [InlineData(LossKind.Symlinks, 1, "1 symlink left out")]
+    [InlineData(LossKind.Symlinks, 2, "2 symlinks left out")]
+    [InlineData(LossKind.Fifos, 1, "1 FIFO left out")]
+    [InlineData(LossKind.HardLinks, 3, "3 hard links copied as separate files")]
+    [InlineData(LossKind.Names, 1, "1 name the volume cannot hold, left out")]
+    [InlineData(LossKind.Owners, 1, "owners of 1 entry")]
+    [InlineData(LossKind.ExtendedAttributes, 1234, "extended attributes of 1,234 entries")]
+    public void A_loss_reads_as_an_operator_would_say_it(LossKind kind, long count, string what) =>
+        Assert.Equal(what, new LossSummary(kind, count, "x", "why").What);
+
+    [Fact]
+    public void Losses_are_counted_by_kind_with_the_first_one_met_as_the_example()
+    {
+        var losses = new VolumeLosses();
+
+        losses.Add(LossKind.Owners, "first", "EPERM");
+        losses.Add(LossKind.Owners, "second", "EINVAL");
+        losses.Add(LossKind.Times, "third", "EPERM");
+
+        Assert.Equal((2L, 1L, 0L, 3L), (losses[LossKind.Owners], losses[LossKind.Times], losses[LossKind.Modes], losses.Total));
+        Assert.Equal([new LossSummary(LossKind.Owners, 2, "first", "EPERM"), new LossSummary(LossKind.Times, 1, "third", "EPERM")], losses.Summaries());
+    }
+
+    [Fact]
+    public void A_copy_counts_its_entries_and_what_it_skipped_and_names_only_its_first_problems()
+    {
+        var report = new CopyReport(problemsToName: 2) { Files = 1, Directories = 2, Symlinks = 4, Fifos = 8, HardLinks = 16, SkippedUnreadable = 1, SkippedSockets = 2, SkippedDevices = 4, ChangedDuringCopy = 8, NotWritten = 16 };
+
+        bool[] named = [.. Enumerable.Range(1, 3).Select(i => report.AddProblem(new CopyProblem(ProblemKind.Unreadable, $"p{i}", "x")))];
+
+        Assert.Equal((31L, 31L), (report.Entries, report.Skipped));
+        Assert.Equal([true, true, false], named);
+        Assert.Equal(["p1", "p2"], report.NamedProblems.Select(p => p.Path));
+        Assert.Equal(3, report.ProblemCount);
     }
 }
 
