@@ -99,6 +99,16 @@ public sealed class NoReplaceRenameTests : IDisposable
     }
 
     [Fact]
+    public void Without_the_flag_an_entry_that_cannot_be_looked_at_is_not_moved()
+    {
+        HomeFixture.Write(_dir.Path, "from", "data");
+
+        Assert.Equal(-(int)Errno.EACCES, Move("from", "to", new FaultyPosix(FlagsRefused((call, name) => call == "lstatat" && name == "from" ? Errno.EACCES : null))));
+
+        Assert.Equal((true, false), (File.Exists(_dir["from"]), Path.Exists(_dir["to"])));
+    }
+
+    [Fact]
     public void Without_the_flag_a_new_name_that_cannot_be_looked_at_is_not_renamed_over()
     {
         _dir.Create("from");
