@@ -288,6 +288,22 @@ public sealed class DisplayTests
     }
 
     [Fact]
+    public void The_marker_records_a_copys_counts_and_its_losses_by_key_only_when_there_are_some()
+    {
+        var report = new CopyReport { Files = 3, Directories = 1, Bytes = 10, AllocatedBytes = 4096, SkippedSockets = 1, Duration = TimeSpan.FromMilliseconds(1234.5678), FlushDuration = TimeSpan.FromMilliseconds(5.4321) };
+
+        var clean = MarkerStep.Counts(report);
+        report.Losses.Add(LossKind.HardLinks, "new\nline", "link: EPERM");
+        var lossy = MarkerStep.Counts(report);
+
+        Assert.Equal((4L, 3L, 10L, 4096L, 1L), (clean.Copied.Entries, clean.Copied.Files, clean.Copied.Bytes, clean.Copied.BytesOnDisk, clean.Skipped.Sockets));
+        Assert.Equal((1.235, 0.005), (clean.DurationSeconds, clean.FlushSeconds));
+        Assert.Null(clean.NotPreserved);
+        var loss = Assert.Single(lossy.NotPreserved!);
+        Assert.Equal(("hard_links", 1L, "new\\nline", "link: EPERM"), (loss.Key, loss.Value.Count, loss.Value.Example, loss.Value.Reason));
+    }
+
+    [Fact]
     public void A_copy_counts_its_entries_and_what_it_skipped_and_names_only_its_first_problems()
     {
         var report = new CopyReport(problemsToName: 2) { Files = 1, Directories = 2, Symlinks = 4, Fifos = 8, HardLinks = 16, SkippedUnreadable = 1, SkippedSockets = 2, SkippedDevices = 4, ChangedDuringCopy = 8, NotWritten = 16 };
