@@ -29,14 +29,38 @@ public sealed class SeedHomeStepTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
+    private static SeedHomeStep Step() =>
+        new(new FaultyPosix(), NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
+
+    private BootOptions Options(string home, string version = "1", bool upgrade = true) =>
+        new() { Workspace = Workspace, Home = home, TerminationLog = _dir["termination-log"], Upgrade = upgrade, ImageVersion = version };
+
     private (StepResult Result, HomeStatus Status) Seed(string home, bool upgrade = true)
     {
-        var options = new BootOptions { Workspace = Workspace, Home = home, TerminationLog = _dir["termination-log"], Upgrade = upgrade, ImageVersion = "1" };
-        var step = new SeedHomeStep(new FaultyPosix(), NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
         using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
-        var (result, state) = Steps.Run(step, workspace, options);
+        var (result, state) = Steps.Run(Step(), workspace, Options(home, upgrade: upgrade));
         state.Lock?.Dispose();
         return (result, state.Status);
+    }
+
+    /// <summary>Decides an upgrade to image version 2, lets another agent act before it is carried out, then carries it out.</summary>
+    private StepResult UpgradeWith(Action meanwhile, Action? imageChange = null)
+    {
+        Assert.Equal(StepOutcome.Ok, Seed(Image).Result.Outcome);
+        Mark();
+        HomeFixture.Write(Image, ".bashrc", "image v2\n");
+        imageChange?.Invoke();
+        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
+        using var plan = Step().Decide(workspace, new BootSettings(Options(Image, version: "2"), new StopRequest()));
+        meanwhile();
+        return plan.Apply().Result;
+    }
+
+    private void RecordBaseline(string identity)
+    {
+        using var state = DirectoryHandle.Open(new FaultyPosix(), Path.Join(Workspace, WorkspaceLayout.State));
+        using var image = DirectoryHandle.Open(new FaultyPosix(), Image);
+        new ImageUpgrade(new FaultyPosix(), new CopyOptions(), _ => { }).RecordBaseline(state, image, identity);
     }
 
     private void Mark() => HomeFixture.Write(Persisted, ".packet-init", string.Empty);
@@ -103,5 +127,36 @@ public sealed class SeedHomeStepTests : IDisposable
         var (result, status) = Seed(Persisted);
 
         Assert.Equal((StepOutcome.Skipped, HomeStatus.Seeded, "already seeded (marker present)"), (result.Outcome, status, result.Summary));
+    }
+
+    [Fact]
+    public void An_upgrade_another_agent_brought_in_meanwhile_is_not_brought_in_twice()
+    {
+        var result = UpgradeWith(() => RecordBaseline("version:2"));
+
+        Assert.Equal((StepOutcome.Skipped, "already seeded; another agent brought in the image's changes meanwhile"), (result.Outcome, result.Summary));
+        Assert.Equal("image\n", File.ReadAllText(Path.Join(Persisted, ".bashrc")));
+    }
+
+    [Fact]
+    public void An_upgrade_is_planned_again_when_another_agent_changed_the_baseline_meanwhile()
+    {
+        // The other agent recorded today's image as its baseline: against it, nothing changed.
+        var result = UpgradeWith(() => RecordBaseline("version:1.5"));
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.StartsWith("the image changed (version:1 -> version:2): 0 added, 0 updated, 0 of your changes kept", result.Summary);
+    }
+
+    [Fact]
+    public void An_upgrade_with_an_action_that_failed_is_a_warning()
+    {
+        var result = UpgradeWith(
+            meanwhile: () => HomeFixture.Write(Persisted, "new.conf", "the user's\n"),
+            imageChange: () => HomeFixture.Write(Image, "new.conf", "image's\n"));
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.EndsWith(", 1 failed", result.Summary);
+        Assert.Equal("the user's\n", File.ReadAllText(Path.Join(Persisted, "new.conf")));
     }
 }
