@@ -45,6 +45,64 @@ public sealed class PublicKeysTests
     }
 
     [Fact]
+    public void A_key_without_a_comment_is_written_without_one_and_a_comment_keeps_its_inner_spaces()
+    {
+        string bare = Alice[..Alice.LastIndexOf(' ')];
+
+        Assert.True(PublicKeys.Parse(bare, out var plain, out _));
+        Assert.True(PublicKeys.Parse(bare + "\t  alice at  the laptop  ", out var commented, out _));
+
+        Assert.Equal((bare, string.Empty), (plain.Line, plain.Comment));
+        Assert.Equal(bare + " alice at  the laptop", commented.Line);
+    }
+
+    [Fact]
+    public void Files_are_read_in_name_order_whatever_order_they_are_given_in()
+    {
+        var pod = Gather([], ("/keys/b", Bob), ("/keys/a", Alice), ("/keys/c", Carol));
+
+        Assert.Equal([Alice, Bob, Carol], pod.Keys.Select(k => k.Line));
+    }
+
+    [Theory]
+    [InlineData("from=10.0.0.1 ssh-ed25519 AAAA")]
+    [InlineData("ssh-\"x ssh-ed25519 AAAA")]
+    public void Options_written_with_either_an_equals_sign_or_a_quote_are_refused_as_options(string line)
+    {
+        Assert.False(PublicKeys.Parse(line, out _, out string? why));
+
+        Assert.StartsWith("options before the key are not taken from the pod", why);
+    }
+
+    [Fact]
+    public void An_unknown_type_is_named_with_its_control_characters_shown_and_cut_to_40()
+    {
+        Assert.False(PublicKeys.Parse("ssh-\u0007bell" + new string('x', 60) + " AAAA", out _, out string? why));
+
+        Assert.Equal($"unknown key type 'ssh-?bell{new string('x', 31)}'", why);
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0, 0, 0 })]
+    [InlineData(new byte[] { 0, 0, 0, 12, (byte)'s', (byte)'s', (byte)'h', (byte)'-', (byte)'e', (byte)'d' })]
+    [InlineData(new byte[] { 0, 0, 0, 7, (byte)'s', (byte)'s', (byte)'h', (byte)'-', (byte)'r', (byte)'s' })]
+    public void A_blob_too_short_for_its_own_type_name_is_not_a_key(byte[] blob)
+    {
+        Assert.False(PublicKeys.Parse($"ssh-ed25519 {Convert.ToBase64String(blob)}", out _, out string? why));
+
+        Assert.Equal("the key's data is not a ssh-ed25519 key", why);
+    }
+
+    [Fact]
+    public void A_blob_holding_exactly_its_type_name_is_a_key_of_that_type()
+    {
+        byte[] blob = [0, 0, 0, 11, .. "ssh-ed25519"u8];
+
+        Assert.True(PublicKeys.Parse($"ssh-ed25519 {Convert.ToBase64String(blob)}", out var key, out _));
+        Assert.Equal("ssh-ed25519", key.Type);
+    }
+
+    [Fact]
     public void No_variables_and_no_files_give_no_keys_and_no_problems()
     {
         var pod = Gather(new() { ["PUBLIC_KEY"] = "  \n" });
