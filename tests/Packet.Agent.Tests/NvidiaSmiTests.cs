@@ -1,4 +1,8 @@
+using Packet.Agent.Boot;
+using Packet.Agent.Cli;
 using Packet.Agent.Gpu;
+using Packet.Agent.Steps;
+using Packet.Agent.TestSupport;
 using Xunit;
 
 namespace Packet.Agent.Tests;
@@ -145,5 +149,84 @@ public sealed class NvidiaSmiTests
         string line = "garbage " + new string('y', 400);
 
         Assert.Equal($"nvidia-smi printed a line that is not a GPU record: '{line[..300]}...'", NvidiaSmi.Parse(line).Problem);
+    }
+}
+
+public sealed class GpuCheckStepUnitTests
+{
+    private const string OneGpu = "0, NVIDIA H100 80GB HBM3, GPU-aaaa, 81559, 1, 550.54.15\n";
+
+    private static (GpuCheckStep Step, FakeProcessRunner Runner, ListLoggerProvider Logs) Step(GpuMode mode, ProcessResult result)
+    {
+        var runner = new FakeProcessRunner(result);
+        var logs = new ListLoggerProvider();
+        var smi = new NvidiaSmi(runner, FakeFileSystem.Resolver(FakeFileSystem.With("/usr/bin/nvidia-smi"), "/usr/bin/nvidia-smi"), () => "/usr/bin");
+        return (new GpuCheckStep(smi, logs.CreateLogger("gpu"), mode), runner, logs);
+    }
+
+    private static BootSettings Settings(bool dryRun = false) =>
+        new(new BootOptions { Workspace = "/workspace", Home = "/root", DryRun = dryRun }, new StopRequest());
+
+    [Fact]
+    public void One_gpu_is_found_and_logged_with_its_memory()
+    {
+        var (step, _, logs) = Step(GpuMode.Auto, new ProcessResult(0, OneGpu, string.Empty, false));
+        using (step)
+        {
+            var settings = Settings();
+            step.Start(settings);
+            using var plan = step.Decide(default, settings);
+
+            var (result, gpus) = plan.Apply();
+
+            Assert.Equal(StepResult.Ok("1 GPU found"), result);
+            Assert.Single(gpus);
+            Assert.Contains(logs.Lines, line => line.Contains("NVIDIA H100 80GB HBM3", StringComparison.Ordinal) && line.Contains("1 MiB", StringComparison.Ordinal) && line.Contains("81559 MiB", StringComparison.Ordinal));
+        }
+    }
+
+    [Theory]
+    [InlineData(GpuMode.Off, false)]
+    [InlineData(GpuMode.Auto, true)]
+    public void Nothing_is_started_when_the_check_is_off_or_in_a_dry_run(GpuMode mode, bool dryRun)
+    {
+        var (step, runner, _) = Step(mode, new ProcessResult(0, OneGpu, string.Empty, false));
+        using (step)
+        {
+            step.Start(Settings(dryRun));
+        }
+
+        Assert.Empty(runner.Calls);
+    }
+
+    [Theory]
+    [InlineData(GpuMode.Auto, FailurePolicy.WarnAndContinue)]
+    [InlineData(GpuMode.Require, FailurePolicy.FailBoot)]
+    [InlineData(GpuMode.Off, FailurePolicy.WarnAndContinue)]
+    public void Only_require_makes_a_gpu_problem_fail_the_boot(GpuMode mode, FailurePolicy policy)
+    {
+        var (step, _, _) = Step(mode, new ProcessResult(0, OneGpu, string.Empty, false));
+        using (step)
+        {
+            Assert.Equal(policy, step.Policy);
+        }
+    }
+
+    [Fact]
+    public void An_unhealthy_answer_is_a_problem_with_nvidia_smis_reason()
+    {
+        var (step, _, _) = Step(GpuMode.Require, new ProcessResult(9, string.Empty, "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.", false));
+        using (step)
+        {
+            var settings = Settings();
+            step.Start(settings);
+            using var plan = step.Decide(default, settings);
+
+            var (result, gpus) = plan.Apply();
+
+            Assert.Equal(StepOutcome.Warning, result.Outcome);
+            Assert.Contains("couldn't communicate with the NVIDIA driver", result.Summary, StringComparison.Ordinal);
+            Assert.Empty(gpus);
+        }
     }
 }
