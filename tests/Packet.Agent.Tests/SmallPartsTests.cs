@@ -72,6 +72,20 @@ public sealed class GuardStepTests
     }
 
     [Fact]
+    public void A_volume_holding_only_some_of_what_it_keeps_needs_its_root_writable_for_the_rest()
+    {
+        var posix = new PathTablePosix(effectiveUserId: 1000)
+            .Directory("/workspace", writable: false)
+            .Directory("/workspace/home", uid: 1000, gid: 1000)
+            .Directory("/workspace/.packet", uid: 1000, gid: 1000);
+
+        var (result, workspace) = Guard(posix);
+
+        Assert.StartsWith("/workspace is not writable by the agent's user (uid 1000, gid 1000)", result.Summary);
+        Assert.Null(workspace);
+    }
+
+    [Fact]
     public void A_home_the_user_cannot_write_is_named_even_when_the_volume_is_theirs()
     {
         var posix = new PathTablePosix(effectiveUserId: 1000)

@@ -140,6 +140,16 @@ public sealed class AuthorizedKeysBlockTests
     }
 
     [Fact]
+    public void The_block_says_where_its_keys_come_from_and_where_the_users_own_go()
+    {
+        string block = AuthorizedKeysBlock.Apply(string.Empty, [Alice], out _);
+
+        Assert.Equal(
+            $"{AuthorizedKeysBlock.Start}\n# From the pod (PUBLIC_KEY, SSH_PUBLIC_KEY, --ssh-keys-dir), rewritten at every boot; add your own keys outside this block.\n{PublicKeysTests.Alice}\n{AuthorizedKeysBlock.End}\n",
+            block);
+    }
+
+    [Fact]
     public void A_key_removed_from_the_pod_leaves_at_the_next_boot_and_no_keys_leave_no_block()
     {
         string both = AuthorizedKeysBlock.Apply(string.Empty, [Alice, Bob], out _);
