@@ -33,19 +33,11 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
 
     public const FilePermissions PermissionBits = FilePermissions.ALLPERMS;
 
-    private enum Owner
-    {
-        /// <summary>The entry already belongs to the source's owner (the agent made it as that user).</summary>
-        AlreadyRight,
-        Set,
-        Lost,
-    }
-
     public void ApplyToFile(int sourceFd, int destinationFd, in Stat source, ulong destinationDevice, string path, bool modeSetAtCreation)
     {
-        var owner = ApplyOwner(destinationFd, source, path);
+        bool ownerKept = ApplyOwner(destinationFd, source, path);
         CopyXattrs(sourceFd, source.st_dev, destinationFd, destinationDevice, path);
-        var mode = ModeFor(source, owner);
+        var mode = ModeFor(source, ownerKept);
 
         // A successful chown(2) changes no permission bit but the special ones, which fchmod sets again here.
         if (!modeSetAtCreation || (mode & SpecialBits) != 0)
@@ -62,9 +54,9 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
 
     public void ApplyToDirectory(int sourceFd, int destinationFd, in Stat source, ulong destinationDevice, string path)
     {
-        var owner = ApplyOwner(destinationFd, source, path);
+        bool ownerKept = ApplyOwner(destinationFd, source, path);
         CopyXattrs(sourceFd, source.st_dev, destinationFd, destinationDevice, path);
-        SetMode(destinationFd, ModeFor(source, owner), path);
+        SetMode(destinationFd, ModeFor(source, ownerKept), path);
         SetTimes(destinationFd, source, path);
     }
 
@@ -102,27 +94,18 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
     private bool NeedsChown(in Stat source) =>
         options.PreserveOwnership && (source.st_uid != posix.EffectiveUserId || source.st_gid != posix.EffectiveGroupId);
 
-    private Owner ApplyOwner(int destinationFd, in Stat source, string path)
-    {
-        if (!NeedsChown(source))
-        {
-            return Owner.AlreadyRight;
-        }
-
-        if (!Permitted(LossKind.Owners, volume.Owners, path))
-        {
-            return Owner.Lost;
-        }
-
-        return Check(posix.FChown(destinationFd, source.st_uid, source.st_gid), LossKind.Owners, "set the owner of", path) ? Owner.Set : Owner.Lost;
-    }
+    /// <summary>True when the entry has its source's owner: the agent made it as that user, or the chown succeeded.</summary>
+    private bool ApplyOwner(int destinationFd, in Stat source, string path) =>
+        !NeedsChown(source)
+        || (Permitted(LossKind.Owners, volume.Owners, path)
+            && Check(posix.FChown(destinationFd, source.st_uid, source.st_gid), LossKind.Owners, "set the owner of", path));
 
     /// <summary>
     /// Never looser than the source: without its owner, an entry keeps its mode but loses setuid,
     /// setgid and sticky (a setuid program would otherwise run as the agent's user), as cp -a does.
     /// </summary>
-    private static FilePermissions ModeFor(in Stat source, Owner owner) =>
-        (source.st_mode & PermissionBits) & (owner == Owner.Lost ? ~SpecialBits : PermissionBits);
+    private static FilePermissions ModeFor(in Stat source, bool ownerKept) =>
+        (source.st_mode & PermissionBits) & (ownerKept ? PermissionBits : ~SpecialBits);
 
     private void SetMode(int fd, FilePermissions mode, string path)
     {
