@@ -59,11 +59,34 @@ public sealed class DescriptorZeroTests : IDisposable
         }
     }
 
-    private static int Opens(Action<FaultyPosix> operation)
+    /// <summary>
+    /// Counts the opens of <paramref name="operation"/> (fewer than <paramref name="minimumOpens"/>: the
+    /// fixture no longer exercises <paramref name="what"/>), then runs it once per open with descriptor 0
+    /// freed before that open, and hands each result to <paramref name="check"/> with the open's number.
+    /// </summary>
+    private static void ForEachOpen<T>(Func<FaultyPosix, T> operation, int minimumOpens, string what, Action<int, T> check)
     {
         int opens = 0;
         operation(new FaultyPosix { BeforeOpen = _ => opens++ });
-        return opens;
+        Assert.True(opens >= minimumOpens, $"only {opens} opens: the fixture no longer exercises {what}");
+        for (int openNumber = 1; openNumber <= opens; openNumber++)
+        {
+            check(openNumber, WithZeroFreedAt(openNumber, operation));
+        }
+    }
+
+    /// <summary>Runs <paramref name="use"/> on a descriptor of <paramref name="directory"/>, closed after.</summary>
+    private static T InDirectory<T>(string directory, Func<int, T> use)
+    {
+        int fd = CopyHarness.Open(directory);
+        try
+        {
+            return use(fd);
+        }
+        finally
+        {
+            Syscall.close(fd);
+        }
     }
 
     [Fact]
@@ -92,16 +115,12 @@ public sealed class DescriptorZeroTests : IDisposable
         ];
 
         var plain = Copy(new FaultyPosix());
-        int opens = Opens(posix => Copy(posix));
-        Assert.True(opens > 40, $"only {opens} opens: the fixture no longer exercises the walk");
-
-        for (int openNumber = 1; openNumber <= opens; openNumber++)
+        ForEachOpen(Copy, minimumOpens: 41, "the walk", (openNumber, freed) =>
         {
-            var freed = WithZeroFreedAt(openNumber, Copy);
             Assert.True(plain.Counts == freed.Counts, $"descriptor 0 freed before open {openNumber}: {freed.Counts}, not {plain.Counts}");
             var differences = Differences(freed.Tree, plain.Tree);
             Assert.True(differences.Count == 0, $"descriptor 0 freed before open {openNumber}: {string.Join("; ", differences)}");
-        }
+        });
     }
 
     [Fact]
@@ -112,29 +131,11 @@ public sealed class DescriptorZeroTests : IDisposable
         string existing = _dir.Create("existing");
         HomeFixture.Write(existing, ".config/mine", "the user's own");
         HomeFixture.Write(existing, "data/first", "the user's own");
-        TreeSize Scan(FaultyPosix posix)
-        {
-            int source = CopyHarness.Open(home);
-            int existingFd = CopyHarness.Open(existing);
-            try
-            {
-                return new TreeScanner(posix).Scan(source, existingFd, excluded: null);
-            }
-            finally
-            {
-                Syscall.close(source);
-                Syscall.close(existingFd);
-            }
-        }
+        TreeSize Scan(FaultyPosix posix) =>
+            InDirectory(home, source => InDirectory(existing, existingFd => new TreeScanner(posix).Scan(source, existingFd, excluded: null)));
 
         var plain = Scan(new FaultyPosix());
-        int opens = Opens(posix => Scan(posix));
-        Assert.True(opens > 10, $"only {opens} opens: the fixture no longer has folders to enter");
-
-        for (int openNumber = 1; openNumber <= opens; openNumber++)
-        {
-            Assert.Equal((openNumber, plain), (openNumber, WithZeroFreedAt(openNumber, Scan)));
-        }
+        ForEachOpen(Scan, minimumOpens: 11, "folders to enter", (openNumber, freed) => Assert.Equal((openNumber, plain), (openNumber, freed)));
 
         Assert.Empty(OpenDescriptors.Under(home));
         Assert.Empty(OpenDescriptors.Under(existing));
@@ -144,27 +145,13 @@ public sealed class DescriptorZeroTests : IDisposable
     public void The_volume_probe_finds_a_local_volume_whole_whichever_open_gets_descriptor_0()
     {
         string volume = _dir.Create("volume");
-        VolumeTraits Probe(FaultyPosix posix)
-        {
-            int fd = CopyHarness.Open(volume);
-            try
-            {
-                return VolumeProbe.Probe(posix, fd, owners: Platform.IsRoot);
-            }
-            finally
-            {
-                Syscall.close(fd);
-            }
-        }
+        VolumeTraits Probe(FaultyPosix posix) => InDirectory(volume, fd => VolumeProbe.Probe(posix, fd, owners: Platform.IsRoot));
 
-        int opens = Opens(posix => Probe(posix));
-        Assert.True(opens >= 4, $"only {opens} opens: the probe no longer tries a directory rename");
-
-        for (int openNumber = 1; openNumber <= opens; openNumber++)
+        ForEachOpen(Probe, minimumOpens: 4, "the probe's directory rename", (openNumber, freed) =>
         {
-            Assert.Equal((openNumber, VolumeTraits.Full), (openNumber, WithZeroFreedAt(openNumber, Probe)));
+            Assert.Equal((openNumber, VolumeTraits.Full), (openNumber, freed));
             Assert.Empty(Directory.GetFileSystemEntries(volume));
-        }
+        });
     }
 
     [Fact]
@@ -236,14 +223,13 @@ public sealed class DescriptorZeroTests : IDisposable
         {
             var (plainSummary, plainHome) = operation(new FaultyPosix());
             Assert.StartsWith("Ok", plainSummary, StringComparison.Ordinal);
-            int opens = Opens(posix => operation(posix));
-            for (int openNumber = 1; openNumber <= opens; openNumber++)
+            ForEachOpen(operation, minimumOpens: 1, what, (openNumber, freed) =>
             {
-                var (summary, home) = WithZeroFreedAt(openNumber, operation);
+                var (summary, home) = freed;
                 Assert.True(plainSummary == summary, $"{what}, descriptor 0 freed before open {openNumber}: {summary}, not {plainSummary}");
                 var differences = home.DifferencesFrom(plainHome, Ignore.AccessTimes | Ignore.RootTimes, path => !path.StartsWith(".packet", StringComparison.Ordinal) && path != ".config");
                 Assert.True(differences.Count == 0, $"{what}, descriptor 0 freed before open {openNumber}: {string.Join("; ", differences)}");
-            }
+            });
         }
     }
 }
