@@ -9,7 +9,10 @@
 #      tmpfs, and FUSE volumes from Debian: bindfs, fusefat, exfat-fuse), against cp -a and
 #      cp -a + sync -f on that same volume; on FUSE also against cp -a + an fsync of every entry,
 #      the durable one there (syncfs does not reach a FUSE daemon);
-#   4. a boot with nothing to do against the bash script it replaces, with hyperfine.
+#   4. a boot with nothing to do against the bash script it replaces, with hyperfine;
+#   5. as root, with openssh-server: the first boot of a pod given a public key (the SSH step makes
+#      its host key and starts sshd) against the same boot with --ssh off, and the step's own time
+#      from the boot reports (scripts/bench/ssh-first-boot.sh).
 # Usage: scripts/bench.sh [RUNS]
 #   BENCH_DIR      the file system of part 1 (default /var/tmp)
 #   BENCH_TREE     an installed tree to use as the home's small files (default: /usr/lib/python3*);
@@ -46,7 +49,7 @@ fi
 
 "$root/scripts/build.sh" >/dev/null
 agent="$root/artifacts/bin/packet-agent"
-# Measures the copy and the boot, never an sshd (the SSH step's own cost is measured apart).
+# Measures the copy and the boot, never an sshd (the SSH step's own cost is part 5).
 export PACKET_SSH=off
 work="$(mktemp -d "${BENCH_DIR:-/var/tmp}/packet-bench.XXXXXX")"
 mounted=()
@@ -202,3 +205,13 @@ WORKSPACE="$noop/legacy" HOME="$noop/home" hyperfine -N --warmup 20 --runs 300 -
   -n agent "$agent boot --workspace $noop/agent --home $noop/home --gpu off" \
   -n bash-script "$root/scripts/bench/legacy-persist.sh" >/dev/null
 grep -o '"median": *[0-9.e-]*' "$work/noop.json" | awk -F': *' '{ m[NR] = $2 * 1000 } END { printf "  agent %.2f ms, bash script %.2f ms, ratio %.2f\n", m[1], m[2], m[1] / m[2] }'
+
+if [ "$(id -u)" -eq 0 ] && [ -x /usr/sbin/sshd ]; then
+  echo
+  echo "first boot of a pod given a key (hyperfine, medians; each run a fresh workspace and container):"
+  hyperfine -N --warmup 2 --runs "$((runs * 4))" --export-json "$work/ssh.json" \
+    -n ssh "$root/scripts/bench/ssh-first-boot.sh $agent auto $work/ssh-step" \
+    -n no-ssh "$root/scripts/bench/ssh-first-boot.sh $agent off $work/no-ssh-step" >/dev/null
+  grep -o '"median": *[0-9.e-]*' "$work/ssh.json" | awk -F': *' '{ m[NR] = $2 * 1000 } END { printf "  boot with the SSH step %.1f ms, without %.1f ms, difference %.1f ms\n", m[1], m[2], m[1] - m[2] }'
+  printf '  the SSH step alone (its duration in the boot reports): median %.1f ms\n' "$(median <"$work/ssh-step" | awk '{ print $1 * 1000 }')"
+fi

@@ -13,15 +13,17 @@ using Packet.Agent.Json;
 using Packet.Agent.Logging;
 using Packet.Agent.Operations;
 using Packet.Agent.Posix;
+using Packet.Agent.Ssh;
 using Packet.Agent.Steps;
 
 // The composition root: parse, build the real adapters, run the command, exit with its code.
 NativeLibraries.LoadMonoPosixHelperFromAppDirectory();
 Console.SetError(StandardErrorStream.CreateWriter());
+var environment = PodEnvironment.Resolve(Agent.Runtime, Environment.GetEnvironmentVariables(), out string? podRecord);
 ParsedCommand command;
 try
 {
-    command = CommandLine.Parse(args, ProcessEnvironment.Instance, () => Syscall.getpwuid(Syscall.geteuid())?.pw_dir);
+    command = CommandLine.Parse(args, new VariablesEnvironment(environment), () => Syscall.getpwuid(Syscall.geteuid())?.pw_dir);
 }
 catch (UsageException e)
 {
@@ -33,9 +35,9 @@ return command switch
 {
     HelpCommand => PrintHelp(),
     VersionCommand => PrintVersion(),
-    BootCommand boot => Agent.Boot(boot.Options),
+    BootCommand boot => Agent.Boot(boot.Options, environment, podRecord),
     StatusCommand status => Agent.Status(status.Options),
-    ResetHomeCommand reset => Agent.ResetHome(reset.Options),
+    ResetHomeCommand reset => Agent.ResetHome(reset.Options, environment),
     GpuCommand gpu => Agent.QueryGpus(gpu.Options),
     RunAsCommand runAs => UserSwitch.Run(runAs.Uid, runAs.Gid, runAs.Command, new CommandResolver(new FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0)),
     _ => throw new InvalidOperationException($"unhandled command {command}"),
@@ -56,9 +58,12 @@ static int PrintVersion()
 /// <summary>The commands, wired to real adapters.</summary>
 internal static partial class Agent
 {
+    /// <summary>The container's own runtime directory: sshd's config, its pid, the pod's recorded environment.</summary>
+    public const string Runtime = "/run/packet-agent";
+
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromSeconds(5);
 
-    public static int Boot(BootOptions options)
+    public static int Boot(BootOptions options, System.Collections.IDictionary environment, string? podRecord)
     {
         if (options.Command.Count > 0)
         {
@@ -72,12 +77,17 @@ internal static partial class Agent
         using (var logging = AgentLogging.Create(options.LogFormat))
         {
             var loggers = logging.Factory;
+            if (podRecord is not null)
+            {
+                Log.InPodSession(loggers.CreateLogger("boot"), podRecord);
+            }
+
             var posix = PosixSystem.Instance;
             var resolver = new CommandResolver(fileSystem, IsExecutable);
             using var gpu = new GpuCheckStep(NvidiaSmi(resolver), loggers.CreateLogger("gpu"), options.Gpu);
-            var hooks = new HooksStep(posix, new HookRunner(posix, Environment.ProcessPath!), resolver, loggers.CreateLogger("hooks"), Environment.GetEnvironmentVariables);
-            var ssh = new SshStep(posix, new ProcessRunner(), resolver, Environment.GetEnvironmentVariables, new SshPaths("/run/packet-agent", "/run/sshd"), ContainerDetection.IsContainer, loggers.CreateLogger("ssh"));
-            var steps = Steps(loggers, resolver, gpu, hooks, ssh);
+            var hooks = new HooksStep(posix, new HookRunner(posix, Environment.ProcessPath!), resolver, loggers.CreateLogger("hooks"), () => environment);
+            var ssh = new SshStep(posix, new ProcessRunner(), resolver, () => environment, new SshPaths(Runtime, "/run/sshd"), ContainerDetection.IsContainer, SystemAccounts.Instance, SystemAccounts.StrictModes(), loggers.CreateLogger("ssh"));
+            var steps = Steps(loggers, resolver, gpu, hooks, ssh, environment);
             outcome = new BootSequence(steps, loggers, new BootReportWriter(posix), TimeProvider.System).Run(options, stop);
             if (options.DryRun)
             {
@@ -147,7 +157,7 @@ internal static partial class Agent
     }
 
     /// <summary>The boot's steps, built on the real adapters; reset-home passes its own hooks and SSH steps.</summary>
-    private static BootSteps Steps(ILoggerFactory loggers, CommandResolver resolver, IGpuStep gpu, IBootStep<HomeState?, NoValue> hooks, IBootStep<HomeState?, NoValue> ssh)
+    private static BootSteps Steps(ILoggerFactory loggers, CommandResolver resolver, IGpuStep gpu, IBootStep<HomeState?, NoValue> hooks, IBootStep<HomeState?, NoValue> ssh, System.Collections.IDictionary environment)
     {
         var posix = PosixSystem.Instance;
         return new BootSteps(
@@ -158,7 +168,7 @@ internal static partial class Agent
             gpu,
             hooks,
             ssh,
-            new ExecStep(resolver, Environment.GetEnvironmentVariables, new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer)));
+            new ExecStep(resolver, () => environment, new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer)));
     }
 
     public static int Status(StatusOptions options)
@@ -174,7 +184,7 @@ internal static partial class Agent
         return (int)(report.Attention.Count == 0 ? ExitCode.Success : ExitCode.BootFailed);
     }
 
-    public static int ResetHome(ResetHomeOptions options)
+    public static int ResetHome(ResetHomeOptions options, System.Collections.IDictionary environment)
     {
         var boot = options.Boot;
         using var logging = AgentLogging.Create(boot.LogFormat);
@@ -218,7 +228,7 @@ internal static partial class Agent
         var fileSystem = new FileSystem();
         var resolver = new CommandResolver(fileSystem, IsExecutable);
         using var gpu = new GpuCheckStep(NvidiaSmi(resolver), logging.Factory.CreateLogger("gpu"), GpuMode.Off);
-        var steps = Steps(logging.Factory, resolver, gpu, new NotRunStep<HomeState?>("hooks", 6, "not part of reset-home; they run at the next boot"), new NotRunStep<HomeState?>("ssh", 7, "not part of reset-home; sshd is set up at the next boot"));
+        var steps = Steps(logging.Factory, resolver, gpu, new NotRunStep<HomeState?>("hooks", 6, "not part of reset-home; they run at the next boot"), new NotRunStep<HomeState?>("ssh", 7, "not part of reset-home; sshd is set up at the next boot"), environment);
         using var stop = new StopRequest();
         using var signals = StopSignals.Install(stop);
         var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance), TimeProvider.System).Run(boot, stop);
@@ -243,5 +253,8 @@ internal static partial class Agent
 
         [LoggerMessage(EventId = 0, Level = LogLevel.Error, Message = "{Reason}")]
         public static partial void ResetFailed(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 0, Level = LogLevel.Information, Message = "running inside one of the pod's SSH sessions: the settings and variables are the pod's, from {Record}; PACKET_* set in the session still win")]
+        public static partial void InPodSession(ILogger logger, string record);
     }
 }

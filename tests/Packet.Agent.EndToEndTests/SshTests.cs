@@ -23,9 +23,10 @@ public sealed class SshPod : IDisposable
 
     /// <param name="loginToLiveHome">Root's home in the pod's passwd is the live home (no volume); else the persisted home, as when the volume's home is mounted at the live home.</param>
     /// <param name="user">The account that owns the home: root, or a user uid 1000 added to the pod's passwd (the image's USER).</param>
-    public SshPod(bool loginToLiveHome = false, string user = "root")
+    /// <param name="workspace">A volume mounted elsewhere to use as the workspace; a directory of the pod's own otherwise.</param>
+    public SshPod(bool loginToLiveHome = false, string user = "root", string? workspace = null)
     {
-        Workspace = _dir.Create("workspace");
+        Workspace = workspace ?? _dir.Create("workspace");
         Home = _dir.Create("home");
         File.Copy("/etc/skel/.profile", Path.Join(Home, ".profile"));
         File.Copy("/etc/skel/.bashrc", Path.Join(Home, ".bashrc"));
@@ -74,32 +75,50 @@ public sealed class SshPod : IDisposable
     }
 
     /// <summary>
-    /// packet-agent boot in a new container (see the class). <paramref name="hideSshd"/> mounts an
-    /// empty tmpfs over /usr/sbin there: an image without openssh-server.
+    /// packet-agent boot in a new container (see the class): <c>/run/.containerenv</c> there tells the
+    /// agent it is inside one, as podman's does, so <c>--ssh auto</c> (the default) acts as in a pod.
+    /// <paramref name="hideSshd"/> mounts an empty tmpfs over /usr/sbin there: an image without
+    /// openssh-server. <paramref name="ownNetwork"/> gives the container a network of its own (as a
+    /// pod has), whose listening sockets are listed after the boot from its /proc/net/tcp and tcp6
+    /// (<see cref="Listening"/>), and any sshd the boot started there is stopped with it.
     /// </summary>
-    public ChildResult Boot(IDictionary<string, string?> environment, string[]? options = null, bool hideSshd = false, string? workspace = null)
+    public ChildResult Boot(IDictionary<string, string?> environment, string[]? options = null, bool hideSshd = false, string? workspace = null, bool ownNetwork = false, bool defaultPort = false)
     {
-        string[] boot = [RepositoryPaths.AgentBinary, "boot", "--workspace", workspace ?? Workspace, "--home", Home, "--gpu", "off", "--ssh-port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. options ?? []];
+        string[] port = defaultPort ? [] : ["--ssh-port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+        string[] boot = [RepositoryPaths.AgentBinary, "boot", "--workspace", workspace ?? Workspace, "--home", Home, "--gpu", "off", .. port, .. options ?? []];
+        string run = string.Join(' ', boot.Select(ChildProcess.Quote));
         string script = string.Join(" && ",
             "mount -t tmpfs tmpfs /run",
+            "touch /run/.containerenv",
             $"mount --bind {ChildProcess.Quote(_dir["passwd"])} /etc/passwd",
             hideSshd ? "mount -t tmpfs tmpfs /usr/sbin" : "true",
-            "exec " + string.Join(' ', boot.Select(ChildProcess.Quote)));
+            ownNetwork
+                ? $"{{ {run}; status=$?; echo '--- listening'; awk '$4 == \"0A\" {{ print $2 }}' /proc/net/tcp /proc/net/tcp6; "
+                  + "if [ -f /run/packet-agent/sshd.pid ]; then kill \"$(cat /run/packet-agent/sshd.pid)\"; fi; exit $status; }"
+                : "exec " + run);
         var variables = new Dictionary<string, string?>(environment)
         {
-            // Not a container (the agent's own test for one would say no): auto would skip.
-            ["PACKET_SSH"] = environment.TryGetValue("PACKET_SSH", out string? mode) ? mode : "on",
+            // The sandbox turns SSH off for every other test; a pod boots with the default unless a test says otherwise.
+            ["PACKET_SSH"] = environment.TryGetValue("PACKET_SSH", out string? mode) ? mode : "auto",
+
+            // The test host may itself run in an SSH session: the boot is in one only when a test says so.
+            ["SSH_CONNECTION"] = environment.TryGetValue("SSH_CONNECTION", out string? session) ? session : null,
             ["PATH"] = $"{ImageBin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         };
-        var result = ChildProcess.Run("unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c", script], variables, TimeSpan.FromSeconds(60));
+        string[] unshare = ownNetwork ? ["--mount", "--net", "--propagation", "private"] : ["--mount", "--propagation", "private"];
+        var result = ChildProcess.Run("unshare", [.. unshare, "/bin/sh", "-c", script], variables, TimeSpan.FromSeconds(60));
         // Without a volume there is no record: the pid comes from the step's line.
-        if (Regex.Match(result.StandardError, @"ssh\[7\] sshd \(pid (\d+)\)") is { Success: true } started)
+        if (!ownNetwork && Regex.Match(result.StandardError, @"ssh\[7\] sshd \(pid (\d+)\)") is { Success: true } started)
         {
             _sshds.Add(int.Parse(started.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
         }
 
         return result;
     }
+
+    /// <summary>The local addresses (hex, as the kernel lists them) a boot with its own network left listening.</summary>
+    public static IReadOnlyList<string> Listening(ChildResult boot) =>
+        boot.StandardOutput.Split("--- listening\n", 2) is [_, var listed] ? listed.Split('\n', StringSplitOptions.RemoveEmptyEntries) : throw new InvalidOperationException($"the boot's listing is missing: {boot}");
 
     /// <summary>The SSH step's record for status, or null.</summary>
     public JsonElement? State()
@@ -126,13 +145,13 @@ public sealed class SshPod : IDisposable
     }
 
     /// <summary>ssh root@127.0.0.1 with <paramref name="key"/>; with <paramref name="input"/>, an interactive login on a terminal that reads it.</summary>
-    public ChildResult Ssh(string? command, string key = "client", string? input = null, bool strictHostKey = false, string? user = null)
+    public ChildResult Ssh(string? command, string key = "client", string? input = null, bool strictHostKey = false, string? user = null, int? port = null)
     {
         string[] options =
         [
             "-F", "/dev/null", "-i", _dir[key], "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
             "-o", $"UserKnownHostsFile={_dir["known_hosts"]}", "-o", $"StrictHostKeyChecking={(strictHostKey ? "yes" : "accept-new")}",
-            "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "-p", (port ?? Port).ToString(System.Globalization.CultureInfo.InvariantCulture),
         ];
         string destination = $"{user ?? User}@127.0.0.1";
         string[] arguments = input is null ? [.. options, destination, command!] : [.. options, "-tt", destination];
@@ -152,7 +171,10 @@ public sealed class SshPod : IDisposable
         return string.Join(':', fields);
     }
 
-    private static int FreePort()
+    /// <summary>An sshd started otherwise than by <see cref="Boot"/> (a boot run inside a session), stopped with the pod.</summary>
+    public void Track(int pid) => _sshds.Add(pid);
+
+    public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -188,6 +210,10 @@ public sealed class SshTests : IDisposable
         Assert.Contains("mytool from the volume", login.StandardOutput);
         Assert.Contains("imagetool from the image", login.StandardOutput);
         Assert.Contains($"HOME={_pod.PersistedHome}", login.StandardOutput);
+        int sshd = _pod.State()!.Value.GetProperty("pid").GetInt32();
+        string config = File.ReadAllText($"/proc/{sshd}/root/run/packet-agent/sshd_config");
+        Assert.Contains("\nStrictModes yes\n", config);
+        Assert.DoesNotContain("PACKET_", config.Replace("PACKET_POD_PATH=", string.Empty, StringComparison.Ordinal));
     }
 
     [RootFact]
@@ -207,7 +233,7 @@ public sealed class SshTests : IDisposable
         string hostKeys = Path.Join(pod.Workspace, ".packet", "ssh");
         Assert.Equal(("700", 0), Mode(hostKeys));
         Assert.Equal(("600", 0), Mode(Path.Join(hostKeys, "ssh_host_ed25519_key")));
-        Assert.Equal(("600", 0), Mode(Path.Join(hostKeys, "ssh_host_rsa_key")));
+        Assert.False(File.Exists(Path.Join(hostKeys, "ssh_host_rsa_key")), "an RSA host key was made without --ssh-rsa-host-key");
         Assert.True(asOwner.ExitCode == 0, asOwner.ToString());
         Assert.Equal($"{SshPod.NonRootUid}\n{pod.PersistedHome}\n", asOwner.StandardOutput);
         Assert.Equal(255, asRoot.ExitCode);
@@ -288,7 +314,7 @@ public sealed class SshTests : IDisposable
         var keys = new Dictionary<string, string?> { ["PUBLIC_KEY"] = _pod.ClientKey };
 
         var auto = _pod.Boot(new Dictionary<string, string?>(keys) { ["PACKET_SSH"] = "auto" }, hideSshd: true);
-        var on = _pod.Boot(keys, hideSshd: true);
+        var on = _pod.Boot(new Dictionary<string, string?>(keys) { ["PACKET_SSH"] = "on" }, hideSshd: true);
 
         Assert.True(auto.ExitCode == 0, auto.ToString());
         Assert.Equal("info: ssh[7] skipped: the image has no sshd (install openssh-server to log in over SSH)", Assert.Single(auto.ErrorLines, l => l.Contains("ssh[7]", StringComparison.Ordinal))[25..]);
@@ -307,11 +333,114 @@ public sealed class SshTests : IDisposable
         var dryRun = _pod.Boot(keys, ["--dry-run"]);
 
         Assert.True(dryRun.ExitCode == 0, dryRun.ToString());
-        Assert.Contains($"ssh[7] would start /usr/sbin/sshd on port {_pod.Port} with 1 key from the pod in {_pod.PersistedHome}/.ssh/authorized_keys; "
-            + $"host keys kept in {_pod.Workspace}/.packet/ssh; ", dryRun.StandardOutput + dryRun.StandardError);
+        Assert.Contains($"ssh: would start /usr/sbin/sshd on port {_pod.Port} with 1 key from the pod in {_pod.PersistedHome}/.ssh/authorized_keys; "
+            + $"would make the ed25519 host key, kept in {_pod.Workspace}/.packet/ssh; ", dryRun.StandardOutput);
         Assert.False(Directory.Exists(Path.Join(_pod.Workspace, ".packet")));
         Assert.False(Directory.Exists(Path.Join(_pod.PersistedHome, ".ssh")));
         Assert.Equal(255, _pod.Ssh("true").ExitCode);
+    }
+
+    [RootFact]
+    public void A_default_boot_without_a_key_starts_no_sshd_and_nothing_listens_in_the_pods_network()
+    {
+        Require.Root();
+        File.Delete(Path.Join(_pod.Home, ".profile")); // nothing in the home names a key either
+
+        var withoutKey = _pod.Boot(new Dictionary<string, string?>(), ownNetwork: true, defaultPort: true);
+
+        Assert.True(withoutKey.ExitCode == 0, withoutKey.ToString());
+        Assert.Empty(SshPod.Listening(withoutKey));
+        var line = Assert.Single(withoutKey.ErrorLines, l => l.Contains("ssh[7]", StringComparison.Ordinal));
+        Assert.Contains("info: ssh[7] skipped: no key to let in: PUBLIC_KEY, SSH_PUBLIC_KEY and --ssh-keys-dir give none", line);
+        Assert.Contains("--ssh on starts sshd without one", line);
+        Assert.False(Directory.Exists(Path.Join(_pod.Workspace, ".packet", "ssh")), "host keys were made for an sshd that was not started");
+        Assert.False(Directory.Exists(Path.Join(_pod.PersistedHome, ".ssh")));
+
+        // The same pod given a key: sshd listens on port 22 (0x0016) on every address, so the check above can see one.
+        var withKey = _pod.Boot(new Dictionary<string, string?> { ["PUBLIC_KEY"] = _pod.ClientKey }, ownNetwork: true, defaultPort: true);
+        Assert.True(withKey.ExitCode == 0, withKey.ToString());
+        Assert.Equal(["00000000000000000000000000000000:0016", "00000000:0016"], SshPod.Listening(withKey).Order(StringComparer.Ordinal));
+    }
+
+    [RootFact]
+    public void A_listen_address_is_the_only_one_sshd_listens_on()
+    {
+        Require.Root();
+
+        var boot = _pod.Boot(new Dictionary<string, string?> { ["PUBLIC_KEY"] = _pod.ClientKey, ["PACKET_SSH_LISTEN"] = "127.0.0.1" }, ownNetwork: true, defaultPort: true);
+
+        Assert.True(boot.ExitCode == 0, boot.ToString());
+        Assert.Equal(["0100007F:0016"], SshPod.Listening(boot));
+        Assert.Contains("listening on 127.0.0.1 port 22 for root", boot.StandardError);
+    }
+
+    [RootFact]
+    public void A_boot_run_again_from_inside_an_ssh_session_leaves_sshd_and_the_session_alone()
+    {
+        Require.Root();
+        Assert.Equal(0, _pod.Boot(new Dictionary<string, string?> { ["PUBLIC_KEY"] = _pod.ClientKey, ["HF_TOKEN"] = "hf_pod" }).ExitCode);
+        int sshd = _pod.State()!.Value.GetProperty("pid").GetInt32();
+        string port = _pod.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string rerun = string.Join(' ', new[] { RepositoryPaths.AgentBinary, "boot", "--workspace", _pod.Workspace, "--home", _pod.Home, "--gpu", "off", "--ssh-port", port }.Select(ChildProcess.Quote));
+
+        // An interactive login (its profile rewrites PATH, its .bashrc adds variables), then the boot, then the same shell again.
+        var session = _pod.Ssh(null, input: $"echo before $$; {rerun} 2>&1 | grep 'ssh\\[7\\]'; echo after $$; printenv HF_TOKEN; exit\n");
+
+        Assert.True(session.ExitCode == 0, session.ToString());
+        var lines = session.StandardOutput.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        string shell = ShellOf(session);
+        Assert.Contains($"after {shell}", lines);
+        Assert.Contains("hf_pod", lines);
+        Assert.Contains(lines, l => l.Contains($"sshd (pid {sshd}) already listening on port {port} for root with this configuration, left alone", StringComparison.Ordinal));
+        Assert.True(Syscall.kill(sshd, 0) == 0, "the running sshd was stopped");
+        Assert.Equal(sshd, _pod.State()!.Value.GetProperty("pid").GetInt32());
+        Assert.Equal(0, _pod.Ssh("true", strictHostKey: true).ExitCode);
+    }
+
+    [RootFact]
+    public void A_boot_run_again_with_another_configuration_replaces_sshd_and_the_session_it_runs_in_goes_on()
+    {
+        Require.Root();
+        Assert.Equal(0, _pod.Boot(new Dictionary<string, string?> { ["PUBLIC_KEY"] = _pod.ClientKey }).ExitCode);
+        int first = _pod.State()!.Value.GetProperty("pid").GetInt32();
+        int newPort = SshPod.FreePort();
+        string rerun = string.Join(' ', new[] { RepositoryPaths.AgentBinary, "boot", "--workspace", _pod.Workspace, "--home", _pod.Home, "--gpu", "off", "--ssh-port", newPort.ToString(System.Globalization.CultureInfo.InvariantCulture) }.Select(ChildProcess.Quote));
+
+        var session = _pod.Ssh(null, input: $"echo before $$; {rerun} 2>&1 | grep 'ssh\\[7\\]'; sleep 0.5; echo after $$; exit\n");
+
+        Assert.True(session.ExitCode == 0, session.ToString());
+        var lines = session.StandardOutput.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        string shell = ShellOf(session);
+        Assert.Contains($"after {shell}", lines);
+        int second = _pod.State()!.Value.GetProperty("pid").GetInt32();
+        Assert.NotEqual(first, second);
+        Assert.Contains(lines, l => l.Contains($"sshd (pid {second}) listening on port {newPort} for root, in place of the sshd (pid {first}) an earlier boot started with another configuration (its sessions go on)", StringComparison.Ordinal));
+        _pod.Track(second);
+        Assert.NotEqual(0, Syscall.kill(first, 0));
+        Assert.Equal(0, _pod.Ssh("true", port: newPort).ExitCode);
+    }
+
+    [RootFact]
+    public void On_a_volume_that_keeps_no_modes_the_boot_says_sshd_will_refuse_the_keys_and_sshd_does()
+    {
+        Require.Root();
+        using var exfat = new TestVolume(VolumeKind.Exfat);
+        using var pod = new SshPod(workspace: exfat.Path);
+
+        var boot = pod.Boot(new Dictionary<string, string?> { ["PUBLIC_KEY"] = pod.ClientKey });
+        var login = pod.Ssh("true");
+
+        Assert.True(boot.ExitCode == 0, boot.ToString());
+        string keys = Path.Join(pod.PersistedHome, ".ssh", "authorized_keys");
+        var line = Assert.Single(boot.ErrorLines, l => l.Contains("ssh[7]", StringComparison.Ordinal));
+        Assert.True(line.Contains("warn: ssh[7] sshd (pid ", StringComparison.Ordinal), boot.ToString());
+        Assert.Contains($"; sshd will refuse every key in {keys} (StrictModes, kept on): {keys} is mode 0777, writable by everyone, although the agent set it to 0600 for its owner just now: "
+            + "the volume does not keep modes or owners (FAT and exFAT do not); keep the home on a volume that does (ext4, xfs, btrfs, NFS) to log in over SSH", line);
+        Assert.Equal(255, login.ExitCode);
+        Assert.Contains("Permission denied", login.StandardError);
+        string log = File.ReadAllText(Path.Join(pod.Workspace, ".packet", "logs", "sshd.log"));
+        Assert.Contains($"Authentication refused: bad ownership or modes for file {keys}", log);
+        pod.Stop();
     }
 
     [RootFact]
@@ -330,6 +459,10 @@ public sealed class SshTests : IDisposable
         Assert.Contains("sshd not running", stopped.StandardOutput);
         Assert.Contains($"sshd (pid {pid}) is not running: SSH logins fail until the next boot starts it", stopped.StandardOutput);
     }
+
+    /// <summary>The pid the session's shell printed after "before " (a terminal's escape sequences may precede it).</summary>
+    private static string ShellOf(ChildResult session) =>
+        Regex.Match(session.StandardOutput, @"before (\d+)") is { Success: true } match ? match.Groups[1].Value : throw new Xunit.Sdk.XunitException($"the session did not start its shell: {session}");
 
     private static (string Mode, int Owner) Mode(string path)
     {

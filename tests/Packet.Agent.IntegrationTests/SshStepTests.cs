@@ -7,6 +7,7 @@ using Packet.Agent.Cli;
 using Packet.Agent.Exec;
 using Packet.Agent.Gpu;
 using Packet.Agent.Json;
+using Packet.Agent.Ssh;
 using Packet.Agent.Steps;
 using Packet.Agent.TestSupport;
 using Packet.Agent.Workspace;
@@ -78,14 +79,20 @@ public sealed class SshStepTests : IDisposable
         _dir.Dispose();
     }
 
-    private StepResult Run(bool withWorkspace = true, Hashtable? environment = null, string? keysDirectory = null)
+    private StepResult Run(bool withWorkspace = true, Hashtable? environment = null, string? keysDirectory = null, SshMode mode = SshMode.Auto, bool rsa = false, string? listen = null, int port = 2222)
     {
         Directory.CreateDirectory(_dir["run"]);
         var variables = environment ?? new Hashtable { ["PUBLIC_KEY"] = Alice };
         variables["PATH"] = Bin;
         var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
-        var step = new SshStep(new FaultyPosix(), new ProcessRunner(), resolver, () => variables, new SshPaths(Runtime, _dir["run/sshd"]), () => true, NullLogger.Instance);
-        var options = new BootOptions { Workspace = Workspace, Home = Home, TerminationLog = _dir["termination-log"], Ssh = SshMode.Auto, SshPort = 2222, SshKeysDirectory = keysDirectory };
+        var accounts = new RootAt(Home);
+        var step = new SshStep(
+            new FaultyPosix(), new ProcessRunner(), resolver, () => variables, new SshPaths(Runtime, _dir["run/sshd"]), () => true,
+            accounts, new StrictModes(SystemAccounts.Stat, SystemAccounts.RealPath, accounts), NullLogger.Instance);
+        var options = new BootOptions
+        {
+            Workspace = Workspace, Home = Home, TerminationLog = _dir["termination-log"], Ssh = mode, SshPort = port, SshKeysDirectory = keysDirectory, SshRsaHostKey = rsa, SshListen = listen,
+        };
         StepResult result;
         if (withWorkspace)
         {
@@ -147,10 +154,8 @@ public sealed class SshStepTests : IDisposable
         Assert.Equal((0u, 0u, FilePermissions.S_IRWXU), Stat(Path.Join(Home, ".ssh")));
         Assert.Equal((0u, 0u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(keys));
         Assert.Equal((0u, 0u, FilePermissions.S_IRWXU), Stat(HostKeys));
-        foreach (string type in new[] { "ed25519", "rsa" })
-        {
-            Assert.Equal((0u, 0u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(Path.Join(HostKeys, $"ssh_host_{type}_key")));
-        }
+        Assert.Equal((0u, 0u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(Path.Join(HostKeys, "ssh_host_ed25519_key")));
+        Assert.Equal(["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"], Directory.GetFiles(HostKeys).Select(Path.GetFileName).Order(StringComparer.Ordinal));
 
         string config = Path.Join(Runtime, "sshd_config");
         Assert.Equal(["-f", config, "-E", log], File.ReadAllLines(Path.Join(Bin, "sshd.args")));
@@ -159,7 +164,14 @@ public sealed class SshStepTests : IDisposable
         Assert.True(Directory.Exists(_dir["run/sshd"]));
         string rendered = File.ReadAllText(config);
         Assert.Contains("Port 2222\n", rendered, StringComparison.Ordinal);
-        Assert.Contains($"HostKey \"{Path.Join(HostKeys, "ssh_host_ed25519_key")}\"\nHostKey \"{Path.Join(HostKeys, "ssh_host_rsa_key")}\"\n", rendered, StringComparison.Ordinal);
+        // sshd loads a root-only copy in the container's runtime folder (a FAT volume would show the kept key as 0777, which sshd refuses).
+        string loaded = Path.Join(Runtime, "host-keys", "ssh_host_ed25519_key");
+        Assert.Contains($"\nHostKey \"{loaded}\"\nAuthorizedKeysFile ", rendered, StringComparison.Ordinal);
+        Assert.Equal(File.ReadAllBytes(Path.Join(HostKeys, "ssh_host_ed25519_key")), File.ReadAllBytes(loaded));
+        Assert.Equal((0u, 0u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(loaded));
+        Assert.Equal((0u, 0u, FilePermissions.S_IRWXU), Stat(Path.GetDirectoryName(loaded)!));
+        Assert.Contains("\nStrictModes yes\n", rendered, StringComparison.Ordinal);
+        Assert.DoesNotContain("ListenAddress", rendered, StringComparison.Ordinal);
         Assert.Contains($"PidFile \"{Path.Join(Runtime, "sshd.pid")}\"\n", rendered, StringComparison.Ordinal);
 
         Assert.Equal(new SshState(2222, fingerprint, 1, true, pid, log), State());
@@ -167,23 +179,88 @@ public sealed class SshStepTests : IDisposable
     }
 
     [RootFact]
-    public void A_second_boot_keeps_the_host_keys_stops_the_sshd_it_started_before_and_starts_a_new_one()
+    public void A_second_boot_with_the_same_configuration_leaves_the_running_sshd_alone_and_rewrites_only_the_keys()
     {
         Require.Root();
         Run();
         int first = DaemonPid()!.Value;
         string key = File.ReadAllText(Path.Join(HostKeys, "ssh_host_ed25519_key"));
+        File.Delete(Path.Join(Bin, "sshd.args"));
 
         var result = Run(environment: new Hashtable { ["PUBLIC_KEY"] = Alice, ["SSH_PUBLIC_KEY"] = Bob });
+
+        Assert.Equal(first, DaemonPid());
+        Assert.True(Alive(first));
+        Assert.False(File.Exists(Path.Join(Bin, "sshd.args")), "sshd was started again");
+        Assert.Equal(key, File.ReadAllText(Path.Join(HostKeys, "ssh_host_ed25519_key")));
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.StartsWith($"sshd (pid {first}) already listening on port 2222 for root with this configuration, left alone; host key {Fingerprint(Path.Join(HostKeys, "ssh_host_ed25519_key"))}, kept in {HostKeys}; 2 keys from the pod", result.Summary, StringComparison.Ordinal);
+        Assert.Equal(2, State().Keys);
+        Assert.Equal(first, State().Pid);
+    }
+
+    [RootFact]
+    public void A_host_key_on_the_volume_that_differs_from_the_one_sshd_loaded_replaces_sshd_with_the_volumes()
+    {
+        Require.Root();
+        Run();
+        int first = DaemonPid()!.Value;
+        string kept = Path.Join(HostKeys, "ssh_host_ed25519_key");
+        File.Delete(kept);
+        File.Delete(kept + ".pub");
+        ChildProcess.MustSucceed("ssh-keygen", "-q", "-t", "ed25519", "-N", string.Empty, "-f", kept);
+
+        var result = Run();
+
+        Assert.NotEqual(first, DaemonPid());
+        Assert.Contains($"in place of the sshd (pid {first})", result.Summary, StringComparison.Ordinal);
+        Assert.Equal(File.ReadAllBytes(kept), File.ReadAllBytes(Path.Join(Runtime, "host-keys", "ssh_host_ed25519_key")));
+        Assert.Contains($"host key {Fingerprint(kept)}, kept in {HostKeys}", result.Summary, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void A_boot_whose_configuration_changed_replaces_the_sshd_an_earlier_boot_started()
+    {
+        Require.Root();
+        Run();
+        int first = DaemonPid()!.Value;
+
+        var result = Run(environment: new Hashtable { ["PUBLIC_KEY"] = Alice, ["HF_TOKEN"] = "hf_new" }, port: 2223);
 
         int second = DaemonPid()!.Value;
         Assert.NotEqual(first, second);
         Assert.False(Alive(first), "the sshd started by the first boot still runs");
         Assert.True(Alive(second));
-        Assert.Equal(key, File.ReadAllText(Path.Join(HostKeys, "ssh_host_ed25519_key")));
         Assert.Equal(StepOutcome.Ok, result.Outcome);
-        Assert.Contains($"host key {Fingerprint(Path.Join(HostKeys, "ssh_host_ed25519_key"))}, kept in {HostKeys}; 2 keys from the pod", result.Summary, StringComparison.Ordinal);
-        Assert.Equal(2, State().Keys);
+        Assert.StartsWith($"sshd (pid {second}) listening on port 2223 for root, in place of the sshd (pid {first}) an earlier boot started with another configuration (its sessions go on); host key ", result.Summary, StringComparison.Ordinal);
+        Assert.Contains("\"HF_TOKEN=hf_new\"", File.ReadAllText(Path.Join(Runtime, "sshd_config")), StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void An_agent_run_from_inside_a_session_of_that_sshd_takes_the_pods_recorded_environment_and_its_own_packet_settings()
+    {
+        Require.Root();
+        Run(environment: new Hashtable { ["PUBLIC_KEY"] = Alice, ["HF_TOKEN"] = "hf_pod", ["PACKET_SSH_PORT"] = "2222" });
+        string record = Path.Join(Runtime, "pod-environment");
+        var session = new Hashtable
+        {
+            ["SSH_CONNECTION"] = "127.0.0.1 40000 127.0.0.1 2222", ["PATH"] = "/usr/bin", ["LS_COLORS"] = "di=01;34", ["PACKET_POD_PATH"] = "/usr/bin", ["PACKET_GPU"] = "off",
+        };
+
+        var resolved = PodEnvironment.Resolve(Runtime, session, out string? recordedBy);
+        var outsideSession = PodEnvironment.Resolve(Runtime, new Hashtable { ["PATH"] = "/usr/bin" }, out string? notRecorded);
+
+        Assert.Equal((0u, 0u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(record));
+        Assert.Equal($"{record} (the environment the boot that started sshd pid {DaemonPid()} ran with)", recordedBy);
+        Assert.Equal(
+            ["HF_TOKEN=hf_pod", "PACKET_GPU=off", "PACKET_SSH_PORT=2222", $"PATH={Bin}", $"PUBLIC_KEY={Alice}"],
+            resolved.Cast<DictionaryEntry>().Select(v => $"{v.Key}={v.Value}").Order(StringComparer.Ordinal));
+        Assert.Null(notRecorded);
+        Assert.Equal(["PATH"], outsideSession.Keys.Cast<string>());
+
+        Syscall.kill(DaemonPid()!.Value, Signum.SIGKILL);
+        Thread.Sleep(100);
+        Assert.Same(session, PodEnvironment.Resolve(Runtime, session, out _));
     }
 
     [RootFact]
@@ -387,5 +464,102 @@ public sealed class SshStepTests : IDisposable
         Assert.StartsWith($"sshd (pid {DaemonPid()}) listening on port 2222 for root;", result.Summary, StringComparison.Ordinal);
         Assert.Contains("; 1 key from the pod", result.Summary, StringComparison.Ordinal);
         Assert.Contains("PUBLIC_KEY line 2", result.Summary, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void Auto_without_a_key_anywhere_writes_nothing_makes_no_host_key_and_starts_nothing()
+    {
+        Require.Root();
+
+        var result = Run(environment: new Hashtable { ["PUBLIC_KEY"] = string.Empty });
+
+        Assert.Equal(StepOutcome.Skipped, result.Outcome);
+        Assert.StartsWith($"no key to let in: PUBLIC_KEY, SSH_PUBLIC_KEY and --ssh-keys-dir give none, and {Path.Join(Home, ".ssh/authorized_keys")} holds none; sshd not started", result.Summary, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Join(Home, ".ssh")));
+        Assert.False(Directory.Exists(Path.Join(Workspace, ".packet")));
+        Assert.False(Directory.Exists(Runtime));
+        Assert.False(File.Exists(Path.Join(Bin, "sshd.args")));
+    }
+
+    [RootFact]
+    public void Auto_without_a_key_from_the_pod_removes_the_keys_an_earlier_boot_took_from_it_and_keeps_the_rest()
+    {
+        Require.Root();
+        string keys = Path.Join(Home, ".ssh/authorized_keys");
+        HomeFixture.Write(Home, ".ssh/authorized_keys", $"# mine\n{AuthorizedKeysBlock.Start}\n{Alice}\n{AuthorizedKeysBlock.End}\n", mode: "600");
+
+        var result = Run(environment: new Hashtable());
+
+        Assert.Equal(StepOutcome.Skipped, result.Outcome);
+        Assert.EndsWith($"; removed the 1 key an earlier boot took from the pod from {keys}", result.Summary, StringComparison.Ordinal);
+        Assert.Equal("# mine\n", File.ReadAllText(keys));
+        Assert.False(File.Exists(Path.Join(Bin, "sshd.args")));
+    }
+
+    [RootFact]
+    public void A_key_the_user_added_by_hand_starts_sshd_in_auto_without_one_from_the_pod()
+    {
+        Require.Root();
+        HomeFixture.Write(Home, ".ssh/authorized_keys", $"no-pty {Bob}\n", mode: "600");
+
+        var result = Run(environment: new Hashtable());
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.StartsWith($"sshd (pid {DaemonPid()}) listening on port 2222 for root;", result.Summary, StringComparison.Ordinal);
+        Assert.Contains("; 0 keys from the pod in ", result.Summary, StringComparison.Ordinal);
+        Assert.Equal($"no-pty {Bob}\n", File.ReadAllText(Path.Join(Home, ".ssh/authorized_keys")));
+    }
+
+    [RootFact]
+    public void An_rsa_host_key_and_a_listen_address_are_given_to_sshd_only_when_asked()
+    {
+        Require.Root();
+
+        var result = Run(rsa: true, listen: "127.0.0.1");
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.StartsWith($"sshd (pid {DaemonPid()}) listening on 127.0.0.1 port 2222 for root;", result.Summary, StringComparison.Ordinal);
+        string rendered = File.ReadAllText(Path.Join(Runtime, "sshd_config"));
+        string loaded = Path.Join(Runtime, "host-keys");
+        Assert.Contains($"Port 2222\nListenAddress 127.0.0.1\nHostKey \"{Path.Join(loaded, "ssh_host_ed25519_key")}\"\nHostKey \"{Path.Join(loaded, "ssh_host_rsa_key")}\"\n", rendered, StringComparison.Ordinal);
+        Assert.Equal((0u, 0u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(Path.Join(HostKeys, "ssh_host_rsa_key")));
+        Assert.Equal("127.0.0.1", State().ListenAddress);
+    }
+
+    [RootFact]
+    public void A_home_writable_by_others_is_a_warning_naming_it_and_the_fix_and_sshd_keeps_its_strict_modes()
+    {
+        Require.Root();
+        Assert.Equal(0, Syscall.chmod(Home, FilePermissions.ACCESSPERMS));
+
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.EndsWith(
+            $"; sshd will refuse every key in {Path.Join(Home, ".ssh/authorized_keys")} (StrictModes, kept on): {Home} is mode 0777, writable by everyone; fix: chmod go-w {Home}, and give it to root or the account that logs in",
+            result.Summary,
+            StringComparison.Ordinal);
+        Assert.Contains("\nStrictModes yes\n", File.ReadAllText(Path.Join(Runtime, "sshd_config")), StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void A_group_writable_home_is_named_with_the_fsgroup_fix_unless_its_group_holds_the_account_alone()
+    {
+        Require.Root();
+        Assert.Equal(0, Syscall.chown(Home, 0, 4343));
+        Assert.Equal(0, Syscall.chmod(Home, FilePermissions.S_IRWXU | FilePermissions.S_IRWXG | FilePermissions.S_ISGID));
+
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.EndsWith($"{Home} is mode 2770, writable by its group (gid 4343), which holds other accounts than uid 0; fix: chmod g-w {Home} (a pod's securityContext.fsGroup makes the volume group-writable again at every mount unless fsGroupChangePolicy is OnRootMismatch)", result.Summary, StringComparison.Ordinal);
+    }
+
+    /// <summary>Root's account with its home at the test's home, as in a pod whose live home is linked to the persisted one; every other account and group from the machine's database.</summary>
+    private sealed class RootAt(string home) : IAccounts
+    {
+        public Account? ByUid(uint uid) => uid == 0 ? new Account("root", 0, home) : SystemAccounts.Instance.ByUid(uid);
+
+        public bool HoldsOnly(uint gid, uint uid, uint owner) => SystemAccounts.Instance.HoldsOnly(gid, uid, owner);
     }
 }

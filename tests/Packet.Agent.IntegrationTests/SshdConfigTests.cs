@@ -40,10 +40,25 @@ public sealed class SshdConfigTests : IDisposable
         Assert.Contains("passwordauthentication no", dev);
         Assert.Contains($"authorizedkeysfile .ssh/authorized_keys {_dir["home/.ssh/authorized_keys"]}", dev);
         Assert.Contains("authorizedkeysfile .ssh/authorized_keys", other);
+        Assert.Contains("strictmodes yes", dev);
+        Assert.Contains("listenaddress [::]:2222", dev);
+        Assert.Contains("listenaddress 0.0.0.0:2222", dev);
+    }
+
+    [RootFact]
+    public void Sshd_listens_on_the_one_address_given_with_the_port()
+    {
+        Require.Root();
+
+        var loopback = Effective(new Dictionary<string, string>(), user: "dev", listen: "127.0.0.1");
+        var ipv6 = Effective(new Dictionary<string, string>(), user: "dev", listen: "::1");
+
+        Assert.Equal(["listenaddress 127.0.0.1:2222"], loopback.Where(l => l.StartsWith("listenaddress ", StringComparison.Ordinal)));
+        Assert.Equal(["listenaddress [::1]:2222"], ipv6.Where(l => l.StartsWith("listenaddress ", StringComparison.Ordinal)));
     }
 
     /// <summary>sshd -T's lines for a connection by <paramref name="user"/> from the loopback address.</summary>
-    private List<string> Effective(IReadOnlyDictionary<string, string> sessions, string user)
+    private List<string> Effective(IReadOnlyDictionary<string, string> sessions, string user, string? listen = null)
     {
         string hostKey = _dir["ssh_host_ed25519_key"];
         if (!File.Exists(hostKey))
@@ -52,7 +67,7 @@ public sealed class SshdConfigTests : IDisposable
         }
 
         string config = _dir["sshd_config"];
-        File.WriteAllText(config, SshdConfig.Render(new SshdSettings(2222, [hostKey], "dev", _dir["home/.ssh/authorized_keys"], _dir["sshd.pid"], sessions)));
+        File.WriteAllText(config, SshdConfig.Render(new SshdSettings(2222, listen, [hostKey], "dev", _dir["home/.ssh/authorized_keys"], _dir["sshd.pid"], sessions)));
         var result = ChildProcess.Run("unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c",
             $"mount -t tmpfs tmpfs /run && mkdir /run/sshd && exec /usr/sbin/sshd -T -f {ChildProcess.Quote(config)} -C user={user},host=pod,addr=127.0.0.1"]);
         Assert.True(result.ExitCode == 0, result.ToString());

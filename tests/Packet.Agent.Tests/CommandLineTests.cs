@@ -226,6 +226,7 @@ public sealed class OptionTableTests
         TextOption => "sample-text",
         SecondsOption => "7.5",
         PortOption => "2022",
+        AddressOption => "127.0.0.1",
         _ when option.GetType().IsGenericType && option.GetType().GetGenericTypeDefinition() == typeof(ChoiceOption<>) =>
             Enum.GetNames(option.GetType().GetGenericArguments()[0]).Select(n => n.ToLowerInvariant()).First(n => n != option.DefaultInHelp),
         _ => throw new InvalidOperationException($"no sample value for {option.GetType().Name} {option.Key}: add one here"),
@@ -317,6 +318,34 @@ public sealed class OptionValueTests
     [InlineData("65535", 65535)]
     public void A_port_from_1_to_65535_is_taken(string given, int port) =>
         Assert.Equal(port, Boot("--ssh-port", given).SshPort);
+
+    [Theory]
+    [InlineData("127.0.0.1", "127.0.0.1")]
+    [InlineData("0.0.0.0", "0.0.0.0")]
+    [InlineData("::1", "::1")]
+    [InlineData("fd00:0:0::10", "fd00::10")]
+    public void A_listen_address_is_an_ip_address_written_as_sshd_reads_it(string given, string address) =>
+        Assert.Equal(address, Boot("--ssh-listen", given).SshListen);
+
+    [Theory]
+    [InlineData("localhost")]
+    [InlineData("127.1")]
+    [InlineData("1")]
+    [InlineData("127.0.0.256")]
+    [InlineData("fe80::1%eth0")]
+    [InlineData("127.0.0.1:22")]
+    public void Any_other_listen_address_is_a_usage_error(string given) =>
+        Assert.Contains("expected an IPv4 address in dotted quads or an IPv6 address, such as 127.0.0.1 or ::1", UsageError("--ssh-listen", given));
+
+    [Fact]
+    public void Without_a_listen_address_or_the_rsa_switch_sshd_listens_everywhere_with_an_ed25519_key_alone()
+    {
+        var options = Boot();
+
+        Assert.Null(options.SshListen);
+        Assert.False(options.SshRsaHostKey);
+        Assert.True(Boot("--ssh-rsa-host-key").SshRsaHostKey);
+    }
 
     [Theory]
     [InlineData("0")]

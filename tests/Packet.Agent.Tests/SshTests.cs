@@ -175,6 +175,27 @@ public sealed class AuthorizedKeysBlockTests
     }
 
     [Fact]
+    public void Keys_added_by_hand_are_counted_with_their_options_and_the_blocks_keys_apart()
+    {
+        string text = string.Join('\n',
+            "# a comment naming ssh-ed25519 AAAA",
+            $"from=\"10.0.0.0/8\",command=\"echo hi there\" {PublicKeysTests.Alice}",
+            "ssh-ed25519 AAAAnot-base64!",
+            string.Empty,
+            AuthorizedKeysBlock.Start,
+            PublicKeysTests.Bob,
+            PublicKeysTests.Carol,
+            AuthorizedKeysBlock.End,
+            $"\t{PublicKeysTests.Carol}",
+            string.Empty);
+
+        Assert.Equal(2, AuthorizedKeysBlock.KeysOutside(text));
+        Assert.Equal(2, AuthorizedKeysBlock.KeysInBlock(text));
+        Assert.Equal(0, AuthorizedKeysBlock.KeysOutside(string.Empty));
+        Assert.Equal(0, AuthorizedKeysBlock.KeysInBlock("# only a comment\n"));
+    }
+
+    [Fact]
     public void Lines_after_a_block_whose_end_was_cut_are_kept_as_the_users()
     {
         string cut = $"{AuthorizedKeysBlock.Start}\n{PublicKeysTests.Carol}\n";
@@ -189,8 +210,8 @@ public sealed class AuthorizedKeysBlockTests
 
 public sealed class SshdConfigTests
 {
-    private static SshdSettings Settings(bool rootHome = true, Dictionary<string, string>? environment = null) =>
-        new(2222, ["/ws/.packet/ssh/ssh_host_ed25519_key"], rootHome ? "root" : "dev", "/ws/home/.ssh/authorized_keys", "/run/packet-agent/sshd.pid", environment ?? []);
+    private static SshdSettings Settings(bool rootHome = true, Dictionary<string, string>? environment = null, string? listen = null) =>
+        new(2222, listen, ["/ws/.packet/ssh/ssh_host_ed25519_key"], rootHome ? "root" : "dev", "/ws/home/.ssh/authorized_keys", "/run/packet-agent/sshd.pid", environment ?? []);
 
     [Fact]
     public void Keys_only_and_root_only_with_a_key_when_the_home_is_roots()
@@ -204,14 +225,26 @@ public sealed class SshdConfigTests
         Assert.Contains("\nPermitRootLogin prohibit-password\n", root, StringComparison.Ordinal);
         Assert.Contains("\nPermitRootLogin no\n", user, StringComparison.Ordinal);
         Assert.Contains("\nAuthorizedKeysFile .ssh/authorized_keys\n", root, StringComparison.Ordinal);
+        Assert.Contains("\nStrictModes yes\n", root, StringComparison.Ordinal);
+        Assert.DoesNotContain("ListenAddress", root, StringComparison.Ordinal);
         Assert.EndsWith("\nMatch User \"dev\"\n\tAuthorizedKeysFile .ssh/authorized_keys \"/ws/home/.ssh/authorized_keys\"\n", user, StringComparison.Ordinal);
         Assert.DoesNotContain("SetEnv", root, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("::1")]
+    public void A_listen_address_is_the_one_address_after_the_port(string address)
+    {
+        string config = SshdConfig.Render(Settings(listen: address));
+
+        Assert.Contains($"\nPort 2222\nListenAddress {address}\nHostKey ", config, StringComparison.Ordinal);
     }
 
     [Fact]
     public void The_whole_config_is_exactly_the_approved_one()
     {
-        var settings = new SshdSettings(2222, ["/ws/.packet/ssh/ssh_host_ed25519_key", "/ws/.packet/ssh/ssh_host_rsa_key"], "dev", "/ws/home/.ssh/authorized_keys", "/run/packet-agent/sshd.pid", new Dictionary<string, string> { ["A"] = "1" });
+        var settings = new SshdSettings(2222, null, ["/ws/.packet/ssh/ssh_host_ed25519_key", "/ws/.packet/ssh/ssh_host_rsa_key"], "dev", "/ws/home/.ssh/authorized_keys", "/run/packet-agent/sshd.pid", new Dictionary<string, string> { ["A"] = "1" });
 
         Assert.Equal(
             """
@@ -225,7 +258,7 @@ public sealed class SshdConfigTests
             KbdInteractiveAuthentication no
             PermitRootLogin no
             UsePAM no
-            StrictModes no
+            StrictModes yes
             PrintMotd no
             X11Forwarding no
             Subsystem sftp internal-sftp
@@ -236,6 +269,26 @@ public sealed class SshdConfigTests
 
             """.ReplaceLineEndings("\n"),
             SshdConfig.Render(settings));
+    }
+
+    [Fact]
+    public void The_pods_environment_is_recorded_as_the_kernel_lists_a_process_environment()
+    {
+        var environment = new System.Collections.Hashtable { ["A"] = "1", ["EQUALS"] = "a=b", ["EMPTY"] = string.Empty };
+
+        string record = System.Text.Encoding.UTF8.GetString(PodEnvironment.Serialize(environment));
+
+        Assert.Equal(["A=1", "EMPTY=", "EQUALS=a=b"], record.Split('\0', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal));
+        Assert.EndsWith("\0", record, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Outside_an_ssh_session_the_agent_runs_with_its_own_environment_without_looking_for_a_record()
+    {
+        var process = new System.Collections.Hashtable { ["PATH"] = "/usr/bin", ["SSH_CONNECTION"] = string.Empty };
+
+        Assert.Same(process, PodEnvironment.Resolve("/nonexistent/packet-agent", process, out string? recordedBy));
+        Assert.Null(recordedBy);
     }
 
     [Theory]
@@ -302,20 +355,138 @@ public sealed class SshdConfigTests
         Assert.Equal("/workspace/bin:/usr/bin", kept["PACKET_POD_PATH"]);
         Assert.Equal(["PEM", "bad-name"], leftOut.Order(StringComparer.Ordinal));
     }
+
+    [Theory]
+    [InlineData("PACKET_SSH")]
+    [InlineData("PACKET_WORKSPACE")]
+    [InlineData("PACKET_POD_PATH")]
+    [InlineData("TINI_SUBREAPER")]
+    [InlineData("LISTEN_FDS")]
+    [InlineData("LISTEN_PID")]
+    [InlineData("NOTIFY_SOCKET")]
+    [InlineData("INVOCATION_ID")]
+    [InlineData("JOURNAL_STREAM")]
+    public void What_describes_the_agents_own_process_does_not_reach_sessions(string name)
+    {
+        var leftOut = new List<string>();
+
+        var kept = SshdConfig.SessionEnvironment(new Dictionary<string, string> { [name] = "/somewhere", ["CUDA_VISIBLE_DEVICES"] = "0", ["PACKETS"] = "kept" }, leftOut);
+
+        Assert.Equal(["CUDA_VISIBLE_DEVICES", "PACKETS"], kept.Keys);
+        Assert.Empty(leftOut);
+    }
+}
+
+public sealed class StrictModesTests
+{
+    private const uint Dev = 1000;
+    private readonly Dictionary<string, EntryOwnership> _entries = new(StringComparer.Ordinal)
+    {
+        ["/"] = new(0, 0, 0x41ed),
+        ["/tmp"] = new(0, 0, 0x43ff), // 1777: world-writable, as every /tmp
+        ["/workspace"] = new(0, 0, 0x41ed),
+        ["/workspace/home"] = new(Dev, Dev, 0x41ed),
+        ["/workspace/home/.ssh"] = new(Dev, Dev, 0x41c0),
+        ["/workspace/home/.ssh/authorized_keys"] = new(Dev, Dev, 0x8180),
+    };
+
+    private readonly Dictionary<string, string> _links = new(StringComparer.Ordinal) { ["/home/dev"] = "/workspace/home" };
+    private readonly HashSet<uint> _privateGroups = [];
+
+    private StrictModesRefusal? Refusal(string home = "/home/dev", uint uid = Dev) =>
+        new StrictModes(
+            path => _entries.TryGetValue(path, out var entry) ? entry : null,
+            path => _links.TryGetValue(path, out string? target) ? target : _entries.ContainsKey(path) ? path : null,
+            new Groups(_privateGroups)).Refusal("/workspace/home/.ssh/authorized_keys", uid, home);
+
+    [Fact]
+    public void Modes_the_agent_sets_pass_and_the_walk_stops_at_the_accounts_real_home()
+    {
+        _entries["/workspace"] = new(0, 0, 0x43ff); // above the home: never looked at
+
+        Assert.Null(Refusal());
+    }
+
+    [Fact]
+    public void Without_the_home_above_the_file_the_walk_goes_up_to_the_root()
+    {
+        _entries["/workspace"] = new(0, 0, 0x41ff);
+
+        var refusal = Refusal(home: "/root", uid: Dev);
+
+        Assert.Equal(new StrictModesRefusal("/workspace", "is mode 0777, writable by everyone", GroupWritable: false), refusal);
+        Assert.Equal("/workspace is mode 0777, writable by everyone", refusal!.ToString());
+    }
+
+    [Fact]
+    public void A_file_that_kept_no_mode_is_refused_first()
+    {
+        _entries["/workspace/home/.ssh/authorized_keys"] = new(0, 0, 0x81ff); // exfat: 0777, root's
+
+        Assert.Equal("/workspace/home/.ssh/authorized_keys is mode 0777, writable by everyone", Refusal()?.ToString());
+    }
+
+    [Fact]
+    public void An_entry_of_another_account_is_refused_and_roots_are_taken()
+    {
+        _entries["/workspace/home/.ssh"] = new(1001, Dev, 0x41c0);
+
+        Assert.Equal("/workspace/home/.ssh belongs to uid 1001, neither root nor the account logging in (uid 1000)", Refusal()?.ToString());
+
+        _entries["/workspace/home/.ssh"] = new(0, 0, 0x41c0);
+        Assert.Null(Refusal());
+    }
+
+    [Fact]
+    public void A_group_writable_folder_passes_only_when_its_group_holds_the_account_alone()
+    {
+        _entries["/workspace/home"] = new(Dev, 2000, 0x45f8); // 2770, a pod's fsGroup
+
+        var refusal = Refusal();
+        _privateGroups.Add(2000);
+
+        Assert.Equal(new StrictModesRefusal("/workspace/home", "is mode 2770, writable by its group (gid 2000), which holds other accounts than uid 1000", GroupWritable: true), refusal);
+        Assert.Null(Refusal());
+    }
+
+    [Fact]
+    public void No_keys_file_is_nothing_to_refuse_and_a_folder_that_cannot_be_looked_at_is_named()
+    {
+        _entries.Remove("/workspace/home/.ssh/authorized_keys");
+        Assert.Null(Refusal());
+
+        _entries["/workspace/home/.ssh/authorized_keys"] = new(Dev, Dev, 0x8180);
+        _entries.Remove("/workspace/home/.ssh");
+        _links["/workspace/home/.ssh/authorized_keys"] = "/workspace/home/.ssh/authorized_keys";
+        Assert.Equal("/workspace/home/.ssh cannot be looked at", Refusal()?.ToString());
+    }
+
+    private sealed class Groups(HashSet<uint> privateGroups) : IGroupMembership
+    {
+        public bool HoldsOnly(uint gid, uint uid, uint owner) => privateGroups.Contains(gid) && uid == Dev;
+    }
 }
 
 public sealed class SshStepDecisionTests
 {
     private const string Sshd = "/usr/sbin/sshd";
     private const string Keygen = "/usr/bin/ssh-keygen";
+    private const string Key = "PUBLIC_KEY";
 
-    private static StepResult Decide(SshMode mode, uint user = 0, string[]? executables = null, System.Collections.Hashtable? environment = null, bool insideContainer = true)
+    // The runtime directory is looked at for an sshd an earlier boot started: here, one that does not exist.
+    private readonly string _runtime = Path.Join(Path.GetTempPath(), $"packet-unit-{Guid.NewGuid():N}", "run");
+
+    private StepResult Decide(SshMode mode, uint user = 0, string[]? executables = null, System.Collections.Hashtable? environment = null, bool insideContainer = true, PathTablePosix? posix = null, bool rsa = false, string? listen = null)
     {
         executables ??= [Sshd, Keygen];
         var resolver = FakeFileSystem.Resolver(FakeFileSystem.With(executables), executables);
         var runner = new FakeProcessRunner(new ProcessResult(0, string.Empty, string.Empty, TimedOut: false));
-        var step = new SshStep(new PathTablePosix(user), runner, resolver, () => environment ?? new System.Collections.Hashtable { ["PATH"] = "/usr/bin" }, new SshPaths("/run/packet-agent", "/run/sshd"), () => insideContainer, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-        var options = new BootOptions { Workspace = "/workspace", Home = "/root", Ssh = mode, SshPort = 2222 };
+        var accounts = new Accounts();
+        var strictModes = new StrictModes(_ => null, _ => null, accounts);
+        var step = new SshStep(
+            posix ?? new PathTablePosix(user).Directory("/root"), runner, resolver, () => environment ?? new System.Collections.Hashtable { ["PATH"] = "/usr/bin", [Key] = PublicKeysTests.Alice },
+            new SshPaths(_runtime, "/run/sshd"), () => insideContainer, accounts, strictModes, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var options = new BootOptions { Workspace = "/workspace", Home = "/root", Ssh = mode, SshPort = 2222, SshRsaHostKey = rsa, SshListen = listen };
         using var plan = step.Decide(null, new BootSettings(options, new StopRequest()));
         Assert.Empty(runner.Calls);
         return plan.Preview;
@@ -359,7 +530,48 @@ public sealed class SshStepDecisionTests
     }
 
     [Fact]
-    public void Sshd_without_ssh_keygen_is_a_warning_even_in_auto()
+    public void Auto_without_a_key_anywhere_starts_nothing_and_says_how_to_turn_it_on()
+    {
+        var result = Decide(SshMode.Auto, environment: new System.Collections.Hashtable { ["PATH"] = "/usr/bin", [Key] = "  \n", ["SSH_PUBLIC_KEY"] = string.Empty });
+
+        Assert.Equal(
+            StepResult.Skipped("no key to let in: PUBLIC_KEY, SSH_PUBLIC_KEY and --ssh-keys-dir give none, and /root/.ssh/authorized_keys holds none; sshd not started "
+                + "(give the pod a public key to log in over SSH; --ssh on starts sshd without one)"),
+            result);
+    }
+
+    [Fact]
+    public void Auto_with_only_a_malformed_key_starts_nothing_and_warns_about_the_key()
+    {
+        var result = Decide(SshMode.Auto, environment: new System.Collections.Hashtable { ["PATH"] = "/usr/bin", [Key] = "ssh-ed25519 AAAA" });
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.StartsWith("no key to let in:", result.Summary, StringComparison.Ordinal);
+        Assert.EndsWith("; PUBLIC_KEY line 1: the key's data is not a ssh-ed25519 key; left out", result.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_key_the_user_added_by_hand_is_enough_for_auto()
+    {
+        var posix = new PathTablePosix().Directory("/root").Directory("/root/.ssh", mode: "700").File("/root/.ssh/authorized_keys", $"restrict {PublicKeysTests.Bob}\n");
+
+        var result = Decide(SshMode.Auto, environment: new System.Collections.Hashtable { ["PATH"] = "/usr/bin" }, posix: posix);
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.StartsWith("would start /usr/sbin/sshd on port 2222 with 0 keys from the pod in /root/.ssh/authorized_keys", result.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void On_starts_sshd_without_a_key()
+    {
+        var result = Decide(SshMode.On, environment: new System.Collections.Hashtable { ["PATH"] = "/usr/bin" });
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.StartsWith("would start /usr/sbin/sshd on port 2222 with 0 keys from the pod", result.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Sshd_without_ssh_keygen_is_a_warning_when_there_is_a_key()
     {
         var result = Decide(SshMode.Auto, executables: [Sshd]);
 
@@ -368,11 +580,36 @@ public sealed class SshStepDecisionTests
     }
 
     [Fact]
-    public void Without_a_workspace_the_plan_is_temporary_host_keys_and_names_the_keys_and_the_port()
+    public void Without_a_workspace_the_plan_is_an_ed25519_host_key_for_this_container_and_names_the_keys_and_the_port()
     {
-        var result = Decide(SshMode.Auto, environment: new System.Collections.Hashtable { ["PATH"] = "/usr/bin", ["PUBLIC_KEY"] = $"{PublicKeysTests.Alice}\n{PublicKeysTests.Bob}", ["HF_TOKEN"] = "x" });
+        var result = Decide(SshMode.Auto, environment: new System.Collections.Hashtable { ["PATH"] = "/usr/bin", [Key] = $"{PublicKeysTests.Alice}\n{PublicKeysTests.Bob}", ["HF_TOKEN"] = "x" });
 
         Assert.Equal(StepOutcome.Ok, result.Outcome);
-        Assert.Equal("would start /usr/sbin/sshd on port 2222 with 2 keys from the pod in /root/.ssh/authorized_keys; temporary host keys (no volume); 3 variables for sessions", result.Summary);
+        Assert.Equal("would start /usr/sbin/sshd on port 2222 with 2 keys from the pod in /root/.ssh/authorized_keys; would make the ed25519 host key, temporary (no volume); 3 variables for sessions", result.Summary);
+    }
+
+    [Fact]
+    public void An_rsa_host_key_and_a_listen_address_are_made_and_used_only_when_asked()
+    {
+        var result = Decide(SshMode.Auto, rsa: true, listen: "127.0.0.1");
+
+        Assert.StartsWith("would start /usr/sbin/sshd on 127.0.0.1 port 2222 with 1 key from the pod in /root/.ssh/authorized_keys; would make the ed25519 and rsa host keys, temporary (no volume)", result.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_home_whose_owner_has_no_account_is_a_warning_and_no_sshd()
+    {
+        var result = Decide(SshMode.Auto, posix: new PathTablePosix().Directory("/root", uid: 4242));
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.StartsWith("would not start sshd with 1 key from the pod in /root/.ssh/authorized_keys; ", result.Summary, StringComparison.Ordinal);
+        Assert.EndsWith("; /root belongs to uid 4242, which has no account in /etc/passwd: sshd can log no one in to it; sshd not started", result.Summary, StringComparison.Ordinal);
+    }
+
+    private sealed class Accounts : IAccounts
+    {
+        public Account? ByUid(uint uid) => uid == 0 ? new Account("root", 0, "/root") : null;
+
+        public bool HoldsOnly(uint gid, uint uid, uint owner) => false;
     }
 }

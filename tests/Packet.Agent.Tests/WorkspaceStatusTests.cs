@@ -388,6 +388,33 @@ public sealed class WorkspaceStatusTests
         Assert.Empty(unknown.Attention);
     }
 
+    [Theory]
+    [InlineData("skipped", false)]
+    [InlineData("ok", true)]
+    [InlineData("warning", true)]
+    public void A_gone_sshd_needs_attention_only_when_the_last_boot_meant_it_to_run(string sshOutcome, bool attention)
+    {
+        string report = JsonSerializer.Serialize(
+            new BootReport("packet-agent", "0.1.0", null, new DateTimeOffset(2026, 11, 29, 8, 0, 0, TimeSpan.Zero), 0.25, 0, "ok", [new StepReport("ssh", sshOutcome, 0, "no key to let in")], null, [], []),
+            AgentJson.Default.BootReport);
+
+        var status = Status(WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), ("last-boot.json", report), (Steps.SshStep.StateFile, SshRecord(7)))).Gather("/workspace", "/home/dev");
+
+        Assert.Equal(attention, status.Attention.Any(a => a.StartsWith("sshd (pid 7) is not running", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void A_listen_address_shows_before_the_port()
+    {
+        string record = JsonSerializer.Serialize(new SshState(2222, "SHA256:abc", 1, true, 7, "/log", "127.0.0.1"), AgentJson.Default.SshState);
+        var running = WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (Steps.SshStep.StateFile, record));
+        running.Running.Add(7);
+
+        string text = WorkspaceStatus.Render(Status(running).Gather("/workspace", "/home/dev"));
+
+        Assert.Contains("\nssh        127.0.0.1 port 2222, host key SHA256:abc (kept on the volume), 1 key from the pod, sshd running (pid 7)\n", text, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_stopped_sshd_is_named_by_its_pid()
     {

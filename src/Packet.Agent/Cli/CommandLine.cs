@@ -73,6 +73,8 @@ public static class CommandLine
         LinkHome = OptionTable.LinkHome.Read(values),
         Ssh = OptionTable.Ssh.Read(values),
         SshPort = OptionTable.SshPort.Read(values),
+        SshListen = OptionTable.SshListen.Read(values),
+        SshRsaHostKey = OptionTable.SshRsaHostKey.Read(values),
         SshKeysDirectory = OptionTable.SshKeysDirectory.Read(values),
         TerminationLog = OptionTable.TerminationLog.Read(values)!,
         TerminationLogConfigured = values.ContainsKey(OptionTable.TerminationLog.Key),

@@ -39,8 +39,10 @@ public static class HelpText
                           .packet/boot.d/*, requirements.txt into /workspace/venv (when it changed);
                           run as the owner of /workspace/home, each with a time limit and a log in
                           /workspace/.packet/logs; a failure is a warning
-              7. ssh      when the image has sshd: PUBLIC_KEY / SSH_PUBLIC_KEY into ~/.ssh/authorized_keys, host
-                          keys kept in /workspace/.packet/ssh, sshd started in the background (--ssh)
+              7. ssh      only when there is a key to let in (PUBLIC_KEY, SSH_PUBLIC_KEY, --ssh-keys-dir, or one
+                          already in ~/.ssh/authorized_keys) or --ssh on: the pod's keys into
+                          ~/.ssh/authorized_keys, an ed25519 host key kept in /workspace/.packet/ssh,
+                          sshd (StrictModes on) started in the background; a rerun leaves it running
               8. exec     with -- COMMAND: the live home is linked to /workspace/home (--link-home), then
                           the agent becomes COMMAND (same PID), /workspace/bin on PATH
 

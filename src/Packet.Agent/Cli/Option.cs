@@ -131,6 +131,23 @@ public sealed class SecondsOption(string flag, string variable, double defaultSe
     }
 }
 
+/// <summary>An IPv4 or IPv6 address, written as sshd's ListenAddress takes it; no default means every address.</summary>
+public sealed class AddressOption(string flag, string variable, string help, CommandSet commands, string defaultInHelp)
+    : Option<string?>(flag, variable, help, commands, null)
+{
+    public override string ValueName => "ADDRESS";
+
+    public override string DefaultInHelp => defaultInHelp;
+
+    protected override string Parse(Given given) =>
+        IsAddress(given.Value, out var address) ? address.ToString() : throw Invalid(given, "an IPv4 address in dotted quads or an IPv6 address, such as 127.0.0.1 or ::1");
+
+    // IPAddress.TryParse also takes "127.1" and "1" (inet_aton's shorthands) and zone ids ("fe80::1%eth0"), which sshd's parser does not.
+    private static bool IsAddress(string text, out System.Net.IPAddress address) =>
+        System.Net.IPAddress.TryParse(text, out address!)
+        && (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? !text.Contains('%', StringComparison.Ordinal) : text.Count(c => c == '.') == 3);
+}
+
 /// <summary>A TCP port, 1 to 65535.</summary>
 public sealed class PortOption(string flag, string variable, int defaultValue, string help, CommandSet commands)
     : Option<int>(flag, variable, help, commands, defaultValue)

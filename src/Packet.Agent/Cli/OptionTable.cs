@@ -36,10 +36,16 @@ public static class OptionTable
         "--link-home", "PACKET_LINK_HOME", "MODE", LinkHomeMode.Auto, "exec mode: auto replaces the live home with a link to /workspace/home when it can (root, ordinary directory), else sets HOME for COMMAND; off leaves both alone", CommandSet.Boot);
 
     public static readonly ChoiceOption<SshMode> Ssh = new(
-        "--ssh", "PACKET_SSH", "MODE", SshMode.Auto, "auto: start sshd when the image has it, inside a container, as root; on: also outside a container, and a missing sshd is a warning; off: never", CommandSet.Boot);
+        "--ssh", "PACKET_SSH", "MODE", SshMode.Auto, "auto: start sshd only when there is a key to let in (PUBLIC_KEY, SSH_PUBLIC_KEY, --ssh-keys-dir, or one already in the persisted ~/.ssh/authorized_keys), the image has sshd, inside a container, as root; on: also without a key and outside a container, and a missing sshd is a warning; off: never", CommandSet.Boot);
 
     public static readonly PortOption SshPort = new(
         "--ssh-port", "PACKET_SSH_PORT", 22, "the port sshd listens on", CommandSet.Boot);
+
+    public static readonly AddressOption SshListen = new(
+        "--ssh-listen", "PACKET_SSH_LISTEN", "the address sshd listens on (127.0.0.1: only through kubectl port-forward or from inside the pod)", CommandSet.Boot, defaultInHelp: "every address (0.0.0.0 and ::)");
+
+    public static readonly SwitchOption SshRsaHostKey = new(
+        "--ssh-rsa-host-key", "PACKET_SSH_RSA_HOST_KEY", false, "also make and offer an RSA host key, for SSH clients too old for ed25519 (OpenSSH before 6.5, some Java and Windows clients); making it costs about 2 s once", CommandSet.Boot);
 
     public static readonly PathOption SshKeysDirectory = new(
         "--ssh-keys-dir", "PACKET_SSH_KEYS_DIR", null, "a directory (a mounted secret) whose files hold public keys, one per line, added to PUBLIC_KEY's and SSH_PUBLIC_KEY's", CommandSet.Boot, defaultInHelp: "none");
@@ -64,5 +70,5 @@ public static class OptionTable
 
     /// <summary>In the order --help lists them.</summary>
     public static readonly IReadOnlyList<Option> All =
-        [Workspace, Home, Gpu, NvidiaSmi, GpuTimeout, LogFormat, Strict, LockTimeout, HookTimeout, LinkHome, Ssh, SshPort, SshKeysDirectory, DryRun, AtNextBoot, Upgrade, TerminationLog, ImageVersion, Json];
+        [Workspace, Home, Gpu, NvidiaSmi, GpuTimeout, LogFormat, Strict, LockTimeout, HookTimeout, LinkHome, Ssh, SshPort, SshListen, SshRsaHostKey, SshKeysDirectory, DryRun, AtNextBoot, Upgrade, TerminationLog, ImageVersion, Json];
 }

@@ -34,10 +34,10 @@ public enum LinkHomeMode
 /// <summary><c>--ssh</c>: whether the boot sets up and starts sshd.</summary>
 public enum SshMode
 {
-    /// <summary>When the image has sshd and the agent is root.</summary>
+    /// <summary>When there is a key to let in, the image has sshd, inside a container, and the agent is root.</summary>
     Auto,
 
-    /// <summary>Always; an image without sshd is a warning (with --strict, a failed boot).</summary>
+    /// <summary>Also without a key and outside a container; an image without sshd is a warning (with --strict, a failed boot).</summary>
     On,
 
     /// <summary>Never.</summary>
@@ -70,6 +70,12 @@ public sealed record BootOptions
     public SshMode Ssh { get; init; } = OptionTable.Ssh.Default;
 
     public int SshPort { get; init; } = OptionTable.SshPort.Default;
+
+    /// <summary>The one address sshd listens on; null: every address.</summary>
+    public string? SshListen { get; init; } = OptionTable.SshListen.Default;
+
+    /// <summary>Also make and offer an RSA host key (old clients); ed25519 alone otherwise.</summary>
+    public bool SshRsaHostKey { get; init; } = OptionTable.SshRsaHostKey.Default;
 
     /// <summary>A mounted secret directory whose files hold public keys, or null.</summary>
     public string? SshKeysDirectory { get; init; } = OptionTable.SshKeysDirectory.Default;
@@ -165,9 +171,8 @@ public interface IEnvironment
     string? Get(string name);
 }
 
-public sealed class ProcessEnvironment : IEnvironment
+/// <summary>The variables the agent runs with (the process's, or the pod's recorded ones: <see cref="Ssh.PodEnvironment"/>).</summary>
+public sealed class VariablesEnvironment(System.Collections.IDictionary variables) : IEnvironment
 {
-    public static readonly ProcessEnvironment Instance = new();
-
-    public string? Get(string name) => Environment.GetEnvironmentVariable(name);
+    public string? Get(string name) => variables[name] as string;
 }

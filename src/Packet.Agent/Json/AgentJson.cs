@@ -53,7 +53,7 @@ public sealed record GpuReport(IReadOnlyList<GpuInfo> Gpus, string? Error);
 /// <c>/workspace/.packet/ssh.json</c>: what the last boot's SSH step set up, for status. The pid is
 /// the sshd it started (in this container's pid namespace).
 /// </summary>
-public sealed record SshState(int Port, string HostKeyFingerprint, int Keys, bool HostKeysPersisted, int? Pid, string Log);
+public sealed record SshState(int Port, string HostKeyFingerprint, int Keys, bool HostKeysPersisted, int? Pid, string Log, string? ListenAddress = null);
 
 /// <summary>Source-generated serialization: no reflection, so NativeAOT keeps it whole.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

@@ -18,7 +18,7 @@ public sealed record HomeInfo(string Path, bool Seeded, bool LegacyMarker, Marke
 public sealed record LiveHomeInfo(string Path, string State, string? Target);
 
 /// <summary>What the last boot's SSH step set up, and whether its sshd is still running.</summary>
-public sealed record SshInfo(int Port, string HostKeyFingerprint, int Keys, bool HostKeysPersisted, int? Pid, bool Running, string Log);
+public sealed record SshInfo(int Port, string HostKeyFingerprint, int Keys, bool HostKeysPersisted, int? Pid, bool Running, string Log, string? ListenAddress = null);
 
 /// <summary>
 /// <c>packet-agent status --json</c>. Stable snake_case fields; fields may be added, none renamed.
@@ -115,7 +115,10 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         }
 
         var ssh = Ssh(state);
-        if (ssh is { Running: false })
+
+        // An sshd that is gone matters only when the last boot meant it to run: a boot that started
+        // none (no key to let in, --ssh off) leaves an earlier container's record behind.
+        if (ssh is { Running: false } && Step(lastBoot, "ssh") is null or { Outcome: "ok" or "warning" or "failed" })
         {
             attention.Add($"sshd (pid {ssh.Pid?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}) is not running: SSH logins fail until the next boot starts it (log: {ssh.Log})");
         }
@@ -183,7 +186,7 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         Line("live home", l.Target is { } target ? $"{l.Path} -> {target} ({l.State})" : $"{l.Path}: {l.State}");
         if (report.Ssh is { } ssh)
         {
-            Line("ssh", $"port {ssh.Port}, host key {ssh.HostKeyFingerprint} ({(ssh.HostKeysPersisted ? "kept on the volume" : "temporary")}), {Units.Count(ssh.Keys)} key{(ssh.Keys == 1 ? string.Empty : "s")} from the pod, "
+            Line("ssh", $"{(ssh.ListenAddress is { } address ? $"{address} " : string.Empty)}port {ssh.Port}, host key {ssh.HostKeyFingerprint} ({(ssh.HostKeysPersisted ? "kept on the volume" : "temporary")}), {Units.Count(ssh.Keys)} key{(ssh.Keys == 1 ? string.Empty : "s")} from the pod, "
                 + (ssh.Running ? $"sshd running (pid {ssh.Pid})" : "sshd not running"));
         }
 
@@ -305,7 +308,7 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
             }
 
             bool running = recorded.Pid is { } pid && posix.Kill(pid, 0) == 0;
-            return new SshInfo(recorded.Port, recorded.HostKeyFingerprint, recorded.Keys, recorded.HostKeysPersisted, recorded.Pid, running, recorded.Log);
+            return new SshInfo(recorded.Port, recorded.HostKeyFingerprint, recorded.Keys, recorded.HostKeysPersisted, recorded.Pid, running, recorded.Log, recorded.ListenAddress);
         }
         catch (Exception e) when (e is IOException or JsonException)
         {

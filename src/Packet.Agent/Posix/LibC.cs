@@ -103,5 +103,12 @@ internal static unsafe partial class LibC
     [LibraryImport("libc", SetLastError = true)]
     internal static partial int sigprocmask(int how, byte* set, byte* oldSet);
 
+    /// <summary>realpath(3) into a buffer it allocates (free it with <see cref="free"/>); 0 on failure.</summary>
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial nint realpath(string path, nint resolved);
+
+    [LibraryImport("libc")]
+    internal static partial void free(nint pointer);
+
     internal static int LastErrno() => Marshal.GetLastPInvokeError();
 }

@@ -19,32 +19,7 @@ public static class AuthorizedKeysBlock
     /// </summary>
     public static string Apply(string text, IReadOnlyList<PublicKey> keys, out int listed)
     {
-        var lines = text.Length == 0 ? [] : text.TrimEnd('\n').Split('\n').ToList();
-        var outside = new List<string>();
-        List<string>? inBlock = null;
-        foreach (string line in lines)
-        {
-            if (line.TrimEnd() == Start)
-            {
-                inBlock = [];
-            }
-            else if (line.TrimEnd() == End && inBlock is not null)
-            {
-                inBlock = null;
-            }
-            else if (inBlock is not null)
-            {
-                inBlock.Add(line);
-            }
-            else
-            {
-                outside.Add(line);
-            }
-        }
-
-        // A block whose end line is gone (an editor cut it): what follows its start is kept as the user's.
-        outside.AddRange(inBlock ?? []);
-
+        var (outside, _) = Split(text);
         var byHand = new HashSet<string>(StringComparer.Ordinal);
         foreach (string line in outside)
         {
@@ -67,5 +42,47 @@ public static class AuthorizedKeysBlock
 
         string updated = result.Count == 0 ? string.Empty : string.Join('\n', result) + "\n";
         return updated == text ? text : updated;
+    }
+
+    /// <summary>
+    /// How many keys the file lists outside the block: the keys a user added by hand, options
+    /// (<c>from="..."</c>, <c>command="..."</c>) and all. They keep their owner's access when the pod gives none.
+    /// </summary>
+    public static int KeysOutside(string text) => Split(text).Outside.Count(PublicKeys.IsKeyLine);
+
+    /// <summary>How many keys the block lists: those an earlier boot took from the pod.</summary>
+    public static int KeysInBlock(string text) => Split(text).Block.Count(PublicKeys.IsKeyLine);
+
+    /// <summary>The lines outside the block, and those inside it.</summary>
+    private static (List<string> Outside, List<string> Block) Split(string text)
+    {
+        var lines = text.Length == 0 ? [] : text.TrimEnd('\n').Split('\n').ToList();
+        var outside = new List<string>();
+        var block = new List<string>();
+        List<string>? inBlock = null;
+        foreach (string line in lines)
+        {
+            if (line.TrimEnd() == Start)
+            {
+                inBlock = [];
+            }
+            else if (line.TrimEnd() == End && inBlock is not null)
+            {
+                block.AddRange(inBlock);
+                inBlock = null;
+            }
+            else if (inBlock is not null)
+            {
+                inBlock.Add(line);
+            }
+            else
+            {
+                outside.Add(line);
+            }
+        }
+
+        // A block whose end line is gone (an editor cut it): what follows its start is kept as the user's.
+        outside.AddRange(inBlock ?? []);
+        return (outside, block);
     }
 }

@@ -128,6 +128,30 @@ public static class PublicKeys
         return true;
     }
 
+    /// <summary>
+    /// Whether an authorized_keys line lists a key, with or without options before it (sshd's own
+    /// format, which a user may write by hand): some field of it starts a valid key.
+    /// </summary>
+    public static bool IsKeyLine(string line)
+    {
+        string trimmed = line.Trim();
+        if (trimmed.Length == 0 || trimmed.StartsWith('#'))
+        {
+            return false;
+        }
+
+        for (int start = 0; start < trimmed.Length; start++)
+        {
+            bool fieldStart = start == 0 || trimmed[start - 1] is ' ' or '\t';
+            if (fieldStart && KnownTypes.Any(type => trimmed.AsSpan(start).StartsWith(type, StringComparison.Ordinal)) && Parse(trimmed[start..], out _, out _))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     private static bool LooksLikeKeyType(string field) =>
         field.StartsWith("ssh-", StringComparison.Ordinal) || field.StartsWith("ecdsa-", StringComparison.Ordinal)
         || field.StartsWith("sk-", StringComparison.Ordinal) || field.Contains('=', StringComparison.Ordinal) || field.Contains('"', StringComparison.Ordinal);

@@ -4,7 +4,8 @@ using System.Text;
 namespace Packet.Agent.Ssh;
 
 /// <summary>What sshd is started with: where it listens, its host keys, whose keys it takes, and the sessions' environment.</summary>
-/// <param name="Port">The port sshd listens on, on every address.</param>
+/// <param name="Port">The port sshd listens on.</param>
+/// <param name="ListenAddress">The one address it listens on; null: every address.</param>
 /// <param name="HostKeys">The host keys' private files.</param>
 /// <param name="User">The account that owns the persisted home: the one account whose logins also read <paramref name="PersistedKeys"/>.</param>
 /// <param name="PersistedKeys">The persisted home's authorized_keys, which the pod's keys are written to.</param>
@@ -12,6 +13,7 @@ namespace Packet.Agent.Ssh;
 /// <param name="SessionEnvironment">The variables every session gets.</param>
 public sealed record SshdSettings(
     int Port,
+    string? ListenAddress,
     IReadOnlyList<string> HostKeys,
     string User,
     string PersistedKeys,
@@ -31,13 +33,26 @@ public sealed record SshdSettings(
 public static class SshdConfig
 {
     /// <summary>
-    /// Names a shell, sshd or the login sets per session, and the agent's own keys and settings: never
-    /// taken from the pod (README, "SSH into the pod").
+    /// Names a shell, sshd or the login sets per session, and the pod's keys: never taken from the
+    /// pod (README, "SSH into the pod").
     /// </summary>
     private static readonly HashSet<string> SessionOwned = new(StringComparer.Ordinal)
     {
         "HOME", "USER", "LOGNAME", "SHELL", "TERM", "PWD", "OLDPWD", "SHLVL", "MAIL", "_", "DISPLAY", "XAUTHORITY", "LINES", "COLUMNS", "PUBLIC_KEY",
     };
+
+    /// <summary>
+    /// What describes the process that started the agent, not the pod: systemd's per-service
+    /// variables (sd_listen_fds(3), sd_notify(3), systemd.exec(5)), which would point a session at
+    /// descriptors and sockets that are not its own.
+    /// </summary>
+    private static readonly HashSet<string> ProcessOwned = new(StringComparer.Ordinal)
+    {
+        "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM", "WATCHDOG_PID", "WATCHDOG_USEC",
+    };
+
+    /// <summary>Prefixes of the agent's own settings (PACKET_SSH, PACKET_WORKSPACE...) and tini's (TINI_SUBREAPER...): they configure PID 1's programs, not a session.</summary>
+    private static readonly string[] AgentPrefixes = ["PACKET_", "TINI_"];
 
     public static string Render(SshdSettings settings)
     {
@@ -46,6 +61,11 @@ public static class SshdConfig
 
         Line("# Written by packet-agent at every boot; changes here are lost. See README, \"SSH into the pod\".");
         Line(string.Create(CultureInfo.InvariantCulture, $"Port {settings.Port}"));
+        if (settings.ListenAddress is { } address)
+        {
+            Line($"ListenAddress {address}");
+        }
+
         foreach (string key in settings.HostKeys)
         {
             Line($"HostKey {Quote(key)}");
@@ -58,9 +78,9 @@ public static class SshdConfig
         Line(settings.RootHome ? "PermitRootLogin prohibit-password" : "PermitRootLogin no");
         Line("UsePAM no");
 
-        // The agent sets ~/.ssh to 0700 and authorized_keys to 0600 at every boot; StrictModes would
-        // also refuse every key on a volume whose root is group-writable (a pod's fsGroup makes it so).
-        Line("StrictModes no");
+        // sshd's own check of the keys file and the folders above it stays on; the agent sets ~/.ssh
+        // 0700 and authorized_keys 0600 and says when the volume or a folder above would fail it.
+        Line("StrictModes yes");
         Line("PrintMotd no");
         Line("X11Forwarding no");
         Line("Subsystem sftp internal-sftp");
@@ -81,17 +101,19 @@ public static class SshdConfig
 
     /// <summary>
     /// The variables sessions get: COMMAND's, less the names sessions own (<c>SSH_*</c> and those in
-    /// <see cref="SessionOwned"/>) and less what sshd_config cannot hold (a newline or a NUL in the
-    /// value, a name that is not a shell identifier), which are named in <paramref name="leftOut"/>.
-    /// PATH is given twice: as PATH, for commands (<c>ssh pod cmd</c>), and as PACKET_POD_PATH, which
-    /// the .bashrc block puts back after a login's /etc/profile has reset PATH.
+    /// <see cref="SessionOwned"/>), less what describes the agent's own process (<c>PACKET_*</c>,
+    /// <c>TINI_*</c>, systemd's per-service names), and less what sshd_config cannot hold (a newline
+    /// or a NUL in the value, a name that is not a shell identifier), which are named in
+    /// <paramref name="leftOut"/>. PATH is given twice: as PATH, for commands (<c>ssh pod cmd</c>),
+    /// and as PACKET_POD_PATH, which the .bashrc block puts back after a login's /etc/profile has reset PATH.
     /// </summary>
     public static IReadOnlyDictionary<string, string> SessionEnvironment(IReadOnlyDictionary<string, string> variables, List<string> leftOut)
     {
         var kept = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var (name, value) in variables)
         {
-            if (SessionOwned.Contains(name) || name.StartsWith("SSH_", StringComparison.Ordinal))
+            if (SessionOwned.Contains(name) || ProcessOwned.Contains(name) || name.StartsWith("SSH_", StringComparison.Ordinal)
+                || AgentPrefixes.Any(prefix => name.StartsWith(prefix, StringComparison.Ordinal)))
             {
                 continue;
             }

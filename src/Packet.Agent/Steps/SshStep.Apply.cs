@@ -11,50 +11,63 @@ using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Steps;
 
-/// <summary>What was decided, carried out: the keys, the host keys, sshd's config, sshd itself, and a record for status.</summary>
+/// <summary>What was decided, carried out: the keys, sshd's own check of them, the host keys, sshd's config, sshd itself, and a record for status.</summary>
 public sealed partial class SshStep
 {
     private const FilePermissions PrivateDirectory = FilePermissions.S_IRWXU;
     private const FilePermissions PrivateFile = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR;
     private const FilePermissions ReadableFile = PrivateFile | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
-    private const int MaxAuthorizedKeysBytes = 1 << 20;
-    private const string ConfigFile = "sshd_config";
-    private const string PidFile = "sshd.pid";
     private static readonly TimeSpan ToolTimeout = TimeSpan.FromSeconds(30);
-    private static readonly string[] HostKeyTypes = ["ed25519", "rsa"];
+    private static readonly TimeSpan StopWait = TimeSpan.FromSeconds(2);
 
     private StepResult Apply(SshPlan plan, BootSettings settings)
     {
         var problems = new List<string>(plan.Problems);
         try
         {
-            var (listed, homeOwner) = WriteAuthorizedKeys(plan);
+            int listed = WriteAuthorizedKeys(plan.Home, plan.Keys);
+            if (plan.Account is { } account && strictModes.Refusal(plan.KeysFile, account.Uid, account.Home) is { } refusal)
+            {
+                problems.Add(RefusalWithFix(plan, refusal));
+            }
+
+            if (plan.Action == SshdAction.None)
+            {
+                return StepResult.Problem(string.Join("; ", problems));
+            }
+
             EnsureDirectory(paths.Runtime, PrivateDirectory);
             using var runtime = DirectoryHandle.Open(posix, paths.Runtime);
-            var (hostKeys, made) = EnsureHostKeys(plan, settings);
-            string fingerprint = Fingerprint(plan, hostKeys[0], settings);
-            StopPrevious(runtime);
-            if (Syscall.getpwuid(homeOwner) is not { } account)
+            bool made = false;
+            int? pid = plan.Running?.Pid;
+            string? replaced = null;
+            if (plan.Action != SshdAction.LeaveAlone)
             {
-                return StepResult.Problem(string.Join("; ", [$"{plan.Home} belongs to uid {homeOwner}, which has no account in /etc/passwd: sshd can log no one in to it; sshd not started", .. problems]));
+                made = MakeHostKeys(plan, settings);
+                runtime.ReplaceFile(AgentSshd.ConfigFile, Encoding.UTF8.GetBytes(plan.Config!), 0, 0, PrivateFile, durable: false);
+                runtime.ReplaceFile(PodEnvironment.RecordFile, PodEnvironment.Serialize(environment()), 0, 0, PrivateFile, durable: false);
+                EnsureDirectory(paths.PrivilegeSeparation, WorkspaceLayout.DirectoryMode);
+                EnsureLogFolder(plan);
+                replaced = plan.Action == SshdAction.Replace ? Stop(plan.Running!.Pid) : null;
+                RemoveStalePidFile(runtime);
+                if (Start(plan, runtime.PathOf(AgentSshd.ConfigFile), plan.Log, settings) is { } failure)
+                {
+                    return StepResult.Problem(string.Join("; ", [failure, .. problems]));
+                }
+
+                pid = WaitForPid(runtime);
             }
 
-            var config = new SshdSettings(plan.Port, hostKeys, account.pw_name, Path.Join(plan.Home, ".ssh", "authorized_keys"), runtime.PathOf(PidFile), plan.Sessions);
-            runtime.ReplaceFile(ConfigFile, Encoding.UTF8.GetBytes(SshdConfig.Render(config)), 0, 0, PrivateFile, durable: false);
-            EnsureDirectory(paths.PrivilegeSeparation, WorkspaceLayout.DirectoryMode);
-            string log = LogPath(plan, runtime);
-            if (Start(plan, runtime.PathOf(ConfigFile), log, settings) is { } failure)
-            {
-                return StepResult.Problem(string.Join("; ", [failure, .. problems]));
-            }
-
-            int? pid = WaitForPid(runtime);
-            RecordState(plan, new SshState(plan.Port, fingerprint, listed, plan.HostKeysPersist, pid, log));
-            string keys = plan.HostKeysPersist
-                ? made ? $"host key {fingerprint}, made now and kept in {plan.HostKeys}" : $"host key {fingerprint}, kept in {plan.HostKeys}"
+            string fingerprint = Fingerprint(plan, settings);
+            RecordState(plan, new SshState(plan.Port, fingerprint, listed, plan.HostKeys.OnVolume, pid, plan.Log, plan.ListenAddress));
+            string sshd = plan.Action == SshdAction.LeaveAlone
+                ? $"sshd (pid {pid}) already listening on {plan.Listening} for {plan.Account!.Name} with this configuration, left alone"
+                : $"sshd (pid {pid?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}) listening on {plan.Listening} for {plan.Account!.Name}"
+                  + (replaced is null ? string.Empty : $", in place of {replaced} (its sessions go on)");
+            string hostKey = plan.HostKeys.OnVolume
+                ? made ? $"host key {fingerprint}, made now and kept in {plan.HostKeys.Folder}" : $"host key {fingerprint}, kept in {plan.HostKeys.Folder}"
                 : $"host key {fingerprint}, temporary (no volume: clients see a new host key after a restart)";
-            string summary = $"sshd (pid {pid?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}) listening on port {plan.Port} for {account.pw_name}; {keys}; "
-                + $"{Units.Count(listed)} key{(listed == 1 ? string.Empty : "s")} from the pod in {Path.Join(plan.Home, ".ssh", "authorized_keys")}; log {log}"
+            string summary = $"{sshd}; {hostKey}; {Units.Count(listed)} key{(listed == 1 ? string.Empty : "s")} from the pod in {plan.KeysFile}; log {plan.Log}"
                 + (plan.LeftOut.Count > 0 ? $"; not given to sessions (a newline in the value, or not a name): {string.Join(", ", plan.LeftOut)}" : string.Empty);
             return problems.Count > 0 ? StepResult.Problem($"{summary}; {string.Join("; ", problems)}") : StepResult.Ok(summary);
         }
@@ -64,12 +77,13 @@ public sealed partial class SshStep
         }
     }
 
-    /// <summary>The pod's keys as the managed block of ~/.ssh/authorized_keys (0600 in a 0700 ~/.ssh, the home owner's); how many it lists, and whose home it is.</summary>
-    private (int Listed, uint HomeOwner) WriteAuthorizedKeys(SshPlan plan)
+    /// <summary>
+    /// The pod's keys as the managed block of ~/.ssh/authorized_keys (0600 in a 0700 ~/.ssh, the
+    /// home owner's), written only when it changes; how many the block lists.
+    /// </summary>
+    private int WriteAuthorizedKeys(KeysHome keysHome, IReadOnlyList<PublicKey> keys)
     {
-        using var home = plan.Workspace is { Ready: true } state
-            ? state.Workspace.OpenDirectory(WorkspaceLayout.Home)
-            : DirectoryHandle.Open(posix, plan.Home);
+        using var home = OpenHome(keysHome, create: true)!;
         PosixException.Check(posix.FStat(home.Fd, out var owner), "stat", home.Path);
         using var ssh = home.CreateDirectory(".ssh", PrivateDirectory, (owner.st_uid, owner.st_gid));
         PosixException.Check(posix.FStat(ssh.Fd, out var sshStat), "stat", ssh.Path);
@@ -80,7 +94,7 @@ public sealed partial class SshStep
 
         byte[]? current = ssh.ReadFile("authorized_keys", MaxAuthorizedKeysBytes, out var keysStat);
         string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
-        string updated = AuthorizedKeysBlock.Apply(text, plan.Keys, out int listed);
+        string updated = AuthorizedKeysBlock.Apply(text, keys, out int listed);
         bool modeWrong = current is not null && (keysStat.st_mode & FilePermissions.ALLPERMS) != PrivateFile;
         if (!ReferenceEquals(updated, text) || modeWrong)
         {
@@ -88,7 +102,27 @@ public sealed partial class SshStep
             ssh.ReplaceFile("authorized_keys", Encoding.UTF8.GetBytes(updated), uid, gid, PrivateFile);
         }
 
-        return (listed, owner.st_uid);
+        return listed;
+    }
+
+    /// <summary>
+    /// sshd's refusal with what to do. The agent has just set ~/.ssh and the file itself: when one of
+    /// those fails, the volume does not keep modes or owners, and only another volume helps. A folder
+    /// above is the operator's (or the kubelet's, for a pod's fsGroup) to fix.
+    /// </summary>
+    private static string RefusalWithFix(SshPlan plan, StrictModesRefusal refusal)
+    {
+        string head = $"sshd will refuse every key in {plan.KeysFile} (StrictModes, kept on): {refusal}";
+        string? sshFolder = SystemAccounts.RealPath(Path.GetDirectoryName(plan.KeysFile)!);
+        if (refusal.Path == sshFolder || refusal.Path == SystemAccounts.RealPath(plan.KeysFile))
+        {
+            return $"{head}, although the agent set it to {(refusal.Path == sshFolder ? "0700" : "0600")} for its owner just now: "
+                + "the volume does not keep modes or owners (FAT and exFAT do not); keep the home on a volume that does (ext4, xfs, btrfs, NFS) to log in over SSH";
+        }
+
+        return refusal.GroupWritable
+            ? $"{head}; fix: chmod g-w {refusal.Path} (a pod's securityContext.fsGroup makes the volume group-writable again at every mount unless fsGroupChangePolicy is OnRootMismatch)"
+            : $"{head}; fix: chmod go-w {refusal.Path}, and give it to root or the account that logs in";
     }
 
     /// <summary>A directory outside the workspace (the container's /run), made when missing.</summary>
@@ -101,11 +135,14 @@ public sealed partial class SshStep
         }
     }
 
-    /// <summary>The host keys, made once (root's, 0600, in a 0700 folder); whether any was made now.</summary>
-    private (List<string> Keys, bool Made) EnsureHostKeys(SshPlan plan, BootSettings settings)
+    /// <summary>
+    /// The host keys the plan lacks, made with ssh-keygen (root's, 0600, in a 0700 folder), and the
+    /// root-only copies sshd loads refreshed from the volume's; whether any was made.
+    /// </summary>
+    private bool MakeHostKeys(SshPlan plan, BootSettings settings)
     {
         using var parent = plan.Workspace is { } home ? OpenState(home.Workspace) : DirectoryHandle.Open(posix, paths.Runtime);
-        using var folder = parent.CreateDirectory(plan.Workspace is null ? "host-keys" : HostKeysFolder, PrivateDirectory);
+        using var folder = parent.CreateDirectory(Path.GetFileName(plan.HostKeys.Folder), PrivateDirectory);
         PosixException.Check(posix.FStat(folder.Fd, out var stat), "stat", folder.Path);
         if (stat.st_uid != 0 || (stat.st_mode & FilePermissions.ALLPERMS) != PrivateDirectory)
         {
@@ -113,114 +150,92 @@ public sealed partial class SshStep
             PosixException.Check(posix.FChmod(folder.Fd, PrivateDirectory), "set the mode of", folder.Path);
         }
 
-        var keys = new List<string>();
-        bool made = false;
-        foreach (string type in HostKeyTypes)
+        foreach (string type in plan.HostKeys.ToMake)
         {
-            string name = $"ssh_host_{type}_key";
-            if (!folder.Exists(name))
+            if (Run(plan.Keygen, ["-q", "-t", type, "-N", string.Empty, "-C", "packet-agent host key", "-f", folder.PathOf(HostKeyName(type))], settings) is { } failure)
             {
-                var result = Run(plan.Keygen, ["-q", "-t", type, "-N", string.Empty, "-C", "packet-agent host key", "-f", folder.PathOf(name)], settings);
-                if (result is not null)
-                {
-                    throw new IOException($"ssh-keygen could not make the {type} host key in {folder.Path}: {result}");
-                }
-
-                made = true;
+                throw new IOException($"ssh-keygen could not make the {type} host key in {folder.Path}: {failure}");
             }
-
-            keys.Add(folder.PathOf(name));
         }
 
-        return (keys, made);
+        if (plan.HostKeys.OnVolume)
+        {
+            using var runtime = DirectoryHandle.Open(posix, paths.Runtime);
+            using var loaded = runtime.CreateDirectory(RuntimeHostKeysFolder, PrivateDirectory);
+            foreach (string type in plan.HostKeys.Stale)
+            {
+                foreach (var (name, mode) in new[] { (HostKeyName(type), PrivateFile), (HostKeyName(type) + ".pub", ReadableFile) })
+                {
+                    byte[] key = folder.ReadFile(name, MaxKeyFileBytes, out _) ?? throw new IOException($"{folder.PathOf(name)} is gone");
+                    loaded.ReplaceFile(name, key, 0, 0, mode, durable: false);
+                }
+            }
+        }
+
+        return plan.HostKeys.ToMake.Count > 0;
     }
 
     private static DirectoryHandle OpenState(DirectoryHandle workspace) => workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
 
-    /// <summary>The host key's SHA256 fingerprint, as ssh prints it to a user meeting the pod for the first time.</summary>
-    private string Fingerprint(SshPlan plan, string hostKey, BootSettings settings)
+    /// <summary>The first host key's SHA256 fingerprint, as ssh prints it to a user meeting the pod for the first time.</summary>
+    private string Fingerprint(SshPlan plan, BootSettings settings)
     {
-        var result = runner.RunAsync(plan.Keygen, ["-l", "-E", "sha256", "-f", hostKey + ".pub"], ToolTimeout, settings.Stop.Token).GetAwaiter().GetResult();
+        var result = runner.RunAsync(plan.Keygen, ["-l", "-E", "sha256", "-f", plan.HostKeys.Files[0] + ".pub"], ToolTimeout, settings.Stop.Token).GetAwaiter().GetResult();
         string[] fields = result.StandardOutput.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         return result.ExitCode == 0 && fields.Length > 1 ? fields[1] : "unknown";
     }
 
-    /// <summary>An sshd this agent started before in this container (a boot run again by hand) holds the port: it is stopped first.</summary>
-    private void StopPrevious(DirectoryHandle runtime)
+    /// <summary>
+    /// Stops the sshd an earlier boot in this container started (SIGTERM to the listener alone: the
+    /// sessions it forked are processes of their own and go on), and waits for its port to be free.
+    /// </summary>
+    private string Stop(int pid)
     {
-        if (ReadPid(runtime) is { } pid && IsSshd(pid))
+        posix.Kill(pid, (int)Signum.SIGTERM);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (posix.Kill(pid, 0) == 0 && AgentSshd.IsSshd(pid) && waited.Elapsed < StopWait)
         {
-            posix.Kill(pid, (int)Signum.SIGTERM);
-            for (int i = 0; i < 50 && posix.Kill(pid, 0) == 0 && IsSshd(pid); i++)
-            {
-                Thread.Sleep(20);
-            }
+            Thread.Sleep(5);
         }
 
-        // sshd leaves its pid file behind; the new one's pid is read from a file it wrote itself.
-        int removed = posix.UnlinkAt(runtime.Fd, PidFile, isDirectory: false);
-        if (removed < 0 && PosixException.ErrnoOf(removed) != Errno.ENOENT)
-        {
-            PosixException.Check(removed, "remove", runtime.PathOf(PidFile));
-        }
+        return $"the sshd (pid {pid}) an earlier boot started with another configuration";
     }
 
-    private static bool IsSshd(int pid)
+    /// <summary>sshd leaves its pid file behind when it is killed: the new one's pid must come from a file it wrote itself.</summary>
+    private void RemoveStalePidFile(DirectoryHandle runtime)
     {
-        try
+        int removed = posix.UnlinkAt(runtime.Fd, AgentSshd.PidFile, isDirectory: false);
+        if (removed < 0 && PosixException.ErrnoOf(removed) != Errno.ENOENT)
         {
-            return File.ReadAllText($"/proc/{pid}/comm").Trim() == "sshd";
-        }
-        catch (IOException)
-        {
-            return false;
+            PosixException.Check(removed, "remove", runtime.PathOf(AgentSshd.PidFile));
         }
     }
 
     /// <summary>sshd's parent exits as its daemon forks, and the daemon writes the pid file a moment later.</summary>
     private static int? WaitForPid(DirectoryHandle runtime)
     {
-        for (int i = 0; i < 100; i++)
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (waited.Elapsed < TimeSpan.FromSeconds(1))
         {
-            if (ReadPid(runtime) is { } pid)
+            if (AgentSshd.ReadPid(runtime.PathOf(AgentSshd.PidFile)) is { } pid)
             {
                 return pid;
             }
 
-            Thread.Sleep(10);
+            Thread.Sleep(2);
         }
 
         return null;
     }
 
-    private static int? ReadPid(DirectoryHandle runtime)
+    /// <summary>The hooks' logs folder, root's, made when the log goes there and it is missing (the host keys' folder exists by now).</summary>
+    private static void EnsureLogFolder(SshPlan plan)
     {
-        try
+        if (plan.Workspace is { } home && Path.GetDirectoryName(plan.Log) == home.Workspace.PathOf(Path.Join(WorkspaceLayout.State, HooksStep.LogsFolder)))
         {
-            return runtime.ReadFile(PidFile, 64, out _) is { } bytes && int.TryParse(Encoding.ASCII.GetString(bytes).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) ? pid : null;
+            using var state = OpenState(home.Workspace);
+            using var logs = state.CreateDirectory(HooksStep.LogsFolder, WorkspaceLayout.DirectoryMode);
         }
-        catch (IOException)
-        {
-            return null;
-        }
-    }
-
-    /// <summary>
-    /// sshd opens its log by path as root: only where no one else can swap the file for a link. The
-    /// hooks' log folder when root owns it alone; else the host keys' folder; without a volume, the runtime directory.
-    /// </summary>
-    private string LogPath(SshPlan plan, DirectoryHandle runtime)
-    {
-        if (plan.Workspace is not { } home)
-        {
-            return runtime.PathOf(LogFile);
-        }
-
-        using var state = OpenState(home.Workspace);
-        using var logs = state.CreateDirectory(HooksStep.LogsFolder, WorkspaceLayout.DirectoryMode);
-        PosixException.Check(posix.FStat(logs.Fd, out var stat), "stat", logs.Path);
-        bool rootsAlone = stat.st_uid == 0 && (stat.st_mode & (FilePermissions.S_IWGRP | FilePermissions.S_IWOTH)) == 0;
-        return rootsAlone ? logs.PathOf(LogFile) : Path.Join(plan.HostKeys, LogFile);
     }
 
     /// <summary>Starts sshd, which forks into the background once it listens; null, or why it did not start (in sshd's words).</summary>

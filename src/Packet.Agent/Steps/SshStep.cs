@@ -1,4 +1,6 @@
 using System.Collections;
+using System.Text;
+using Mono.Unix.Native;
 using Microsoft.Extensions.Logging;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
@@ -12,29 +14,50 @@ using Packet.Agent.Workspace;
 namespace Packet.Agent.Steps;
 
 /// <summary>Where the SSH step keeps what lives only as long as the container: sshd's config (it holds the pod's variables), its pid file, temporary host keys.</summary>
-/// <param name="Runtime">A root-only directory on the container's own tmpfs (<c>/run/packet-agent</c>).</param>
+/// <param name="Runtime">A root-only directory on the container's own file system (<c>/run/packet-agent</c>).</param>
 /// <param name="PrivilegeSeparation">The empty directory sshd chroots its unprivileged child into (Debian's sshd: <c>/run/sshd</c>).</param>
 public sealed record SshPaths(string Runtime, string PrivilegeSeparation);
 
+/// <summary>What the step does with sshd.</summary>
+public enum SshdAction
+{
+    /// <summary>None: no account to log in as (the keys are still written).</summary>
+    None,
+
+    /// <summary>Start sshd: none of this container runs yet.</summary>
+    Start,
+
+    /// <summary>Stop the sshd an earlier boot in this container started, whose configuration differs, and start this one; its sessions go on.</summary>
+    Replace,
+
+    /// <summary>The sshd an earlier boot in this container started runs with this very configuration: leave it (and its sessions) alone.</summary>
+    LeaveAlone,
+}
+
 /// <summary>
-/// Step 7: SSH into the pod, as the GPU clouds' start scripts offer it, done so that it survives a
-/// restart: the pod's public keys (<c>PUBLIC_KEY</c>, <c>SSH_PUBLIC_KEY</c>, <c>--ssh-keys-dir</c>)
-/// as a managed block in the persisted <c>~/.ssh/authorized_keys</c>, host keys made once and kept
-/// on the volume (the pod's identity outlives its containers), the pod's variables in every session
-/// (<see cref="SshdConfig"/>), and sshd started in the background before exec. On when the image has
-/// sshd, inside a container (<c>--ssh auto</c> never starts an sshd on an ordinary machine, where
-/// recovery runs by hand happen); a failure is a warning.
+/// Step 7: SSH into the pod, as the GPU clouds' start scripts offer it, and only when asked: with
+/// <c>--ssh auto</c> (the default) sshd starts only when there is a key to let in (the pod's
+/// <c>PUBLIC_KEY</c>, <c>SSH_PUBLIC_KEY</c>, <c>--ssh-keys-dir</c>, or one the user put into the
+/// persisted <c>~/.ssh/authorized_keys</c>), the image has sshd, inside a container, as root. The
+/// pod's keys become a managed block of that file, host keys are made once and kept on the volume (the
+/// pod's identity outlives its containers), the pod's variables reach every session
+/// (<see cref="SshdConfig"/>), and sshd runs in the background with StrictModes on. A boot run again
+/// in the same container leaves a running sshd alone when its configuration is the same. A failure is
+/// a warning.
 /// </summary>
-public sealed partial class SshStep(IPosix posix, IProcessRunner runner, CommandResolver resolver, Func<IDictionary> environment, SshPaths paths, Func<bool> insideContainer, ILogger logger)
+public sealed partial class SshStep(
+    IPosix posix, IProcessRunner runner, CommandResolver resolver, Func<IDictionary> environment, SshPaths paths, Func<bool> insideContainer, IAccounts accounts, StrictModes strictModes, ILogger logger)
     : IBootStep<HomeState?, NoValue>
 {
     public const string StateFile = "ssh.json";
     public const string HostKeysFolder = "ssh";
     public const string LogFile = "sshd.log";
+    public const string RuntimeHostKeysFolder = "host-keys";
 
     // Where images keep sshd when PATH does not name it (a login PATH has sbin, a container's ENV PATH may not).
     private const string SbinDirectories = "/usr/sbin:/usr/local/sbin:/sbin";
     private const int MaxKeyFileBytes = 64 * 1024;
+    private const int MaxAuthorizedKeysBytes = 1 << 20;
 
     public string Name => "ssh";
 
@@ -69,27 +92,79 @@ public sealed partial class SshStep(IPosix posix, IProcessRunner runner, Command
             return NotPossible(options, $"sshd needs root to log users in, and the agent runs as uid {posix.EffectiveUserId}");
         }
 
-        var keygen = resolver.Resolve("ssh-keygen", searchPath);
-        if (!keygen.Found)
-        {
-            return StepPlan.Settled<NoValue>(StepResult.Problem($"the image has sshd but no ssh-keygen to make its host keys ({keygen.Failure}); sshd not started"), default);
-        }
-
         var problems = new List<string>();
         var pod = PublicKeys.Gather(name => environment()[name] as string, KeyFiles(options.SshKeysDirectory, problems));
         problems.AddRange(pod.Problems);
+        var home = WhereKeysGo(input, options);
+        string keysFile = Path.Join(home.Path, ".ssh", "authorized_keys");
+        string current = ReadKeys(home, problems);
+        int byHand = AuthorizedKeysBlock.KeysOutside(current);
+        if (options.Ssh == SshMode.Auto && pod.Keys.Count == 0 && byHand == 0)
+        {
+            return NoKeyToLetIn(home, keysFile, current, problems);
+        }
+
+        var keygen = resolver.Resolve("ssh-keygen", searchPath);
+        if (!keygen.Found)
+        {
+            return StepPlan.Settled<NoValue>(StepResult.Problem(string.Join("; ", [$"the image has sshd but no ssh-keygen to make its host keys ({keygen.Failure}); sshd not started", .. problems])), default);
+        }
+
+        var hostKeys = HostKeys(input, options);
+        var running = AgentSshd.Find(paths.Runtime);
         var leftOut = new List<string>();
         var sessions = SshdConfig.SessionEnvironment(variables, leftOut);
-        string home = input is { Ready: true } ? input.Workspace.PathOf(WorkspaceLayout.Home) : options.Home;
-        string hostKeys = workspace is null
-            ? Path.Join(paths.Runtime, "host-keys")
-            : workspace.PathOf(Path.Join(WorkspaceLayout.State, HostKeysFolder));
-        var plan = new SshPlan(sshd.Path!, keygen.Path!, options.SshPort, pod.Keys, home, input, hostKeys, sessions, leftOut, problems);
-        return StepPlan.ToApply<NoValue>(StepResult.Ok(plan.Preview), default, () => (Apply(plan, settings), default));
+        var account = home.Owner is { } owner ? accounts.ByUid(owner) : null;
+        string? config = account is null ? null : SshdConfig.Render(new SshdSettings(
+            options.SshPort, options.SshListen, hostKeys.Files, account.Name, keysFile, Path.Join(paths.Runtime, AgentSshd.PidFile), sessions));
+        var action = config is null ? SshdAction.None
+            : running is null ? SshdAction.Start
+            : running.Config == config && hostKeys.Stale.Count == 0 ? SshdAction.LeaveAlone
+            : SshdAction.Replace;
+        if (account is null)
+        {
+            problems.Insert(0, $"{home.Path} belongs to uid {home.Owner?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}, which has no account in /etc/passwd: sshd can log no one in to it; sshd not started");
+        }
+
+        var plan = new SshPlan(
+            sshd.Path!, keygen.Path!, options.SshPort, options.SshListen, pod.Keys, input, home, keysFile, hostKeys, account, config, action, running,
+            LogPath(input), sessions, leftOut, problems);
+        return StepPlan.ToApply<NoValue>(plan.Preview, default, () => (Apply(plan, settings), default));
     }
 
     private static StepPlan<NoValue> NotPossible(BootOptions options, string reason) =>
         StepPlan.Settled<NoValue>(options.Ssh == SshMode.On ? StepResult.Problem($"{reason}; --ssh on") : StepResult.Skipped(reason), default);
+
+    /// <summary>
+    /// Auto, and no key anywhere: sshd is not started, and no host key made. Keys an earlier boot took
+    /// from the pod (its block) are removed, as every boot removes those the pod no longer gives.
+    /// </summary>
+    private StepPlan<NoValue> NoKeyToLetIn(KeysHome home, string keysFile, string current, List<string> problems)
+    {
+        string reason = $"no key to let in: PUBLIC_KEY, SSH_PUBLIC_KEY and --ssh-keys-dir give none, and {keysFile} holds none; sshd not started "
+            + "(give the pod a public key to log in over SSH; --ssh on starts sshd without one)";
+        int stale = AuthorizedKeysBlock.KeysInBlock(current);
+        string summary = string.Join("; ", [reason, .. problems]);
+        var result = problems.Count > 0 ? StepResult.Problem(summary) : StepResult.Skipped(summary);
+        if (stale == 0)
+        {
+            return StepPlan.Settled<NoValue>(result, default);
+        }
+
+        string removal = $"; would remove the {Units.Count(stale)} key{(stale == 1 ? string.Empty : "s")} an earlier boot took from the pod from {keysFile}";
+        return StepPlan.ToApply<NoValue>(result with { Summary = result.Summary + removal }, default, () =>
+        {
+            try
+            {
+                WriteAuthorizedKeys(home, []);
+                return (result with { Summary = result.Summary + removal.Replace("would remove", "removed", StringComparison.Ordinal) }, default);
+            }
+            catch (IOException e)
+            {
+                return (StepResult.Problem($"{summary}; could not remove the keys an earlier boot took from the pod: {e.Message}"), default);
+            }
+        });
+    }
 
     /// <summary>The files of the keys directory in name order; a Kubernetes secret's own entries (<c>..data</c>) and what is not a readable file are passed over.</summary>
     private static List<(string Name, string Text)> KeyFiles(string? directory, List<string> problems)
@@ -122,25 +197,173 @@ public sealed partial class SshStep(IPosix posix, IProcessRunner runner, Command
         return files;
     }
 
-    /// <summary>What the step decided: sshd and ssh-keygen, the keys, where they go, the host keys' place, the sessions' variables.</summary>
+    /// <summary>
+    /// The home whose ~/.ssh gets the pod's keys: the persisted one when it is seeded (or, in a dry
+    /// run, will be), else the live one; and its owner (in a dry run of a first seed, the live home's,
+    /// which the seed keeps).
+    /// </summary>
+    private KeysHome WhereKeysGo(HomeState? input, BootOptions options)
+    {
+        if (input is { Ready: true } state)
+        {
+            string persisted = state.Workspace.PathOf(WorkspaceLayout.Home);
+            if (state.Workspace.LStat(WorkspaceLayout.Home, out var stat) >= 0)
+            {
+                return new KeysHome(persisted, state, stat.st_uid);
+            }
+
+            return new KeysHome(persisted, state, posix.LStatAt(AtCurrentDirectory, options.Home, out var live) >= 0 ? live.st_uid : null);
+        }
+
+        return new KeysHome(options.Home, null, posix.LStatAt(AtCurrentDirectory, options.Home, out var own) >= 0 ? own.st_uid : null);
+    }
+
+    private const int AtCurrentDirectory = -100;
+
+    /// <summary>The home's authorized_keys as it is now; empty when there is none yet.</summary>
+    private string ReadKeys(KeysHome home, List<string> problems)
+    {
+        try
+        {
+            using var directory = OpenHome(home, create: false);
+            using var ssh = directory?.TryOpenDirectory(".ssh");
+            return ssh?.ReadFile("authorized_keys", MaxAuthorizedKeysBytes, out _) is { } bytes ? Encoding.UTF8.GetString(bytes) : string.Empty;
+        }
+        catch (IOException e)
+        {
+            problems.Add($"cannot read the keys already there: {e.Message}");
+            return string.Empty;
+        }
+    }
+
+    /// <summary>The home, open: through the workspace without following a link when it is the persisted one; null when it does not exist (yet).</summary>
+    private DirectoryHandle? OpenHome(KeysHome home, bool create)
+    {
+        if (home.Persisted is { } state)
+        {
+            return create ? state.Workspace.OpenDirectory(WorkspaceLayout.Home) : state.Workspace.TryOpenDirectory(WorkspaceLayout.Home);
+        }
+
+        try
+        {
+            return DirectoryHandle.Open(posix, home.Path);
+        }
+        catch (PosixException e) when (!create && e.Errno == Errno.ENOENT)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The host keys: ed25519 (RSA too when asked), kept on the volume when there is one (the pod's
+    /// identity), and those not made yet. sshd loads them from the container's runtime folder, a root-only
+    /// copy: it refuses a key file others may read, and a FAT or exFAT volume shows every file as 0777.
+    /// Copies that differ from the volume's keys (or are missing) are stale: a running sshd holds old keys.
+    /// </summary>
+    private HostKeySet HostKeys(HomeState? input, BootOptions options)
+    {
+        string[] types = options.SshRsaHostKey ? ["ed25519", "rsa"] : ["ed25519"];
+        string loaded = Path.Join(paths.Runtime, RuntimeHostKeysFolder);
+        if (input is null)
+        {
+            return new HostKeySet(loaded, loaded, OnVolume: false, types, types.Where(type => !File.Exists(Path.Join(loaded, HostKeyName(type)))).ToArray(), Stale: []);
+        }
+
+        using var state = input.Workspace.TryOpenDirectory(WorkspaceLayout.State);
+        using var keys = state?.TryOpenDirectory(HostKeysFolder);
+        var toMake = types.Where(type => keys?.Exists(HostKeyName(type)) != true).ToArray();
+        var stale = types.Where(type => toMake.Contains(type) || !SameContent(keys!, HostKeyName(type), Path.Join(loaded, HostKeyName(type)))).ToArray();
+        return new HostKeySet(input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, HostKeysFolder)), loaded, OnVolume: true, types, toMake, stale);
+    }
+
+    /// <summary>Whether a key on the volume and its copy in the runtime folder hold the same bytes.</summary>
+    private static bool SameContent(DirectoryHandle folder, string name, string copy)
+    {
+        try
+        {
+            return File.Exists(copy) && folder.ReadFile(name, MaxKeyFileBytes, out _) is { } kept && kept.AsSpan().SequenceEqual(File.ReadAllBytes(copy));
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static string HostKeyName(string type) => $"ssh_host_{type}_key";
+
+    /// <summary>
+    /// sshd opens its log by path as root: only where no one else can swap the file for a link. The
+    /// hooks' log folder when root owns it alone (or it is yet to be made, root's); else the host keys'
+    /// folder; without a volume, the runtime directory.
+    /// </summary>
+    private string LogPath(HomeState? input)
+    {
+        if (input is null)
+        {
+            return Path.Join(paths.Runtime, LogFile);
+        }
+
+        using var state = input.Workspace.TryOpenDirectory(WorkspaceLayout.State);
+        string logs = input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, HooksStep.LogsFolder));
+        if (state is null || state.LStat(HooksStep.LogsFolder, out var stat) < 0)
+        {
+            return Path.Join(logs, LogFile);
+        }
+
+        bool rootsAlone = (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR && stat.st_uid == 0
+            && (stat.st_mode & (FilePermissions.S_IWGRP | FilePermissions.S_IWOTH)) == 0;
+        return rootsAlone ? Path.Join(logs, LogFile) : input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, HostKeysFolder, LogFile));
+    }
+
+    /// <summary>The home whose ~/.ssh gets the keys: its path, the persisted home's state when it is that one, and its owner's uid (null: no home to look at).</summary>
+    private sealed record KeysHome(string Path, HomeState? Persisted, uint? Owner);
+
+    /// <summary>Where the host keys are kept and where sshd loads them from, the types offered, those to make, and the copies to refresh.</summary>
+    private sealed record HostKeySet(string Folder, string Loaded, bool OnVolume, IReadOnlyList<string> Types, IReadOnlyList<string> ToMake, IReadOnlyList<string> Stale)
+    {
+        public string[] Files => Types.Select(type => System.IO.Path.Join(Loaded, HostKeyName(type))).ToArray();
+    }
+
+    /// <summary>What the step decided: sshd and ssh-keygen, the keys and where they go, the host keys, the config, and what happens to sshd.</summary>
     private sealed record SshPlan(
         string Sshd,
         string Keygen,
         int Port,
+        string? ListenAddress,
         IReadOnlyList<PublicKey> Keys,
-        string Home,
         HomeState? Workspace,
-        string HostKeys,
+        KeysHome Home,
+        string KeysFile,
+        HostKeySet HostKeys,
+        Account? Account,
+        string? Config,
+        SshdAction Action,
+        RunningSshd? Running,
+        string Log,
         IReadOnlyDictionary<string, string> Sessions,
         IReadOnlyList<string> LeftOut,
         IReadOnlyList<string> Problems)
     {
-        public bool HostKeysPersist => Workspace is not null;
+        public string Listening => ListenAddress is null ? $"port {Port}" : $"{ListenAddress} port {Port}";
 
-        public string Preview =>
-            $"would start {Sshd} on port {Port} with {Units.Count(Keys.Count)} key{(Keys.Count == 1 ? string.Empty : "s")} from the pod in {Path.Join(Home, ".ssh", "authorized_keys")}; "
-            + (HostKeysPersist ? $"host keys kept in {HostKeys}" : "temporary host keys (no volume)")
-            + $"; {Units.Count(Sessions.Count)} variables for sessions"
-            + (Problems.Count > 0 ? $"; {string.Join("; ", Problems)}" : string.Empty);
+        public StepResult Preview
+        {
+            get
+            {
+                string keys = $"{Units.Count(Keys.Count)} key{(Keys.Count == 1 ? string.Empty : "s")} from the pod in {KeysFile}";
+                string hostKeys = (HostKeys.ToMake.Count > 0 ? $"would make the {string.Join(" and ", HostKeys.ToMake)} host key{(HostKeys.ToMake.Count == 1 ? string.Empty : "s")}, " : "host keys ")
+                    + (HostKeys.OnVolume ? $"kept in {HostKeys.Folder}" : "temporary (no volume)");
+                string sshd = Action switch
+                {
+                    SshdAction.Start => $"would start {Sshd} on {Listening}",
+                    SshdAction.Replace => $"would replace the running sshd (pid {Running!.Pid}), whose configuration differs, with {Sshd} on {Listening} (its sessions go on)",
+                    SshdAction.LeaveAlone => $"would leave the running sshd (pid {Running!.Pid}) alone: its configuration is the same",
+                    _ => "would not start sshd",
+                };
+                string summary = $"{sshd} with {keys}; {hostKeys}; {Units.Count(Sessions.Count)} variables for sessions"
+                    + (Problems.Count > 0 ? $"; {string.Join("; ", Problems)}" : string.Empty);
+                return Account is null ? StepResult.Problem(summary) : StepResult.Ok(summary);
+            }
+        }
     }
 }
