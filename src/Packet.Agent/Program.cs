@@ -19,7 +19,7 @@ using Packet.Agent.Steps;
 // The composition root: parse, build the real adapters, run the command, exit with its code.
 NativeLibraries.LoadMonoPosixHelperFromAppDirectory();
 Console.SetError(StandardErrorStream.CreateWriter());
-var environment = PodEnvironment.Resolve(Agent.Runtime, Environment.GetEnvironmentVariables(), out string? podRecord);
+var environment = PodEnvironment.Resolve(Agent.RuntimeOf(Environment.GetEnvironmentVariable(OptionTable.RuntimeDirectory.Variable!)), Environment.GetEnvironmentVariables(), out string? podRecord);
 ParsedCommand command;
 try
 {
@@ -58,8 +58,8 @@ static int PrintVersion()
 /// <summary>The commands, wired to real adapters.</summary>
 internal static partial class Agent
 {
-    /// <summary>The container's own runtime directory: sshd's config, its pid, the pod's recorded environment.</summary>
-    public const string Runtime = "/run/packet-agent";
+    /// <summary>The container's own runtime directory (sshd's config and pid, the pod's recorded environment, a report the volume could not take): PACKET_RUNTIME_DIR, else the agent's user's default.</summary>
+    public static string RuntimeOf(string? configured) => configured is { Length: > 0 } ? configured : BootReportAside.DefaultDirectory(Syscall.geteuid());
 
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromSeconds(5);
 
@@ -86,9 +86,10 @@ internal static partial class Agent
             var resolver = new CommandResolver(fileSystem, IsExecutable);
             using var gpu = new GpuCheckStep(NvidiaSmi(resolver), loggers.CreateLogger("gpu"), options.Gpu);
             var hooks = new HooksStep(posix, new HookRunner(posix, Environment.ProcessPath!), resolver, loggers.CreateLogger("hooks"), () => environment);
-            var ssh = new SshStep(posix, new ProcessRunner(), resolver, () => environment, new SshPaths(Runtime, "/run/sshd"), ContainerDetection.IsContainer, SystemAccounts.Instance, SystemAccounts.StrictModes(), loggers.CreateLogger("ssh"));
+            string runtime = RuntimeOf(options.RuntimeDirectory);
+            var ssh = new SshStep(posix, new ProcessRunner(), resolver, () => environment, new SshPaths(runtime, "/run/sshd"), ContainerDetection.IsContainer, SystemAccounts.Instance, SystemAccounts.StrictModes(), loggers.CreateLogger("ssh"));
             var steps = Steps(loggers, resolver, gpu, hooks, ssh, environment);
-            outcome = new BootSequence(steps, loggers, new BootReportWriter(posix), TimeProvider.System).Run(options, stop);
+            outcome = new BootSequence(steps, loggers, new BootReportWriter(posix, runtime), TimeProvider.System).Run(options, stop);
             if (options.DryRun)
             {
                 PrintPlan(outcome);
@@ -177,7 +178,8 @@ internal static partial class Agent
         string workspace = fileSystem.Directory.Exists(options.Workspace)
             ? fileSystem.Directory.ResolveLinkTarget(options.Workspace, returnFinalTarget: true)?.FullName ?? options.Workspace
             : options.Workspace;
-        var report = new WorkspaceStatus(PosixSystem.Instance, MountTable.Describe).Gather(workspace, options.Home);
+        var aside = new BootReportAside(PosixSystem.Instance).Newest(options.RuntimeDirectory, [options.Workspace, workspace]);
+        var report = new WorkspaceStatus(PosixSystem.Instance, MountTable.Describe).Gather(workspace, options.Home, aside);
         Console.Out.Write(options.Json
             ? JsonSerializer.Serialize(report, AgentJson.Default.StatusReport) + "\n"
             : WorkspaceStatus.Render(report));
@@ -231,7 +233,7 @@ internal static partial class Agent
         var steps = Steps(logging.Factory, resolver, gpu, new NotRunStep<HomeState?>("hooks", 6, "not part of reset-home; they run at the next boot"), new NotRunStep<HomeState?>("ssh", 7, "not part of reset-home; sshd is set up at the next boot"), environment);
         using var stop = new StopRequest();
         using var signals = StopSignals.Install(stop);
-        var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance), TimeProvider.System).Run(boot, stop);
+        var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance, RuntimeOf(boot.RuntimeDirectory)), TimeProvider.System).Run(boot, stop);
         return (int)outcome.ExitCode;
     }
 

@@ -18,7 +18,16 @@ public sealed class EngineImages : IDisposable
     public const string AgentOnly = "localhost/packet-agent:test";
     public const string NonRoot = "localhost/packet-cuda-nonroot:test";
 
+    /// <summary>
+    /// A stand-in for the NVIDIA container runtime's nvidia-smi (what cannot run here: a GPU). It
+    /// answers the agent's query (<c>--query-gpu=index,name,uuid,memory.total,memory.used,driver_version
+    /// --format=csv,noheader,nounits</c>, nvidia-smi --help-query-gpu) as an H100 node does.
+    /// </summary>
+    public const string StandInNvidiaSmi = "#!/bin/sh\necho '0, NVIDIA H100 80GB HBM3, GPU-5f0a7e2c-1111-2222-3333-444455556666, 81559, 0, 550.54.15'\n";
+
     private readonly TempDirectory _dir = new("engine-images");
+    private readonly Lock _manifestImages = new();
+    private bool _manifestImagesBuilt;
 
     public EngineImages()
     {
@@ -56,6 +65,46 @@ public sealed class EngineImages : IDisposable
 
     public Podman Engine { get; }
 
+    /// <summary>
+    /// The images container/k8s names, made from the test images and tagged with those very names in
+    /// this engine's own store, so that every manifest plays byte for byte as shipped: the CUDA image
+    /// with a stand-in nvidia-smi (the pods ask for a GPU, <c>PACKET_GPU=require</c>), its USER 1000
+    /// variant, and the full-dev example built on it.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ManifestImages()
+    {
+        var images = new Dictionary<string, string>
+        {
+            ["ghcr.io/example/packet-cuda:latest"] = "the CUDA image (container/Dockerfile) with a stand-in nvidia-smi",
+            ["ghcr.io/example/packet-cuda-nonroot:latest"] = "the same as USER 1000 with HOME=/home/dev",
+            ["ghcr.io/example/packet-full-dev:latest"] = "container/examples/full-dev built on the first",
+        };
+        lock (_manifestImages)
+        {
+            if (!_manifestImagesBuilt)
+            {
+                string gpu = _dir.Create("manifest-images/gpu");
+                File.WriteAllText(Path.Join(gpu, "nvidia-smi"), StandInNvidiaSmi);
+                File.SetUnixFileMode(Path.Join(gpu, "nvidia-smi"), (UnixFileMode)0b111_101_101);
+                File.WriteAllText(Path.Join(gpu, "Dockerfile"), $"FROM {Image}\nCOPY nvidia-smi /usr/bin/nvidia-smi\n");
+                Engine.MustRun("build", "--network", "none", "--tag", "ghcr.io/example/packet-cuda:latest", gpu);
+                string nonRoot = _dir.Create("manifest-images/nonroot");
+                File.WriteAllText(Path.Join(nonRoot, "Dockerfile"), string.Join('\n',
+                    "FROM ghcr.io/example/packet-cuda:latest",
+                    "RUN useradd --create-home --uid 1000 dev && echo 'from the image' > /home/dev/.image-note && chown dev:dev /home/dev/.image-note",
+                    "USER 1000",
+                    "ENV HOME=/home/dev",
+                    string.Empty));
+                Engine.MustRun("build", "--network", "none", "--tag", "ghcr.io/example/packet-cuda-nonroot:latest", nonRoot);
+                Engine.MustRun("build", "--network", "host", "--build-arg", "BASE_IMAGE=ghcr.io/example/packet-cuda:latest", "--tag", "ghcr.io/example/packet-full-dev:latest",
+                    Path.Join(RepositoryPaths.Root, "container/examples/full-dev"));
+                _manifestImagesBuilt = true;
+            }
+        }
+
+        return images;
+    }
+
     public void Dispose()
     {
         Engine?.Dispose();
@@ -63,12 +112,20 @@ public sealed class EngineImages : IDisposable
     }
 }
 
+/// <summary>The tests that run images on the engine share its images and run one after another.</summary>
+[CollectionDefinition(Name)]
+public sealed class EngineCollection : ICollectionFixture<EngineImages>
+{
+    public const string Name = "engine";
+}
+
 /// <summary>
 /// The image on a real OCI engine: rootful podman 4.3 with runc (Debian 12), each container with
 /// the volume bind-mounted at /workspace as the kubelet does. What podman 4.3 cannot show of
 /// Kubernetes is done as the kubelet would, and said so in each test.
 /// </summary>
-public sealed class EngineTests(EngineImages images) : IClassFixture<EngineImages>, IDisposable
+[Collection(EngineCollection.Name)]
+public sealed class EngineTests(EngineImages images) : IDisposable
 {
     private readonly TempDirectory _dir = new("engine");
     private readonly List<string> _containers = [];
@@ -216,22 +273,54 @@ public sealed class EngineTests(EngineImages images) : IClassFixture<EngineImage
     }
 
     [RootFact]
-    public void A_non_root_image_on_a_volume_it_cannot_write_says_whose_it_is_and_still_runs_its_command()
+    public void A_non_root_image_on_a_volume_it_cannot_write_says_whose_it_is_still_runs_its_command_and_status_there_tells_the_same()
     {
         Require.Root();
         string volume = _dir.Create("volume"); // root's, 0755: what a fresh claim looks like to uid 1000
 
         var boot = Engine.Run("run", "--rm", "--network", "none", "--volume", $"{volume}:/workspace", EngineImages.NonRoot, "sh", "-c", "echo command ran");
-        var status = Engine.Run("run", "--rm", "--network", "none", "--volume", $"{volume}:/workspace", "--entrypoint", "packet-agent", EngineImages.NonRoot, "status");
+        string pod = Start(volume, EngineImages.NonRoot);
+        var status = Exec(pod, "packet-agent", "status");
+        var json = Exec(pod, "packet-agent", "status", "--json");
+        var log = Engine.Run("logs", pod);
 
         Assert.Equal(0, boot.ExitCode);
         Assert.Equal("command ran\n", boot.StandardOutput);
         var guard = Assert.Single(boot.ErrorLines, line => line.Contains("warn: guard[1]", StringComparison.Ordinal));
         Assert.Contains("/workspace is not writable by the agent's user (uid 1000, gid 1000): it belongs to 0:0, mode 0755", guard);
         Assert.Contains("securityContext.fsGroup: 1000", guard);
+        Assert.Contains("info: boot[0] boot report kept in /tmp/packet-agent-1000/last-boot.json (no usable workspace): status in this container reads it there", log.StandardError);
+
+        // status in the same container: what the boot said, its fix, and that nothing is kept on the volume.
+        Assert.Equal(1, status.ExitCode);
         Assert.Contains("/workspace is not writable by uid 1000", status.StandardOutput);
         Assert.DoesNotContain("the next boot seeds it", status.StandardOutput);
+        Assert.DoesNotContain("has not booted", status.StandardOutput);
+        Assert.Contains("(report in /tmp/packet-agent-1000/last-boot.json: not on the volume)", status.StandardOutput);
+        Assert.Contains("- the last boot had warnings: guard: /workspace is not writable by the agent's user (uid 1000, gid 1000)", status.StandardOutput);
+        Assert.Contains("securityContext.fsGroup: 1000", status.StandardOutput);
+        Assert.Contains("- the last boot's report is not on the volume (the workspace was not usable (/workspace is not writable", status.StandardOutput);
+        using var document = JsonDocument.Parse(json.StandardOutput);
+        var lastBoot = document.RootElement.GetProperty("last_boot");
+        Assert.Equal("warnings", lastBoot.GetProperty("outcome").GetString());
+        Assert.Equal("/workspace", lastBoot.GetProperty("workspace").GetString());
+        Assert.StartsWith("the workspace was not usable (/workspace is not writable", lastBoot.GetProperty("kept_aside").GetString());
+        Assert.Equal("/tmp/packet-agent-1000/last-boot.json", document.RootElement.GetProperty("last_boot_path").GetString());
         Assert.Empty(Directory.GetFileSystemEntries(volume));
+    }
+
+    [RootFact]
+    public void A_root_container_without_a_volume_keeps_its_report_where_status_in_it_finds_it()
+    {
+        Require.Root();
+
+        string pod = Start(volume: null);
+        var status = Exec(pod, "packet-agent", "status");
+
+        Assert.Contains("warn: guard[1] /workspace does not exist", Engine.Run("logs", pod).StandardError);
+        Assert.Contains("(report in /run/packet-agent/last-boot.json: not on the volume)", status.StandardOutput);
+        Assert.Contains("- /workspace does not exist: no volume is mounted, nothing persists", status.StandardOutput);
+        Assert.Contains("- the last boot had warnings: guard: /workspace does not exist", status.StandardOutput);
     }
 
     /// <summary>
@@ -311,11 +400,12 @@ public sealed class EngineTests(EngineImages images) : IClassFixture<EngineImage
     }
 
     /// <summary>Starts a pod's container in the background from the image's ENTRYPOINT (and CMD) and waits for its boot to finish.</summary>
-    private string Start(string volume, string image = EngineImages.Image, string[]? options = null, string network = "none")
+    private string Start(string? volume, string image = EngineImages.Image, string[]? options = null, string network = "none")
     {
         string name = $"pkt-{Guid.NewGuid():N}"[..16];
         _containers.Add(name);
-        Engine.MustRun(["run", "--detach", "--name", name, "--network", network, "--volume", $"{volume}:/workspace", .. options ?? [], image]);
+        string[] mount = volume is null ? [] : ["--volume", $"{volume}:/workspace"];
+        Engine.MustRun(["run", "--detach", "--name", name, "--network", network, .. mount, .. options ?? [], image]);
         var waited = Stopwatch.StartNew();
         while (!Engine.Run("logs", name).StandardError.Contains("boot[0] boot ", StringComparison.Ordinal))
         {

@@ -101,6 +101,9 @@ public sealed class SshPod : IDisposable
             // The sandbox turns SSH off for every other test; a pod boots with the default unless a test says otherwise.
             ["PACKET_SSH"] = environment.TryGetValue("PACKET_SSH", out string? mode) ? mode : "auto",
 
+            // The container's own /run (a tmpfs of its mount namespace), not the test run's shared runtime directory.
+            ["PACKET_RUNTIME_DIR"] = "/run/packet-agent",
+
             // The test host may itself run in an SSH session: the boot is in one only when a test says so.
             ["SSH_CONNECTION"] = environment.TryGetValue("SSH_CONNECTION", out string? session) ? session : null,
             ["PATH"] = $"{ImageBin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

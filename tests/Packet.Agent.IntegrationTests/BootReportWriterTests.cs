@@ -23,7 +23,7 @@ public sealed class BootReportWriterTests : IDisposable
     {
         posix ??= new FaultyPosix();
         using var workspace = DirectoryHandle.Open(posix, _dir.Path);
-        return new BootReportWriter(posix).Write(workspace, report);
+        return new BootReportWriter(posix, _dir["run"]).Write(workspace, report);
     }
 
     private string ImageVersionIn(string name) =>

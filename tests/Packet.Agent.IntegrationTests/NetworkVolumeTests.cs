@@ -113,7 +113,7 @@ public sealed class NetworkVolumeTests : IDisposable
     public void Where_rename_flags_are_refused_the_boot_report_still_keeps_its_history()
     {
         var posix = NfsRenames();
-        var writer = new BootReportWriter(posix);
+        var writer = new BootReportWriter(posix, Path.Join(Workspace, "run"));
         using var workspace = DirectoryHandle.Open(posix, Workspace);
         for (int boot = 1; boot <= 3; boot++)
         {

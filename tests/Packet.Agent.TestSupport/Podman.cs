@@ -8,11 +8,17 @@ namespace Packet.Agent.TestSupport;
 /// </summary>
 public sealed class Podman : IDisposable
 {
-    private readonly TempDirectory _dir = new("podman");
+    private readonly TempDirectory _dir;
     private readonly Dictionary<string, string?> _environment;
+
+    /// <summary>The network namespace every command runs in (<c>nsenter --net</c>); null: the test run's own.</summary>
+    private readonly string? _network;
+    private readonly bool _owner;
 
     public Podman()
     {
+        _dir = new TempDirectory("podman");
+        _owner = true;
         string configuration = _dir["containers.conf"];
         File.WriteAllText(configuration, string.Join('\n',
             "[engine]",
@@ -25,10 +31,32 @@ public sealed class Podman : IDisposable
         _environment = new Dictionary<string, string?> { ["CONTAINERS_CONF"] = configuration };
     }
 
+    private Podman(Podman images, string network)
+    {
+        (_dir, _environment, _network, _owner) = (images._dir, images._environment, network, false);
+    }
+
+    /// <summary>
+    /// The same engine and images, with every command run in another network namespace (a node of
+    /// its own): the ports a pod publishes, its bridge and its firewall rules live there, never on
+    /// the test machine's own network. Disposing it leaves the engine alone.
+    /// </summary>
+    public Podman InNetwork(string networkNamespace) => new(this, networkNamespace);
+
     public ChildResult Run(params string[] arguments) => Run(TimeSpan.FromMinutes(5), arguments);
 
-    public ChildResult Run(TimeSpan timeout, params string[] arguments) =>
-        ChildProcess.Run("podman", ["--root", _dir["storage"], "--runroot", _dir["run"], "--storage-driver", "overlay", .. arguments], _environment, timeout);
+    public ChildResult Run(TimeSpan timeout, params string[] arguments) => Start(arguments, timeout, input: null);
+
+    /// <summary>Runs podman with <paramref name="input"/> on its standard input (<c>kube play -</c>).</summary>
+    public ChildResult RunWithInput(string input, params string[] arguments) => Start(arguments, TimeSpan.FromMinutes(5), input);
+
+    private ChildResult Start(string[] arguments, TimeSpan timeout, string? input)
+    {
+        string[] podman = ["podman", "--root", _dir["storage"], "--runroot", _dir["run"], "--storage-driver", "overlay", .. arguments];
+        return _network is null
+            ? ChildProcess.Run(podman[0], podman[1..], _environment, timeout, input)
+            : ChildProcess.Run("nsenter", [$"--net={_network}", .. podman], _environment, timeout, input);
+    }
 
     /// <summary>Runs podman and fails the test, with podman's own words, when it fails.</summary>
     public string MustRun(params string[] arguments)
@@ -58,6 +86,11 @@ public sealed class Podman : IDisposable
 
     public void Dispose()
     {
+        if (!_owner)
+        {
+            return;
+        }
+
         Run(TimeSpan.FromMinutes(2), "rm", "--all", "--force", "--time", "0");
         Run(TimeSpan.FromMinutes(2), "rmi", "--all", "--force");
         // Storage keeps overlay mounts of its own under the directory: they go before the directory does.

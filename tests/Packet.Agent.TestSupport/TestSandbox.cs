@@ -35,6 +35,7 @@ public static class TestSandbox
                 ["HOME"] = home,
                 ["PACKET_WORKSPACE"] = Path.Join(_root, "no-workspace-given"),
                 ["PACKET_TERMINATION_LOG"] = Path.Join(_root, "termination-log"),
+                ["PACKET_RUNTIME_DIR"] = Path.Join(_root, "run"),
                 ["PACKET_SSH"] = "off",
             };
             foreach (var (name, value) in Variables)

@@ -66,6 +66,12 @@ public sealed class BootSequenceTests
         /// <summary>What the report writer answers: null when written, else why not.</summary>
         public string? ReportNotWritten { get; init; }
 
+        /// <summary>Reports kept in the runtime directory because the volume could not take them.</summary>
+        public List<BootReport> Aside { get; } = [];
+
+        /// <summary>What the runtime directory answers: null when written, else why not.</summary>
+        public string? AsideNotWritten { get; init; }
+
         public ListLoggerProvider Logs { get; } = new();
 
         /// <summary>What the exec step's live-home wiring sees and changes: a table, never the machine's /root.</summary>
@@ -80,7 +86,7 @@ public sealed class BootSequenceTests
             var gpu = new GpuCheckStep(new NvidiaSmi(Runner ?? new FakeProcessRunner(Smi), resolver, () => "/usr/bin"), NullLogger.Instance, options.Gpu);
             var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, new LiveHome(Posix, _ => false, () => true));
             var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, Hooks, Ssh, exec);
-            var writer = new FakeReportWriter(Reports, ReportNotWritten);
+            var writer = new FakeReportWriter(Reports, Aside, ReportNotWritten, AsideNotWritten);
             using var loggers = new LoggerFactory([Logs]);
             return new BootSequence(steps, loggers, writer, TimeProvider.System).Run(options, Stop);
         }
@@ -380,15 +386,55 @@ public sealed class BootSequenceTests
     }
 
     [Fact]
-    public void A_report_that_cannot_be_written_is_a_logged_warning_and_the_boot_goes_on()
+    public void A_report_the_volume_cannot_take_is_kept_in_the_runtime_directory_with_the_reason_and_the_boot_goes_on()
     {
-        var harness = new Harness { ReportNotWritten = "cannot write /workspace/.packet/last-boot.json: Read-only file system (EROFS)" };
+        const string refused = "cannot write /workspace/.packet/last-boot.json: Read-only file system (EROFS)";
+        var harness = new Harness { ReportNotWritten = refused };
 
         var outcome = harness.Run(Options(command: ["bash"]));
 
         Assert.Equal(ExitCode.Success, outcome.ExitCode);
         Assert.NotNull(outcome.Exec);
-        Assert.Contains("Warning: cannot write /workspace/.packet/last-boot.json: Read-only file system (EROFS)", harness.Logs.Lines);
+        var aside = Assert.Single(harness.Aside);
+        Assert.Equal(harness.Reports[0] with { KeptAside = refused }, aside);
+        Assert.Equal("/workspace", aside.Workspace);
+        Assert.Contains($"Warning: could not write the boot report to the volume: {refused}; kept in /run/packet-agent/last-boot.json for status in this container", harness.Logs.Lines);
+    }
+
+    [Fact]
+    public void Without_a_usable_workspace_the_report_goes_to_the_runtime_directory_saying_why()
+    {
+        var harness = new Harness { Guard = NoWorkspace() };
+
+        harness.Run(Options());
+
+        Assert.Empty(harness.Reports);
+        var aside = Assert.Single(harness.Aside);
+        Assert.Equal("the workspace was not usable (/workspace does not exist)", aside.KeptAside);
+        Assert.Equal("warnings", aside.Outcome);
+        Assert.Contains("Information: boot report kept in /run/packet-agent/last-boot.json (no usable workspace): status in this container reads it there", harness.Logs.Lines);
+    }
+
+    [Fact]
+    public void A_report_neither_the_volume_nor_the_runtime_directory_takes_is_a_warning_and_the_boot_goes_on()
+    {
+        var harness = new Harness { ReportNotWritten = "the volume is full", AsideNotWritten = "/run is read-only" };
+
+        var outcome = harness.Run(Options());
+
+        Assert.Equal(ExitCode.Success, outcome.ExitCode);
+        Assert.Contains("Warning: could not write the boot report to the volume (the volume is full) nor to /run/packet-agent/last-boot.json (/run is read-only): status will not know this boot", harness.Logs.Lines);
+    }
+
+    [Fact]
+    public void A_dry_run_writes_no_report_anywhere()
+    {
+        var harness = new Harness { Guard = NoWorkspace() };
+
+        harness.Run(Options() with { DryRun = true });
+
+        Assert.Empty(harness.Reports);
+        Assert.Empty(harness.Aside);
     }
 
     [Fact]
@@ -436,12 +482,20 @@ public sealed class BootSequenceTests
         }
     }
 
-    private sealed class FakeReportWriter(List<BootReport> reports, string? notWritten) : IBootReportWriter
+    private sealed class FakeReportWriter(List<BootReport> reports, List<BootReport> aside, string? notWritten, string? notAside) : IBootReportWriter
     {
+        public string AsideDirectory => "/run/packet-agent";
+
         public string? Write(DirectoryHandle workspace, BootReport report)
         {
             reports.Add(report);
             return notWritten;
+        }
+
+        public string? WriteAside(BootReport report)
+        {
+            aside.Add(report);
+            return notAside;
         }
     }
 }

@@ -415,6 +415,41 @@ public sealed class WorkspaceStatusTests
         Assert.Contains("\nssh        127.0.0.1 port 2222, host key SHA256:abc (kept on the volume), 1 key from the pod, sshd running (pid 7)\n", text, StringComparison.Ordinal);
     }
 
+    private static BootReport AsideReport(int hour, string workspace = "/workspace") =>
+        new("packet-agent", "0.1.0", null, new DateTimeOffset(2026, 11, 29, hour, 0, 0, TimeSpan.Zero), 0.01, 0, "warnings",
+            [new StepReport("guard", "warning", 0, "/workspace is not writable by the agent's user (uid 1000, gid 1000): ... set the pod's securityContext.fsGroup: 1000")], null, [],
+            ["guard: /workspace is not writable by the agent's user (uid 1000, gid 1000): ... set the pod's securityContext.fsGroup: 1000"], workspace, "the workspace was not usable (/workspace is not writable)");
+
+    [Fact]
+    public void A_boot_whose_report_the_volume_could_not_take_is_told_from_the_runtime_directory_with_its_fix()
+    {
+        var aside = new AsideReport(AsideReport(9), "/tmp/packet-agent-1000/last-boot.json");
+
+        var report = Status(EmptyWorkspace()).Gather("/workspace", "/root", aside);
+        string text = WorkspaceStatus.Render(report);
+
+        Assert.Same(aside.Report, report.LastBoot);
+        Assert.Equal("/tmp/packet-agent-1000/last-boot.json", report.LastBootPath);
+        Assert.Contains("the last boot's report is not on the volume (the workspace was not usable (/workspace is not writable)): it is kept in /tmp/packet-agent-1000/last-boot.json, for as long as this container runs", report.Attention);
+        Assert.Contains(report.Attention, a => a.StartsWith("the last boot had warnings: guard: /workspace is not writable by the agent's user (uid 1000, gid 1000)", StringComparison.Ordinal) && a.Contains("fsGroup: 1000", StringComparison.Ordinal));
+        Assert.Contains("last boot  2026-11-29 09:00:00 UTC, warnings in 0.01 s, exit 0, agent 0.1.0 (report in /tmp/packet-agent-1000/last-boot.json: not on the volume)\n", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("has not booted", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_report_on_the_volume_newer_than_the_one_kept_aside_is_the_last_boot()
+    {
+        var posix = WithReports(EmptyWorkspace(), ("last-boot.json", Report("ok")));
+
+        var newer = Status(posix).Gather("/workspace", "/root", new AsideReport(AsideReport(7), "/run/packet-agent/last-boot.json"));
+        var older = Status(WithReports(EmptyWorkspace(), ("last-boot.json", Report("ok")))).Gather("/workspace", "/root", new AsideReport(AsideReport(9), "/run/packet-agent/last-boot.json"));
+
+        Assert.Equal("ok", newer.LastBoot!.Outcome);
+        Assert.Equal("/workspace/.packet/last-boot.json", newer.LastBootPath);
+        Assert.DoesNotContain(newer.Attention, a => a.Contains("not on the volume", StringComparison.Ordinal));
+        Assert.Equal("warnings", older.LastBoot!.Outcome);
+    }
+
     [Fact]
     public void A_stopped_sshd_is_named_by_its_pid()
     {

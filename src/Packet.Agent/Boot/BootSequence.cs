@@ -72,16 +72,42 @@ public sealed class BootSequence(BootSteps steps, ILoggerFactory loggers, IBootR
     {
         var (exitCode, failure) = run.Ending(exec);
         var options = run.Settings.Options;
-        if (workspace is not null && !options.DryRun)
+        if (!options.DryRun)
         {
-            if (reports.Write(workspace, Report(run, exitCode, home?.Copied, gpus)) is { } notWritten)
-            {
-                run.Warn(notWritten);
-            }
+            Keep(run, workspace, Report(run, exitCode, home?.Copied, gpus));
         }
 
         run.LogEnd(exitCode);
         return new BootOutcome(exitCode, failure, failure is null && !options.DryRun ? exec?.Plan : null, run.Records);
+    }
+
+    /// <summary>
+    /// The report goes to the volume; when the volume cannot take it (no usable workspace, a full
+    /// one), to the container's runtime directory, so that status there still says what this boot did.
+    /// </summary>
+    private void Keep(StepRunner run, DirectoryHandle? workspace, BootReport report)
+    {
+        string? refused = workspace is null
+            ? $"the workspace was not usable ({run.Records.FirstOrDefault(r => r.Name == "guard")?.Summary ?? "the boot stopped before the guard"})"
+            : reports.Write(workspace, report);
+        if (refused is null)
+        {
+            return;
+        }
+
+        string path = Path.Join(reports.AsideDirectory, BootReportAside.FileName);
+        if (reports.WriteAside(report with { KeptAside = refused }) is { } notAside)
+        {
+            run.Warn($"could not write the boot report to the volume ({refused}) nor to {path} ({notAside}): status will not know this boot");
+        }
+        else if (workspace is not null)
+        {
+            run.Warn($"could not write the boot report to the volume: {refused}; kept in {path} for status in this container");
+        }
+        else
+        {
+            run.Note($"boot report kept in {path} (no usable workspace): status in this container reads it there");
+        }
     }
 
     private static BootReport Report(StepRunner run, ExitCode exitCode, Copy.CopyReport? seed, IReadOnlyList<GpuInfo> gpus)
@@ -100,6 +126,7 @@ public sealed class BootSequence(BootSteps steps, ILoggerFactory loggers, IBootR
             records.Select(r => new StepReport(r.Name, r.Outcome.ToString().ToLowerInvariant(), Math.Round(r.Duration.TotalSeconds, 3), r.Summary)).ToArray(),
             seed is null ? null : MarkerStep.Counts(seed),
             gpus,
-            warnings);
+            warnings,
+            run.Settings.Options.Workspace);
     }
 }

@@ -96,6 +96,8 @@ internal sealed partial class StepRunner(BootSettings settings, ILoggerFactory l
 
     public void Warn(string reason) => Log.Warning(_log, reason);
 
+    public void Note(string message) => Log.Note(_log, message);
+
     public void LogEnd(ExitCode exitCode)
     {
         string outline = string.Join(", ", Records.Select(r => $"{r.Name} {r.Outcome.ToString().ToLowerInvariant()}"));
@@ -114,6 +116,9 @@ internal sealed partial class StepRunner(BootSettings settings, ILoggerFactory l
     {
         [LoggerMessage(EventId = 0, Level = LogLevel.Warning, Message = "{Reason}")]
         public static partial void Warning(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 0, Level = LogLevel.Information, Message = "{Message}")]
+        public static partial void Note(ILogger logger, string message);
 
         [LoggerMessage(EventId = 0, Level = LogLevel.Warning, Message = "stopped by {Signal} during {Step}; not run: {NotRun}")]
         public static partial void Stopped(ILogger logger, string signal, string step, string notRun);

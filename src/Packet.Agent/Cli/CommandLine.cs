@@ -46,6 +46,7 @@ public static class CommandLine
             Workspace = OptionTable.Workspace.Read(values)!,
             Home = OptionTable.Home.Read(values) ?? DefaultHome(environment, passwdHome),
             Json = OptionTable.Json.Read(values),
+            RuntimeDirectory = OptionTable.RuntimeDirectory.Read(values),
         });
     }
 
@@ -78,6 +79,7 @@ public static class CommandLine
         SshKeysDirectory = OptionTable.SshKeysDirectory.Read(values),
         TerminationLog = OptionTable.TerminationLog.Read(values)!,
         TerminationLogConfigured = values.ContainsKey(OptionTable.TerminationLog.Key),
+        RuntimeDirectory = OptionTable.RuntimeDirectory.Read(values),
         DryRun = OptionTable.DryRun.Read(values),
         Upgrade = OptionTable.Upgrade.Read(values),
         ImageVersion = OptionTable.ImageVersion.Read(values),

@@ -61,7 +61,7 @@ public abstract class Option<T>(string? flag, string? variable, string help, Com
 }
 
 /// <summary>An absolute path; trailing slashes dropped. A default of null is computed by the caller, as <paramref name="defaultInHelp"/> says.</summary>
-public sealed class PathOption(string flag, string variable, string? defaultValue, string help, CommandSet commands, string? defaultInHelp = null)
+public sealed class PathOption(string? flag, string variable, string? defaultValue, string help, CommandSet commands, string? defaultInHelp = null)
     : Option<string?>(flag, variable, help, commands, defaultValue)
 {
     public override string ValueName => "PATH";

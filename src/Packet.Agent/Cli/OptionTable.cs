@@ -62,6 +62,9 @@ public static class OptionTable
     public static readonly TextOption TerminationLog = new(
         null, "PACKET_TERMINATION_LOG", null, "/dev/termination-log", "where a failed boot writes its short reason (Kubernetes termination message)", CommandSet.Boot);
 
+    public static readonly PathOption RuntimeDirectory = new(
+        null, "PACKET_RUNTIME_DIR", null, "where the agent keeps what lasts as long as the container: sshd's config and pid, the pod's recorded environment, and a boot report the volume could not take", CommandSet.Boot | CommandSet.Status, defaultInHelp: "/run/packet-agent as root, /tmp/packet-agent-UID otherwise");
+
     public static readonly TextOption ImageVersion = new(
         null, "PACKET_IMAGE_VERSION", null, null, "set by the image build; a change tells the agent the image's home may have changed", CommandSet.Boot);
 
@@ -70,5 +73,5 @@ public static class OptionTable
 
     /// <summary>In the order --help lists them.</summary>
     public static readonly IReadOnlyList<Option> All =
-        [Workspace, Home, Gpu, NvidiaSmi, GpuTimeout, LogFormat, Strict, LockTimeout, HookTimeout, LinkHome, Ssh, SshPort, SshListen, SshRsaHostKey, SshKeysDirectory, DryRun, AtNextBoot, Upgrade, TerminationLog, ImageVersion, Json];
+        [Workspace, Home, Gpu, NvidiaSmi, GpuTimeout, LogFormat, Strict, LockTimeout, HookTimeout, LinkHome, Ssh, SshPort, SshListen, SshRsaHostKey, SshKeysDirectory, DryRun, AtNextBoot, Upgrade, TerminationLog, RuntimeDirectory, ImageVersion, Json];
 }

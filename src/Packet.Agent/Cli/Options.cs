@@ -91,6 +91,9 @@ public sealed record BootOptions
 
     public string TerminationLog { get; init; } = OptionTable.TerminationLog.Default!;
 
+    /// <summary><c>PACKET_RUNTIME_DIR</c>; null: the default for the agent's user (<see cref="Operations.BootReportAside.DefaultDirectory"/>).</summary>
+    public string? RuntimeDirectory { get; init; } = OptionTable.RuntimeDirectory.Default;
+
     /// <summary>Whether PACKET_TERMINATION_LOG named the file (then a failure to write it is worth a warning).</summary>
     public bool TerminationLogConfigured { get; init; }
 
@@ -116,6 +119,9 @@ public sealed record StatusOptions
     public required string Workspace { get; init; }
 
     public required string Home { get; init; }
+
+    /// <summary><c>PACKET_RUNTIME_DIR</c>, where a boot keeps the report the volume could not take; null: the defaults.</summary>
+    public string? RuntimeDirectory { get; init; } = OptionTable.RuntimeDirectory.Default;
 
     public bool Json { get; init; } = OptionTable.Json.Default;
 }

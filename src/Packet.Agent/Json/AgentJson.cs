@@ -26,6 +26,9 @@ public sealed record MarkerSkipped(long Unreadable, long Sockets, long Devices, 
 /// <summary>
 /// <c>/workspace/.packet/last-boot.json</c>: what one boot did, step by step. Also the core of
 /// <c>packet-agent status --json</c>. Field names are stable (snake_case); fields may be added.
+/// <c>workspace</c> is the workspace the boot was given (a report kept outside the volume counts
+/// for that workspace alone); <c>kept_aside</c> says why the report is not on the volume but in the
+/// container's runtime directory, and is absent when it is on the volume.
 /// </summary>
 public sealed record BootReport(
     string Agent,
@@ -38,7 +41,9 @@ public sealed record BootReport(
     IReadOnlyList<StepReport> Steps,
     SeedCounts? Seed,
     IReadOnlyList<GpuInfo> Gpus,
-    IReadOnlyList<string> Warnings);
+    IReadOnlyList<string> Warnings,
+    string? Workspace = null,
+    string? KeptAside = null);
 
 /// <summary>One step of a boot: ok, skipped, warning or failed, how long, and what it said.</summary>
 public sealed record StepReport(string Name, string Outcome, double DurationSeconds, string Summary);

@@ -60,6 +60,16 @@ public static class BootReportJson
             }
 
             json.WriteEndArray();
+            if (report.Workspace is { } workspace)
+            {
+                json.WriteString("workspace", workspace);
+            }
+
+            if (report.KeptAside is { } aside)
+            {
+                json.WriteString("kept_aside", aside);
+            }
+
             json.WriteEndObject();
         }
 

@@ -9,8 +9,14 @@ namespace Packet.Agent.Operations;
 /// <summary>Where a boot's report goes; a fake in unit tests.</summary>
 public interface IBootReportWriter
 {
-    /// <summary>Writes the report; returns why it could not, or null.</summary>
+    /// <summary>Where a report the volume cannot take is kept: the container's runtime directory.</summary>
+    string AsideDirectory { get; }
+
+    /// <summary>Writes the report to the volume; returns why it could not, or null.</summary>
     string? Write(DirectoryHandle workspace, BootReport report);
+
+    /// <summary>Keeps the report in <see cref="AsideDirectory"/>; returns why it could not, or null.</summary>
+    string? WriteAside(BootReport report);
 }
 
 /// <summary>
@@ -19,7 +25,7 @@ public interface IBootReportWriter
 /// when the boot had warnings. Replaced atomically but not fsync'ed: a report is for people, and
 /// a boot with nothing to do must stay a few milliseconds.
 /// </summary>
-public sealed class BootReportWriter(IPosix posix) : IBootReportWriter
+public sealed class BootReportWriter(IPosix posix, string asideDirectory) : IBootReportWriter
 {
     public const string FileName = "last-boot.json";
     public const string BannerFile = "last-boot.warnings";
@@ -27,7 +33,11 @@ public sealed class BootReportWriter(IPosix posix) : IBootReportWriter
 
     private const FilePermissions ReportMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
 
+    public string AsideDirectory => asideDirectory;
+
     public static string Previous(int generation) => $"last-boot.{generation}.json";
+
+    public string? WriteAside(BootReport report) => new BootReportAside(posix).Write(asideDirectory, report);
 
     public string? Write(DirectoryHandle workspace, BootReport report)
     {

@@ -24,7 +24,8 @@ public sealed record SshInfo(int Port, string HostKeyFingerprint, int Keys, bool
 /// <c>packet-agent status --json</c>. Stable snake_case fields; fields may be added, none renamed.
 /// <paramref name="LastBootUnreadable"/> says why a report that exists could not be read.
 /// </summary>
-public sealed record StatusReport(WorkspaceInfo Workspace, HomeInfo Home, LiveHomeInfo LiveHome, BootReport? LastBoot, IReadOnlyList<string> Attention, string? LastBootUnreadable = null, SshInfo? Ssh = null);
+/// <paramref name="LastBootPath"/> is where the last boot's report was read: on the volume, or in the container's runtime directory when the volume could not take it.
+public sealed record StatusReport(WorkspaceInfo Workspace, HomeInfo Home, LiveHomeInfo LiveHome, BootReport? LastBoot, IReadOnlyList<string> Attention, string? LastBootUnreadable = null, SshInfo? Ssh = null, string? LastBootPath = null);
 
 /// <summary>What the mount table says about a path: whether it is a mount point, and the file system there.</summary>
 public readonly record struct MountFacts(bool MountPoint, string? FileSystem);
@@ -45,7 +46,10 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
     private const int WriteAndSearch = 2 | 1;
     private const int MaxFileBytes = 1 << 20;
 
-    public StatusReport Gather(string workspacePath, string liveHome)
+    /// <param name="workspacePath">The workspace, its links resolved.</param>
+    /// <param name="liveHome">The live home.</param>
+    /// <param name="aside">The newest report a boot of this workspace kept in the container's runtime directory, when the volume could not take it.</param>
+    public StatusReport Gather(string workspacePath, string liveHome, AsideReport? aside = null)
     {
         var attention = new List<string>();
         using var handle = OpenWorkspace(workspacePath);
@@ -68,6 +72,12 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         var home = Home(handle, persisted, attention);
         using var state = TryOpen(handle, WorkspaceLayout.State, attention);
         var (lastBoot, unreadable) = Report(state, BootReportWriter.FileName);
+        string? lastBootPath = lastBoot is null ? null : state!.PathOf(BootReportWriter.FileName);
+        if (aside is not null && (lastBoot is null || aside.Report.StartedAt > lastBoot.StartedAt))
+        {
+            (lastBoot, unreadable, lastBootPath) = (aside.Report, null, aside.Path);
+            attention.Add($"the last boot's report is not on the volume ({aside.Report.KeptAside}): it is kept in {aside.Path}, for as long as this container runs");
+        }
         uint userId = posix.EffectiveUserId;
         string? locked = handle is not null && userId != 0 ? FirstUnwritable(handle) : null;
         if (locked is not null)
@@ -123,7 +133,7 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
             attention.Add($"sshd (pid {ssh.Pid?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}) is not running: SSH logins fail until the next boot starts it (log: {ssh.Log})");
         }
 
-        return new StatusReport(workspace, home, live, lastBoot, attention, unreadable, ssh);
+        return new StatusReport(workspace, home, live, lastBoot, attention, unreadable, ssh, lastBootPath);
     }
 
     private static StepReport? Step(BootReport? report, string name) => report?.Steps.FirstOrDefault(s => s.Name == name);
@@ -196,7 +206,8 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         }
         else if (report.LastBoot is { } boot)
         {
-            Line("last boot", $"{boot.StartedAt:yyyy-MM-dd HH:mm:ss} UTC, {boot.Outcome} in {boot.DurationSeconds:0.###} s, exit {boot.ExitCode}, agent {boot.AgentVersion}" + (boot.ImageVersion is { } image ? $", image {image}" : string.Empty));
+            Line("last boot", $"{boot.StartedAt:yyyy-MM-dd HH:mm:ss} UTC, {boot.Outcome} in {boot.DurationSeconds:0.###} s, exit {boot.ExitCode}, agent {boot.AgentVersion}" + (boot.ImageVersion is { } image ? $", image {image}" : string.Empty)
+                + (boot.KeptAside is not null ? $" (report in {report.LastBootPath}: not on the volume)" : string.Empty));
             Line("gpus", boot.Gpus.Count == 0 ? "none seen by the last boot" : string.Join("; ", boot.Gpus.Select(g => $"{g.Index}: {g.Name}, {g.MemoryUsedMib}/{g.MemoryTotalMib} MiB, driver {g.DriverVersion}")));
         }
         else
