@@ -42,7 +42,8 @@ public sealed class SshStepTests : IDisposable
           exit 255
         fi
         pidfile=$(sed -n 's/^PidFile "\(.*\)"$/\1/p' "$config")
-        ( trap 'exit 0' TERM; while :; do sleep 0.05; done ) </dev/null >/dev/null 2>&1 &
+        # It waits on a child, so TERM ends it at once and nothing wakes it meanwhile.
+        ( trap 'kill $child; exit 0' TERM; sleep 3600 & child=$!; wait $child ) </dev/null >/dev/null 2>&1 &
         echo $! > "$pidfile"
         echo "Server listening on 0.0.0.0 port 2222." >> "$log"
         """;
@@ -71,9 +72,10 @@ public sealed class SshStepTests : IDisposable
 
     public void Dispose()
     {
+        // TERM: the stand-in's trap ends its child too.
         foreach (int pid in _daemons)
         {
-            Syscall.kill(pid, Signum.SIGKILL);
+            Syscall.kill(pid, Signum.SIGTERM);
         }
 
         _dir.Dispose();
@@ -258,8 +260,13 @@ public sealed class SshStepTests : IDisposable
         Assert.Null(notRecorded);
         Assert.Equal(["PATH"], outsideSession.Keys.Cast<string>());
 
-        Syscall.kill(DaemonPid()!.Value, Signum.SIGKILL);
-        Thread.Sleep(100);
+        int sshd = DaemonPid()!.Value;
+        Syscall.kill(sshd, Signum.SIGTERM);
+        for (int i = 0; i < 100 && Alive(sshd); i++)
+        {
+            Thread.Sleep(10);
+        }
+
         Assert.Same(session, PodEnvironment.Resolve(Runtime, session, out _));
     }
 
