@@ -1,6 +1,5 @@
 using Mono.Unix.Native;
-using Packet.Agent.Json;
-using Packet.Agent.Operations;
+using Packet.Agent.Boot;
 using Packet.Agent.TestSupport;
 using Xunit;
 

@@ -1,6 +1,5 @@
 using System.Text.Json;
-using Packet.Agent.Json;
-using Packet.Agent.Operations;
+using Packet.Agent.Boot;
 using Packet.Agent.TestSupport;
 using Packet.Agent.Workspace;
 using Xunit;

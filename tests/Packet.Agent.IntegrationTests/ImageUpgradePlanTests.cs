@@ -1,5 +1,6 @@
 using Mono.Unix.Native;
 using Packet.Agent.Copy;
+using Packet.Agent.Home;
 using Packet.Agent.Posix;
 using Packet.Agent.TestSupport;
 using Packet.Agent.Workspace;

@@ -3,6 +3,7 @@ using Mono.Unix.Native;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Exec;
+using Packet.Agent.Home;
 using Packet.Agent.Posix;
 using Packet.Agent.Steps;
 using Packet.Agent.TestSupport;
@@ -300,9 +301,9 @@ public sealed class LiveHomeEdgeTests : IDisposable
         ChildProcess.MustSucceed("mount", "-t", "tmpfs", "tmpfs", spaced);
         try
         {
-            Assert.Equal(new Operations.MountFacts(true, "tmpfs"), MountTable.Describe(spaced));
+            Assert.Equal(new Posix.MountFacts(true, "tmpfs"), MountTable.Describe(spaced));
             Assert.True(MountTable.IsMountPoint(spaced));
-            Assert.Equal(new Operations.MountFacts(false, null), MountTable.Describe(_dir.Path));
+            Assert.Equal(new Posix.MountFacts(false, null), MountTable.Describe(_dir.Path));
         }
         finally
         {

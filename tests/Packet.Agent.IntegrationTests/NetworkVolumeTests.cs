@@ -1,7 +1,7 @@
 using Mono.Unix.Native;
+using Packet.Agent.Boot;
 using Packet.Agent.Copy;
-using Packet.Agent.Json;
-using Packet.Agent.Operations;
+using Packet.Agent.Home;
 using Packet.Agent.Posix;
 using Packet.Agent.TestSupport;
 using Packet.Agent.Workspace;

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Mono.Unix.Native;
-using Packet.Agent.Gpu;
+using Packet.Agent.Exec;
 using Packet.Agent.Hooks;
 using Packet.Agent.TestSupport;
 using Xunit;

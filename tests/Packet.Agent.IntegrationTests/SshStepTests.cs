@@ -5,8 +5,6 @@ using Mono.Unix.Native;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Exec;
-using Packet.Agent.Gpu;
-using Packet.Agent.Json;
 using Packet.Agent.Ssh;
 using Packet.Agent.Steps;
 using Packet.Agent.TestSupport;
@@ -133,7 +131,7 @@ public sealed class SshStepTests : IDisposable
         return (stat.st_uid, stat.st_gid, stat.st_mode & FilePermissions.ALLPERMS);
     }
 
-    private SshState State() => JsonSerializer.Deserialize(File.ReadAllBytes(Path.Join(Workspace, ".packet/ssh.json")), AgentJson.Default.SshState)!;
+    private SshState State() => JsonSerializer.Deserialize(File.ReadAllBytes(Path.Join(Workspace, ".packet/ssh.json")), SshJson.Default.SshState)!;
 
     [RootFact]
     public void A_first_boot_lists_the_keys_makes_host_keys_on_the_volume_writes_the_config_and_starts_sshd()

@@ -1,4 +1,5 @@
 using Packet.Agent.Cli;
+using Packet.Agent.Commands;
 using Packet.Agent.TestSupport;
 using Xunit;
 

@@ -1,7 +1,6 @@
 using System.IO.Abstractions.TestingHelpers;
 using Packet.Agent.Boot;
 using Packet.Agent.Exec;
-using Packet.Agent.Gpu;
 
 namespace Packet.Agent.Tests;
 

@@ -1,4 +1,4 @@
-using Packet.Agent.Copy;
+using Packet.Agent.Home;
 using Xunit;
 
 namespace Packet.Agent.Tests;

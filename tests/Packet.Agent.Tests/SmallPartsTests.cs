@@ -4,6 +4,7 @@ using Packet.Agent.Cli;
 using Packet.Agent.Copy;
 using Packet.Agent.Posix;
 using Packet.Agent.Profile;
+using Packet.Agent.Sequence;
 using Packet.Agent.Steps;
 using Packet.Agent.Workspace;
 using Xunit;

@@ -1,6 +1,6 @@
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
-using Packet.Agent.Gpu;
+using Packet.Agent.Exec;
 using Packet.Agent.Steps;
 using Packet.Agent.Ssh;
 using Xunit;

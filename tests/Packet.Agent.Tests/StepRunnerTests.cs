@@ -1,5 +1,6 @@
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
+using Packet.Agent.Sequence;
 using Packet.Agent.TestSupport;
 using Xunit;
 

@@ -1,6 +1,11 @@
 using System.Text.Json;
+using Packet.Agent.Boot;
+using Packet.Agent.Home;
+using Packet.Agent.Hooks;
 using Packet.Agent.Json;
 using Packet.Agent.Operations;
+using Packet.Agent.Posix;
+using Packet.Agent.Ssh;
 using Xunit;
 
 namespace Packet.Agent.Tests;
@@ -54,7 +59,7 @@ public sealed class WorkspaceStatusTests
     {
         string body = JsonSerializer.Serialize(
             new MarkerBody("packet-agent", "0.1.0", new DateTimeOffset(2026, 11, 28, 21, 44, 0, TimeSpan.Zero), "/root", new MarkerCopied(1234, 1000, 200, 30, 4, 0, 5 << 20, 0), new MarkerSkipped(1, 2, 0, 0, 0), 1.5),
-            AgentJson.Default.MarkerBody);
+            HomeJson.Default.MarkerBody);
 
         var report = Status(SeededWorkspace(body)).Gather("/workspace", "/root");
 
@@ -87,7 +92,7 @@ public sealed class WorkspaceStatusTests
     {
         var boot = new BootReport("packet-agent", "0.1.0", "v2", DateTimeOffset.UnixEpoch, 0.01, 0, "warnings", [], null,
             [new Gpu.GpuInfo(0, "NVIDIA H100", "GPU-1", 81559, 0, "550.1")], ["gpu: nvidia-smi reported no GPUs"]);
-        var posix = WithReports(SeededWorkspace(), ("last-boot.json", JsonSerializer.Serialize(boot, AgentJson.Default.BootReport)));
+        var posix = WithReports(SeededWorkspace(), ("last-boot.json", JsonSerializer.Serialize(boot, BootJson.Default.BootReport)));
 
         var report = Status(posix).Gather("/workspace", "/root");
         string text = WorkspaceStatus.Render(report);
@@ -102,7 +107,7 @@ public sealed class WorkspaceStatusTests
         new BootReport("packet-agent", "0.1.0", null, DateTimeOffset.UnixEpoch, 0.5, exitCode, "warnings",
             [new StepReport("guard", "ok", 0, "present"), new StepReport("seed", "warning", 0.4, "move the copied home into place: Invalid argument (EINVAL)")],
             null, [], ["seed: move the copied home into place: Invalid argument (EINVAL)"]),
-        AgentJson.Default.BootReport);
+        BootJson.Default.BootReport);
 
     [Theory]
     [InlineData("{\"agent\": \"packet-agent\", \"outc")]
@@ -208,7 +213,7 @@ public sealed class WorkspaceStatusTests
     [Fact]
     public void The_json_form_uses_stable_snake_case_names()
     {
-        string json = JsonSerializer.Serialize(Status(SeededWorkspace()).Gather("/workspace", "/root"), AgentJson.Default.StatusReport);
+        string json = JsonSerializer.Serialize(Status(SeededWorkspace()).Gather("/workspace", "/root"), StatusJson.Default.StatusReport);
 
         using var document = JsonDocument.Parse(json);
         var root = document.RootElement;
@@ -223,15 +228,15 @@ public sealed class WorkspaceStatusTests
     private static string Report(string outcome, params string[] warnings) => JsonSerializer.Serialize(
         new BootReport("packet-agent", "0.1.0", null, new DateTimeOffset(2026, 11, 29, 8, 0, 0, TimeSpan.Zero), 0.25, outcome == "failed" ? 1 : 0, outcome,
             [new StepReport("guard", "ok", 0, "present")], null, [], warnings),
-        AgentJson.Default.BootReport);
+        BootJson.Default.BootReport);
 
     private static string SshRecord(int? pid, bool persisted = true, int keys = 1) => JsonSerializer.Serialize(
-        new SshState(2222, "SHA256:abc", keys, persisted, pid, "/workspace/.packet/logs/sshd.log"), AgentJson.Default.SshState);
+        new SshState(2222, "SHA256:abc", keys, persisted, pid, "/workspace/.packet/logs/sshd.log"), SshJson.Default.SshState);
 
     private static string Marker(IReadOnlyDictionary<string, MarkerLoss>? losses = null, long bytesOnDisk = 0) => JsonSerializer.Serialize(
         new MarkerBody("packet-agent", "0.2.0", new DateTimeOffset(2026, 11, 29, 7, 5, 0, TimeSpan.Zero), "/root",
             new MarkerCopied(1, 1, 0, 0, 0, 0, 3 << 20, 0, bytesOnDisk), new MarkerSkipped(0, 0, 0, 0, 0), 0.5, 0, losses),
-        AgentJson.Default.MarkerBody);
+        HomeJson.Default.MarkerBody);
 
     [Fact]
     public void A_healthy_workspace_is_rendered_line_by_line_with_nothing_under_attention()
@@ -396,7 +401,7 @@ public sealed class WorkspaceStatusTests
     {
         string report = JsonSerializer.Serialize(
             new BootReport("packet-agent", "0.1.0", null, new DateTimeOffset(2026, 11, 29, 8, 0, 0, TimeSpan.Zero), 0.25, 0, "ok", [new StepReport("ssh", sshOutcome, 0, "no key to let in")], null, [], []),
-            AgentJson.Default.BootReport);
+            BootJson.Default.BootReport);
 
         var status = Status(WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), ("last-boot.json", report), (Steps.SshStep.StateFile, SshRecord(7)))).Gather("/workspace", "/home/dev");
 
@@ -406,7 +411,7 @@ public sealed class WorkspaceStatusTests
     [Fact]
     public void A_listen_address_shows_before_the_port()
     {
-        string record = JsonSerializer.Serialize(new SshState(2222, "SHA256:abc", 1, true, 7, "/log", "127.0.0.1"), AgentJson.Default.SshState);
+        string record = JsonSerializer.Serialize(new SshState(2222, "SHA256:abc", 1, true, 7, "/log", "127.0.0.1"), SshJson.Default.SshState);
         var running = WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (Steps.SshStep.StateFile, record));
         running.Running.Add(7);
 
@@ -548,7 +553,7 @@ public sealed class BootReportJsonTests
             full ? ["seed: left out a\nb"] : []);
 
         using var handWritten = JsonDocument.Parse(BootReportJson.Write(report));
-        using var serialized = JsonDocument.Parse(JsonSerializer.SerializeToUtf8Bytes(report, AgentJson.Default.BootReport));
+        using var serialized = JsonDocument.Parse(JsonSerializer.SerializeToUtf8Bytes(report, BootJson.Default.BootReport));
 
         Assert.True(JsonElement.DeepEquals(serialized.RootElement, handWritten.RootElement), $"{serialized.RootElement}\n{handWritten.RootElement}");
     }
@@ -689,7 +694,7 @@ public sealed class HookStateTests
         saved.FirstBootSucceeded["10-jupyter"] = "aa11";
         saved.FirstBootSucceeded["20 \"odd\" name é"] = "bb22";
 
-        var loaded = Hooks.HookState.Parse(JsonSerializer.SerializeToUtf8Bytes(saved, AgentJson.Default.HookState));
+        var loaded = Hooks.HookState.Parse(JsonSerializer.SerializeToUtf8Bytes(saved, HooksJson.Default.HookState));
 
         Assert.Equal(saved.FirstBootSucceeded, loaded.FirstBootSucceeded);
         Assert.Equal(saved.RequirementsInstalled, loaded.RequirementsInstalled);

@@ -91,7 +91,7 @@ public sealed record BootOptions
 
     public string TerminationLog { get; init; } = OptionTable.TerminationLog.Default!;
 
-    /// <summary><c>PACKET_RUNTIME_DIR</c>; null: the default for the agent's user (<see cref="Operations.BootReportAside.DefaultDirectory"/>).</summary>
+    /// <summary><c>PACKET_RUNTIME_DIR</c>; null: the default for the agent's user (root: /run/packet-agent; another user: /tmp/packet-agent-UID).</summary>
     public string? RuntimeDirectory { get; init; } = OptionTable.RuntimeDirectory.Default;
 
     /// <summary>Whether PACKET_TERMINATION_LOG named the file (then a failure to write it is worth a warning).</summary>
@@ -177,7 +177,7 @@ public interface IEnvironment
     string? Get(string name);
 }
 
-/// <summary>The variables the agent runs with (the process's, or the pod's recorded ones: <see cref="Ssh.PodEnvironment"/>).</summary>
+/// <summary>The variables the agent runs with (the process's, or the pod's recorded ones).</summary>
 public sealed class VariablesEnvironment(System.Collections.IDictionary variables) : IEnvironment
 {
     public string? Get(string name) => variables[name] as string;

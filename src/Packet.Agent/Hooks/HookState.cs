@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Mono.Unix.Native;
-using Packet.Agent.Json;
+using System.Text.Json.Serialization;
 using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Hooks;
@@ -72,7 +72,7 @@ public sealed class HookState
     }
 
     public void Save(DirectoryHandle state, uint uid, uint gid) =>
-        state.ReplaceFile(FileName, JsonSerializer.SerializeToUtf8Bytes(this, AgentJson.Default.HookState), uid, gid, Mode);
+        state.ReplaceFile(FileName, JsonSerializer.SerializeToUtf8Bytes(this, HooksJson.Default.HookState), uid, gid, Mode);
 
     public static string Hash(byte[] content) => Copy.ContentHash.Of(content);
 
@@ -91,3 +91,8 @@ public sealed class HookState
         return ref reader;
     }
 }
+
+/// <summary>Source-generated serialization of <c>hooks.json</c>.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(HookState))]
+public sealed partial class HooksJson : JsonSerializerContext;

@@ -1,9 +1,12 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Mono.Unix.Native;
-using Packet.Agent.Json;
+using Packet.Agent.Boot;
+using Packet.Agent.Home;
 using Packet.Agent.Posix;
 using Packet.Agent.Profile;
+using Packet.Agent.Ssh;
 using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Operations;
@@ -26,9 +29,6 @@ public sealed record SshInfo(int Port, string HostKeyFingerprint, int Keys, bool
 /// </summary>
 /// <paramref name="LastBootPath"/> is where the last boot's report was read: on the volume, or in the container's runtime directory when the volume could not take it.
 public sealed record StatusReport(WorkspaceInfo Workspace, HomeInfo Home, LiveHomeInfo LiveHome, BootReport? LastBoot, IReadOnlyList<string> Attention, string? LastBootUnreadable = null, SshInfo? Ssh = null, string? LastBootPath = null);
-
-/// <summary>What the mount table says about a path: whether it is a mount point, and the file system there.</summary>
-public readonly record struct MountFacts(bool MountPoint, string? FileSystem);
 
 /// <summary>
 /// Gathers <c>packet-agent status</c>: read only, from the workspace's own files (marker, .bashrc,
@@ -269,7 +269,7 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         if (seeded && ReadText(home!, WorkspaceLayout.Marker, attention) is { } body)
         {
             legacy = body.Trim().Length == 0;
-            marker = legacy ? null : TryParse(body, AgentJson.Default.MarkerBody);
+            marker = legacy ? null : TryParse(body, HomeJson.Default.MarkerBody);
         }
 
         string profile = home is null ? string.Empty : ReadText(home, WorkspaceLayout.ShellProfile, attention) ?? string.Empty;
@@ -313,7 +313,7 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         try
         {
             if (state?.ReadFile(Steps.SshStep.StateFile, MaxFileBytes, out _) is not { } bytes
-                || JsonSerializer.Deserialize(bytes, AgentJson.Default.SshState) is not { } recorded)
+                || JsonSerializer.Deserialize(bytes, SshJson.Default.SshState) is not { } recorded)
             {
                 return null;
             }
@@ -344,7 +344,7 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
             }
 
             // Fields a report always has: a JSON object without them is not one (a truncated write, say).
-            return JsonSerializer.Deserialize(bytes, AgentJson.Default.BootReport) is { Outcome: not null, Steps: not null, Warnings: not null, Gpus: not null } report
+            return JsonSerializer.Deserialize(bytes, BootJson.Default.BootReport) is { Outcome: not null, Steps: not null, Warnings: not null, Gpus: not null } report
                 ? (report, null)
                 : (null, $"{path} is not a boot report");
         }
@@ -371,3 +371,9 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         }
     }
 }
+
+
+/// <summary>Source-generated serialization of <c>status --json</c>.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(StatusReport))]
+public sealed partial class StatusJson : JsonSerializerContext;

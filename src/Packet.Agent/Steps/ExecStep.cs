@@ -2,6 +2,7 @@ using System.Collections;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Exec;
+using Packet.Agent.Home;
 using Packet.Agent.Profile;
 using Packet.Agent.Workspace;
 

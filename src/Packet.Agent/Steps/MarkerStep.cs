@@ -2,7 +2,7 @@ using System.Text.Json;
 using Mono.Unix.Native;
 using Packet.Agent.Boot;
 using Packet.Agent.Copy;
-using Packet.Agent.Json;
+using Packet.Agent.Home;
 using Packet.Agent.Posix;
 using Packet.Agent.Workspace;
 
@@ -44,7 +44,7 @@ public sealed class MarkerStep(IPosix posix, TimeProvider clock) : IBootStep<Hom
         {
             using var persisted = home.Workspace.OpenDirectory(WorkspaceLayout.Home);
             PosixException.Check(posix.FStat(persisted.Fd, out var owner), "stat", persisted.Path);
-            byte[] body = JsonSerializer.SerializeToUtf8Bytes(Body(settings, report), AgentJson.Default.MarkerBody);
+            byte[] body = JsonSerializer.SerializeToUtf8Bytes(Body(settings, report), HomeJson.Default.MarkerBody);
             persisted.ReplaceFile(WorkspaceLayout.Marker, body, owner.st_uid, owner.st_gid, MarkerMode);
             return (StepResult.Ok($"wrote {persisted.PathOf(WorkspaceLayout.Marker)}"), home with { Status = HomeStatus.Seeded });
         }

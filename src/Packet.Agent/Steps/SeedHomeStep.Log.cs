@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Packet.Agent.Copy;
+using Packet.Agent.Home;
 using Packet.Agent.Posix;
 
 namespace Packet.Agent.Steps;

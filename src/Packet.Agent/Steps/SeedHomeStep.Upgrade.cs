@@ -1,5 +1,5 @@
 using Packet.Agent.Boot;
-using Packet.Agent.Copy;
+using Packet.Agent.Home;
 using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Steps;

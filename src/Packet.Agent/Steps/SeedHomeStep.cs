@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Copy;
+using Packet.Agent.Home;
 using Packet.Agent.Posix;
 using Packet.Agent.Workspace;
 

@@ -46,7 +46,7 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
             byte[]? current = profile.Directory.ReadFile(profile.Name, MaxProfileBytes, out var profileStat);
             string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
             var variables = WorkspaceEnvironment.For(workspace.Path, workspace.Exists);
-            string banner = workspace.PathOf(Path.Join(WorkspaceLayout.State, Operations.BootReportWriter.BannerFile));
+            string banner = workspace.PathOf(Path.Join(WorkspaceLayout.State, BootReportWriter.BannerFile));
             string updated = ManagedBlock.Apply(text, variables, banner);
             string shown = Path.Join(workspace.Path, WorkspaceLayout.Home, WorkspaceLayout.ShellProfile);
             string target = Path.Join(workspace.Path, WorkspaceLayout.Home, Path.GetRelativePath(home.Path, profile.Path));

@@ -4,7 +4,6 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Mono.Unix.Native;
 using Packet.Agent.Boot;
-using Packet.Agent.Json;
 using Packet.Agent.Posix;
 using Packet.Agent.Ssh;
 using Packet.Agent.Workspace;
@@ -296,7 +295,7 @@ public sealed partial class SshStep
         try
         {
             using var folder = OpenState(home.Workspace);
-            folder.ReplaceFile(StateFile, JsonSerializer.SerializeToUtf8Bytes(state, AgentJson.Default.SshState), 0, 0, ReadableFile, durable: false);
+            folder.ReplaceFile(StateFile, JsonSerializer.SerializeToUtf8Bytes(state, SshJson.Default.SshState), 0, 0, ReadableFile, durable: false);
         }
         catch (IOException e)
         {

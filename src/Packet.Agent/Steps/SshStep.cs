@@ -5,7 +5,6 @@ using Microsoft.Extensions.Logging;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Exec;
-using Packet.Agent.Gpu;
 using Packet.Agent.Posix;
 using Packet.Agent.Profile;
 using Packet.Agent.Ssh;

@@ -1,9 +1,10 @@
 using Microsoft.Win32.SafeHandles;
 using Mono.Unix.Native;
+using Packet.Agent.Copy;
 using Packet.Agent.Posix;
 using Packet.Agent.Workspace;
 
-namespace Packet.Agent.Copy;
+namespace Packet.Agent.Home;
 
 /// <summary>What an upgrade would do (its plan's counts) or did.</summary>
 public sealed class UpgradeReport

@@ -1,7 +1,7 @@
 using System.IO.Abstractions;
 using System.Text;
 
-namespace Packet.Agent.Boot;
+namespace Packet.Agent.Sequence;
 
 /// <summary>
 /// Kubernetes shows the content of <c>/dev/termination-log</c> in <c>kubectl describe pod</c> when a

@@ -1,10 +1,9 @@
 using System.Text;
 using Mono.Unix.Native;
-using Packet.Agent.Json;
 using Packet.Agent.Posix;
 using Packet.Agent.Workspace;
 
-namespace Packet.Agent.Operations;
+namespace Packet.Agent.Boot;
 
 /// <summary>Where a boot's report goes; a fake in unit tests.</summary>
 public interface IBootReportWriter

@@ -1,9 +1,10 @@
 using System.Globalization;
 using System.Text;
 using Mono.Unix.Native;
+using Packet.Agent.Copy;
 using Packet.Agent.Posix;
 
-namespace Packet.Agent.Copy;
+namespace Packet.Agent.Home;
 
 /// <summary>
 /// One entry of the image's home as it was seeded: enough to tell later whether the image changed

@@ -1,8 +1,9 @@
 using Mono.Unix.Native;
+using Packet.Agent.Copy;
 using Packet.Agent.Posix;
 using Packet.Agent.Workspace;
 
-namespace Packet.Agent.Copy;
+namespace Packet.Agent.Home;
 
 /// <summary>How a seed ended: the copy's report when the home is complete, or the problem.</summary>
 public sealed record SeedOutcome(CopyReport? Report, string? Problem)

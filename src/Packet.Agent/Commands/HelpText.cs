@@ -1,6 +1,7 @@
 using System.Text;
+using Packet.Agent.Cli;
 
-namespace Packet.Agent.Cli;
+namespace Packet.Agent.Commands;
 
 /// <summary>What <c>packet-agent --help</c> prints: the contract, in the terminal. Options come from <see cref="OptionTable"/>.</summary>
 public static class HelpText

@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using Packet.Agent.Boot;
 using Packet.Agent.Steps;
 
-namespace Packet.Agent.Boot;
+namespace Packet.Agent.Sequence;
 
 /// <summary>
 /// Runs the steps of one boot: a step runs only while the boot goes on; in a dry run its decision

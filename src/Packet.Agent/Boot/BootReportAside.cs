@@ -1,11 +1,10 @@
 using System.Globalization;
 using System.Text.Json;
 using Mono.Unix.Native;
-using Packet.Agent.Json;
 using Packet.Agent.Posix;
 using Packet.Agent.Workspace;
 
-namespace Packet.Agent.Operations;
+namespace Packet.Agent.Boot;
 
 /// <summary>A boot report read from the container's runtime directory, and where.</summary>
 public sealed record AsideReport(BootReport Report, string Path);
@@ -98,7 +97,7 @@ public sealed class BootReportAside(IPosix posix)
                 return null;
             }
 
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), AgentJson.Default.BootReport) is { Outcome: not null, Steps: not null, Warnings: not null, Gpus: not null } report
+            return JsonSerializer.Deserialize(File.ReadAllBytes(path), BootJson.Default.BootReport) is { Outcome: not null, Steps: not null, Warnings: not null, Gpus: not null } report
                 ? new AsideReport(report, path)
                 : null;
         }

@@ -2,7 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.Text;
 
-namespace Packet.Agent.Gpu;
+namespace Packet.Agent.Exec;
 
 /// <summary>How a child process ended: its exit code and (bounded) output, or why it did not finish.</summary>
 public sealed record ProcessResult(int ExitCode, string StandardOutput, string StandardError, bool TimedOut, string? StartError = null);

@@ -1,13 +1,12 @@
 using Microsoft.Extensions.Logging;
+using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Exec;
 using Packet.Agent.Gpu;
-using Packet.Agent.Json;
-using Packet.Agent.Operations;
 using Packet.Agent.Steps;
 using Packet.Agent.Workspace;
 
-namespace Packet.Agent.Boot;
+namespace Packet.Agent.Sequence;
 
 /// <summary>The steps of a boot, built by Program from real adapters or by tests from fakes.</summary>
 public sealed record BootSteps(

@@ -1,14 +1,15 @@
 using System.Text.Json;
 using Packet.Agent.Gpu;
+using Packet.Agent.Json;
 
-namespace Packet.Agent.Json;
+namespace Packet.Agent.Boot;
 
 /// <summary>
-/// Writes a <see cref="BootReport"/> as <see cref="AgentJson"/> would, straight to a Utf8JsonWriter.
+/// Writes a <see cref="BootReport"/> as <see cref="BootJson"/> would, straight to a Utf8JsonWriter.
 /// The report is written on every boot; the serializer's first use (its metadata, the default
 /// encoder's tables) costs more than the rest of a boot with nothing to do, hence also
 /// <see cref="MinimalJsonEncoder"/>. Reading stays with
-/// <see cref="AgentJson"/>; a test holds the two to the same output.
+/// <see cref="BootJson"/>; a test holds the two to the same output.
 /// </summary>
 public static class BootReportJson
 {
