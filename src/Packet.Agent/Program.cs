@@ -11,7 +11,7 @@ using Packet.Agent;
 // The composition root: parse, build the real adapters, run the command, exit with its code.
 NativeLibraries.LoadMonoPosixHelperFromAppDirectory();
 Console.SetError(StandardErrorStream.CreateWriter());
-var environment = PodEnvironment.Resolve(Agent.RuntimeOf(Environment.GetEnvironmentVariable(OptionTable.RuntimeDirectory.Variable!)), Environment.GetEnvironmentVariables(), out string? podRecord);
+var environment = PodEnvironment.Resolve(new System.IO.Abstractions.FileSystem(), Agent.RuntimeOf(Environment.GetEnvironmentVariable(OptionTable.RuntimeDirectory.Variable!)), Environment.GetEnvironmentVariables(), out string? podRecord);
 ParsedCommand command;
 try
 {

@@ -184,6 +184,14 @@ public sealed class OperationsTests : IDisposable
         Assert.Contains("hooks: would run: setup.sh", result.StandardOutput);
         Assert.Contains("exec: would replace the agent with sh -c echo RAN-$((1 + 1))", result.StandardOutput);
         Assert.Contains(seededAlready ? "would bring it in: 1 added" : "seed: would copy", result.StandardOutput);
+        // Under each step's line, every change it would make.
+        Assert.Contains($"  - write {_scratch.Workspace}/.packet/image-manifest", result.StandardOutput);
+        Assert.Contains($"  - run {_scratch.Workspace}/setup.sh (", result.StandardOutput);
+        Assert.Matches(@"\n  - replace the agent with /[^ ]*/sh \(sh -c echo RAN-\$\(\(1 \+ 1\)\)\)\n", result.StandardOutput);
+        if (!seededAlready)
+        {
+            Assert.Contains($"marker: would write {_scratch.PersistedHome}/.packet-init after the seed\n  - write {_scratch.PersistedHome}/.packet-init, after the seed\n", result.StandardOutput);
+        }
     }
 
     [Fact]

@@ -338,6 +338,8 @@ public sealed class SshTests : IDisposable
         Assert.True(dryRun.ExitCode == 0, dryRun.ToString());
         Assert.Contains($"ssh: would start /usr/sbin/sshd on port {_pod.Port} with 1 key from the pod in {_pod.PersistedHome}/.ssh/authorized_keys; "
             + $"would make the ed25519 host key, kept in {_pod.Workspace}/.packet/ssh; ", dryRun.StandardOutput);
+        Assert.Contains("\n  - start /usr/sbin/sshd (-f ", dryRun.StandardOutput);
+        Assert.Contains($"\n  - write {_pod.PersistedHome}/.ssh/authorized_keys, ", dryRun.StandardOutput);
         Assert.False(Directory.Exists(Path.Join(_pod.Workspace, ".packet")));
         Assert.False(Directory.Exists(Path.Join(_pod.PersistedHome, ".ssh")));
         Assert.Equal(255, _pod.Ssh("true").ExitCode);

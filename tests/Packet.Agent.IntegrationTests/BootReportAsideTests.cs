@@ -13,7 +13,7 @@ public sealed class BootReportAsideTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     private static BootReport Report(string workspace, int minute, string? keptAside = "the workspace was not usable (/workspace is not writable)") =>
-        new("packet-agent", "1.0", null, new DateTimeOffset(2026, 12, 5, 9, minute, 0, TimeSpan.Zero), 0.01, 0, "warnings", [new StepReport("guard", "warning", 0, "not writable")], null, [], ["guard: not writable"], workspace, keptAside);
+        new("packet-agent", "1.0", null, new DateTimeOffset(2026, 12, 5, 9, minute, 0, TimeSpan.Zero), 0.01, 0, BootEnding.Warnings, [new StepReport("guard", StepOutcome.Warning, 0, "not writable")], null, [], ["guard: not writable"], workspace, keptAside);
 
     [Fact]
     public void A_report_goes_into_a_directory_made_for_it_readable_by_all_and_is_read_back_whole()

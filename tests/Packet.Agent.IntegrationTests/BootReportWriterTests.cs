@@ -15,8 +15,8 @@ public sealed class BootReportWriterTests : IDisposable
 
     private string StatePath(string name) => Path.Join(_dir.Path, WorkspaceLayout.State, name);
 
-    private static BootReport Report(string imageVersion, string outcome = "ok", params string[] warnings) =>
-        new("packet-agent", "1.0", imageVersion, new DateTimeOffset(2026, 12, 3, 14, 5, 59, TimeSpan.Zero), 0.01, outcome == "failed" ? 1 : 0, outcome, [], null, [], warnings);
+    private static BootReport Report(string imageVersion, BootEnding outcome = BootEnding.Ok, params string[] warnings) =>
+        new("packet-agent", "1.0", imageVersion, new DateTimeOffset(2026, 12, 3, 14, 5, 59, TimeSpan.Zero), 0.01, outcome == BootEnding.Failed ? 1 : 0, outcome, [], null, [], warnings);
 
     private string? Write(BootReport report, FaultyPosix? posix = null)
     {
@@ -35,9 +35,9 @@ public sealed class BootReportWriterTests : IDisposable
 
         Assert.Null(Write(Report("v1"), posix));
 
-        Assert.Equal("v1", ImageVersionIn(BootReportWriter.FileName));
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(StatePath(BootReportWriter.FileName)));
-        Assert.False(File.Exists(StatePath(BootReportWriter.BannerFile)));
+        Assert.Equal("v1", ImageVersionIn(WorkspaceLayout.Report));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(StatePath(WorkspaceLayout.Report)));
+        Assert.False(File.Exists(StatePath(WorkspaceLayout.ReportBanner)));
         Assert.Equal(0, posix.FSyncCalls);
     }
 
@@ -51,24 +51,24 @@ public sealed class BootReportWriterTests : IDisposable
 
         Assert.Equal(
             ("v5", "v4", "v3", "v2"),
-            (ImageVersionIn(BootReportWriter.FileName), ImageVersionIn(BootReportWriter.Previous(1)), ImageVersionIn(BootReportWriter.Previous(2)), ImageVersionIn(BootReportWriter.Previous(3))));
+            (ImageVersionIn(WorkspaceLayout.Report), ImageVersionIn(WorkspaceLayout.PreviousReport(1)), ImageVersionIn(WorkspaceLayout.PreviousReport(2)), ImageVersionIn(WorkspaceLayout.PreviousReport(3))));
         Assert.Equal(4, Directory.GetFiles(Path.Join(_dir.Path, WorkspaceLayout.State)).Length);
     }
 
     [Theory]
-    [InlineData("warning", new[] { "one" }, "the last boot (2026-12-03 14:05Z) had 1 warning\n")]
-    [InlineData("warning", new[] { "one", "two" }, "the last boot (2026-12-03 14:05Z) had 2 warnings\n")]
-    [InlineData("failed", new[] { "one" }, "the last boot (2026-12-03 14:05Z) failed\n")]
-    public void A_boot_that_was_not_ok_leaves_a_banner_until_one_is(string outcome, string[] warnings, string banner)
+    [InlineData(BootEnding.Warnings, new[] { "one" }, "the last boot (2026-12-03 14:05Z) had 1 warning\n")]
+    [InlineData(BootEnding.Warnings, new[] { "one", "two" }, "the last boot (2026-12-03 14:05Z) had 2 warnings\n")]
+    [InlineData(BootEnding.Failed, new[] { "one" }, "the last boot (2026-12-03 14:05Z) failed\n")]
+    public void A_boot_that_was_not_ok_leaves_a_banner_until_one_is(BootEnding outcome, string[] warnings, string banner)
     {
         Assert.Null(Write(Report("v1", outcome, warnings)));
 
-        Assert.Equal(banner, File.ReadAllText(StatePath(BootReportWriter.BannerFile)));
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(StatePath(BootReportWriter.BannerFile)));
+        Assert.Equal(banner, File.ReadAllText(StatePath(WorkspaceLayout.ReportBanner)));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(StatePath(WorkspaceLayout.ReportBanner)));
 
         Assert.Null(Write(Report("v2")));
 
-        Assert.False(File.Exists(StatePath(BootReportWriter.BannerFile)));
+        Assert.False(File.Exists(StatePath(WorkspaceLayout.ReportBanner)));
     }
 
     [Fact]

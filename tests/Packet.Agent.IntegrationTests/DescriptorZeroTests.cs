@@ -167,7 +167,7 @@ public sealed class DescriptorZeroTests : IDisposable
         (string Summary, TreeSnapshot Home) Seed(string workspace, string version, FaultyPosix posix)
         {
             var options = new BootOptions { Workspace = workspace, Home = image, NvidiaSmi = "x", TerminationLog = _dir["termination-log"], ImageVersion = version };
-            var step = new SeedHomeStep(posix, NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot, Workers = 0 }, TimeSpan.FromMinutes(1));
+            var step = new SeedHomeStep(posix, NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot, Workers = 0 }, TimeSpan.FromMinutes(1), TimeProvider.System);
             using var workspaceHandle = DirectoryHandle.Open(new FaultyPosix(), workspace);
             var (result, home) = Steps.Run(step, workspaceHandle, options);
             using (home.Lock)

@@ -24,6 +24,10 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     // Descriptors opened through any instance, by path: a tree deeper than PATH_MAX has no /proc answer.
     private static readonly ConcurrentDictionary<int, string> OpenedPaths = new();
 
+    // Which open a descriptor number stands for now: numbers are reused once closed.
+    private static readonly ConcurrentDictionary<int, long> Opens = new();
+    private static long _openCount;
+
     private readonly IPosix _real = PosixSystem.Instance;
     private int _fsyncCalls;
 
@@ -55,6 +59,7 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
         if (fd >= 0)
         {
             OpenedPaths[fd] = PathOf(dirFd, name);
+            Opens[fd] = Interlocked.Increment(ref _openCount);
         }
 
         return fd;
@@ -160,15 +165,15 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     public int FTruncate(int fd, long length) => Fail("ftruncate", null) ?? Outside("ftruncate", fd) ?? _real.FTruncate(fd, length);
 
-    /// <summary>Each getdents call: the descriptor and the managed thread that made it.</summary>
-    public ConcurrentBag<(int Fd, int Thread)> Listings { get; } = [];
+    /// <summary>Each getdents call: the descriptor, which open of that number it was (0: not opened here), and the managed thread that made it.</summary>
+    public ConcurrentBag<(int Fd, long Open, int Thread)> Listings { get; } = [];
 
     /// <summary>When set, listings give no entry types (DT_UNKNOWN), as XFS without ftype and some FUSE file systems do.</summary>
     public bool UnknownTypes { get; init; }
 
     public int GetDents(int fd, Span<byte> buffer)
     {
-        Listings.Add((fd, Environment.CurrentManagedThreadId));
+        Listings.Add((fd, Opens.GetValueOrDefault(fd), Environment.CurrentManagedThreadId));
         int listed = Fail("getdents", null) ?? _real.GetDents(fd, buffer);
         if (UnknownTypes)
         {
@@ -250,7 +255,8 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     private static string? NameOf(int fd) => OpenedPaths.TryGetValue(fd, out string? path) ? Path.GetFileName(path) : null;
 
-    private static string PathOf(int dirFd, string name) =>
+    /// <summary>The absolute path a call names: <paramref name="name"/> relative to the directory <paramref name="dirFd"/> is open on.</summary>
+    internal static string PathOf(int dirFd, string name) =>
         Path.Combine(dirFd == AtCurrentDirectory ? Environment.CurrentDirectory : DescriptorPath(dirFd) ?? string.Empty, name);
 
     /// <summary>The same for a change through a descriptor: one open on a path outside every test tree (pipes and terminals pass).</summary>
@@ -263,7 +269,7 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     /// What a descriptor names: the kernel's answer, or (past PATH_MAX, where /proc cannot answer)
     /// the path it was opened at through this adapter.
     /// </summary>
-    private static string? DescriptorPath(int fd)
+    internal static string? DescriptorPath(int fd)
     {
         try
         {

@@ -30,10 +30,11 @@ public sealed class GpuCheckStepTests : IDisposable
         string smi = _dir["nvidia-smi"];
         HomeFixture.Write(_dir.Path, "nvidia-smi", "#!/bin/sh\n" + TwoGpus + "\n", mode: "755");
         var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
-        using var step = new GpuCheckStep(new NvidiaSmi(new ProcessRunner(), resolver, () => "/usr/bin:/bin"), NullLogger.Instance, mode);
+        var changes = new ChangeLog();
+        using var step = new GpuCheckStep(new NvidiaSmi(new RecordingProcessRunner(changes, new ProcessRunner()), resolver, () => "/usr/bin:/bin"), NullLogger.Instance, mode);
         var options = new BootOptions { Workspace = _dir["ws"], Home = _dir["home"], NvidiaSmi = smi, Gpu = mode };
 
-        var (dryRun, planned, run, gpus) = Steps.DryRunThenRun(step, () => default(NoValue), options, _dir.Path, step.Start);
+        var (dryRun, planned, run, gpus) = Steps.DryRunThenRun(step, () => default(NoValue), options, _dir.Path, step.Start, changes);
 
         Assert.Empty(planned);
         if (mode == GpuMode.Off)

@@ -1,4 +1,5 @@
 using Packet.Agent.Operations;
+using Packet.Agent.Posix;
 using Packet.Agent.TestSupport;
 using Packet.Agent.Workspace;
 using Xunit;
@@ -108,8 +109,8 @@ public sealed class HomeResetTests : IDisposable
     {
         Directory.CreateDirectory(Path.Join(Workspace, "home"));
         using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
-        using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
-        using var held = WorkspaceLock.Acquire(new FaultyPosix(), state, TimeSpan.Zero, TimeSpan.FromDays(1), (_, _) => { }, CancellationToken.None);
+        using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
+        using var held = WorkspaceLock.Acquire(new FaultyPosix(), state, TimeProvider.System, TimeSpan.Zero, TimeSpan.FromDays(1), (_, _) => { }, CancellationToken.None);
         Assert.NotNull(held);
 
         var outcome = Reset(Workspace, Source);

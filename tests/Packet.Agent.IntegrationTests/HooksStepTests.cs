@@ -18,6 +18,7 @@ public sealed class HooksStepTests : IDisposable
     private readonly TempDirectory _dir = new("hooks");
     private readonly RecordingRunner _runner = new();
     private readonly ListLoggerProvider _log = new();
+    private readonly ChangeLog _changes = new();
 
     public HooksStepTests()
     {
@@ -31,9 +32,10 @@ public sealed class HooksStepTests : IDisposable
 
     private StepResult Run(bool dryRun = false, string path = "/usr/bin:/bin", FaultyPosix? posix = null, StopRequest? stop = null)
     {
-        var step = new HooksStep(posix ?? new FaultyPosix(), _runner, Resolver(), _log.CreateLogger("hooks"), () => new Hashtable { ["PATH"] = path });
-        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
-        return Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), Options(dryRun), stop).Result;
+        var recording = new RecordingPosix(_changes, posix);
+        var step = new HooksStep(recording, new RecordingHookRunner(_changes, _runner), Resolver(), _log.CreateLogger("hooks"), () => new Hashtable { ["PATH"] = path });
+        using var workspace = DirectoryHandle.Open(recording, Workspace);
+        return Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), Options(dryRun), stop, _changes).Result;
     }
 
     private static CommandResolver Resolver() =>
@@ -91,10 +93,11 @@ public sealed class HooksStepTests : IDisposable
         Hook("first-boot.d", "50-once");
         Hook("boot.d", "10-a");
         Hook("boot.d", "README.md", mode: "644");
-        var step = new HooksStep(new FaultyPosix(), _runner, Resolver(), NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
-        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
+        var recording = new RecordingPosix(_changes);
+        var step = new HooksStep(recording, new RecordingHookRunner(_changes, _runner), Resolver(), NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
+        using var workspace = DirectoryHandle.Open(recording, Workspace);
 
-        var (dryRun, _, run, _) = Steps.DryRunThenRun(step, () => new HomeState(workspace, HomeStatus.Seeded), Options(dryRun: false), _dir.Path);
+        var (dryRun, _, run, _) = Steps.DryRunThenRun(step, () => new HomeState(workspace, HomeStatus.Seeded), Options(dryRun: false), _dir.Path, recorded: _changes);
 
         Assert.Equal("would run: setup.sh, first-boot.d/50-once, boot.d/10-a", dryRun.Summary);
         Assert.Equal(["setup.sh", "first-boot.d/50-once", "boot.d/10-a"], _runner.Runs.Select(r => r.Hook.Name));
@@ -204,8 +207,25 @@ public sealed class HooksStepTests : IDisposable
     public void One_hook_or_several_are_counted_in_the_summary()
     {
         Hook("boot.d", "10-a");
+        Hook("first-boot.d", "10-once");
 
-        Assert.Equal("1 hook ran", Run().Summary);
+        Assert.Equal("2 hooks ran", Run().Summary);
+        Hook("boot.d", "20-b");
+        Assert.Equal("2 hooks ran", Run().Summary);
+    }
+
+    [Fact]
+    public void Hook_folders_the_step_makes_are_named_in_the_dry_run_and_the_summary()
+    {
+        Hook("boot.d", "10-a");
+        string firstBoot = Path.Join(Workspace, ".packet", "first-boot.d");
+
+        var preview = Run(dryRun: true);
+        var run = Run();
+
+        Assert.Equal($"would run: boot.d/10-a, and would create {firstBoot} for uid {Syscall.geteuid()}", preview.Summary);
+        Assert.Equal($"1 hook ran; created {firstBoot} for uid {Syscall.geteuid()}", run.Summary);
+        Assert.True(Directory.Exists(firstBoot));
     }
 
     [Fact]

@@ -249,7 +249,7 @@ public sealed class ImageUpgradePlanTests : IDisposable
         HomeFixture.DeadSocket(Path.Join(Image, "agent.sock"));
         Baseline();
 
-        Assert.DoesNotContain("agent.sock", File.ReadAllText(Path.Join(State, ImageManifest.FileName)));
+        Assert.DoesNotContain("agent.sock", File.ReadAllText(Path.Join(State, WorkspaceLayout.ImageManifest)));
         Assert.Empty(Plan().Actions);
     }
 
@@ -262,7 +262,7 @@ public sealed class ImageUpgradePlanTests : IDisposable
     {
         if (content is not null)
         {
-            File.WriteAllText(Path.Join(State, ImageManifest.FileName), content);
+            File.WriteAllText(Path.Join(State, WorkspaceLayout.ImageManifest), content);
         }
 
         Assert.Null(RecordedIdentity());
@@ -272,7 +272,7 @@ public sealed class ImageUpgradePlanTests : IDisposable
     public void A_manifest_that_is_a_symlink_is_not_followed()
     {
         File.WriteAllText(_dir["elsewhere"], "# packet-agent image manifest v1 version:planted\n");
-        HomeFixture.Symlink(State, _dir["elsewhere"], ImageManifest.FileName);
+        HomeFixture.Symlink(State, _dir["elsewhere"], WorkspaceLayout.ImageManifest);
 
         Assert.Null(RecordedIdentity());
     }
@@ -292,7 +292,7 @@ public sealed class ImageUpgradePlanTests : IDisposable
         }
 
         Assert.Equal("version:1", RecordedIdentity());
-        Assert.Equal([ImageManifest.FileName], Directory.GetFileSystemEntries(State).Select(Path.GetFileName));
+        Assert.Equal([WorkspaceLayout.ImageManifest], Directory.GetFileSystemEntries(State).Select(Path.GetFileName));
     }
 
     [Fact]
@@ -309,6 +309,6 @@ public sealed class ImageUpgradePlanTests : IDisposable
         }
 
         Assert.Equal("version:1", RecordedIdentity());
-        Assert.Equal([ImageManifest.FileName], Directory.GetFileSystemEntries(State).Select(Path.GetFileName));
+        Assert.Equal([WorkspaceLayout.ImageManifest], Directory.GetFileSystemEntries(State).Select(Path.GetFileName));
     }
 }

@@ -33,9 +33,11 @@ public sealed class ImageUpgradeTests : IDisposable
     private StepResult Seed(string imageVersion, IPosix? posix = null, bool marked = false, bool dryRun = false)
     {
         var options = new BootOptions { Workspace = Workspace, Home = Image, NvidiaSmi = "x", TerminationLog = _dir["termination-log"], ImageVersion = imageVersion, DryRun = dryRun };
-        var step = new SeedHomeStep(posix ?? new FaultyPosix(), NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
-        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
-        var (result, home) = Steps.Run(step, workspace, options);
+        var changes = new ChangeLog();
+        var recording = new RecordingPosix(changes, posix);
+        var step = new SeedHomeStep(recording, NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1), TimeProvider.System);
+        using var workspace = DirectoryHandle.Open(recording, Workspace);
+        var (result, home) = Steps.Run(step, workspace, options, recorded: changes);
         using (home.Lock)
         {
             if (!marked && home.Copied is not null)
@@ -116,7 +118,7 @@ public sealed class ImageUpgradeTests : IDisposable
         var upgrade = Seed(imageVersion: string.Empty, marked: true);
 
         Assert.Contains("1 updated", upgrade.Summary);
-        Assert.StartsWith("fingerprint:", File.ReadLines(Path.Join(Workspace, ".packet", ImageManifest.FileName)).First().Split(' ').Last());
+        Assert.StartsWith("fingerprint:", File.ReadLines(Path.Join(Workspace, ".packet", WorkspaceLayout.ImageManifest)).First().Split(' ').Last());
     }
 
     [Fact]
@@ -167,7 +169,7 @@ public sealed class ImageUpgradeTests : IDisposable
     {
         // A directory descriptor's position is shared by whoever reads it: two threads listing the
         // home through one descriptor each miss what the other read (seen: 2,054 of 4,002 entries
-        // copied, and the home marked). No subdirectories, so descriptor numbers are not reused.
+        // copied, and the home marked). A number closed by one is reused by the next open: each open counts apart.
         for (int i = 0; i < 2000; i++)
         {
             HomeFixture.Write(Image, $"entry-with-a-fairly-long-name-{i:D5}.txt", "x");
@@ -177,9 +179,9 @@ public sealed class ImageUpgradeTests : IDisposable
 
         Assert.Equal(StepOutcome.Ok, Seed("v1", posix).Outcome);
 
-        Assert.All(posix.Listings.GroupBy(l => l.Fd), listed => Assert.Single(listed.Select(l => l.Thread).Distinct()));
+        Assert.All(posix.Listings.GroupBy(l => (l.Fd, l.Open)), listed => Assert.Single(listed.Select(l => l.Thread).Distinct()));
         Assert.Equal(2000, Directory.GetFiles(Home).Count(f => Path.GetFileName(f).StartsWith("entry-", StringComparison.Ordinal)));
-        Assert.Equal(2000, File.ReadAllLines(Path.Join(Workspace, ".packet", ImageManifest.FileName)).Count(l => l.Contains("entry-", StringComparison.Ordinal)));
+        Assert.Equal(2000, File.ReadAllLines(Path.Join(Workspace, ".packet", WorkspaceLayout.ImageManifest)).Count(l => l.Contains("entry-", StringComparison.Ordinal)));
     }
 
     [Fact]
@@ -226,8 +228,10 @@ public sealed class ImageUpgradeTests : IDisposable
     private (StepResult DryRun, HomeState Planned, StepResult Run, HomeState Seeded) SeedTwice(string imageVersion)
     {
         var options = new BootOptions { Workspace = Workspace, Home = Image, TerminationLog = _dir["termination-log"], ImageVersion = imageVersion };
-        var step = new SeedHomeStep(new FaultyPosix(), NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
-        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
-        return Steps.DryRunThenRun(step, () => workspace, options, _dir.Path);
+        var changes = new ChangeLog();
+        var recording = new RecordingPosix(changes);
+        var step = new SeedHomeStep(recording, NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1), TimeProvider.System);
+        using var workspace = DirectoryHandle.Open(recording, Workspace);
+        return Steps.DryRunThenRun(step, () => workspace, options, _dir.Path, recorded: changes);
     }
 }

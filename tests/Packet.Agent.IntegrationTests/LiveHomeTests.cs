@@ -37,7 +37,7 @@ public sealed class LiveHomeTests : IDisposable
     {
         Require.Root();
 
-        var wiring = Wire(new LiveHome(new FaultyPosix(), _ => false, () => true), Live, Persisted);
+        var wiring = Wire(new LiveHome(new FaultyPosix(), _ => false, () => true, TimeProvider.System), Live, Persisted);
 
         Assert.False(wiring.IsWarning, wiring.Summary);
         Assert.Null(wiring.HomeForCommand);
@@ -50,7 +50,7 @@ public sealed class LiveHomeTests : IDisposable
     public void A_home_already_linked_is_left_as_it_is()
     {
         Require.Root();
-        var liveHome = new LiveHome(new FaultyPosix(), _ => false, () => true);
+        var liveHome = new LiveHome(new FaultyPosix(), _ => false, () => true, TimeProvider.System);
         Wire(liveHome, Live, Persisted);
 
         var again = Wire(liveHome, Live, Persisted);
@@ -66,7 +66,7 @@ public sealed class LiveHomeTests : IDisposable
         string workspace = Path.GetDirectoryName(Persisted)!;
 
         // What podman 4.3 does with subPath: home on a claim: the whole volume lands at the live home.
-        var wiring = Wire(new LiveHome(new FaultyPosix(), _ => true, () => true), workspace, Persisted);
+        var wiring = Wire(new LiveHome(new FaultyPosix(), _ => true, () => true, TimeProvider.System), workspace, Persisted);
 
         Assert.True(wiring.IsWarning);
         Assert.Equal(Persisted, wiring.HomeForCommand);
@@ -80,7 +80,7 @@ public sealed class LiveHomeTests : IDisposable
     {
         Require.Root();
 
-        var wiring = Wire(new LiveHome(new FaultyPosix(), path => path == Live, () => true), Live, Persisted);
+        var wiring = Wire(new LiveHome(new FaultyPosix(), path => path == Live, () => true, TimeProvider.System), Live, Persisted);
 
         Assert.DoesNotContain("run the agent as root", wiring.Summary); // it is root already
         Assert.True(wiring.IsWarning);
@@ -99,7 +99,7 @@ public sealed class LiveHomeTests : IDisposable
         ChildProcess.MustSucceed("mount", "--bind", Persisted, Live);
         try
         {
-            var wiring = Wire(new LiveHome(new FaultyPosix(), MountTable.IsMountPoint, () => true), Live, Persisted);
+            var wiring = Wire(new LiveHome(new FaultyPosix(), MountTable.IsMountPoint, () => true, TimeProvider.System), Live, Persisted);
 
             Assert.False(wiring.IsWarning);
             Assert.Contains("already is the persisted home", wiring.Summary);
@@ -122,7 +122,7 @@ public sealed class LiveHomeTests : IDisposable
     {
         Require.Root();
 
-        var wiring = Wire(new LiveHome(new FaultyPosix(), _ => false, () => false), Live, Persisted);
+        var wiring = Wire(new LiveHome(new FaultyPosix(), _ => false, () => false, TimeProvider.System), Live, Persisted);
 
         Assert.True(wiring.IsWarning);
         Assert.Equal(Persisted, wiring.HomeForCommand);
@@ -135,11 +135,13 @@ public sealed class LiveHomeTests : IDisposable
     {
         string workspace = Path.GetDirectoryName(Persisted)!;
         var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
-        var step = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin:/bin", ["HOME"] = Live }, new LiveHome(new FaultyPosix(), _ => false, () => true));
+        var changes = new ChangeLog();
+        var posix = new RecordingPosix(changes);
+        var step = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin:/bin", ["HOME"] = Live }, new LiveHome(posix, _ => false, () => true, TimeProvider.System));
         var options = new BootOptions { Workspace = workspace, Home = Live, Command = ["sh", "-c", "exit 0"] };
-        using var handle = DirectoryHandle.Open(new FaultyPosix(), workspace);
+        using var handle = DirectoryHandle.Open(posix, workspace);
 
-        var (dryRun, planned, run, decided) = Steps.DryRunThenRun(step, () => new HomeState(handle, HomeStatus.Seeded), options, _dir.Path);
+        var (dryRun, planned, run, decided) = Steps.DryRunThenRun(step, () => new HomeState(handle, HomeStatus.Seeded), options, _dir.Path, recorded: changes);
 
         // The dry run names the wiring the run then does, and hands on the same execve.
         var wiring = dryRun.Summary["would replace the agent with sh -c exit 0; ".Length..];
@@ -171,7 +173,7 @@ public sealed class LiveHomeEdgeTests : IDisposable
 
     private static HomeWiring Wire(IPosix posix, string live, string persisted, Func<string, bool>? isMountPoint = null)
     {
-        var liveHome = new LiveHome(posix, isMountPoint ?? (_ => false), () => true);
+        var liveHome = new LiveHome(posix, isMountPoint ?? (_ => false), () => true, TimeProvider.System);
         return liveHome.Apply(liveHome.Decide(live, persisted));
     }
 
@@ -196,9 +198,11 @@ public sealed class LiveHomeEdgeTests : IDisposable
     public void The_plan_names_the_link_and_where_the_image_home_goes()
     {
         Require.Root();
-        var liveHome = new LiveHome(new FaultyPosix(), _ => false, () => true);
+        var liveHome = new LiveHome(new FaultyPosix(), _ => false, () => true, TimeProvider.System);
 
-        Assert.Equal($"would link {Live} to {Persisted}, moving the image's home aside to {Live}{LiveHome.ImageSuffix}", liveHome.Decide(Live, Persisted).Preview);
+        Assert.Equal(
+            $"would link {Live} to {Persisted}, moving the image's home aside to {Live}{LiveHome.ImageSuffix} (where overlayfs cannot move it, EXDEV: removing this container's view of it instead, which the image keeps)",
+            liveHome.Decide(Live, Persisted).Preview);
         Directory.Delete(Live, recursive: true);
         Assert.Equal($"would link {Live} to {Persisted}", liveHome.Decide(Live, Persisted).Preview);
     }
@@ -229,6 +233,27 @@ public sealed class LiveHomeEdgeTests : IDisposable
         Assert.Equal(new HomeWiring(null, $"linked {Live} to {Persisted}; this container's view of the image's home was cleared (overlayfs cannot move it; the image keeps it)"), wiring);
         Assert.Equal(Persisted, new FileInfo(Live).LinkTarget);
         Assert.False(Directory.Exists(Live + LiveHome.ImageSuffix));
+    }
+
+    [RootFact]
+    public void The_exec_steps_plan_names_the_removal_overlayfs_forces_and_the_run_makes_no_other_change()
+    {
+        Require.Root();
+        var changes = new ChangeLog();
+        var posix = new RecordingPosix(changes, new FaultyPosix((call, name) => call.StartsWith("renameat", StringComparison.Ordinal) && name is not null && name.EndsWith(LiveHome.ImageSuffix, StringComparison.Ordinal) ? Errno.EXDEV : null));
+        var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
+        var step = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin:/bin", ["HOME"] = Live }, new LiveHome(posix, _ => false, () => true, TimeProvider.System));
+        var options = new BootOptions { Workspace = Path.GetDirectoryName(Persisted)!, Home = Live, Command = ["true"] };
+        using var workspace = DirectoryHandle.Open(posix, options.Workspace);
+        using (var plan = step.Decide(new HomeState(workspace, HomeStatus.Seeded), new BootSettings(options with { DryRun = true }, new StopRequest())))
+        {
+            Assert.True(plan.Changes.Contains(new PlannedChange(ChangeKind.RemoveTree, Live, Condition: $"{WiringPlan.ClearedWhen}: this container's view of it only, which the image keeps")), string.Join("\n", plan.Changes));
+            Assert.Contains(plan.Changes, c => c.Describe() == $"remove {Live} and everything in it, where overlayfs cannot move it, EXDEV: this container's view of it only, which the image keeps");
+        }
+
+        var (result, _) = Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), options, recorded: changes);
+        Assert.Contains("this container's view of the image's home was cleared", result.Summary);
+        Assert.Equal(Persisted, new FileInfo(Live).LinkTarget);
     }
 
     [RootFact]

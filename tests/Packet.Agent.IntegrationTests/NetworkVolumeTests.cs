@@ -153,7 +153,7 @@ public sealed class NetworkVolumeTests : IDisposable
     }
 
     private static BootReport Report(int exitCode) =>
-        new("packet-agent", "test", null, DateTimeOffset.UnixEpoch, 0.1, exitCode, "failed", [], null, [], []);
+        new("packet-agent", "test", null, DateTimeOffset.UnixEpoch, 0.1, exitCode, BootEnding.Failed, [], null, [], []);
 
     private sealed class SilentObserver : ISeedObserver
     {

@@ -117,7 +117,7 @@ public sealed class HookRunnerTests : IDisposable
         Assert.True(fd >= 0);
         try
         {
-            var runner = new HookRunner(new FaultyPosix(), agent ?? Agent);
+            var runner = new HookRunner(new FaultyPosix(), agent ?? Agent, TimeProvider.System);
             var outcome = runner.Run(
                 new HookRun("boot.d/hook", _dir["hook"], ["first arg", "second"], fd),
                 identity ?? new HookIdentity(Syscall.geteuid(), Syscall.getegid()),

@@ -30,16 +30,18 @@ public sealed class SeedHomeStepTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static SeedHomeStep Step() =>
-        new(new FaultyPosix(), NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1));
+    private readonly ChangeLog _changes = new();
+
+    private SeedHomeStep Step() =>
+        new(new RecordingPosix(_changes), NullLogger.Instance, new CopyOptions { PreserveOwnership = Platform.IsRoot }, TimeSpan.FromMinutes(1), TimeProvider.System);
 
     private BootOptions Options(string home, string version = "1", bool upgrade = true) =>
         new() { Workspace = Workspace, Home = home, TerminationLog = _dir["termination-log"], Upgrade = upgrade, ImageVersion = version };
 
     private (StepResult Result, HomeStatus Status) Seed(string home, bool upgrade = true)
     {
-        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
-        var (result, state) = Steps.Run(Step(), workspace, Options(home, upgrade: upgrade));
+        using var workspace = DirectoryHandle.Open(new RecordingPosix(_changes), Workspace);
+        var (result, state) = Steps.Run(Step(), workspace, Options(home, upgrade: upgrade), recorded: _changes);
         state.Lock?.Dispose();
         return (result, state.Status);
     }
@@ -51,10 +53,15 @@ public sealed class SeedHomeStepTests : IDisposable
         Mark();
         HomeFixture.Write(Image, ".bashrc", "image v2\n");
         imageChange?.Invoke();
-        using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
-        using var plan = Step().Decide(workspace, new BootSettings(Options(Image, version: "2"), new StopRequest()));
+        using var workspace = DirectoryHandle.Open(new RecordingPosix(_changes), Workspace);
+        var step = Step();
+        var settings = new BootSettings(Options(Image, version: "2"), new StopRequest());
+        using var plan = step.Decide(workspace, settings);
         meanwhile();
-        return plan.Apply().Result;
+        _changes.Take();
+        var result = step.Apply(plan, settings).Result;
+        Steps.AssertInsidePlan([.. plan.Changes, .. result.Replanned?.Changes ?? []], _changes);
+        return result;
     }
 
     private void RecordBaseline(string identity)
@@ -147,6 +154,8 @@ public sealed class SeedHomeStepTests : IDisposable
 
         Assert.Equal(StepOutcome.Ok, result.Outcome);
         Assert.StartsWith("the image changed (version:1 -> version:2): 0 added, 0 updated, 0 of your changes kept", result.Summary);
+        Assert.StartsWith("another agent changed the image manifest while this one waited for the lock; planned again: 0 added, 0 updated, 0 of your changes kept", result.Replanned?.Reason, StringComparison.Ordinal);
+        Assert.DoesNotContain(result.Replanned!.Changes, change => change.Kind == ChangeKind.CopyTree);
     }
 
     [Fact]

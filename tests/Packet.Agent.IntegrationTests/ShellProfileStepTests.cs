@@ -32,9 +32,11 @@ public sealed class ShellProfileStepTests : IDisposable
     {
         var options = new BootOptions { Workspace = Workspace, Home = _dir.Create("live-home"), TerminationLog = _dir["termination-log"], DryRun = dryRun };
         StepResult result;
-        using (var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace))
+        var changes = new ChangeLog();
+        var posix = new RecordingPosix(changes);
+        using (var workspace = DirectoryHandle.Open(posix, Workspace))
         {
-            result = Steps.Run(new ShellProfileStep(new FaultyPosix(), NullLogger.Instance), new HomeState(workspace, status), options).Result;
+            result = Steps.Run(new ShellProfileStep(posix, NullLogger.Instance), new HomeState(workspace, status), options, recorded: changes).Result;
         }
 
         Assert.Empty(OpenDescriptors.Under(_dir.Path));

@@ -48,6 +48,7 @@ public sealed class SshStepTests : IDisposable
 
     private readonly TempDirectory _dir = new("ssh-step");
     private readonly List<int> _daemons = [];
+    private readonly ChangeLog _changes = new();
 
     public SshStepTests()
     {
@@ -86,9 +87,10 @@ public sealed class SshStepTests : IDisposable
         variables["PATH"] = Bin;
         var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
         var accounts = new RootAt(Home);
+        var posix = new RecordingPosix(_changes);
         var step = new SshStep(
-            new FaultyPosix(), new ProcessRunner(), resolver, () => variables, new SshPaths(Runtime, _dir["run/sshd"]), () => true,
-            accounts, new StrictModes(SystemAccounts.Stat, SystemAccounts.RealPath, accounts), NullLogger.Instance);
+            posix, new System.IO.Abstractions.FileSystem(), new RecordingProcessRunner(_changes, new ProcessRunner()), resolver, () => variables, new SshPaths(Runtime, _dir["run/sshd"]), () => true,
+            accounts, new StrictModes(SystemAccounts.Stat, SystemAccounts.RealPath, accounts), NullLogger.Instance, TimeProvider.System);
         var options = new BootOptions
         {
             Workspace = Workspace, Home = Home, TerminationLog = _dir["termination-log"], Ssh = mode, SshPort = port, SshKeysDirectory = keysDirectory, SshRsaHostKey = rsa, SshListen = listen,
@@ -96,12 +98,12 @@ public sealed class SshStepTests : IDisposable
         StepResult result;
         if (withWorkspace)
         {
-            using var workspace = DirectoryHandle.Open(new FaultyPosix(), Workspace);
-            result = Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), options).Result;
+            using var workspace = DirectoryHandle.Open(posix, Workspace);
+            result = Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), options, recorded: _changes).Result;
         }
         else
         {
-            result = Steps.Run<HomeState?, NoValue>(step, null, options).Result;
+            result = Steps.Run<HomeState?, NoValue>(step, null, options, recorded: _changes).Result;
         }
 
         if (DaemonPid() is { } pid)
@@ -247,8 +249,8 @@ public sealed class SshStepTests : IDisposable
             ["SSH_CONNECTION"] = "127.0.0.1 40000 127.0.0.1 2222", ["PATH"] = "/usr/bin", ["LS_COLORS"] = "di=01;34", ["PACKET_POD_PATH"] = "/usr/bin", ["PACKET_GPU"] = "off",
         };
 
-        var resolved = PodEnvironment.Resolve(Runtime, session, out string? recordedBy);
-        var outsideSession = PodEnvironment.Resolve(Runtime, new Hashtable { ["PATH"] = "/usr/bin" }, out string? notRecorded);
+        var resolved = PodEnvironment.Resolve(new System.IO.Abstractions.FileSystem(), Runtime, session, out string? recordedBy);
+        var outsideSession = PodEnvironment.Resolve(new System.IO.Abstractions.FileSystem(), Runtime, new Hashtable { ["PATH"] = "/usr/bin" }, out string? notRecorded);
 
         Assert.Equal((0u, 0u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(record));
         Assert.Equal($"{record} (the environment the boot that started sshd pid {DaemonPid()} ran with)", recordedBy);
@@ -265,7 +267,7 @@ public sealed class SshStepTests : IDisposable
             Thread.Sleep(10);
         }
 
-        Assert.Same(session, PodEnvironment.Resolve(Runtime, session, out _));
+        Assert.Same(session, PodEnvironment.Resolve(new System.IO.Abstractions.FileSystem(), Runtime, session, out _));
     }
 
     [RootFact]

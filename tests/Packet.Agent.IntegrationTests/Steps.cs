@@ -7,10 +7,45 @@ namespace Packet.Agent.IntegrationTests;
 /// <summary>Runs one boot step as the sequence does: its decision, then (unless dry) the decision carried out.</summary>
 internal static class Steps
 {
-    public static (StepResult Result, TOut Value) Run<TIn, TOut>(IBootStep<TIn, TOut> step, TIn input, BootOptions options, StopRequest? stop = null)
+    /// <summary>
+    /// One step as the sequence runs it. With <paramref name="recorded"/>, where the step's recording
+    /// adapters (<see cref="RecordingPosix"/> and the like) write, the decision must change nothing and
+    /// carrying it out must change nothing its plan does not name.
+    /// </summary>
+    public static (StepResult Result, TOut Value) Run<TIn, TOut>(IBootStep<TIn, TOut> step, TIn input, BootOptions options, StopRequest? stop = null, ChangeLog? recorded = null)
     {
-        using var plan = step.Decide(input, new BootSettings(options, stop ?? new StopRequest()));
-        return options.DryRun ? (plan.Preview, plan.Planned) : plan.Apply();
+        var settings = new BootSettings(options, stop ?? new StopRequest());
+        recorded?.Take();
+        using var plan = step.Decide(input, settings);
+        AssertNoChanges(recorded, "deciding");
+        if (options.DryRun || plan is SettledPlan<TOut>)
+        {
+            return (plan.Preview, plan.Planned);
+        }
+
+        var applied = step.Apply(plan, settings);
+        AssertInsidePlan([.. plan.Changes, .. applied.Result.Replanned?.Changes ?? []], recorded);
+        return applied;
+    }
+
+    /// <summary>Every change recorded since the last look is an item of <paramref name="plan"/>.</summary>
+    public static void AssertInsidePlan(IReadOnlyList<PlannedChange> plan, ChangeLog? recorded, IReadOnlyList<RecordedChange>? before = null)
+    {
+        if (recorded is null)
+        {
+            return;
+        }
+
+        var outside = PlanCoverage.Uncovered(plan, [.. before ?? [], .. recorded.Take()]);
+        Assert.True(outside.Count == 0, $"changes the plan does not name:\n  {string.Join("\n  ", outside)}\nthe plan:\n  {string.Join("\n  ", plan.Select(c => c.Describe()))}");
+    }
+
+    private static void AssertNoChanges(ChangeLog? recorded, string when)
+    {
+        if (recorded?.Take() is { Count: > 0 } changes)
+        {
+            Assert.Fail($"{when} changed: {string.Join("; ", changes)}");
+        }
     }
 
     /// <summary>
@@ -19,8 +54,9 @@ internal static class Steps
     /// carries that decision out. Returns what the dry run printed and handed on, and what the run did.
     /// </summary>
     public static (StepResult DryRun, TOut Planned, StepResult Run, TOut Value) DryRunThenRun<TIn, TOut>(
-        IBootStep<TIn, TOut> step, Func<TIn> input, BootOptions options, string watched, Action<BootSettings>? beforeRun = null)
+        IBootStep<TIn, TOut> step, Func<TIn> input, BootOptions options, string watched, Action<BootSettings>? beforeRun = null, ChangeLog? recorded = null)
     {
+        recorded?.Take();
         string before = Listing(watched);
         StepResult dryRun;
         TOut planned;
@@ -30,11 +66,16 @@ internal static class Steps
         }
 
         Assert.Equal(before, Listing(watched));
+        AssertNoChanges(recorded, "the dry run");
         var settings = new BootSettings(options with { DryRun = false }, new StopRequest());
+        recorded?.Take();
         beforeRun?.Invoke(settings);
+        var started = recorded?.Take() ?? []; // what a step starts before the others decide (the GPU query) is its plan's too
         using var decided = step.Decide(input(), settings);
         Assert.Equal(dryRun, decided.Preview);
-        var (run, value) = decided.Apply();
+        AssertNoChanges(recorded, "deciding");
+        var (run, value) = decided is SettledPlan<TOut> ? (decided.Preview, decided.Planned) : step.Apply(decided, settings);
+        AssertInsidePlan([.. decided.Changes, .. run.Replanned?.Changes ?? []], recorded, started);
         return (dryRun, planned, run, value);
     }
 

@@ -34,8 +34,10 @@ public sealed class WorkspaceLockTests : IDisposable
 
     private static string Read(string path) => ChildProcess.Run("cat", [path]).StandardOutput;
 
+    private readonly SteppingClock _clock = new();
+
     private WorkspaceLock? Acquire(DirectoryHandle state, TimeSpan timeout, IPosix? posix = null, List<(string Holder, TimeSpan Waited)>? heard = null, TimeSpan? reportEvery = null) =>
-        WorkspaceLock.Acquire(posix ?? new FaultyPosix(), state, timeout, reportEvery ?? TimeSpan.FromSeconds(10), (holder, waited) => heard?.Add((holder, waited)), CancellationToken.None);
+        WorkspaceLock.Acquire(posix ?? new FaultyPosix(), state, _clock, timeout, reportEvery ?? TimeSpan.FromSeconds(10), (holder, waited) => heard?.Add((holder, waited)), CancellationToken.None);
 
     [Fact]
     public void The_holder_writes_who_it_is_over_what_an_earlier_holder_wrote_in_a_file_all_can_read()
@@ -47,7 +49,7 @@ public sealed class WorkspaceLockTests : IDisposable
             Assert.NotNull(held);
         }
 
-        Assert.Matches($@"^pid {Environment.ProcessId} on \S+ since \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$", File.ReadAllText(LockFile));
+        Assert.Equal($"pid {Environment.ProcessId} on {Environment.MachineName} since 2026-12-05T09:00:00Z\n", File.ReadAllText(LockFile));
         HomeFixture.Check(Syscall.lstat(LockFile, out var stat));
         Assert.Equal(FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH, stat.st_mode & FilePermissions.ALLPERMS);
 
@@ -69,10 +71,9 @@ public sealed class WorkspaceLockTests : IDisposable
         var second = Acquire(state, TimeSpan.FromMilliseconds(1100), heard: heard, reportEvery: TimeSpan.FromMilliseconds(500));
 
         Assert.Null(second);
-        Assert.Equal(3, heard.Count); // at 0, 0.5 and 1.0 s
+        Assert.Equal([TimeSpan.Zero, TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1)], heard.Select(h => h.Waited));
         Assert.All(heard, h => Assert.StartsWith($"pid {Environment.ProcessId} on ", h.Holder, StringComparison.Ordinal));
-        Assert.True(heard[0].Waited < TimeSpan.FromMilliseconds(100), $"first report after {heard[0].Waited}");
-        Assert.True(heard[2].Waited >= TimeSpan.FromSeconds(1), $"third report after {heard[2].Waited}");
+        Assert.Equal(TimeSpan.FromMilliseconds(1100), _clock.GetElapsedTime(0)); // polled every 100 ms until the timeout
         Assert.Equal([State, LockFile], OpenDescriptors.Under(State).Order(StringComparer.Ordinal));
     }
 

@@ -13,7 +13,10 @@ namespace Packet.Agent.IntegrationTests;
 public sealed class WorkspaceTests : IDisposable
 {
     private readonly TempDirectory _dir = new("workspace");
-    private readonly FaultyPosix _posix = new();
+    private readonly ChangeLog _changes = new();
+    private readonly RecordingPosix _posix;
+
+    public WorkspaceTests() => _posix = new RecordingPosix(_changes);
 
     public void Dispose() => _dir.Dispose();
 
@@ -65,11 +68,11 @@ public sealed class WorkspaceTests : IDisposable
     public async Task A_second_agent_waits_for_the_lock_and_gets_it_once_the_first_lets_go()
     {
         using var state = DirectoryHandle.Open(_posix, _dir.Create("state"));
-        var first = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { }, CancellationToken.None);
+        var first = WorkspaceLock.Acquire(_posix, state, TimeProvider.System, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { }, CancellationToken.None);
         Assert.NotNull(first);
         var heard = new List<string>();
 
-        var waiting = Task.Run(() => WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(10), (holder, _) => heard.Add(holder), CancellationToken.None));
+        var waiting = Task.Run(() => WorkspaceLock.Acquire(_posix, state, TimeProvider.System, TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(10), (holder, _) => heard.Add(holder), CancellationToken.None));
         await Task.Delay(300);
         Assert.False(waiting.IsCompleted);
         first.Dispose();
@@ -83,9 +86,9 @@ public sealed class WorkspaceTests : IDisposable
     public void A_lock_held_past_the_timeout_is_given_up()
     {
         using var state = DirectoryHandle.Open(_posix, _dir.Create("state"));
-        using var first = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { }, CancellationToken.None);
+        using var first = WorkspaceLock.Acquire(_posix, state, TimeProvider.System, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { }, CancellationToken.None);
 
-        var second = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(10), (_, _) => { }, CancellationToken.None);
+        var second = WorkspaceLock.Acquire(_posix, state, new SteppingClock(), TimeSpan.FromMinutes(5), TimeSpan.FromSeconds(10), (_, _) => { }, CancellationToken.None);
 
         Assert.Null(second);
     }
@@ -94,9 +97,9 @@ public sealed class WorkspaceTests : IDisposable
     public async Task A_stop_request_ends_the_wait_for_the_lock_at_once()
     {
         using var state = DirectoryHandle.Open(_posix, _dir.Create("state"));
-        using var first = WorkspaceLock.Acquire(_posix, state, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { }, CancellationToken.None);
+        using var first = WorkspaceLock.Acquire(_posix, state, TimeProvider.System, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10), (_, _) => { }, CancellationToken.None);
         using var stop = new CancellationTokenSource();
-        var waiting = Task.Run(() => WorkspaceLock.Acquire(_posix, state, TimeSpan.FromMinutes(5), TimeSpan.FromSeconds(10), (_, _) => { }, stop.Token));
+        var waiting = Task.Run(() => WorkspaceLock.Acquire(_posix, state, TimeProvider.System, TimeSpan.FromMinutes(5), TimeSpan.FromSeconds(10), (_, _) => { }, stop.Token));
         await Task.Delay(200);
 
         var asked = System.Diagnostics.Stopwatch.StartNew();
@@ -110,7 +113,7 @@ public sealed class WorkspaceTests : IDisposable
     {
         var options = new BootOptions { Workspace = workspace, Home = _dir.Create("live-home"), NvidiaSmi = "x", TerminationLog = _dir["termination-log"], DryRun = dryRun };
         using var open = DirectoryHandle.Open(_posix, workspace);
-        return Steps.Run(new ShellProfileStep(_posix, NullLogger.Instance), new HomeState(open, HomeStatus.Seeded), options).Result;
+        return Steps.Run(new ShellProfileStep(_posix, NullLogger.Instance), new HomeState(open, HomeStatus.Seeded), options, recorded: _changes).Result;
     }
 
     [RootFact]
@@ -166,7 +169,7 @@ public sealed class WorkspaceTests : IDisposable
             File.WriteAllText(workspace, "not a directory");
         }
 
-        var (dryRun, planned, run, opened) = Steps.DryRunThenRun(new GuardStep(_posix), () => Options(workspace), Options(workspace), _dir.Path);
+        var (dryRun, planned, run, opened) = Steps.DryRunThenRun(new GuardStep(_posix), () => Options(workspace), Options(workspace), _dir.Path, recorded: _changes);
         using var handle = opened;
         planned?.Dispose();
 
@@ -183,7 +186,7 @@ public sealed class WorkspaceTests : IDisposable
         using var handle = DirectoryHandle.Open(_posix, workspace);
 
         var (dryRun, planned, run, marked) = Steps.DryRunThenRun(
-            new MarkerStep(_posix, TimeProvider.System), () => new HomeState(handle, HomeStatus.Copied, new Copy.CopyReport()), Options(workspace), _dir.Path);
+            new MarkerStep(_posix, TimeProvider.System), () => new HomeState(handle, HomeStatus.Copied, new Copy.CopyReport()), Options(workspace), _dir.Path, recorded: _changes);
 
         string marker = Path.Join(workspace, "home/.packet-init");
         Assert.Equal($"would write {marker}", dryRun.Summary);
@@ -205,7 +208,7 @@ public sealed class WorkspaceTests : IDisposable
         using var handle = DirectoryHandle.Open(_posix, workspace);
 
         var (dryRun, _, run, _) = Steps.DryRunThenRun(
-            new ShellProfileStep(_posix, NullLogger.Instance), () => new HomeState(handle, HomeStatus.Seeded), Options(workspace), _dir.Path);
+            new ShellProfileStep(_posix, NullLogger.Instance), () => new HomeState(handle, HomeStatus.Seeded), Options(workspace), _dir.Path, recorded: _changes);
 
         if (!utf8)
         {

@@ -84,7 +84,7 @@ public sealed class BootSequenceTests
             var fileSystem = FakeFileSystem.With("/usr/bin/nvidia-smi", "/usr/bin/bash", "/usr/bin/notes.txt");
             var resolver = FakeFileSystem.Resolver(fileSystem, Executables);
             var gpu = new GpuCheckStep(new NvidiaSmi(Runner ?? new FakeProcessRunner(Smi), resolver, () => "/usr/bin"), NullLogger.Instance, options.Gpu);
-            var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, new LiveHome(Posix, _ => false, () => true));
+            var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, new LiveHome(Posix, _ => false, () => true, TimeProvider.System));
             var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, Hooks, Ssh, exec);
             var writer = new FakeReportWriter(Reports, Aside, ReportNotWritten, AsideNotWritten);
             using var loggers = new LoggerFactory([Logs]);
@@ -180,7 +180,7 @@ public sealed class BootSequenceTests
         Assert.Equal(["guard", "seed"], outcome.Steps.Select(s => s.Name));
         Assert.Equal(0, harness.Marker.Runs + harness.Profile.Runs + harness.Hooks.Runs);
         var report = Assert.Single(harness.Reports);
-        Assert.Equal("stopped", report.Outcome);
+        Assert.Equal(BootEnding.Stopped, report.Outcome);
         Assert.Equal(143, report.ExitCode);
         Assert.Empty(report.Gpus);
     }
@@ -268,7 +268,7 @@ public sealed class BootSequenceTests
         Assert.Equal(ExitCode.Success, lenient.ExitCode);
         Assert.Equal(StepOutcome.Warning, lenient.Steps[^1].Outcome);
         Assert.Contains("HOME=/workspace/home for the command only: the agent is not root", lenient.Steps[^1].Summary);
-        Assert.Equal("warnings", harness.Reports[0].Outcome);
+        Assert.Equal(BootEnding.Warnings, harness.Reports[0].Outcome);
         Assert.StartsWith("exec: HOME=/workspace/home for the command only", Assert.Single(harness.Reports[0].Warnings));
         Assert.Equal(ExitCode.BootFailed, strict.ExitCode);
         Assert.Null(strict.Exec);
@@ -305,9 +305,9 @@ public sealed class BootSequenceTests
         harness.Run(Options());
 
         var report = Assert.Single(harness.Reports);
-        Assert.Equal("warnings", report.Outcome);
+        Assert.Equal(BootEnding.Warnings, report.Outcome);
         Assert.Equal(["guard", "seed", "marker", "profile", "gpu", "hooks", "ssh"], report.Steps.Select(s => s.Name));
-        Assert.Equal("warning", report.Steps.Single(s => s.Name == "hooks").Outcome);
+        Assert.Equal(StepOutcome.Warning, report.Steps.Single(s => s.Name == "hooks").Outcome);
         Assert.Equal(["hooks: setup.sh exited with code 3"], report.Warnings);
         Assert.Equal("NVIDIA A100", Assert.Single(report.Gpus).Name);
     }
@@ -332,10 +332,10 @@ public sealed class BootSequenceTests
     }
 
     [Theory]
-    [InlineData(false, false, "ok")]
-    [InlineData(true, false, "warnings")]
-    [InlineData(true, true, "failed")]
-    public void The_report_says_how_the_boot_ended(bool hookProblem, bool strict, string outcome)
+    [InlineData(false, false, BootEnding.Ok)]
+    [InlineData(true, false, BootEnding.Warnings)]
+    [InlineData(true, true, BootEnding.Failed)]
+    public void The_report_says_how_the_boot_ended(bool hookProblem, bool strict, BootEnding outcome)
     {
         var harness = new Harness { Hooks = new FakeStep<HomeState?, NoValue>("hooks", 6, hookProblem ? StepResult.Problem("setup.sh exited with code 3") : StepResult.Ok("ran"), _ => default) };
 
@@ -411,7 +411,7 @@ public sealed class BootSequenceTests
         Assert.Empty(harness.Reports);
         var aside = Assert.Single(harness.Aside);
         Assert.Equal("the workspace was not usable (/workspace does not exist)", aside.KeptAside);
-        Assert.Equal("warnings", aside.Outcome);
+        Assert.Equal(BootEnding.Warnings, aside.Outcome);
         Assert.Contains("Information: boot report kept in /run/packet-agent/last-boot.json (no usable workspace): status in this container reads it there", harness.Logs.Lines);
     }
 

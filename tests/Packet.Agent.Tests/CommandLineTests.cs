@@ -1,3 +1,4 @@
+using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Commands;
 using Packet.Agent.TestSupport;
@@ -182,6 +183,15 @@ public sealed class CommandLineTests
 
         Assert.Contains("126", help);
         Assert.Contains("127", help);
+    }
+
+    [Fact]
+    public void Help_lists_the_boot_steps_by_the_names_and_numbers_the_logs_and_report_use()
+    {
+        var listed = System.Text.RegularExpressions.Regex.Matches(HelpText.Render(), @"^ +(\d)\. (\w+) ", System.Text.RegularExpressions.RegexOptions.Multiline)
+            .Select(m => new StepId(m.Groups[2].Value, int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)));
+
+        Assert.Equal(StepId.Sequence, listed);
     }
 
     /// <summary>

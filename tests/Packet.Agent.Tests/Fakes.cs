@@ -23,9 +23,7 @@ internal sealed class FakeProcessRunner(ProcessResult result) : IProcessRunner
 /// </summary>
 internal sealed class FakeStep<TIn, TOut>(string name, int number, StepResult result, Func<TIn, TOut> value, FailurePolicy policy = FailurePolicy.WarnAndContinue, Action<BootSettings>? effect = null) : IBootStep<TIn, TOut>
 {
-    public string Name => name;
-
-    public int Number => number;
+    public StepId Id { get; } = new(name, number);
 
     public FailurePolicy Policy => policy;
 
@@ -33,15 +31,25 @@ internal sealed class FakeStep<TIn, TOut>(string name, int number, StepResult re
 
     public List<TIn> Inputs { get; } = [];
 
+    /// <summary>The changes its plans name (a dry run lists them under the step's line).</summary>
+    public IReadOnlyList<PlannedChange> Changes { get; init; } = [];
+
     public StepPlan<TOut> Decide(TIn input, BootSettings settings)
     {
         Inputs.Add(input);
-        return StepPlan.ToApply(result, value(input), () =>
-        {
-            Runs++;
-            effect?.Invoke(settings);
-            return (result, value(input));
-        });
+        return new Plan(result, value(input), Changes, input);
+    }
+
+    public (StepResult Result, TOut Value) Apply(StepPlan<TOut> plan, BootSettings settings)
+    {
+        Runs++;
+        effect?.Invoke(settings);
+        return (result, value(((Plan)plan).Input));
+    }
+
+    private sealed class Plan(StepResult preview, TOut planned, IReadOnlyList<PlannedChange> changes, TIn input) : StepPlan<TOut>(preview, planned, changes)
+    {
+        public TIn Input => input;
     }
 }
 

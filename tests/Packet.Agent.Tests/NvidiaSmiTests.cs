@@ -178,7 +178,7 @@ public sealed class GpuCheckStepUnitTests
             step.Start(settings);
             using var plan = step.Decide(default, settings);
 
-            var (result, gpus) = plan.Apply();
+            var (result, gpus) = step.Apply(plan, settings);
 
             Assert.Equal(StepResult.Ok("1 GPU found"), result);
             Assert.Single(gpus);
@@ -223,7 +223,7 @@ public sealed class GpuCheckStepUnitTests
             step.Start(settings);
             using var plan = step.Decide(default, settings);
 
-            var (result, gpus) = plan.Apply();
+            var (result, gpus) = step.Apply(plan, settings);
 
             Assert.Equal(StepOutcome.Warning, result.Outcome);
             Assert.Contains("couldn't communicate with the NVIDIA driver", result.Summary, StringComparison.Ordinal);

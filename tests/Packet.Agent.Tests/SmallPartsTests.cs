@@ -19,7 +19,7 @@ public sealed class GuardStepTests
     private static (StepResult Result, DirectoryHandle? Workspace) Guard(PathTablePosix posix)
     {
         using var plan = new GuardStep(posix).Decide(Options, new BootSettings(Options, new StopRequest()));
-        return plan.Apply();
+        return (plan.Preview, plan.Planned);
     }
 
     [Fact]

@@ -287,7 +287,7 @@ public sealed class SshdConfigTests
     {
         var process = new System.Collections.Hashtable { ["PATH"] = "/usr/bin", ["SSH_CONNECTION"] = string.Empty };
 
-        Assert.Same(process, PodEnvironment.Resolve("/nonexistent/packet-agent", process, out string? recordedBy));
+        Assert.Same(process, PodEnvironment.Resolve(new System.IO.Abstractions.TestingHelpers.MockFileSystem(), "/nonexistent/packet-agent", process, out string? recordedBy));
         Assert.Null(recordedBy);
     }
 
@@ -484,8 +484,8 @@ public sealed class SshStepDecisionTests
         var accounts = new Accounts();
         var strictModes = new StrictModes(_ => null, _ => null, accounts);
         var step = new SshStep(
-            posix ?? new PathTablePosix(user).Directory("/root"), runner, resolver, () => environment ?? new System.Collections.Hashtable { ["PATH"] = "/usr/bin", [Key] = PublicKeysTests.Alice },
-            new SshPaths(_runtime, "/run/sshd"), () => insideContainer, accounts, strictModes, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+            posix ?? new PathTablePosix(user).Directory("/root"), new System.IO.Abstractions.TestingHelpers.MockFileSystem(), runner, resolver, () => environment ?? new System.Collections.Hashtable { ["PATH"] = "/usr/bin", [Key] = PublicKeysTests.Alice },
+            new SshPaths(_runtime, "/run/sshd"), () => insideContainer, accounts, strictModes, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, TimeProvider.System);
         var options = new BootOptions { Workspace = "/workspace", Home = "/root", Ssh = mode, SshPort = 2222, SshRsaHostKey = rsa, SshListen = listen };
         using var plan = step.Decide(null, new BootSettings(options, new StopRequest()));
         Assert.Empty(runner.Calls);

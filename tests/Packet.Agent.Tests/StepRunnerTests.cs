@@ -25,7 +25,7 @@ public sealed class StepRunnerTests : IDisposable
     }
 
     private static FakeStep<int, int> Step(string name, StepResult result, FailurePolicy policy = FailurePolicy.WarnAndContinue) =>
-        new(name, 1, result, input => input + 1, policy);
+        new(name, StepId.Sequence.FirstOrDefault(id => id.Name == name)?.Number ?? 9, result, input => input + 1, policy);
 
     [Theory]
     [InlineData(FailurePolicy.FailBoot, false, "no workspace; the boot fails (required)")]
@@ -38,7 +38,7 @@ public sealed class StepRunnerTests : IDisposable
         runner.Step(Step("guard", StepResult.Problem("no workspace"), policy), 0);
         runner.Step(later, 0);
 
-        Assert.Equal(new StepRecord("guard", StepOutcome.Failed, summary, TimeSpan.Zero), runner.Records.Single() with { Duration = TimeSpan.Zero });
+        Assert.Equal(new StepRecord(new StepId("guard", 1), StepOutcome.Failed, summary, TimeSpan.Zero, []), runner.Records.Single() with { Duration = TimeSpan.Zero });
         Assert.Equal(0, later.Runs);
         Assert.Equal((ExitCode.BootFailed, "guard: no workspace"), runner.Ending(null));
     }
@@ -99,6 +99,20 @@ public sealed class StepRunnerTests : IDisposable
         runner.Step(Step("hooks", StepResult.Failed("broken")), 0);
 
         Assert.Equal(["Information: workspace mounted", "Information: skipped: already seeded", "Warning: no GPU", "Error: broken"], _logs.Lines);
+    }
+
+    [Fact]
+    public void A_decision_made_again_is_logged_as_re_planned_before_the_outcome_and_recorded_with_the_plans_changes()
+    {
+        var runner = Runner();
+        var lockFile = new PlannedChange(ChangeKind.Lock, "/workspace/.packet/lock");
+        var step = new FakeStep<int, int>("seed", 2, StepResult.Ok("brought in") with { Replanned = new Replan("another agent changed the manifest", []) }, input => input) { Changes = [lockFile] };
+
+        runner.Step(step, 0);
+
+        Assert.Equal(["Information: re-planned: another agent changed the manifest", "Information: brought in"], _logs.Lines);
+        var record = runner.Records.Single();
+        Assert.Equal(("another agent changed the manifest", lockFile), (record.Replanned, record.Changes.Single()));
     }
 
     [Theory]

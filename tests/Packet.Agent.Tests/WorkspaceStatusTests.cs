@@ -6,6 +6,7 @@ using Packet.Agent.Json;
 using Packet.Agent.Operations;
 using Packet.Agent.Posix;
 using Packet.Agent.Ssh;
+using Packet.Agent.Workspace;
 using Xunit;
 
 namespace Packet.Agent.Tests;
@@ -90,22 +91,22 @@ public sealed class WorkspaceStatusTests
     [Fact]
     public void The_last_boots_warnings_and_gpus_come_from_its_report()
     {
-        var boot = new BootReport("packet-agent", "0.1.0", "v2", DateTimeOffset.UnixEpoch, 0.01, 0, "warnings", [], null,
+        var boot = new BootReport("packet-agent", "0.1.0", "v2", DateTimeOffset.UnixEpoch, 0.01, 0, BootEnding.Warnings, [], null,
             [new Gpu.GpuInfo(0, "NVIDIA H100", "GPU-1", 81559, 0, "550.1")], ["gpu: nvidia-smi reported no GPUs"]);
         var posix = WithReports(SeededWorkspace(), ("last-boot.json", JsonSerializer.Serialize(boot, BootJson.Default.BootReport)));
 
         var report = Status(posix).Gather("/workspace", "/root");
         string text = WorkspaceStatus.Render(report);
 
-        Assert.Equal("warnings", report.LastBoot!.Outcome);
+        Assert.Equal(BootEnding.Warnings, report.LastBoot!.Outcome);
         Assert.Contains("the last boot had warnings: gpu: nvidia-smi reported no GPUs", report.Attention);
         Assert.Contains("0: NVIDIA H100, 0/81559 MiB, driver 550.1", text);
         Assert.Contains("image v2", text);
     }
 
     private static string FailedSeed(int exitCode = 0) => JsonSerializer.Serialize(
-        new BootReport("packet-agent", "0.1.0", null, DateTimeOffset.UnixEpoch, 0.5, exitCode, "warnings",
-            [new StepReport("guard", "ok", 0, "present"), new StepReport("seed", "warning", 0.4, "move the copied home into place: Invalid argument (EINVAL)")],
+        new BootReport("packet-agent", "0.1.0", null, DateTimeOffset.UnixEpoch, 0.5, exitCode, BootEnding.Warnings,
+            [new StepReport("guard", StepOutcome.Ok, 0, "present"), new StepReport("seed", StepOutcome.Warning, 0.4, "move the copied home into place: Invalid argument (EINVAL)")],
             null, [], ["seed: move the copied home into place: Invalid argument (EINVAL)"]),
         BootJson.Default.BootReport);
 
@@ -225,9 +226,9 @@ public sealed class WorkspaceStatusTests
         Assert.Equal(JsonValueKind.Array, root.GetProperty("attention").ValueKind);
     }
 
-    private static string Report(string outcome, params string[] warnings) => JsonSerializer.Serialize(
-        new BootReport("packet-agent", "0.1.0", null, new DateTimeOffset(2026, 11, 29, 8, 0, 0, TimeSpan.Zero), 0.25, outcome == "failed" ? 1 : 0, outcome,
-            [new StepReport("guard", "ok", 0, "present")], null, [], warnings),
+    private static string Report(BootEnding outcome, params string[] warnings) => JsonSerializer.Serialize(
+        new BootReport("packet-agent", "0.1.0", null, new DateTimeOffset(2026, 11, 29, 8, 0, 0, TimeSpan.Zero), 0.25, outcome == BootEnding.Failed ? 1 : 0, outcome,
+            [new StepReport("guard", StepOutcome.Ok, 0, "present")], null, [], warnings),
         BootJson.Default.BootReport);
 
     private static string SshRecord(int? pid, bool persisted = true, int keys = 1) => JsonSerializer.Serialize(
@@ -242,7 +243,7 @@ public sealed class WorkspaceStatusTests
     public void A_healthy_workspace_is_rendered_line_by_line_with_nothing_under_attention()
     {
         var posix = WithReports(SeededWorkspace(Marker(bytesOnDisk: 2 << 20)).Symlink("/home/dev", "/workspace/home"),
-            ("last-boot.json", Report("ok")), (Steps.SshStep.StateFile, SshRecord(42)));
+            ("last-boot.json", Report(BootEnding.Ok)), (WorkspaceLayout.SshState, SshRecord(42)));
         posix.Running.Add(42);
         posix.Volume = (1L << 30, 8L << 30);
 
@@ -270,7 +271,7 @@ public sealed class WorkspaceStatusTests
     {
         var posix = WithReports(
             SeededWorkspace(" ", "# packet-persist marker\nexport PATH=\"/workspace/bin:$PATH\"\n").Symlink("/home/dev", "/elsewhere"),
-            ("last-boot.json", Report("stopped", "boot: stopped by SIGTERM")), (Steps.SshStep.StateFile, SshRecord(null, persisted: false, keys: 2)));
+            ("last-boot.json", Report(BootEnding.Stopped, "boot: stopped by SIGTERM")), (WorkspaceLayout.SshState, SshRecord(null, persisted: false, keys: 2)));
 
         var report = Status(posix, mounted: false).Gather("/workspace", "/home/dev");
 
@@ -356,11 +357,11 @@ public sealed class WorkspaceStatusTests
     }
 
     [Theory]
-    [InlineData("failed", 1, "the last boot failed: seed: no space")]
-    [InlineData("failed", 2, "the last 2 boots failed the same way: seed: no space")]
-    [InlineData("stopped", 2, "the last 2 boots were stopped the same way: seed: no space")]
-    [InlineData("warnings", 4, "the last 4 boots had warnings the same way: seed: no space")]
-    public void Boots_that_did_not_end_ok_are_named_by_how_they_ended_and_how_often(string outcome, int boots, string expected)
+    [InlineData(BootEnding.Failed, 1, "the last boot failed: seed: no space")]
+    [InlineData(BootEnding.Failed, 2, "the last 2 boots failed the same way: seed: no space")]
+    [InlineData(BootEnding.Stopped, 2, "the last 2 boots were stopped the same way: seed: no space")]
+    [InlineData(BootEnding.Warnings, 4, "the last 4 boots had warnings the same way: seed: no space")]
+    public void Boots_that_did_not_end_ok_are_named_by_how_they_ended_and_how_often(BootEnding outcome, int boots, string expected)
     {
         var reports = Enumerable.Range(0, boots).Select(n => (n == 0 ? "last-boot.json" : $"last-boot.{n}.json", Report(outcome, "seed: no space"))).ToArray();
 
@@ -372,7 +373,7 @@ public sealed class WorkspaceStatusTests
     [Fact]
     public void An_unseeded_home_after_a_boot_without_a_seed_step_is_left_to_the_next_boot()
     {
-        var report = Status(WithReports(EmptyWorkspace(), ("last-boot.json", Report("ok")))).Gather("/workspace", "/root");
+        var report = Status(WithReports(EmptyWorkspace(), ("last-boot.json", Report(BootEnding.Ok)))).Gather("/workspace", "/root");
 
         Assert.Equal(["/workspace/home is not seeded (no .packet-init); the next boot seeds it"], report.Attention);
     }
@@ -380,9 +381,9 @@ public sealed class WorkspaceStatusTests
     [Fact]
     public void A_running_sshd_needs_no_attention_and_a_damaged_ssh_record_is_passed_over()
     {
-        var running = WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (Steps.SshStep.StateFile, SshRecord(7)));
+        var running = WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (WorkspaceLayout.SshState, SshRecord(7)));
         running.Running.Add(7);
-        var damaged = WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (Steps.SshStep.StateFile, "{\"port\": "));
+        var damaged = WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (WorkspaceLayout.SshState, "{\"port\": "));
 
         var up = Status(running).Gather("/workspace", "/home/dev");
         var unknown = Status(damaged).Gather("/workspace", "/home/dev");
@@ -394,16 +395,16 @@ public sealed class WorkspaceStatusTests
     }
 
     [Theory]
-    [InlineData("skipped", false)]
-    [InlineData("ok", true)]
-    [InlineData("warning", true)]
-    public void A_gone_sshd_needs_attention_only_when_the_last_boot_meant_it_to_run(string sshOutcome, bool attention)
+    [InlineData(StepOutcome.Skipped, false)]
+    [InlineData(StepOutcome.Ok, true)]
+    [InlineData(StepOutcome.Warning, true)]
+    public void A_gone_sshd_needs_attention_only_when_the_last_boot_meant_it_to_run(StepOutcome sshOutcome, bool attention)
     {
         string report = JsonSerializer.Serialize(
-            new BootReport("packet-agent", "0.1.0", null, new DateTimeOffset(2026, 11, 29, 8, 0, 0, TimeSpan.Zero), 0.25, 0, "ok", [new StepReport("ssh", sshOutcome, 0, "no key to let in")], null, [], []),
+            new BootReport("packet-agent", "0.1.0", null, new DateTimeOffset(2026, 11, 29, 8, 0, 0, TimeSpan.Zero), 0.25, 0, BootEnding.Ok, [new StepReport("ssh", sshOutcome, 0, "no key to let in")], null, [], []),
             BootJson.Default.BootReport);
 
-        var status = Status(WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), ("last-boot.json", report), (Steps.SshStep.StateFile, SshRecord(7)))).Gather("/workspace", "/home/dev");
+        var status = Status(WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), ("last-boot.json", report), (WorkspaceLayout.SshState, SshRecord(7)))).Gather("/workspace", "/home/dev");
 
         Assert.Equal(attention, status.Attention.Any(a => a.StartsWith("sshd (pid 7) is not running", StringComparison.Ordinal)));
     }
@@ -412,7 +413,7 @@ public sealed class WorkspaceStatusTests
     public void A_listen_address_shows_before_the_port()
     {
         string record = JsonSerializer.Serialize(new SshState(2222, "SHA256:abc", 1, true, 7, "/log", "127.0.0.1"), SshJson.Default.SshState);
-        var running = WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (Steps.SshStep.StateFile, record));
+        var running = WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (WorkspaceLayout.SshState, record));
         running.Running.Add(7);
 
         string text = WorkspaceStatus.Render(Status(running).Gather("/workspace", "/home/dev"));
@@ -421,8 +422,8 @@ public sealed class WorkspaceStatusTests
     }
 
     private static BootReport AsideReport(int hour, string workspace = "/workspace") =>
-        new("packet-agent", "0.1.0", null, new DateTimeOffset(2026, 11, 29, hour, 0, 0, TimeSpan.Zero), 0.01, 0, "warnings",
-            [new StepReport("guard", "warning", 0, "/workspace is not writable by the agent's user (uid 1000, gid 1000): ... set the pod's securityContext.fsGroup: 1000")], null, [],
+        new("packet-agent", "0.1.0", null, new DateTimeOffset(2026, 11, 29, hour, 0, 0, TimeSpan.Zero), 0.01, 0, BootEnding.Warnings,
+            [new StepReport("guard", StepOutcome.Warning, 0, "/workspace is not writable by the agent's user (uid 1000, gid 1000): ... set the pod's securityContext.fsGroup: 1000")], null, [],
             ["guard: /workspace is not writable by the agent's user (uid 1000, gid 1000): ... set the pod's securityContext.fsGroup: 1000"], workspace, "the workspace was not usable (/workspace is not writable)");
 
     [Fact]
@@ -444,21 +445,21 @@ public sealed class WorkspaceStatusTests
     [Fact]
     public void A_report_on_the_volume_newer_than_the_one_kept_aside_is_the_last_boot()
     {
-        var posix = WithReports(EmptyWorkspace(), ("last-boot.json", Report("ok")));
+        var posix = WithReports(EmptyWorkspace(), ("last-boot.json", Report(BootEnding.Ok)));
 
         var newer = Status(posix).Gather("/workspace", "/root", new AsideReport(AsideReport(7), "/run/packet-agent/last-boot.json"));
-        var older = Status(WithReports(EmptyWorkspace(), ("last-boot.json", Report("ok")))).Gather("/workspace", "/root", new AsideReport(AsideReport(9), "/run/packet-agent/last-boot.json"));
+        var older = Status(WithReports(EmptyWorkspace(), ("last-boot.json", Report(BootEnding.Ok)))).Gather("/workspace", "/root", new AsideReport(AsideReport(9), "/run/packet-agent/last-boot.json"));
 
-        Assert.Equal("ok", newer.LastBoot!.Outcome);
+        Assert.Equal(BootEnding.Ok, newer.LastBoot!.Outcome);
         Assert.Equal("/workspace/.packet/last-boot.json", newer.LastBootPath);
         Assert.DoesNotContain(newer.Attention, a => a.Contains("not on the volume", StringComparison.Ordinal));
-        Assert.Equal("warnings", older.LastBoot!.Outcome);
+        Assert.Equal(BootEnding.Warnings, older.LastBoot!.Outcome);
     }
 
     [Fact]
     public void A_stopped_sshd_is_named_by_its_pid()
     {
-        var report = Status(WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (Steps.SshStep.StateFile, SshRecord(7)))).Gather("/workspace", "/home/dev");
+        var report = Status(WithReports(SeededWorkspace().Symlink("/home/dev", "/workspace/home"), (WorkspaceLayout.SshState, SshRecord(7)))).Gather("/workspace", "/home/dev");
 
         Assert.False(report.Ssh!.Running);
         Assert.Equal(["sshd (pid 7) is not running: SSH logins fail until the next boot starts it (log: /workspace/.packet/logs/sshd.log)"], report.Attention);
@@ -530,9 +531,11 @@ public sealed class WorkspaceStatusTests
 public sealed class BootReportJsonTests
 {
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void The_hand_written_report_is_what_the_serializer_would_write(bool full)
+    [InlineData(true, BootEnding.Failed)]
+    [InlineData(true, BootEnding.Stopped)]
+    [InlineData(false, BootEnding.Ok)]
+    [InlineData(false, BootEnding.Warnings)]
+    public void The_hand_written_report_is_what_the_serializer_would_write(bool full, BootEnding ending)
     {
         var report = new BootReport(
             "packet-agent",
@@ -541,8 +544,13 @@ public sealed class BootReportJsonTests
             new DateTimeOffset(2026, 11, 28, 21, 44, 45, 123, TimeSpan.Zero),
             0.013,
             full ? 1 : 0,
-            full ? "failed" : "ok",
-            [new StepReport("guard", "ok", 0.001, "workspace /workspace is present"), new StepReport("seed", "warning", 1.5, "left out a\nb")],
+            ending,
+            [
+                new StepReport("guard", StepOutcome.Ok, 0.001, "workspace /workspace is present"),
+                new StepReport("seed", StepOutcome.Warning, 1.5, "left out a\nb", full ? "another agent seeded the home while this one waited for the lock" : null),
+                new StepReport("hooks", StepOutcome.Skipped, 0, "no hooks"),
+                new StepReport("exec", StepOutcome.Failed, 0, "not found"),
+            ],
             full ? new SeedCounts(
                 new MarkerCopied(10, 8, 1, 1, 2, 3, 4096, 4, 8192),
                 new MarkerSkipped(1, 2, 3, 4, 5),
@@ -564,7 +572,7 @@ public sealed class BootReportJsonEncodingTests
     [Fact]
     public void The_report_escapes_only_what_json_requires_so_names_stay_readable_in_the_file()
     {
-        var report = new BootReport("packet-agent", "0.1.0+abc", "café <v2>", DateTimeOffset.UnixEpoch, 0, 0, "ok", [], null, [], []);
+        var report = new BootReport("packet-agent", "0.1.0+abc", "café <v2>", DateTimeOffset.UnixEpoch, 0, 0, BootEnding.Ok, [], null, [], []);
 
         string written = System.Text.Encoding.UTF8.GetString(BootReportJson.Write(report));
 

@@ -18,7 +18,7 @@ public sealed record BootReport(
     DateTimeOffset StartedAt,
     double DurationSeconds,
     int ExitCode,
-    string Outcome,
+    BootEnding Outcome,
     IReadOnlyList<StepReport> Steps,
     SeedCounts? Seed,
     IReadOnlyList<GpuInfo> Gpus,
@@ -26,8 +26,28 @@ public sealed record BootReport(
     string? Workspace = null,
     string? KeptAside = null);
 
-/// <summary>One step of a boot: ok, skipped, warning or failed, how long, and what it said.</summary>
-public sealed record StepReport(string Name, string Outcome, double DurationSeconds, string Summary);
+/// <summary>How a boot ended; in the report as "ok", "warnings", "failed" or "stopped".</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<BootEnding>))]
+public enum BootEnding
+{
+    [JsonStringEnumMemberName("ok")]
+    Ok,
+
+    [JsonStringEnumMemberName("warnings")]
+    Warnings,
+
+    [JsonStringEnumMemberName("failed")]
+    Failed,
+
+    [JsonStringEnumMemberName("stopped")]
+    Stopped,
+}
+
+/// <summary>
+/// One step of a boot: ok, skipped, warning or failed, how long, what it said, and, when it decided
+/// again while carrying its plan out, why (<c>replanned</c>, absent otherwise).
+/// </summary>
+public sealed record StepReport(string Name, StepOutcome Outcome, double DurationSeconds, string Summary, string? Replanned = null);
 
 /// <summary>The counts of a seed that ran in a boot: the copy's time and the flush's apart, and what the volume could not hold.</summary>
 public sealed record SeedCounts(MarkerCopied Copied, MarkerSkipped Skipped, double DurationSeconds, double FlushSeconds = 0, IReadOnlyDictionary<string, MarkerLoss>? NotPreserved = null);

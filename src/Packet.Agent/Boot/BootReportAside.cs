@@ -19,11 +19,9 @@ public sealed record AsideReport(BootReport Report, string Path);
 public sealed class BootReportAside(IPosix posix)
 {
     public const string FileName = "last-boot.json";
-    private const int AtCurrentDirectory = -100;
     private const int MaxReportBytes = 1 << 20;
     private const string UserDirectoryPrefix = "packet-agent-";
     private const string UsersParent = "/tmp";
-    private const FilePermissions ReadableFile = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
 
     public static string DefaultDirectory(uint uid) =>
         uid == 0 ? "/run/packet-agent" : Path.Join(UsersParent, UserDirectoryPrefix + uid.ToString(CultureInfo.InvariantCulture));
@@ -34,14 +32,14 @@ public sealed class BootReportAside(IPosix posix)
         try
         {
             using var parent = DirectoryHandle.Open(posix, Path.GetDirectoryName(directory) ?? "/");
-            using var own = parent.CreateDirectory(Path.GetFileName(directory), WorkspaceLayout.DirectoryMode);
+            using var own = parent.CreateDirectory(Path.GetFileName(directory), FileModes.Directory);
             PosixException.Check(posix.FStat(own.Fd, out var stat), "stat", own.Path);
             if (stat.st_uid != posix.EffectiveUserId || (stat.st_mode & (FilePermissions.S_IWGRP | FilePermissions.S_IWOTH)) != 0)
             {
                 return $"{own.Path} belongs to uid {stat.st_uid} or is writable by others: not used";
             }
 
-            own.ReplaceFile(FileName, BootReportJson.Write(report), posix.EffectiveUserId, posix.EffectiveGroupId, ReadableFile, durable: false);
+            own.ReplaceFile(FileName, BootReportJson.Write(report), posix.EffectiveUserId, posix.EffectiveGroupId, FileModes.Readable, durable: false);
             return null;
         }
         catch (IOException e)
@@ -84,7 +82,7 @@ public sealed class BootReportAside(IPosix posix)
     /// <summary>A user's directory counts only when that user owns it: another user could make one in /tmp under any name.</summary>
     private bool OwnedByItsUser(string directory) =>
         uint.TryParse(Path.GetFileName(directory)[UserDirectoryPrefix.Length..], NumberStyles.None, CultureInfo.InvariantCulture, out uint uid)
-        && posix.LStatAt(AtCurrentDirectory, directory, out var stat) >= 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR && stat.st_uid == uid;
+        && posix.LStatAt(FileModes.AtCurrentDirectory, directory, out var stat) >= 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR && stat.st_uid == uid;
 
     private static AsideReport? Read(string directory)
     {
@@ -97,7 +95,7 @@ public sealed class BootReportAside(IPosix posix)
                 return null;
             }
 
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), BootJson.Default.BootReport) is { Outcome: not null, Steps: not null, Warnings: not null, Gpus: not null } report
+            return JsonSerializer.Deserialize(File.ReadAllBytes(path), BootJson.Default.BootReport) is { Steps: not null, Warnings: not null, Gpus: not null } report
                 ? new AsideReport(report, path)
                 : null;
         }

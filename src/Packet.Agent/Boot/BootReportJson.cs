@@ -29,19 +29,8 @@ public static class BootReportJson
             json.WriteString("started_at", report.StartedAt);
             json.WriteNumber("duration_seconds", report.DurationSeconds);
             json.WriteNumber("exit_code", report.ExitCode);
-            json.WriteString("outcome", report.Outcome);
-            json.WriteStartArray("steps");
-            foreach (var step in report.Steps)
-            {
-                json.WriteStartObject();
-                json.WriteString("name", step.Name);
-                json.WriteString("outcome", step.Outcome);
-                json.WriteNumber("duration_seconds", step.DurationSeconds);
-                json.WriteString("summary", step.Summary);
-                json.WriteEndObject();
-            }
-
-            json.WriteEndArray();
+            json.WriteString("outcome", WireName(report.Outcome));
+            WriteSteps(json, report.Steps);
             if (report.Seed is { } seed)
             {
                 WriteSeed(json, seed);
@@ -75,6 +64,44 @@ public static class BootReportJson
         }
 
         return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The names <see cref="BootJson"/> reads (JsonStringEnumMemberName), without the reflection its converter starts with.</summary>
+    public static string WireName(StepOutcome outcome) => outcome switch
+    {
+        StepOutcome.Ok => "ok",
+        StepOutcome.Skipped => "skipped",
+        StepOutcome.Warning => "warning",
+        _ => "failed",
+    };
+
+    public static string WireName(BootEnding ending) => ending switch
+    {
+        BootEnding.Ok => "ok",
+        BootEnding.Warnings => "warnings",
+        BootEnding.Failed => "failed",
+        _ => "stopped",
+    };
+
+    private static void WriteSteps(Utf8JsonWriter json, IReadOnlyList<StepReport> steps)
+    {
+        json.WriteStartArray("steps");
+        foreach (var step in steps)
+        {
+            json.WriteStartObject();
+            json.WriteString("name", step.Name);
+            json.WriteString("outcome", WireName(step.Outcome));
+            json.WriteNumber("duration_seconds", step.DurationSeconds);
+            json.WriteString("summary", step.Summary);
+            if (step.Replanned is { } replanned)
+            {
+                json.WriteString("replanned", replanned);
+            }
+
+            json.WriteEndObject();
+        }
+
+        json.WriteEndArray();
     }
 
     private static void WriteSeed(Utf8JsonWriter json, SeedCounts seed)

@@ -1,5 +1,4 @@
 using System.Text;
-using Mono.Unix.Native;
 using Packet.Agent.Posix;
 using Packet.Agent.Workspace;
 
@@ -26,15 +25,9 @@ public interface IBootReportWriter
 /// </summary>
 public sealed class BootReportWriter(IPosix posix, string asideDirectory) : IBootReportWriter
 {
-    public const string FileName = "last-boot.json";
-    public const string BannerFile = "last-boot.warnings";
-    public const int PreviousKept = 3;
-
-    private const FilePermissions ReportMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
 
     public string AsideDirectory => asideDirectory;
 
-    public static string Previous(int generation) => $"last-boot.{generation}.json";
 
     public string? WriteAside(BootReport report) => new BootReportAside(posix).Write(asideDirectory, report);
 
@@ -42,26 +35,26 @@ public sealed class BootReportWriter(IPosix posix, string asideDirectory) : IBoo
     {
         try
         {
-            using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
+            using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
             // Every rename goes to a free name: ext4 starts writing back a file renamed over another
             // (auto_da_alloc), a cost a boot with nothing to do should not pay on each report.
-            posix.UnlinkAt(state.Fd, Previous(PreviousKept), isDirectory: false);
-            for (int generation = PreviousKept; generation >= 1; generation--)
+            posix.UnlinkAt(state.Fd, WorkspaceLayout.PreviousReport(WorkspaceLayout.PreviousReportsKept), isDirectory: false);
+            for (int generation = WorkspaceLayout.PreviousReportsKept; generation >= 1; generation--)
             {
-                string from = generation == 1 ? FileName : Previous(generation - 1);
-                NoReplaceRename.Move(posix, state.Fd, from, state.Fd, Previous(generation));
+                string from = generation == 1 ? WorkspaceLayout.Report : WorkspaceLayout.PreviousReport(generation - 1);
+                NoReplaceRename.Move(posix, state.Fd, from, state.Fd, WorkspaceLayout.PreviousReport(generation));
             }
 
             byte[] json = BootReportJson.Write(report);
-            state.ReplaceFile(FileName, json, posix.EffectiveUserId, posix.EffectiveGroupId, ReportMode, durable: false);
-            if (report.Outcome == "ok")
+            state.ReplaceFile(WorkspaceLayout.Report, json, posix.EffectiveUserId, posix.EffectiveGroupId, FileModes.Readable, durable: false);
+            if (report.Outcome == BootEnding.Ok)
             {
-                posix.UnlinkAt(state.Fd, BannerFile, isDirectory: false);
+                posix.UnlinkAt(state.Fd, WorkspaceLayout.ReportBanner, isDirectory: false);
             }
             else
             {
-                string banner = $"the last boot ({report.StartedAt:yyyy-MM-dd HH:mm}Z) {(report.Outcome == "failed" ? "failed" : $"had {report.Warnings.Count} warning{(report.Warnings.Count == 1 ? string.Empty : "s")}")}\n";
-                state.ReplaceFile(BannerFile, Encoding.UTF8.GetBytes(banner), posix.EffectiveUserId, posix.EffectiveGroupId, ReportMode, durable: false);
+                string banner = $"the last boot ({report.StartedAt:yyyy-MM-dd HH:mm}Z) {(report.Outcome == BootEnding.Failed ? "failed" : $"had {report.Warnings.Count} warning{(report.Warnings.Count == 1 ? string.Empty : "s")}")}\n";
+                state.ReplaceFile(WorkspaceLayout.ReportBanner, Encoding.UTF8.GetBytes(banner), posix.EffectiveUserId, posix.EffectiveGroupId, FileModes.Readable, durable: false);
             }
 
             return null;

@@ -12,17 +12,32 @@ public enum FailurePolicy
     FailBoot,
 }
 
+/// <summary>How a step ended; in the boot report as "ok", "skipped", "warning" or "failed".</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<StepOutcome>))]
 public enum StepOutcome
 {
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("ok")]
     Ok,
+
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("skipped")]
     Skipped,
+
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("warning")]
     Warning,
+
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("failed")]
     Failed,
 }
 
-/// <summary>A step's result: ok, skipped (nothing to do, or not possible here), or a problem.</summary>
+/// <summary>
+/// A step's result: ok, skipped (nothing to do, or not possible here), or a problem.
+/// <see cref="Replanned"/> says why, and how, the step decided again when it carried its plan out
+/// (under the workspace lock, what another agent did meanwhile can change the work).
+/// </summary>
 public sealed record StepResult(StepOutcome Outcome, string Summary)
 {
+    public Replan? Replanned { get; init; }
+
     public static StepResult Ok(string summary) => new(StepOutcome.Ok, summary);
 
     public static StepResult Skipped(string reason) => new(StepOutcome.Skipped, reason);
@@ -34,6 +49,12 @@ public sealed record StepResult(StepOutcome Outcome, string Summary)
     public static StepResult Failed(string reason) => new(StepOutcome.Failed, reason);
 }
 
+/// <summary>
+/// A decision made again while carrying a plan out: why (in the log as "re-planned: ..." and in the
+/// report), and every change the new decision makes, as a plan names them.
+/// </summary>
+public sealed record Replan(string Reason, IReadOnlyList<PlannedChange> Changes);
+
 /// <summary>What every step of one boot may read: the options, and the stop request its work watches.</summary>
 public sealed record BootSettings(BootOptions Options, StopRequest Stop);
 
@@ -42,43 +63,50 @@ public readonly record struct NoValue;
 
 /// <summary>
 /// What a step decided, having looked and changed nothing: how it reads (<see cref="Preview"/>, the
-/// dry run's line), what the following steps see in a dry run (<see cref="Planned"/>), and how the
-/// decision is carried out (<see cref="Apply"/>). The dry run and the run come from this one object,
-/// so they cannot disagree.
+/// dry run's line), every change carrying it out makes (<see cref="Changes"/>, listed by the dry
+/// run under that line), and what the following steps see in a dry run (<see cref="Planned"/>).
+/// A step's own plans derive from this with the decision's data, and the plan is all the step's
+/// Apply is given: the dry run and the run come from this one object. Tests hold Apply to the
+/// changes (a recording IPosix fails on any other).
 /// </summary>
-public sealed class StepPlan<T> : IDisposable
+public abstract class StepPlan<T> : IDisposable
 {
-    private readonly Func<(StepResult Result, T Value)>? _apply;
-    private readonly IDisposable? _holds;
-
-    internal StepPlan(StepResult preview, T planned, Func<(StepResult, T)>? apply, IDisposable? holds)
+    protected StepPlan(StepResult preview, T planned, IReadOnlyList<PlannedChange> changes)
     {
         Preview = preview;
         Planned = planned;
-        _apply = apply;
-        _holds = holds;
+        Changes = changes;
     }
 
     public StepResult Preview { get; }
 
     public T Planned { get; }
 
-    public (StepResult Result, T Value) Apply() => _apply is null ? (Preview, Planned) : _apply();
+    public IReadOnlyList<PlannedChange> Changes { get; }
 
-    public void Dispose() => _holds?.Dispose();
+    public void Dispose()
+    {
+        Dispose(disposing: true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases what the decision opened for the work (the file it chose, say).</summary>
+    protected virtual void Dispose(bool disposing)
+    {
+    }
 }
 
-/// <summary>How steps make their plans.</summary>
+/// <summary>
+/// Nothing to carry out now (done already, not possible, skipped): the run's result is the preview.
+/// A dry run may foresee changes for later, when an earlier step's planned work is done (the
+/// marker after the seed a dry run only planned); they are listed, never applied.
+/// </summary>
+public sealed class SettledPlan<T>(StepResult result, T value, IReadOnlyList<PlannedChange> foreseen) : StepPlan<T>(result, value, foreseen);
+
+/// <summary>How steps make settled plans.</summary>
 public static class StepPlan
 {
-    /// <summary>Nothing to carry out (done already, not possible, skipped): the run's result is the preview.</summary>
-    public static StepPlan<T> Settled<T>(StepResult result, T value) => new(result, value, null, null);
-
-    /// <summary>
-    /// Work to carry out: <paramref name="apply"/> does it and says how it went. <paramref name="holds"/>
-    /// is what the decision opened for the work (the file it chose, say), released once the plan is done with.
-    /// </summary>
-    public static StepPlan<T> ToApply<T>(StepResult preview, T planned, Func<(StepResult, T)> apply, IDisposable? holds = null) => new(preview, planned, apply, holds);
+    public static StepPlan<T> Settled<T>(StepResult result, T value, IReadOnlyList<PlannedChange>? foreseen = null) => new SettledPlan<T>(result, value, foreseen ?? []);
 }
 
 /// <summary>
@@ -87,29 +115,31 @@ public static class StepPlan
 /// </summary>
 public interface IBootStep<in TIn, TOut>
 {
-    /// <summary>The name every log line of the step carries (guard, seed, ...).</summary>
-    string Name { get; }
-
-    /// <summary>The step's number in README's boot sequence.</summary>
-    int Number { get; }
+    StepId Id { get; }
 
     FailurePolicy Policy { get; }
 
     /// <summary>Looks at what the step would change and decides; changes nothing, starts nothing.</summary>
     StepPlan<TOut> Decide(TIn input, BootSettings settings);
+
+    /// <summary>Carries out a plan <see cref="Decide"/> made (never a settled one): only its changes.</summary>
+    (StepResult Result, TOut Value) Apply(StepPlan<TOut> plan, BootSettings settings);
 }
 
-/// <summary>What a step did and how long it took, for the end-of-boot summary.</summary>
-public sealed record StepRecord(string Name, StepOutcome Outcome, string Summary, TimeSpan Duration);
+/// <summary>What a step did, what its plan named, and how long it took, for the end-of-boot summary and the dry run.</summary>
+public sealed record StepRecord(StepId Step, StepOutcome Outcome, string Summary, TimeSpan Duration, IReadOnlyList<PlannedChange> Changes, string? Replanned = null)
+{
+    public string Name => Step.Name;
+}
 
 /// <summary>A step a command leaves out on purpose (reset-home runs no hooks), reported as skipped with the reason.</summary>
-public sealed class NotRunStep<TIn>(string name, int number, string reason) : IBootStep<TIn, NoValue>
+public sealed class NotRunStep<TIn>(StepId id, string reason) : IBootStep<TIn, NoValue>
 {
-    public string Name => name;
-
-    public int Number => number;
+    public StepId Id => id;
 
     public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
 
     public StepPlan<NoValue> Decide(TIn input, BootSettings settings) => StepPlan.Settled<NoValue>(StepResult.Skipped(reason), default);
+
+    public (StepResult Result, NoValue Value) Apply(StepPlan<NoValue> plan, BootSettings settings) => (plan.Preview, plan.Planned);
 }

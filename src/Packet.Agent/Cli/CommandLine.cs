@@ -166,6 +166,13 @@ public static class CommandLine
             values[name] = new Given(value ?? throw new UsageException($"'{name}' needs a value: {name} {spec.ValueName}"), name);
         }
 
+        AddFromEnvironment(values, commandSet, environment);
+        return values;
+    }
+
+    /// <summary>Each option the flags left unset, from its environment variable when that is set and not empty.</summary>
+    private static void AddFromEnvironment(Dictionary<string, Given> values, CommandSet commandSet, IEnvironment environment)
+    {
         foreach (var spec in OptionTable.All.Where(o => o.Commands.HasFlag(commandSet) && o.Variable is not null))
         {
             if (!values.ContainsKey(spec.Key) && environment.Get(spec.Variable!) is { Length: > 0 } fromEnvironment)
@@ -173,8 +180,6 @@ public static class CommandLine
                 values[spec.Key] = new Given(fromEnvironment, spec.Variable!);
             }
         }
-
-        return values;
     }
 
     private static string DefaultHome(IEnvironment environment, Func<string?> passwdHome)

@@ -42,15 +42,15 @@ internal static partial class Agent
             var loggers = logging.Factory;
             if (podRecord is not null)
             {
-                Log.InPodSession(loggers.CreateLogger("boot"), podRecord);
+                Log.InPodSession(loggers.CreateLogger(StepId.Boot.Name), podRecord);
             }
 
             var posix = PosixSystem.Instance;
             var resolver = new CommandResolver(fileSystem, IsExecutable);
-            using var gpu = new GpuCheckStep(NvidiaSmi(resolver), loggers.CreateLogger("gpu"), options.Gpu);
-            var hooks = new HooksStep(posix, new HookRunner(posix, Environment.ProcessPath!), resolver, loggers.CreateLogger("hooks"), () => environment);
+            using var gpu = new GpuCheckStep(NvidiaSmi(resolver), loggers.CreateLogger(StepId.Gpu.Name), options.Gpu);
+            var hooks = new HooksStep(posix, new HookRunner(posix, Environment.ProcessPath!, TimeProvider.System), resolver, loggers.CreateLogger(StepId.Hooks.Name), () => environment);
             string runtime = RuntimeOf(options.RuntimeDirectory);
-            var ssh = new SshStep(posix, new ProcessRunner(), resolver, () => environment, new SshPaths(runtime, "/run/sshd"), ContainerDetection.IsContainer, SystemAccounts.Instance, SystemAccounts.StrictModes(), loggers.CreateLogger("ssh"));
+            var ssh = new SshStep(posix, new FileSystem(), new ProcessRunner(), resolver, () => environment, new SshPaths(runtime, "/run/sshd"), ContainerDetection.IsContainer, SystemAccounts.Instance, SystemAccounts.StrictModes(), loggers.CreateLogger(StepId.Ssh.Name), TimeProvider.System);
             var steps = Steps(loggers, resolver, gpu, hooks, ssh, environment);
             outcome = new BootSequence(steps, loggers, new BootReportWriter(posix, runtime), TimeProvider.System).Run(options, stop);
             if (options.DryRun)
@@ -63,7 +63,7 @@ internal static partial class Agent
             {
                 if (new TerminationMessage(fileSystem, options.TerminationLog, options.TerminationLogConfigured).Write(reason) is { } notWritten)
                 {
-                    Log.TerminationMessageFailed(loggers.CreateLogger("boot"), notWritten);
+                    Log.TerminationMessageFailed(loggers.CreateLogger(StepId.Boot.Name), notWritten);
                 }
             }
         }
@@ -78,25 +78,29 @@ internal static partial class Agent
         var errno = ProcessReplacer.Exec(plan);
         using (var logging = AgentLogging.Create(options.LogFormat))
         {
-            Log.ExecFailed(logging.Factory.CreateLogger("exec"), plan.Path, PosixException.Describe(errno));
+            Log.ExecFailed(logging.Factory.CreateLogger(StepId.Exec.Name), plan.Path, PosixException.Describe(errno));
         }
 
         return (int)(errno == Errno.ENOENT ? ExitCode.CommandNotFound : ExitCode.CommandNotExecutable);
     }
 
-    /// <summary>The dry run's plan on standard output: one line per step, the command last.</summary>
+    /// <summary>The dry run's plan on standard output: one line per step, then each change it would make, the command last.</summary>
     private static void PrintPlan(BootOutcome outcome)
     {
         foreach (var step in outcome.Steps)
         {
             Console.Out.WriteLine($"{step.Name}: {step.Summary}");
+            foreach (var change in step.Changes)
+            {
+                Console.Out.WriteLine($"  - {change.Describe()}");
+            }
         }
     }
 
     public static int QueryGpus(GpuOptions options)
     {
         using var logging = AgentLogging.Create(options.LogFormat);
-        var logger = logging.Factory.CreateLogger("gpu");
+        var logger = logging.Factory.CreateLogger(StepId.Gpu.Name);
         var resolver = new CommandResolver(new FileSystem(), IsExecutable);
         var result = NvidiaSmi(resolver).QueryAsync(options.NvidiaSmi, options.GpuTimeout, CancellationToken.None).GetAwaiter().GetResult();
         if (options.Json)
@@ -126,13 +130,13 @@ internal static partial class Agent
         var posix = PosixSystem.Instance;
         return new BootSteps(
             new GuardStep(posix),
-            new SeedHomeStep(posix, loggers.CreateLogger("seed"), new CopyOptions { PreserveOwnership = posix.EffectiveUserId == 0 }, ProgressInterval),
+            new SeedHomeStep(posix, loggers.CreateLogger(StepId.Seed.Name), new CopyOptions { PreserveOwnership = posix.EffectiveUserId == 0 }, ProgressInterval, TimeProvider.System),
             new MarkerStep(posix, TimeProvider.System),
-            new ShellProfileStep(posix, loggers.CreateLogger("profile")),
+            new ShellProfileStep(posix, loggers.CreateLogger(StepId.Profile.Name)),
             gpu,
             hooks,
             ssh,
-            new ExecStep(resolver, () => environment, new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer)));
+            new ExecStep(resolver, () => environment, new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer, TimeProvider.System)));
     }
 
     public static int Status(StatusOptions options)
@@ -192,8 +196,8 @@ internal static partial class Agent
         // Seed now: the boot's own persistence steps (no GPU check, no hooks, no command).
         var fileSystem = new FileSystem();
         var resolver = new CommandResolver(fileSystem, IsExecutable);
-        using var gpu = new GpuCheckStep(NvidiaSmi(resolver), logging.Factory.CreateLogger("gpu"), GpuMode.Off);
-        var steps = Steps(logging.Factory, resolver, gpu, new NotRunStep<HomeState?>("hooks", 6, "not part of reset-home; they run at the next boot"), new NotRunStep<HomeState?>("ssh", 7, "not part of reset-home; sshd is set up at the next boot"), environment);
+        using var gpu = new GpuCheckStep(NvidiaSmi(resolver), logging.Factory.CreateLogger(StepId.Gpu.Name), GpuMode.Off);
+        var steps = Steps(logging.Factory, resolver, gpu, new NotRunStep<HomeState?>(StepId.Hooks, "not part of reset-home; they run at the next boot"), new NotRunStep<HomeState?>(StepId.Ssh, "not part of reset-home; sshd is set up at the next boot"), environment);
         using var stop = new StopRequest();
         using var signals = StopSignals.Install(stop);
         var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance, RuntimeOf(boot.RuntimeDirectory)), TimeProvider.System).Run(boot, stop);
@@ -207,19 +211,19 @@ internal static partial class Agent
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 0, Level = LogLevel.Warning, Message = "{Reason}")]
+        [LoggerMessage(EventId = StepNumber.Boot, Level = LogLevel.Warning, Message = "{Reason}")]
         public static partial void TerminationMessageFailed(ILogger logger, string reason);
 
-        [LoggerMessage(EventId = 7, Level = LogLevel.Error, Message = "execve {Path} failed: {Reason}")]
+        [LoggerMessage(EventId = StepNumber.Exec, Level = LogLevel.Error, Message = "execve {Path} failed: {Reason}")]
         public static partial void ExecFailed(ILogger logger, string path, string reason);
 
-        [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "{Problem}")]
+        [LoggerMessage(EventId = StepNumber.Gpu, Level = LogLevel.Error, Message = "{Problem}")]
         public static partial void GpuProblem(ILogger logger, string problem);
 
-        [LoggerMessage(EventId = 0, Level = LogLevel.Error, Message = "{Reason}")]
+        [LoggerMessage(EventId = StepNumber.Boot, Level = LogLevel.Error, Message = "{Reason}")]
         public static partial void ResetFailed(ILogger logger, string reason);
 
-        [LoggerMessage(EventId = 0, Level = LogLevel.Information, Message = "running inside one of the pod's SSH sessions: the settings and variables are the pod's, from {Record}; PACKET_* set in the session still win")]
+        [LoggerMessage(EventId = StepNumber.Boot, Level = LogLevel.Information, Message = "running inside one of the pod's SSH sessions: the settings and variables are the pod's, from {Record}; PACKET_* set in the session still win")]
         public static partial void InPodSession(ILogger logger, string record);
     }
 }

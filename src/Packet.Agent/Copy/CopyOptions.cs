@@ -35,6 +35,9 @@ public sealed record CopyOptions
     /// <summary>Ends the copy early (a stop signal): what was copied stays, as after a kill, for the next boot to resume; the report says it stopped.</summary>
     public CancellationToken Stop { get; init; }
 
+    /// <summary>The clock the copy's durations are measured by (the boot's one clock).</summary>
+    public TimeProvider Clock { get; init; } = TimeProvider.System;
+
     /// <summary>A directory never copied from the source (device, inode): the workspace, if the home contains it.</summary>
     public (ulong Device, ulong Inode)? ExcludedDirectory { get; init; }
 

@@ -17,7 +17,7 @@ internal sealed partial class CopyRun
         while (stack.TryPop(out var item))
         {
             DirectoryNode? child = null;
-            if (!Aborted)
+            if (!_context.Aborted)
             {
                 try
                 {
@@ -25,13 +25,13 @@ internal sealed partial class CopyRun
                 }
                 catch (DestinationWriteException failure)
                 {
-                    Abort(failure);
+                    _context.Abort(failure);
                 }
             }
 
             if (child is null)
             {
-                ReleaseAndFinish(item.Parent);
+                _finisher.ReleaseAndFinish(item.Parent);
                 continue;
             }
 
@@ -44,7 +44,7 @@ internal sealed partial class CopyRun
         subdirectories.Clear();
         int listed = _reader.ReadAll(directory.SourceFd, entry =>
         {
-            if (Aborted)
+            if (_context.Aborted)
             {
                 return;
             }
@@ -62,7 +62,7 @@ internal sealed partial class CopyRun
 
         if (listed < 0)
         {
-            Skipped(ProblemKind.Unreadable, directory.RelativePath, $"list the directory: {PosixException.Describe(PosixException.ErrnoOf(listed))}; its contents are left out");
+            _context.Skipped(ProblemKind.Unreadable, directory.RelativePath, $"list the directory: {PosixException.Describe(PosixException.ErrnoOf(listed))}; its contents are left out");
         }
 
         // Reverse, so the stack hands them out in listing order.
@@ -72,43 +72,27 @@ internal sealed partial class CopyRun
             stack.Push((directory, subdirectories[i]));
         }
 
-        ReleaseAndFinish(directory);
+        _finisher.ReleaseAndFinish(directory);
     }
 
     private DirectoryNode? OpenSubdirectory(DirectoryNode parent, string name)
     {
-        if (!NameHeld(parent, name))
+        if (!_context.NameHeld(parent, name))
         {
             return null;
         }
 
         string path = DirectoryNode.Join(parent.RelativePath, name);
-        int existingFd = -1;
-        if (parent.ExistingFd >= 0 && _posix.LStatAt(parent.ExistingFd, name, out var existing) == 0)
+        if (!TryOpenExisting(parent, name, out int existingFd))
         {
-            existingFd = IsType(existing, FilePermissions.S_IFDIR) ? _posix.OpenAt(parent.ExistingFd, name, DirectoryFlags, 0) : -1;
-            if (existingFd < 0)
-            {
-                Interlocked.Increment(ref _report.KeptExisting); // the home has something else there: it stays
-                return null;
-            }
+            return null;
         }
 
-        int sourceFd = _posix.OpenAt(parent.SourceFd, name, DirectoryFlags, 0);
+        int sourceFd = _context.Posix.OpenAt(parent.SourceFd, name, DirectoryFlags, 0);
         if (sourceFd < 0)
         {
-            CloseIfOpen(existingFd);
-            var errno = PosixException.ErrnoOf(sourceFd);
-            if (errno is Errno.ELOOP or Errno.ENOTDIR)
-            {
-                // No longer a directory (replaced since it was listed): copy whatever it is now.
-                Dispatch(parent, name, DirectoryReader.DT_UNKNOWN);
-            }
-            else
-            {
-                SourceProblem(path, "open the directory", errno);
-            }
-
+            _context.CloseIfOpen(existingFd);
+            SourceDirectoryNotOpened(parent, name, path, PosixException.ErrnoOf(sourceFd));
             return null;
         }
 
@@ -116,16 +100,15 @@ internal sealed partial class CopyRun
         int destinationFd = -1;
         try
         {
-            var statResult = _posix.FStat(sourceFd, out var source);
+            var statResult = _context.Posix.FStat(sourceFd, out var source);
             if (statResult < 0)
             {
-                SourceProblem(path, "stat the directory", PosixException.ErrnoOf(statResult));
+                _context.SourceProblem(path, "stat the directory", PosixException.ErrnoOf(statResult));
                 return null;
             }
 
-            if (_options.ExcludedDirectory is { } excluded && source.st_dev == excluded.Device && source.st_ino == excluded.Inode)
+            if (Excluded(source))
             {
-                Interlocked.Increment(ref _report.ExcludedDirectories);
                 return null;
             }
 
@@ -138,7 +121,7 @@ internal sealed partial class CopyRun
             var node = new DirectoryNode(parent, name, sourceFd, destinationFd, existingFd, source, isNew: existingFd < 0);
             if (node.IsNew)
             {
-                Interlocked.Increment(ref _report.Directories);
+                Interlocked.Increment(ref _context.Report.Directories);
             }
 
             opened = true;
@@ -148,10 +131,57 @@ internal sealed partial class CopyRun
         {
             if (!opened)
             {
-                CloseIfOpen(sourceFd);
-                CloseIfOpen(existingFd);
-                CloseIfOpen(destinationFd);
+                _context.CloseIfOpen(sourceFd);
+                _context.CloseIfOpen(existingFd);
+                _context.CloseIfOpen(destinationFd);
             }
+        }
+    }
+
+    /// <summary>
+    /// When copying into an existing home, the home's own directory of that name, open (-1: it has
+    /// none); false when the home has something else there, which stays.
+    /// </summary>
+    private bool TryOpenExisting(DirectoryNode parent, string name, out int existingFd)
+    {
+        existingFd = -1;
+        if (parent.ExistingFd < 0 || _context.Posix.LStatAt(parent.ExistingFd, name, out var existing) != 0)
+        {
+            return true;
+        }
+
+        existingFd = CopyContext.IsType(existing, FilePermissions.S_IFDIR) ? _context.Posix.OpenAt(parent.ExistingFd, name, DirectoryFlags, 0) : -1;
+        if (existingFd >= 0)
+        {
+            return true;
+        }
+
+        Interlocked.Increment(ref _context.Report.KeptExisting);
+        return false;
+    }
+
+    /// <summary>The directory never copied (the workspace itself, when the home contains it): counted.</summary>
+    private bool Excluded(in Stat source)
+    {
+        bool excluded = _context.Options.ExcludedDirectory is { } directory && source.st_dev == directory.Device && source.st_ino == directory.Inode;
+        if (excluded)
+        {
+            Interlocked.Increment(ref _context.Report.ExcludedDirectories);
+        }
+
+        return excluded;
+    }
+
+    private void SourceDirectoryNotOpened(DirectoryNode parent, string name, string path, Errno errno)
+    {
+        if (errno is Errno.ELOOP or Errno.ENOTDIR)
+        {
+            // No longer a directory (replaced since it was listed): copy whatever it is now.
+            Dispatch(parent, name, DirectoryReader.DT_UNKNOWN);
+        }
+        else
+        {
+            _context.SourceProblem(path, "open the directory", errno);
         }
     }
 
@@ -159,7 +189,7 @@ internal sealed partial class CopyRun
     private int CreateDirectory(DirectoryNode parent, string name, string path)
     {
         // Resuming: a directory a previous run created is filled further.
-        var creation = CreateOverLeftover(parent.DestinationFd, name, path, () => _posix.MkdirAt(parent.DestinationFd, name, PrivateDirectoryMode), there => IsType(there, FilePermissions.S_IFDIR), out int made);
+        var creation = _context.CreateOverLeftover(parent.DestinationFd, name, path, () => _context.Posix.MkdirAt(parent.DestinationFd, name, FileModes.PrivateDirectory), there => CopyContext.IsType(there, FilePermissions.S_IFDIR), out int made);
         if (creation == Creation.Failed)
         {
             var errno = PosixException.ErrnoOf(made);
@@ -168,11 +198,11 @@ internal sealed partial class CopyRun
                 throw new DestinationWriteException("create directory", path, errno);
             }
 
-            _report.Losses.Add(LossKind.Names, path, $"create the directory: {PosixException.Describe(errno)}; its contents are left out");
+            _context.Report.Losses.Add(LossKind.Names, path, $"create the directory: {PosixException.Describe(errno)}; its contents are left out");
             return -1;
         }
 
-        int fd = _posix.OpenAt(parent.DestinationFd, name, DirectoryFlags, 0);
+        int fd = _context.Posix.OpenAt(parent.DestinationFd, name, DirectoryFlags, 0);
         return fd >= 0 ? fd : throw new DestinationWriteException("open directory", path, PosixException.ErrnoOf(fd));
     }
 
@@ -194,17 +224,17 @@ internal sealed partial class CopyRun
 
     private void Process(CopyJob job)
     {
-        var release = Release.Now;
+        var release = EntryCopier.Release.Now;
         try
         {
-            if (!Aborted)
+            if (!_context.Aborted)
             {
-                release = CopyEntry(job.Directory, job.Name, job.Type, attempt: 0);
+                release = _entries.CopyEntry(job.Directory, job.Name, job.Type, attempt: 0);
             }
         }
         catch (DestinationWriteException failure)
         {
-            Abort(failure);
+            _context.Abort(failure);
         }
         catch (OperationCanceledException)
         {
@@ -212,56 +242,20 @@ internal sealed partial class CopyRun
         }
         finally
         {
-            if (release == Release.Now)
+            if (release == EntryCopier.Release.Now)
             {
-                ReleaseAndFinish(job.Directory);
+                _finisher.ReleaseAndFinish(job.Directory);
             }
         }
     }
 
-    // ---- Directories finish bottom-up, each after its last child.
-
-    private void ReleaseAndFinish(DirectoryNode directory)
+    private byte TypeOf(int dirFd, string name)
     {
-        var node = directory;
-        while (node.Release())
+        if (_context.Posix.LStatAt(dirFd, name, out var stat) < 0)
         {
-            if (!Aborted && node.IsNew)
-            {
-                try
-                {
-                    _metadata.ApplyToDirectory(node.SourceFd, node.DestinationFd, node.Source, _destinationDevice, node.RelativePath);
-                }
-                catch (DestinationWriteException failure)
-                {
-                    Abort(failure);
-                }
-            }
-
-            if (node.Parent is null)
-            {
-                return; // the root's descriptors belong to the caller
-            }
-
-            _posix.Close(node.SourceFd);
-            if (node.IsNew && !Aborted)
-            {
-                try
-                {
-                    CloseComplete(node.DestinationFd, node.RelativePath);
-                }
-                catch (DestinationWriteException failure)
-                {
-                    Abort(failure);
-                }
-            }
-            else
-            {
-                _posix.Close(node.DestinationFd);
-            }
-
-            CloseIfOpen(node.ExistingFd);
-            node = node.Parent;
+            return DirectoryReader.DT_UNKNOWN;
         }
+
+        return CopyContext.IsType(stat, FilePermissions.S_IFDIR) ? DirectoryReader.DT_DIR : DirectoryReader.DT_UNKNOWN;
     }
 }

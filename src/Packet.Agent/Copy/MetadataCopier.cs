@@ -158,37 +158,48 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
                 continue;
             }
 
-            if (volume.ExtendedAttributes is { } refused)
+            if (!CopyXattr(sourceFd, destinationFd, destinationDevice, name, value, path))
             {
-                losses.Add(LossKind.ExtendedAttributes, path, refused);
                 return;
-            }
-
-            if (_destinationsWithoutXattrs.ContainsKey(destinationDevice))
-            {
-                losses.Add(LossKind.ExtendedAttributes, path, "the volume does not support extended attributes");
-                return;
-            }
-
-            long valueLength = posix.FGetXattr(sourceFd, name, value);
-            if (valueLength < 0)
-            {
-                losses.Add(LossKind.ExtendedAttributes, path, $"read extended attribute {name}: {PosixException.Describe(PosixException.ErrnoOf(valueLength))}");
-                continue;
-            }
-
-            int set = posix.FSetXattr(destinationFd, name, value, (int)valueLength);
-            if (set < 0)
-            {
-                var errno = PosixException.ErrnoOf(set);
-                if (ErrnoMeaning.XattrsUnsupported(errno))
-                {
-                    _destinationsWithoutXattrs.TryAdd(destinationDevice, true);
-                }
-
-                losses.Add(LossKind.ExtendedAttributes, path, $"set extended attribute {name}: {PosixException.Describe(errno)}");
             }
         }
+    }
+
+    /// <summary>One extended attribute, read and set; a loss counted when it cannot be. False when the volume takes none at all (the file's others are not tried).</summary>
+    private bool CopyXattr(int sourceFd, int destinationFd, ulong destinationDevice, string name, byte[] value, string path)
+    {
+        if (volume.ExtendedAttributes is { } refused)
+        {
+            losses.Add(LossKind.ExtendedAttributes, path, refused);
+            return false;
+        }
+
+        if (_destinationsWithoutXattrs.ContainsKey(destinationDevice))
+        {
+            losses.Add(LossKind.ExtendedAttributes, path, "the volume does not support extended attributes");
+            return false;
+        }
+
+        long valueLength = posix.FGetXattr(sourceFd, name, value);
+        if (valueLength < 0)
+        {
+            losses.Add(LossKind.ExtendedAttributes, path, $"read extended attribute {name}: {PosixException.Describe(PosixException.ErrnoOf(valueLength))}");
+            return true;
+        }
+
+        int set = posix.FSetXattr(destinationFd, name, value, (int)valueLength);
+        if (set < 0)
+        {
+            var errno = PosixException.ErrnoOf(set);
+            if (ErrnoMeaning.XattrsUnsupported(errno))
+            {
+                _destinationsWithoutXattrs.TryAdd(destinationDevice, true);
+            }
+
+            losses.Add(LossKind.ExtendedAttributes, path, $"set extended attribute {name}: {PosixException.Describe(errno)}");
+        }
+
+        return true;
     }
 
     // An unprivileged process may read but not set trusted.* and security.*; ACLs are its own.

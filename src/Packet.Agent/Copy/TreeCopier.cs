@@ -38,11 +38,11 @@ public sealed class TreeCopier(IPosix posix, CopyOptions options)
     /// </summary>
     public void Copy(int sourceDirFd, int destinationDirFd, int existingDirFd, CopyReport report)
     {
-        var started = System.Diagnostics.Stopwatch.StartNew();
+        long started = options.Clock.GetTimestamp();
         var volume = Probe(destinationDirFd);
         var runOptions = volume.IsFatLike ? options with { Workers = 0 } : options;
         new CopyRun(posix, runOptions, report, destinationDirFd, _creationMask.Value, volume).Run(sourceDirFd, existingDirFd);
-        report.Duration = started.Elapsed;
+        report.Duration = options.Clock.GetElapsedTime(started);
     }
 
     /// <summary>Copies one non-directory entry of <paramref name="sourceDirFd"/> into <paramref name="destinationDirFd"/>, with the same fidelity.</summary>

@@ -18,8 +18,7 @@ public sealed class TreeScanner(IPosix posix)
     public TreeSize Scan(int sourceRootFd, int existingRootFd, (ulong Device, ulong Inode)? excluded, CancellationToken stop = default)
     {
         var reader = new DirectoryReader(posix);
-        var seenLinks = new HashSet<(ulong, ulong)>();
-        long entries = 0, bytes = 0, allocated = 0, extraLinks = 0;
+        var tally = new Tally();
         var frames = new Stack<Frame>();
         frames.Push(new Frame(sourceRootFd, existingRootFd, OwnsDescriptors: false, List(reader, sourceRootFd)));
         try
@@ -34,15 +33,9 @@ public sealed class TreeScanner(IPosix posix)
                 }
 
                 var entry = frame.Entries[frame.Next++];
-                int existingChild = -1;
-                if (frame.ExistingFd >= 0 && posix.LStatAt(frame.ExistingFd, entry.Name, out var there) >= 0)
+                if (!TryOpenExisting(frame, entry, out int existingChild))
                 {
-                    if ((there.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFDIR || entry.Type is not (DirectoryReader.DT_DIR or DirectoryReader.DT_UNKNOWN))
-                    {
-                        continue; // kept as it is in the existing home
-                    }
-
-                    existingChild = posix.OpenAt(frame.ExistingFd, entry.Name, DirectoryFlags, 0);
+                    continue; // kept as it is in the existing home
                 }
 
                 if (posix.LStatAt(frame.SourceFd, entry.Name, out var stat) < 0)
@@ -51,41 +44,22 @@ public sealed class TreeScanner(IPosix posix)
                     continue; // unreadable: the copy reports it
                 }
 
-                var type = stat.st_mode & FilePermissions.S_IFMT;
-                if (type == FilePermissions.S_IFDIR)
+                if ((stat.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFDIR)
                 {
-                    int child = (excluded is { } x && stat.st_dev == x.Device && stat.st_ino == x.Inode) ? -1 : posix.OpenAt(frame.SourceFd, entry.Name, DirectoryFlags, 0);
-                    if (child < 0)
-                    {
-                        CloseIfOpen(existingChild);
-                        continue;
-                    }
-
-                    entries++;
-                    allocated += stat.st_blocks * 512;
-                    frames.Push(new Frame(child, existingChild, OwnsDescriptors: true, List(reader, child)));
+                    CloseIfOpen(existingChild);
+                    tally.NonDirectory(stat);
                     continue;
                 }
 
-                CloseIfOpen(existingChild);
-                if (CopyRules.Skipped(stat.st_mode))
+                int child = (excluded is { } x && stat.st_dev == x.Device && stat.st_ino == x.Inode) ? -1 : posix.OpenAt(frame.SourceFd, entry.Name, DirectoryFlags, 0);
+                if (child < 0)
                 {
-                    continue; // not copied
-                }
-
-                if (stat.st_nlink > 1 && !seenLinks.Add((stat.st_dev, stat.st_ino)))
-                {
-                    entries++; // another name for data already counted
-                    extraLinks++;
+                    CloseIfOpen(existingChild);
                     continue;
                 }
 
-                entries++;
-                allocated += stat.st_blocks * 512;
-                if (type == FilePermissions.S_IFREG)
-                {
-                    bytes += stat.st_size;
-                }
+                tally.Directory(stat);
+                frames.Push(new Frame(child, existingChild, OwnsDescriptors: true, List(reader, child)));
             }
         }
         finally
@@ -96,13 +70,73 @@ public sealed class TreeScanner(IPosix posix)
             }
         }
 
-        return new TreeSize(entries, bytes, allocated, extraLinks);
+        return tally.Total;
+    }
 
-        void CloseIfOpen(int fd)
+    private void CloseIfOpen(int fd)
+    {
+        if (fd >= 0)
         {
-            if (fd >= 0)
+            posix.Close(fd);
+        }
+    }
+
+    /// <summary>
+    /// When scanning against an existing home: its directory of that name, open (-1: it has none);
+    /// false when it has something else there, or a directory where the source has none, which stays.
+    /// </summary>
+    private bool TryOpenExisting(Frame frame, DirectoryEntry entry, out int existingChild)
+    {
+        existingChild = -1;
+        if (frame.ExistingFd < 0 || posix.LStatAt(frame.ExistingFd, entry.Name, out var there) < 0)
+        {
+            return true;
+        }
+
+        if ((there.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFDIR || entry.Type is not (DirectoryReader.DT_DIR or DirectoryReader.DT_UNKNOWN))
+        {
+            return false;
+        }
+
+        existingChild = posix.OpenAt(frame.ExistingFd, entry.Name, DirectoryFlags, 0);
+        return true;
+    }
+
+    /// <summary>What a copy will make, counted as the scan goes: entries, bytes, blocks, and names of data already counted.</summary>
+    private sealed class Tally
+    {
+        private readonly HashSet<(ulong, ulong)> _seenLinks = [];
+        private long _entries;
+        private long _bytes;
+        private long _allocated;
+        private long _extraLinks;
+
+        public TreeSize Total => new(_entries, _bytes, _allocated, _extraLinks);
+
+        public void Directory(in Stat stat)
+        {
+            _entries++;
+            _allocated += stat.st_blocks * 512;
+        }
+
+        public void NonDirectory(in Stat stat)
+        {
+            if (CopyRules.Skipped(stat.st_mode))
             {
-                posix.Close(fd);
+                return; // not copied
+            }
+
+            _entries++;
+            if (stat.st_nlink > 1 && !_seenLinks.Add((stat.st_dev, stat.st_ino)))
+            {
+                _extraLinks++; // another name for data already counted
+                return;
+            }
+
+            _allocated += stat.st_blocks * 512;
+            if ((stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFREG)
+            {
+                _bytes += stat.st_size;
             }
         }
     }

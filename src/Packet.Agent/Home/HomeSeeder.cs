@@ -35,7 +35,6 @@ public sealed record SeedPlan(bool Merging, bool Resuming, TreeSize ToCopy, long
 /// </summary>
 public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan progressInterval)
 {
-    private const FilePermissions PrivateMode = FilePermissions.S_IRWXU;
     private const OpenFlags DirectoryFlags = OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC;
 
     /// <summary>What a seed would do, found without changing anything: the dry run's plan and the seed's first step.</summary>
@@ -86,8 +85,8 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
         }
 
         PosixException.Check(posix.FStat(workspace.Fd, out var workspaceStat), "stat", workspace.Path);
-        using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
-        using var staging = state.CreateDirectory(WorkspaceLayout.Staging, PrivateMode);
+        using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
+        using var staging = state.CreateDirectory(WorkspaceLayout.Staging, FileModes.PrivateDirectory);
         var options = copyOptions with
         {
             ExcludedDirectory = (workspaceStat.st_dev, workspaceStat.st_ino),
@@ -101,7 +100,7 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
         }
 
         using var existingHome = workspace.TryOpenDirectory(WorkspaceLayout.Home);
-        using var stagingHome = staging.CreateDirectory(WorkspaceLayout.Home, PrivateMode);
+        using var stagingHome = staging.CreateDirectory(WorkspaceLayout.Home, FileModes.PrivateDirectory);
         if (!Copy(copier, source, stagingHome, existingHome?.Fd ?? -1, report, plan.ToCopy, observer))
         {
             return Stopped(report, staging, WorkspaceLayout.Home, $"the next boot resumes it from {staging.PathOf(WorkspaceLayout.Home)}");
@@ -135,10 +134,10 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
     {
         if (!staging.Exists(WorkspaceLayout.InPlaceNote))
         {
-            staging.ReplaceFile(WorkspaceLayout.InPlaceNote, [], posix.EffectiveUserId, posix.EffectiveGroupId, PrivateMode);
+            staging.ReplaceFile(WorkspaceLayout.InPlaceNote, [], posix.EffectiveUserId, posix.EffectiveGroupId, FileModes.PrivateDirectory);
         }
 
-        using var home = workspace.CreateDirectory(WorkspaceLayout.Home, PrivateMode);
+        using var home = workspace.CreateDirectory(WorkspaceLayout.Home, FileModes.PrivateDirectory);
         if (!Copy(copier, source, home, -1, report, toCopy, observer))
         {
             if (report.OutOfSpace)
@@ -195,7 +194,7 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
     /// </summary>
     private void Flush(DirectoryHandle workspace, DirectoryHandle copy, CopyReport report)
     {
-        var flushing = System.Diagnostics.Stopwatch.StartNew();
+        long flushing = copyOptions.Clock.GetTimestamp();
         if (!report.Volume.FlushedBySyncFs)
         {
             int synced = posix.FSync(copy.Fd);
@@ -206,7 +205,7 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
         }
 
         PosixException.Check(posix.SyncFs(workspace.Fd), "syncfs", workspace.Path);
-        report.FlushDuration = flushing.Elapsed;
+        report.FlushDuration = copyOptions.Clock.GetElapsedTime(flushing);
     }
 
     private SeedOutcome Finished(DirectoryHandle workspace, DirectoryHandle state, CopyReport report)
@@ -231,17 +230,7 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
         {
             bool isDirectory = entry.Type == DirectoryReader.DT_DIR
                 || (entry.Type == DirectoryReader.DT_UNKNOWN && posix.LStatAt(stagedFd, entry.Name, out var staged) >= 0 && (staged.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR);
-            bool made = false;
-            if (isDirectory && !directoriesMove)
-            {
-                int created = posix.MkdirAt(homeFd, entry.Name, PrivateMode);
-                if (created < 0 && PosixException.ErrnoOf(created) != Errno.EEXIST)
-                {
-                    throw new PosixException("create directory", Path.Join(homePath, entry.Name), PosixException.ErrnoOf(created));
-                }
-
-                made = created >= 0;
-            }
+            bool made = isDirectory && !directoriesMove && MakeDirectory(homeFd, entry.Name, homePath);
 
             int moved = isDirectory && !directoriesMove
                 ? -(int)Errno.EEXIST
@@ -285,6 +274,18 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
                 }
             }
         }
+    }
+
+    /// <summary>A directory made in the home to be filled entry by entry; false when the home has one already.</summary>
+    private bool MakeDirectory(int homeFd, string name, string homePath)
+    {
+        int created = posix.MkdirAt(homeFd, name, FileModes.PrivateDirectory);
+        if (created < 0 && PosixException.ErrnoOf(created) != Errno.EEXIST)
+        {
+            throw new PosixException("create directory", Path.Join(homePath, name), PosixException.ErrnoOf(created));
+        }
+
+        return created >= 0;
     }
 
     /// <summary>

@@ -44,7 +44,6 @@ public sealed record ManifestEntry(string Path, char Type, long Size, long Mtime
 /// </summary>
 public static class ImageManifest
 {
-    public const string FileName = "image-manifest";
     public const long HashLimit = 4 * 1024 * 1024;
     private const string HeaderPrefix = "# packet-agent image manifest v1 ";
 

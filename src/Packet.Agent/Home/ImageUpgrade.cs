@@ -6,57 +6,6 @@ using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Home;
 
-/// <summary>What an upgrade would do (its plan's counts) or did.</summary>
-public sealed class UpgradeReport
-{
-    public int Added { get; set; }
-
-    public int Updated { get; set; }
-
-    public int KeptChanged { get; set; }
-
-    public int LeftDeleted { get; set; }
-
-    public int Failed { get; set; }
-
-    public bool Changed => Added + Updated + KeptChanged > 0;
-
-    public string Summary =>
-        $"{Added} added, {Updated} updated, {KeptChanged} of your changes kept (the image's version beside each as NAME{ImageUpgrade.NewSuffix}), {LeftDeleted} you deleted left deleted"
-        + (Failed > 0 ? $", {Failed} failed" : string.Empty);
-}
-
-/// <summary>What an upgrade does to one entry of the home.</summary>
-public enum UpgradeActionKind
-{
-    /// <summary>A directory new in the image, absent from the home: copied in whole.</summary>
-    AddDirectory,
-
-    /// <summary>An entry new in the image, absent from the home.</summary>
-    Add,
-
-    /// <summary>Changed in the image, untouched by the user: replaced.</summary>
-    Update,
-
-    /// <summary>Changed in both: the user's stays, the image's goes beside it as NAME.packet-new.</summary>
-    KeepUsers,
-}
-
-/// <summary>One entry to bring in: its path in the image's home (the same in the persisted home) and what to do.</summary>
-public sealed record UpgradeAction(UpgradeActionKind Kind, string Path)
-{
-    public string Describe => Kind switch
-    {
-        UpgradeActionKind.AddDirectory => $"added {Path}/ (new in the image)",
-        UpgradeActionKind.Add => $"added {Path} (new in the image)",
-        UpgradeActionKind.Update => $"updated {Path} (changed in the image, untouched by you)",
-        _ => $"kept your {Path}; the image's version is beside it as {Path}{ImageUpgrade.NewSuffix}",
-    };
-}
-
-/// <summary>What an upgrade will do: its actions in walk order, and the counts the preview and the log give.</summary>
-public sealed record UpgradePlan(IReadOnlyList<UpgradeAction> Actions, UpgradeReport Counts);
-
 /// <summary>
 /// Brings a new image's home into a seeded home the way dpkg treats conffiles. Against the manifest
 /// of what was seeded (or last upgraded): an entry new in the image and absent from the home is
@@ -68,9 +17,7 @@ public sealed record UpgradePlan(IReadOnlyList<UpgradeAction> Actions, UpgradeRe
 /// </summary>
 public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<string> onAction)
 {
-    public const string NewSuffix = ".packet-new";
     private const OpenFlags DirectoryFlags = OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC;
-    private const FilePermissions ManifestMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
 
     private readonly DirectoryReader _reader = new(posix, 64 * 1024);
     private readonly TreeCopier _copier = new(posix, copyOptions);
@@ -99,7 +46,7 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
         catch
         {
             output.Dispose();
-            posix.UnlinkAt(state.Fd, TemporaryName, isDirectory: false);
+            posix.UnlinkAt(state.Fd, PendingBaseline.TemporaryName, isDirectory: false);
             throw;
         }
     }
@@ -125,7 +72,7 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
                 UpgradeActionKind.AddDirectory => AddDirectory(sourceDir, name, homeDir),
                 UpgradeActionKind.Add => Install(sourceDir, name, homeDir, name, replace: false),
                 UpgradeActionKind.Update => Install(sourceDir, name, homeDir, name, replace: true),
-                _ => Install(sourceDir, name, homeDir, name + NewSuffix, replace: true),
+                _ => Install(sourceDir, name, homeDir, name + WorkspaceLayout.ImageVersionSuffix, replace: true),
             });
             if (problem is not null)
             {
@@ -150,7 +97,7 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
     /// <summary>The image identity the manifest was written for, or null when there is no (readable) manifest.</summary>
     public static string? RecordedIdentity(DirectoryHandle state, IPosix posix)
     {
-        int fd = posix.OpenAt(state.Fd, ImageManifest.FileName, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, 0);
+        int fd = posix.OpenAt(state.Fd, WorkspaceLayout.ImageManifest, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, 0);
         if (fd < 0)
         {
             return null;
@@ -215,37 +162,11 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
             {
                 if (!inHome)
                 {
-                    if (before is null)
-                    {
-                        actions.Add(new UpgradeAction(UpgradeActionKind.AddDirectory, path));
-                        counts.Added++;
-                    }
-                    else
-                    {
-                        counts.LeftDeleted++;
-                    }
-
-                    continue;
+                    Missing(before, UpgradeActionKind.AddDirectory, path, actions, counts);
                 }
-
-                if (homeType != FilePermissions.S_IFDIR)
+                else if (homeType == FilePermissions.S_IFDIR)
                 {
-                    continue;
-                }
-
-                int sourceChild = posix.OpenAt(sourceFd, name, DirectoryFlags, 0);
-                int homeChild = sourceChild < 0 ? -1 : posix.OpenAt(homeFd, name, DirectoryFlags, 0);
-                try
-                {
-                    if (homeChild >= 0)
-                    {
-                        Walk(sourceChild, homeChild, path + "/", old, actions, counts);
-                    }
-                }
-                finally
-                {
-                    CloseIfOpen(sourceChild);
-                    CloseIfOpen(homeChild);
+                    WalkInto(sourceFd, homeFd, name, path, old, actions, counts);
                 }
 
                 continue;
@@ -253,16 +174,7 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
 
             if (!inHome)
             {
-                if (before is null)
-                {
-                    actions.Add(new UpgradeAction(UpgradeActionKind.Add, path));
-                    counts.Added++;
-                }
-                else
-                {
-                    counts.LeftDeleted++; // the user deleted it: never resurrected
-                }
-
+                Missing(before, UpgradeActionKind.Add, path, actions, counts);
                 continue;
             }
 
@@ -280,6 +192,39 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
             bool untouched = before is not null && current.SameAs(before);
             actions.Add(new UpgradeAction(untouched ? UpgradeActionKind.Update : UpgradeActionKind.KeepUsers, path));
             _ = untouched ? counts.Updated++ : counts.KeptChanged++;
+        }
+    }
+
+    /// <summary>An entry of the image the home lacks: new in the image, it is added; known before, the user deleted it and it is never resurrected.</summary>
+    private static void Missing(ManifestEntry? before, UpgradeActionKind add, string path, List<UpgradeAction> actions, UpgradeReport counts)
+    {
+        if (before is null)
+        {
+            actions.Add(new UpgradeAction(add, path));
+            counts.Added++;
+        }
+        else
+        {
+            counts.LeftDeleted++;
+        }
+    }
+
+    /// <summary>A directory on both sides: its entries, walked in turn.</summary>
+    private void WalkInto(int sourceFd, int homeFd, string name, string path, ManifestCursor old, List<UpgradeAction> actions, UpgradeReport counts)
+    {
+        int sourceChild = posix.OpenAt(sourceFd, name, DirectoryFlags, 0);
+        int homeChild = sourceChild < 0 ? -1 : posix.OpenAt(homeFd, name, DirectoryFlags, 0);
+        try
+        {
+            if (homeChild >= 0)
+            {
+                Walk(sourceChild, homeChild, path + "/", old, actions, counts);
+            }
+        }
+        finally
+        {
+            CloseIfOpen(sourceChild);
+            CloseIfOpen(homeChild);
         }
     }
 
@@ -407,7 +352,7 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
 
     private static StreamWriter Writer(DirectoryHandle state, string identity)
     {
-        int fd = state.CreateFile(TemporaryName, ManifestMode);
+        int fd = state.CreateFile(PendingBaseline.TemporaryName, FileModes.Readable);
         var writer = new StreamWriter(new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Write), new System.Text.UTF8Encoding(false)) { NewLine = "\n" };
         writer.WriteLine(ImageManifest.Header(identity));
         return writer;
@@ -415,78 +360,8 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
 
     private StreamReader? Reader(DirectoryHandle state)
     {
-        int fd = posix.OpenAt(state.Fd, ImageManifest.FileName, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, 0);
+        int fd = posix.OpenAt(state.Fd, WorkspaceLayout.ImageManifest, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, 0);
         return fd < 0 ? null : new StreamReader(new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read));
     }
 
-    private static string TemporaryName => $".{ImageManifest.FileName}.packet-tmp-{Environment.ProcessId}";
-
-    /// <summary>A manifest written beside the recorded one: <see cref="Commit"/> makes it the baseline; disposing it uncommitted throws it away.</summary>
-    public sealed class PendingBaseline(IPosix posix, DirectoryHandle state, StreamWriter output) : IDisposable
-    {
-        private bool _committed;
-
-        public void Commit()
-        {
-            output.Flush();
-            ((FileStream)output.BaseStream).Flush(flushToDisk: true);
-            PosixException.Check(posix.RenameAt(state.Fd, TemporaryName, state.Fd, ImageManifest.FileName, noReplace: false), "replace", state.PathOf(ImageManifest.FileName));
-            _committed = true;
-        }
-
-        public void Dispose()
-        {
-            output.Dispose();
-            if (!_committed)
-            {
-                posix.UnlinkAt(state.Fd, TemporaryName, isDirectory: false);
-            }
-        }
-    }
-
-    /// <summary>Reads the old manifest in step with the walk: entries the new image lacks are passed over.</summary>
-    private sealed class ManifestCursor(StreamReader? reader) : IDisposable
-    {
-        private ManifestEntry? _next;
-        private bool _started;
-
-        public ManifestEntry? Take(string path)
-        {
-            while (Peek() is { } next && ImageManifest.ComparePaths(next.Path, path) < 0)
-            {
-                _next = null;
-            }
-
-            if (Peek() is { } match && match.Path == path)
-            {
-                _next = null;
-                return match;
-            }
-
-            return null;
-        }
-
-        public void Dispose() => reader?.Dispose();
-
-        private ManifestEntry? Peek()
-        {
-            if (reader is null)
-            {
-                return null;
-            }
-
-            if (!_started)
-            {
-                _started = true;
-                reader.ReadLine(); // the header
-            }
-
-            while (_next is null && reader.ReadLine() is { } line)
-            {
-                _next = ImageManifest.Parse(line);
-            }
-
-            return _next;
-        }
-    }
 }

@@ -9,7 +9,14 @@ namespace Packet.Agent.Home;
 /// </summary>
 public sealed record WiringPlan(HomeWiring? Settled, string? LiveHome = null, string? PersistedHome = null, string? MoveAsideTo = null)
 {
-    public string Preview => Settled?.Summary ?? $"would link {LiveHome} to {PersistedHome}" + (MoveAsideTo is { } aside ? $", moving the image's home aside to {aside}" : string.Empty);
+    /// <summary>What a dry run says: where overlayfs cannot move the image's home (EXDEV), this container's view of it is removed instead.</summary>
+    public string Preview => Settled?.Summary ?? $"would link {LiveHome} to {PersistedHome}"
+        + (MoveAsideTo is { } aside ? $", moving the image's home aside to {aside} ({ClearedWhen}: {ClearedInstead})" : string.Empty);
+
+    /// <summary>When the image's home is removed instead of moved.</summary>
+    public const string ClearedWhen = "where overlayfs cannot move it, EXDEV";
+
+    public const string ClearedInstead = "removing this container's view of it instead, which the image keeps";
 }
 
 /// <summary>What was done so that COMMAND and every later shell use the persisted home.</summary>
@@ -31,23 +38,22 @@ public sealed record HomeWiring(string? HomeForCommand, string Summary, bool IsW
 /// Kubernetes pod's <c>KUBERNETES_SERVICE_HOST</c>): on an ordinary machine a root shell running
 /// the agent by hand must never find its <c>/root</c> replaced.
 /// </remarks>
-public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func<bool> inContainer)
+public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func<bool> inContainer, TimeProvider clock)
 {
     public const string ImageSuffix = ".packet-image";
-    private const int AtCurrentDirectory = -100;
 
     /// <summary>What wiring the live home takes, found by looking: nothing (already wired), a link to make, or HOME for COMMAND only and why.</summary>
     public WiringPlan Decide(string liveHome, string persistedHome)
     {
-        int found = posix.LStatAt(AtCurrentDirectory, liveHome, out var live);
-        if (found >= 0 && posix.LStatAt(AtCurrentDirectory, persistedHome, out var persisted) >= 0
+        int found = posix.LStatAt(FileModes.AtCurrentDirectory, liveHome, out var live);
+        if (found >= 0 && posix.LStatAt(FileModes.AtCurrentDirectory, persistedHome, out var persisted) >= 0
             && IsType(live, FilePermissions.S_IFDIR) && live.st_dev == persisted.st_dev && live.st_ino == persisted.st_ino)
         {
             return new WiringPlan(new HomeWiring(null, $"{liveHome} already is the persisted home (the volume is mounted there)"));
         }
 
         string workspace = Path.GetDirectoryName(persistedHome) ?? "/";
-        if (found >= 0 && IsType(live, FilePermissions.S_IFDIR) && posix.LStatAt(AtCurrentDirectory, workspace, out var volume) >= 0
+        if (found >= 0 && IsType(live, FilePermissions.S_IFDIR) && posix.LStatAt(FileModes.AtCurrentDirectory, workspace, out var volume) >= 0
             && live.st_dev == volume.st_dev && live.st_ino == volume.st_ino)
         {
             return new WiringPlan(new HomeWiring(
@@ -60,7 +66,7 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
 
         if (found >= 0 && IsType(live, FilePermissions.S_IFLNK))
         {
-            posix.ReadLinkAt(AtCurrentDirectory, liveHome, out string target);
+            posix.ReadLinkAt(FileModes.AtCurrentDirectory, liveHome, out string target);
             return new WiringPlan(target == persistedHome
                 ? new HomeWiring(null, $"{liveHome} already links to {persistedHome}")
                 : Fallback(liveHome, persistedHome, $"{liveHome} is a symlink to {target}, which the agent does not replace"));
@@ -95,7 +101,7 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
         if (plan.MoveAsideTo is { } aside)
         {
             movedTo = aside;
-            int moved = NoReplaceRename.Move(posix, AtCurrentDirectory, liveHome, AtCurrentDirectory, aside);
+            int moved = NoReplaceRename.Move(posix, FileModes.AtCurrentDirectory, liveHome, FileModes.AtCurrentDirectory, aside);
             if (moved < 0 && PosixException.ErrnoOf(moved) == Errno.EXDEV)
             {
                 // overlayfs without redirect_dir cannot move a directory of the image's layer. The
@@ -116,13 +122,13 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
             }
         }
 
-        int linked = posix.SymlinkAt(persistedHome, AtCurrentDirectory, liveHome);
+        int linked = posix.SymlinkAt(persistedHome, FileModes.AtCurrentDirectory, liveHome);
         if (linked < 0)
         {
             var errno = PosixException.ErrnoOf(linked);
             if (movedTo is not null)
             {
-                NoReplaceRename.Move(posix, AtCurrentDirectory, movedTo, AtCurrentDirectory, liveHome); // put it back
+                NoReplaceRename.Move(posix, FileModes.AtCurrentDirectory, movedTo, FileModes.AtCurrentDirectory, liveHome); // put it back
             }
 
             return Fallback(liveHome, persistedHome, $"creating the link failed: {PosixException.Describe(errno)}");
@@ -147,7 +153,7 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
     private int RemoveTree(string path)
     {
         string parent = Path.GetDirectoryName(path) ?? "/";
-        int parentFd = posix.OpenAt(AtCurrentDirectory, parent, OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC, 0);
+        int parentFd = posix.OpenAt(FileModes.AtCurrentDirectory, parent, OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC, 0);
         if (parentFd < 0)
         {
             return parentFd;
@@ -166,9 +172,9 @@ public sealed class LiveHome(IPosix posix, Func<string, bool> isMountPoint, Func
     private string AsideName(string liveHome)
     {
         string aside = liveHome + ImageSuffix;
-        return posix.LStatAt(AtCurrentDirectory, aside, out _) < 0
+        return posix.LStatAt(FileModes.AtCurrentDirectory, aside, out _) < 0
             ? aside
-            : $"{aside}-{DateTime.UtcNow:yyyyMMddTHHmmssZ}";
+            : $"{aside}-{clock.GetUtcNow().UtcDateTime:yyyyMMddTHHmmssZ}";
     }
 
     private static bool IsType(in Stat stat, FilePermissions type) => (stat.st_mode & FilePermissions.S_IFMT) == type;

@@ -38,7 +38,7 @@ public interface IHookRunner
 /// multi-threaded runtime. Stopping a hook (its time limit, or a stop signal to the agent) sends
 /// SIGTERM to its whole group, and SIGKILL to the group and its process tree after a grace.
 /// </summary>
-public sealed class HookRunner(IPosix posix, string agentPath) : IHookRunner
+public sealed class HookRunner(IPosix posix, string agentPath, TimeProvider clock) : IHookRunner
 {
     private const int SigTerm = 15;
     private const int SigKill = 9;
@@ -46,6 +46,64 @@ public sealed class HookRunner(IPosix posix, string agentPath) : IHookRunner
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(1);
 
     public HookOutcome Run(HookRun hook, HookIdentity identity, IReadOnlyDictionary<string, string> environment, string workingDirectory, TimeSpan timeout, Action<string> onLine, CancellationToken stop)
+    {
+        var startInfo = StartInfo(hook, identity, environment, workingDirectory);
+        var gate = new Lock();
+        bool finished = false;
+        using var outputEnded = new CountdownEvent(2);
+        void Line(string? line)
+        {
+            lock (gate)
+            {
+                if (finished)
+                {
+                    return; // the log descriptor is closed (and its number maybe reused) once Run returns
+                }
+
+                if (line is null)
+                {
+                    outputEnded.Signal();
+                    return;
+                }
+
+                posix.Write(hook.LogFd, Encoding.UTF8.GetBytes(line + "\n"));
+                onLine(line);
+            }
+        }
+
+        long started = clock.GetTimestamp();
+        using var process = new Process { StartInfo = startInfo, EnableRaisingEvents = true };
+        var exit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.Exited += (_, _) => exit.TrySetResult();
+        process.OutputDataReceived += (_, e) => Line(e.Data);
+        process.ErrorDataReceived += (_, e) => Line(e.Data);
+        if (Start(process) is { } notStarted)
+        {
+            return new HookOutcome(-1, false, clock.GetElapsedTime(started), notStarted);
+        }
+
+        // The hook's exit, not the end of its output: a server it started in the background may hold
+        // the pipe open for ever (Process.WaitForExitAsync would wait for that too, once lines are read).
+        bool exited = WaitForExit(exit.Task, timeout, stop);
+        if (!exited)
+        {
+            StopGroup(process);
+        }
+
+        // The last lines arrive after the exit; a background child that kept the pipe open (it
+        // should redirect its output) is not waited for beyond a moment, nor at all when stopping.
+        outputEnded.Wait(stop.IsCancellationRequested ? TimeSpan.Zero : OutputGrace, CancellationToken.None);
+        lock (gate)
+        {
+            finished = true;
+        }
+
+        bool stopped = !exited && stop.IsCancellationRequested;
+        return new HookOutcome(exited ? process.ExitCode : -1, !exited && !stopped, clock.GetElapsedTime(started), Stopped: stopped);
+    }
+
+    /// <summary>The agent's run-as, which drops to the hook's user and execs the hook, with exactly the given environment.</summary>
+    private ProcessStartInfo StartInfo(HookRun hook, HookIdentity identity, IReadOnlyDictionary<string, string> environment, string workingDirectory)
     {
         var startInfo = new ProcessStartInfo(agentPath)
         {
@@ -71,78 +129,32 @@ public sealed class HookRunner(IPosix posix, string agentPath) : IHookRunner
             startInfo.Environment[name] = value;
         }
 
-        var gate = new Lock();
-        bool finished = false;
-        using var outputEnded = new CountdownEvent(2);
-        void Line(string? line)
-        {
-            lock (gate)
-            {
-                if (finished)
-                {
-                    return; // the log descriptor is closed (and its number maybe reused) once Run returns
-                }
+        return startInfo;
+    }
 
-                if (line is null)
-                {
-                    outputEnded.Signal();
-                    return;
-                }
-
-                posix.Write(hook.LogFd, Encoding.UTF8.GetBytes(line + "\n"));
-                onLine(line);
-            }
-        }
-
-        var started = Stopwatch.StartNew();
-        using var process = new Process { StartInfo = startInfo, EnableRaisingEvents = true };
-        var exit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        process.Exited += (_, _) => exit.TrySetResult();
-        process.OutputDataReceived += (_, e) => Line(e.Data);
-        process.ErrorDataReceived += (_, e) => Line(e.Data);
+    /// <summary>Starts the hook with nothing on its standard input and its output read line by line; why it could not start, or null.</summary>
+    private static string? Start(Process process)
+    {
         try
         {
             process.Start();
         }
         catch (Win32Exception e)
         {
-            return new HookOutcome(-1, false, started.Elapsed, e.Message);
+            return e.Message;
         }
 
         process.StandardInput.Close();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-
-        // The hook's exit, not the end of its output: a server it started in the background may hold
-        // the pipe open for ever (Process.WaitForExitAsync would wait for that too, once lines are read).
-        bool exited = WaitForExit(exit.Task, timeout, stop);
-        if (!exited)
-        {
-            StopGroup(process);
-        }
-
-        // The last lines arrive after the exit; a background child that kept the pipe open (it
-        // should redirect its output) is not waited for beyond a moment, nor at all when stopping.
-        outputEnded.Wait(stop.IsCancellationRequested ? TimeSpan.Zero : OutputGrace, CancellationToken.None);
-        lock (gate)
-        {
-            finished = true;
-        }
-
-        bool stopped = !exited && stop.IsCancellationRequested;
-        return new HookOutcome(exited ? process.ExitCode : -1, !exited && !stopped, started.Elapsed, Stopped: stopped);
+        return null;
     }
 
-    private static bool WaitForExit(Task exit, TimeSpan timeout, CancellationToken stop)
+    private bool WaitForExit(Task exit, TimeSpan timeout, CancellationToken stop)
     {
-        try
-        {
-            return exit.Wait(timeout, stop);
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
+        // The time limit, or the stop, ends the delay; the delay's own ending (cancelled) is not an error here.
+        Task.WhenAny(exit, Task.Delay(timeout, clock, stop)).GetAwaiter().GetResult();
+        return exit.IsCompleted;
     }
 
     /// <summary>
@@ -153,10 +165,10 @@ public sealed class HookRunner(IPosix posix, string agentPath) : IHookRunner
     {
         int group = -process.Id;
         posix.Kill(group, SigTerm);
-        var grace = Stopwatch.StartNew();
-        while (posix.Kill(group, 0) >= 0 && grace.Elapsed < StopGrace)
+        long asked = clock.GetTimestamp();
+        while (posix.Kill(group, 0) >= 0 && clock.GetElapsedTime(asked) < StopGrace)
         {
-            Thread.Sleep(20);
+            Task.Delay(TimeSpan.FromMilliseconds(20), clock).Wait();
         }
 
         posix.Kill(group, SigKill);

@@ -1,6 +1,6 @@
 using System.Text.Json;
-using Mono.Unix.Native;
 using System.Text.Json.Serialization;
+using Packet.Agent.Posix;
 using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Hooks;
@@ -12,8 +12,6 @@ namespace Packet.Agent.Hooks;
 /// </summary>
 public sealed class HookState
 {
-    public const string FileName = "hooks.json";
-    private const FilePermissions Mode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
 
     /// <summary>First-boot hook name → the hash of the content it succeeded with.</summary>
     public Dictionary<string, string> FirstBootSucceeded { get; init; } = [];
@@ -23,7 +21,7 @@ public sealed class HookState
 
     public static HookState Load(DirectoryHandle state)
     {
-        byte[]? content = state.ReadFile(FileName, 1024 * 1024, out _);
+        byte[]? content = state.ReadFile(WorkspaceLayout.HookState, 1024 * 1024, out _);
         return content is null ? Empty() : Parse(content);
     }
 
@@ -72,7 +70,7 @@ public sealed class HookState
     }
 
     public void Save(DirectoryHandle state, uint uid, uint gid) =>
-        state.ReplaceFile(FileName, JsonSerializer.SerializeToUtf8Bytes(this, HooksJson.Default.HookState), uid, gid, Mode);
+        state.ReplaceFile(WorkspaceLayout.HookState, JsonSerializer.SerializeToUtf8Bytes(this, HooksJson.Default.HookState), uid, gid, FileModes.Readable);
 
     public static string Hash(byte[] content) => Copy.ContentHash.Of(content);
 

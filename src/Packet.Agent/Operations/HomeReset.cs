@@ -14,7 +14,6 @@ public sealed record ResetOutcome(bool Done, string Message, string? MovedTo = n
 /// </summary>
 public sealed class HomeReset(IPosix posix, TimeProvider clock)
 {
-    public const string BackupPrefix = "home.bak-";
 
     public ResetOutcome MoveAside(string workspacePath, string sourceHome, bool dryRun)
     {
@@ -35,9 +34,9 @@ public sealed class HomeReset(IPosix posix, TimeProvider clock)
             return new ResetOutcome(true, $"{workspace.PathOf(WorkspaceLayout.Home)} does not exist; nothing to move");
         }
 
-        using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
+        using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
         string? holder = null;
-        using var held = WorkspaceLock.Acquire(posix, state, TimeSpan.Zero, TimeSpan.FromDays(1), (who, _) => holder = who, CancellationToken.None);
+        using var held = WorkspaceLock.Acquire(posix, state, clock, TimeSpan.Zero, TimeSpan.FromDays(1), (who, _) => holder = who, CancellationToken.None);
         if (held is null)
         {
             return new ResetOutcome(false, $"another agent holds {state.PathOf(WorkspaceLayout.Lock)} ({holder}): it may be seeding this home; try again once it has finished");
@@ -50,10 +49,10 @@ public sealed class HomeReset(IPosix posix, TimeProvider clock)
 
     private string BackupName(DirectoryHandle workspace)
     {
-        string name = BackupPrefix + clock.GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        string name = WorkspaceLayout.HomeBackupPrefix + clock.GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture);
         for (int n = 2; workspace.Exists(name); n++)
         {
-            name = $"{BackupPrefix}{clock.GetUtcNow():yyyyMMdd'T'HHmmss'Z'}-{n}";
+            name = $"{WorkspaceLayout.HomeBackupPrefix}{clock.GetUtcNow():yyyyMMdd'T'HHmmss'Z'}-{n}";
         }
 
         return name;

@@ -42,7 +42,6 @@ public sealed record StatusReport(WorkspaceInfo Workspace, HomeInfo Home, LiveHo
 /// </remarks>
 public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mounts)
 {
-    private const int AtCurrentDirectory = -100;
     private const int WriteAndSearch = 2 | 1;
     private const int MaxFileBytes = 1 << 20;
 
@@ -71,8 +70,8 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         string persisted = Path.Join(workspacePath, WorkspaceLayout.Home);
         var home = Home(handle, persisted, attention);
         using var state = TryOpen(handle, WorkspaceLayout.State, attention);
-        var (lastBoot, unreadable) = Report(state, BootReportWriter.FileName);
-        string? lastBootPath = lastBoot is null ? null : state!.PathOf(BootReportWriter.FileName);
+        var (lastBoot, unreadable) = Report(state, WorkspaceLayout.Report);
+        string? lastBootPath = lastBoot is null ? null : state!.PathOf(WorkspaceLayout.Report);
         if (aside is not null && (lastBoot is null || aside.Report.StartedAt > lastBoot.StartedAt))
         {
             (lastBoot, unreadable, lastBootPath) = (aside.Report, null, aside.Path);
@@ -85,24 +84,9 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
             attention.Add($"{locked} is not writable by uid {userId}: an agent running as this user can neither seed nor keep the home there (give the volume to the user: the pod's securityContext.fsGroup, a root init container, or chown)");
         }
 
-        if (present && !home.Seeded)
+        if (present)
         {
-            attention.Add(Step(lastBoot, "seed") is { Outcome: "warning" or "failed" } seed
-                ? $"{persisted} is not seeded (no {WorkspaceLayout.Marker}): the last boot could not seed it ({seed.Summary})"
-                : locked is not null
-                    ? $"{persisted} is not seeded (no {WorkspaceLayout.Marker}), and cannot be by uid {userId}"
-                    : $"{persisted} is not seeded (no {WorkspaceLayout.Marker}); the next boot seeds it");
-        }
-        else if (present && home.Marker?.NotPreserved is { Count: > 0 } losses)
-        {
-            attention.Add($"the volume did not keep all of the home when it was seeded ({string.Join(", ", losses.Keys.Select(k => k.Replace('_', ' ')))}; see \"not kept\"): cp -a loses the same there; a volume such as ext4 or xfs keeps them");
-        }
-
-        if (present && home.Seeded && !home.ProfileBlock)
-        {
-            attention.Add(Step(lastBoot, "profile") is { Outcome: "warning" or "failed" } profile
-                ? $"{Path.Join(persisted, WorkspaceLayout.ShellProfile)} has no workspace block: the last boot could not add it ({profile.Summary})"
-                : $"{Path.Join(persisted, WorkspaceLayout.ShellProfile)} has no workspace block; the next boot adds it");
+            HomeAttention(home, persisted, lastBoot, locked is null ? null : userId, attention);
         }
 
         var live = LiveHome(liveHome, persisted);
@@ -111,24 +95,12 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
             attention.Add($"{liveHome} is not the persisted home: shells that start there do not see it (see --link-home)");
         }
 
-        if (unreadable is not null)
-        {
-            attention.Add($"the last boot's report cannot be read ({unreadable})");
-        }
-        else if (lastBoot is { Outcome: not "ok" })
-        {
-            int times = SameOutcomeStreak(lastBoot, state!);
-            string how = lastBoot.Outcome switch { "failed" => "failed", "stopped" => "were stopped", _ => "had warnings" };
-            attention.Add(times > 1
-                ? $"the last {times} boots {how} the same way: {string.Join("; ", lastBoot.Warnings)}"
-                : $"the last boot {(lastBoot.Outcome == "stopped" ? "was stopped" : how)}: {string.Join("; ", lastBoot.Warnings)}");
-        }
-
+        LastBootAttention(lastBoot, unreadable, state, attention);
         var ssh = Ssh(state);
 
         // An sshd that is gone matters only when the last boot meant it to run: a boot that started
         // none (no key to let in, --ssh off) leaves an earlier container's record behind.
-        if (ssh is { Running: false } && Step(lastBoot, "ssh") is null or { Outcome: "ok" or "warning" or "failed" })
+        if (ssh is { Running: false } && Step(lastBoot, StepId.Ssh) is null or { Outcome: not StepOutcome.Skipped })
         {
             attention.Add($"sshd (pid {ssh.Pid?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}) is not running: SSH logins fail until the next boot starts it (log: {ssh.Log})");
         }
@@ -136,7 +108,51 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         return new StatusReport(workspace, home, live, lastBoot, attention, unreadable, ssh, lastBootPath);
     }
 
-    private static StepReport? Step(BootReport? report, string name) => report?.Steps.FirstOrDefault(s => s.Name == name);
+    /// <summary>
+    /// The home: not seeded (and why, and whether this user could: <paramref name="lockedFor"/> is
+    /// the uid the volume is not writable for, when it is not), not kept whole by the volume, no workspace block.
+    /// </summary>
+    private static void HomeAttention(HomeInfo home, string persisted, BootReport? lastBoot, uint? lockedFor, List<string> attention)
+    {
+        if (!home.Seeded)
+        {
+            attention.Add(Step(lastBoot, StepId.Seed) is { Outcome: StepOutcome.Warning or StepOutcome.Failed } seed
+                ? $"{persisted} is not seeded (no {WorkspaceLayout.Marker}): the last boot could not seed it ({seed.Summary})"
+                : lockedFor is { } userId
+                    ? $"{persisted} is not seeded (no {WorkspaceLayout.Marker}), and cannot be by uid {userId}"
+                    : $"{persisted} is not seeded (no {WorkspaceLayout.Marker}); the next boot seeds it");
+        }
+        else if (home.Marker?.NotPreserved is { Count: > 0 } losses)
+        {
+            attention.Add($"the volume did not keep all of the home when it was seeded ({string.Join(", ", losses.Keys.Select(k => k.Replace('_', ' ')))}; see \"not kept\"): cp -a loses the same there; a volume such as ext4 or xfs keeps them");
+        }
+
+        if (home.Seeded && !home.ProfileBlock)
+        {
+            attention.Add(Step(lastBoot, StepId.Profile) is { Outcome: StepOutcome.Warning or StepOutcome.Failed } profile
+                ? $"{Path.Join(persisted, WorkspaceLayout.ShellProfile)} has no workspace block: the last boot could not add it ({profile.Summary})"
+                : $"{Path.Join(persisted, WorkspaceLayout.ShellProfile)} has no workspace block; the next boot adds it");
+        }
+    }
+
+    /// <summary>The last boot: a report that cannot be read, or one that did not end ok (and how many in a row ended the same way).</summary>
+    private static void LastBootAttention(BootReport? lastBoot, string? unreadable, DirectoryHandle? state, List<string> attention)
+    {
+        if (unreadable is not null)
+        {
+            attention.Add($"the last boot's report cannot be read ({unreadable})");
+        }
+        else if (lastBoot is { Outcome: not BootEnding.Ok })
+        {
+            int times = SameOutcomeStreak(lastBoot, state!);
+            string how = lastBoot.Outcome switch { BootEnding.Failed => "failed", BootEnding.Stopped => "were stopped", _ => "had warnings" };
+            attention.Add(times > 1
+                ? $"the last {times} boots {how} the same way: {string.Join("; ", lastBoot.Warnings)}"
+                : $"the last boot {(lastBoot.Outcome == BootEnding.Stopped ? "was stopped" : how)}: {string.Join("; ", lastBoot.Warnings)}");
+        }
+    }
+
+    private static StepReport? Step(BootReport? report, StepId step) => report?.Steps.FirstOrDefault(s => s.Name == step.Name);
 
     /// <summary>
     /// As the guard sees it: the workspace itself while it lacks the home, the state folder or bin,
@@ -158,9 +174,9 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
     private static int SameOutcomeStreak(BootReport last, DirectoryHandle state)
     {
         int times = 1;
-        for (int generation = 1; generation <= BootReportWriter.PreviousKept; generation++)
+        for (int generation = 1; generation <= WorkspaceLayout.PreviousReportsKept; generation++)
         {
-            var (earlier, _) = Report(state, BootReportWriter.Previous(generation));
+            var (earlier, _) = Report(state, WorkspaceLayout.PreviousReport(generation));
             if (earlier is null || earlier.Outcome != last.Outcome || !earlier.Warnings.SequenceEqual(last.Warnings))
             {
                 break;
@@ -206,7 +222,7 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         }
         else if (report.LastBoot is { } boot)
         {
-            Line("last boot", $"{boot.StartedAt:yyyy-MM-dd HH:mm:ss} UTC, {boot.Outcome} in {boot.DurationSeconds:0.###} s, exit {boot.ExitCode}, agent {boot.AgentVersion}" + (boot.ImageVersion is { } image ? $", image {image}" : string.Empty)
+            Line("last boot", $"{boot.StartedAt:yyyy-MM-dd HH:mm:ss} UTC, {BootReportJson.WireName(boot.Outcome)} in {boot.DurationSeconds:0.###} s, exit {boot.ExitCode}, agent {boot.AgentVersion}" + (boot.ImageVersion is { } image ? $", image {image}" : string.Empty)
                 + (boot.KeptAside is not null ? $" (report in {report.LastBootPath}: not on the volume)" : string.Empty));
             Line("gpus", boot.Gpus.Count == 0 ? "none seen by the last boot" : string.Join("; ", boot.Gpus.Select(g => $"{g.Index}: {g.Name}, {g.MemoryUsedMib}/{g.MemoryTotalMib} MiB, driver {g.DriverVersion}")));
         }
@@ -294,12 +310,12 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
     /// <summary>The live home is outside the workspace; lstat tells a link from the directory itself.</summary>
     private LiveHomeInfo LiveHome(string liveHome, string persisted)
     {
-        if (posix.LStatAt(AtCurrentDirectory, liveHome, out var stat) < 0)
+        if (posix.LStatAt(FileModes.AtCurrentDirectory, liveHome, out var stat) < 0)
         {
             return new LiveHomeInfo(liveHome, "missing", null);
         }
 
-        if ((stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFLNK && posix.ReadLinkAt(AtCurrentDirectory, liveHome, out string target) >= 0)
+        if ((stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFLNK && posix.ReadLinkAt(FileModes.AtCurrentDirectory, liveHome, out string target) >= 0)
         {
             return new LiveHomeInfo(liveHome, target == persisted ? "linked" : "a link elsewhere", target);
         }
@@ -312,7 +328,7 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
     {
         try
         {
-            if (state?.ReadFile(Steps.SshStep.StateFile, MaxFileBytes, out _) is not { } bytes
+            if (state?.ReadFile(WorkspaceLayout.SshState, MaxFileBytes, out _) is not { } bytes
                 || JsonSerializer.Deserialize(bytes, SshJson.Default.SshState) is not { } recorded)
             {
                 return null;
@@ -344,7 +360,7 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
             }
 
             // Fields a report always has: a JSON object without them is not one (a truncated write, say).
-            return JsonSerializer.Deserialize(bytes, BootJson.Default.BootReport) is { Outcome: not null, Steps: not null, Warnings: not null, Gpus: not null } report
+            return JsonSerializer.Deserialize(bytes, BootJson.Default.BootReport) is { Steps: not null, Warnings: not null, Gpus: not null } report
                 ? (report, null)
                 : (null, $"{path} is not a boot report");
         }

@@ -87,7 +87,7 @@ public sealed class BootSequence(BootSteps steps, ILoggerFactory loggers, IBootR
     private void Keep(StepRunner run, DirectoryHandle? workspace, BootReport report)
     {
         string? refused = workspace is null
-            ? $"the workspace was not usable ({run.Records.FirstOrDefault(r => r.Name == "guard")?.Summary ?? "the boot stopped before the guard"})"
+            ? $"the workspace was not usable ({run.Records.FirstOrDefault(r => r.Step == StepId.Guard)?.Summary ?? "the boot stopped before the guard"})"
             : reports.Write(workspace, report);
         if (refused is null)
         {
@@ -113,7 +113,7 @@ public sealed class BootSequence(BootSteps steps, ILoggerFactory loggers, IBootR
     {
         var records = run.Records;
         var warnings = records.Where(r => r.Outcome is StepOutcome.Warning or StepOutcome.Failed).Select(r => $"{r.Name}: {r.Summary}").ToArray();
-        string outcome = run.Settings.Stop.Requested ? "stopped" : exitCode != ExitCode.Success ? "failed" : warnings.Length > 0 ? "warnings" : "ok";
+        var outcome = run.Settings.Stop.Requested ? BootEnding.Stopped : exitCode != ExitCode.Success ? BootEnding.Failed : warnings.Length > 0 ? BootEnding.Warnings : BootEnding.Ok;
         return new BootReport(
             AgentInfo.Name,
             AgentInfo.Version,
@@ -122,7 +122,7 @@ public sealed class BootSequence(BootSteps steps, ILoggerFactory loggers, IBootR
             Math.Round(run.Elapsed.TotalSeconds, 3),
             (int)exitCode,
             outcome,
-            records.Select(r => new StepReport(r.Name, r.Outcome.ToString().ToLowerInvariant(), Math.Round(r.Duration.TotalSeconds, 3), r.Summary)).ToArray(),
+            records.Select(r => new StepReport(r.Name, r.Outcome, Math.Round(r.Duration.TotalSeconds, 3), r.Summary, r.Replanned)).ToArray(),
             seed is null ? null : MarkerStep.Counts(seed),
             gpus,
             warnings,

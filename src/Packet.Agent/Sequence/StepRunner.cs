@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Packet.Agent.Boot;
 using Packet.Agent.Steps;
@@ -13,15 +12,15 @@ namespace Packet.Agent.Sequence;
 /// </summary>
 internal sealed partial class StepRunner(BootSettings settings, ILoggerFactory loggers, TimeProvider clock)
 {
-    private readonly ILogger _log = loggers.CreateLogger("boot");
-    private readonly Stopwatch _elapsed = Stopwatch.StartNew();
+    private readonly ILogger _log = loggers.CreateLogger(StepId.Boot.Name);
+    private readonly long _started = clock.GetTimestamp();
     private string? _failure;
 
     public BootSettings Settings => settings;
 
     public DateTimeOffset StartedAt { get; } = clock.GetUtcNow();
 
-    public TimeSpan Elapsed => _elapsed.Elapsed;
+    public TimeSpan Elapsed => clock.GetElapsedTime(_started);
 
     public List<StepRecord> Records { get; } = [];
 
@@ -36,13 +35,15 @@ internal sealed partial class StepRunner(BootSettings settings, ILoggerFactory l
             return default;
         }
 
-        var started = Stopwatch.StartNew();
+        long started = clock.GetTimestamp();
         StepResult result;
         TOut? value = default;
+        IReadOnlyList<PlannedChange> changes = [];
         try
         {
             using var plan = step.Decide(input, settings);
-            (result, value) = settings.Options.DryRun ? (plan.Preview, plan.Planned) : plan.Apply();
+            changes = plan.Changes;
+            (result, value) = settings.Options.DryRun || plan is SettledPlan<TOut> ? (plan.Preview, plan.Planned) : step.Apply(plan, settings);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -53,15 +54,23 @@ internal sealed partial class StepRunner(BootSettings settings, ILoggerFactory l
         if (result.Outcome == StepOutcome.Warning && (step.Policy == FailurePolicy.FailBoot || settings.Options.Strict))
         {
             string why = step.Policy == FailurePolicy.FailBoot ? "required" : "--strict";
-            stop = $"{step.Name}: {result.Summary}";
+            stop = $"{step.Id.Name}: {result.Summary}";
             result = result with { Outcome = StepOutcome.Failed, Summary = $"{result.Summary}; the boot fails ({why})" };
         }
         else if (result.Outcome == StepOutcome.Failed)
         {
-            stop = $"{step.Name}: {result.Summary}";
+            stop = $"{step.Id.Name}: {result.Summary}";
         }
 
-        Records.Add(new StepRecord(step.Name, result.Outcome, result.Summary, started.Elapsed));
+        var logger = loggers.CreateLogger(step.Id.Name);
+        var eventId = new EventId(step.Id.Number, step.Id.Name);
+        if (result.Replanned is { } replanned)
+        {
+            // Decided again under the lock: the work differs from what the plan (and a dry run) said.
+            LoggerMessage.Define<string>(LogLevel.Information, eventId, "re-planned: {Replanned}")(logger, replanned.Reason, null);
+        }
+
+        Records.Add(new StepRecord(step.Id, result.Outcome, result.Summary, clock.GetElapsedTime(started), changes, result.Replanned?.Reason));
         var (level, template) = result.Outcome switch
         {
             StepOutcome.Ok => (LogLevel.Information, "{Summary}"),
@@ -69,7 +78,7 @@ internal sealed partial class StepRunner(BootSettings settings, ILoggerFactory l
             StepOutcome.Warning => (LogLevel.Warning, "{Summary}"),
             _ => (LogLevel.Error, "{Summary}"),
         };
-        LoggerMessage.Define<string>(level, new EventId(step.Number, step.Name), template)(loggers.CreateLogger(step.Name), result.Summary, null);
+        LoggerMessage.Define<string>(level, eventId, template)(logger, result.Summary, null);
         _failure ??= stop;
         return value;
     }
@@ -81,8 +90,8 @@ internal sealed partial class StepRunner(BootSettings settings, ILoggerFactory l
         {
             // Signalled: nothing more is started, COMMAND included; the report and the log say where it stopped.
             string during = Records.Count > 0 ? Records[^1].Name : "the start";
-            string[] names = ["guard", "seed", "marker", "profile", "gpu", "hooks", "ssh", .. settings.Options.Command.Count > 0 ? new[] { "exec" } : []];
-            var notRun = names.Except(Records.Select(r => r.Name)).ToArray();
+            var steps = StepId.Sequence.Where(id => id != StepId.Exec || settings.Options.Command.Count > 0);
+            var notRun = steps.Except(Records.Select(r => r.Step)).Select(id => id.Name).ToArray();
             Log.Stopped(_log, settings.Stop.SignalName, during, notRun.Length == 0 ? "nothing" : string.Join(", ", notRun));
             return (ExitCode.StoppedBySignal + settings.Stop.Signal, $"stopped by {settings.Stop.SignalName} during {during}");
         }
@@ -101,7 +110,7 @@ internal sealed partial class StepRunner(BootSettings settings, ILoggerFactory l
 
     public void LogEnd(ExitCode exitCode)
     {
-        string outline = string.Join(", ", Records.Select(r => $"{r.Name} {r.Outcome.ToString().ToLowerInvariant()}"));
+        string outline = string.Join(", ", Records.Select(r => $"{r.Name} {BootReportJson.WireName(r.Outcome)}"));
         int warnings = Records.Count(r => r.Outcome == StepOutcome.Warning);
         if (exitCode == ExitCode.Success)
         {
@@ -115,19 +124,19 @@ internal sealed partial class StepRunner(BootSettings settings, ILoggerFactory l
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 0, Level = LogLevel.Warning, Message = "{Reason}")]
+        [LoggerMessage(EventId = StepNumber.Boot, Level = LogLevel.Warning, Message = "{Reason}")]
         public static partial void Warning(ILogger logger, string reason);
 
-        [LoggerMessage(EventId = 0, Level = LogLevel.Information, Message = "{Message}")]
+        [LoggerMessage(EventId = StepNumber.Boot, Level = LogLevel.Information, Message = "{Message}")]
         public static partial void Note(ILogger logger, string message);
 
-        [LoggerMessage(EventId = 0, Level = LogLevel.Warning, Message = "stopped by {Signal} during {Step}; not run: {NotRun}")]
+        [LoggerMessage(EventId = StepNumber.Boot, Level = LogLevel.Warning, Message = "stopped by {Signal} during {Step}; not run: {NotRun}")]
         public static partial void Stopped(ILogger logger, string signal, string step, string notRun);
 
-        [LoggerMessage(EventId = 0, Level = LogLevel.Information, Message = "boot finished in {Duration}, warnings: {Warnings}; {Outline}")]
+        [LoggerMessage(EventId = StepNumber.Boot, Level = LogLevel.Information, Message = "boot finished in {Duration}, warnings: {Warnings}; {Outline}")]
         public static partial void Finished(ILogger logger, string duration, int warnings, string outline);
 
-        [LoggerMessage(EventId = 0, Level = LogLevel.Error, Message = "boot failed after {Duration} (exit {ExitCode}): {Outline}")]
+        [LoggerMessage(EventId = StepNumber.Boot, Level = LogLevel.Error, Message = "boot failed after {Duration} (exit {ExitCode}): {Outline}")]
         public static partial void Failed(ILogger logger, string duration, int exitCode, string outline);
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.IO.Abstractions;
 using System.Text;
 
 namespace Packet.Agent.Ssh;
@@ -20,17 +21,17 @@ public static class AgentSshd
     /// The running sshd the runtime directory's pid file names, when that process is an sshd started
     /// with this directory's config (its command line says <c>-f CONFIG</c>); null otherwise.
     /// </summary>
-    public static RunningSshd? Find(string runtime)
+    public static RunningSshd? Find(IFileSystem files, string runtime)
     {
         string config = Path.Join(runtime, ConfigFile);
-        if (ReadPid(Path.Join(runtime, PidFile)) is not { } pid || !StartedWith(pid, config))
+        if (ReadPid(files, Path.Join(runtime, PidFile)) is not { } pid || !StartedWith(files, pid, config))
         {
             return null;
         }
 
         try
         {
-            return new RunningSshd(pid, File.ReadAllText(config));
+            return new RunningSshd(pid, files.File.ReadAllText(config));
         }
         catch (IOException)
         {
@@ -39,11 +40,11 @@ public static class AgentSshd
     }
 
     /// <summary>The pid a pid file holds; null when there is none or it is not a number.</summary>
-    public static int? ReadPid(string pidFile)
+    public static int? ReadPid(IFileSystem files, string pidFile)
     {
         try
         {
-            return int.TryParse(File.ReadAllText(pidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) && pid > 0 ? pid : null;
+            return int.TryParse(files.File.ReadAllText(pidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) && pid > 0 ? pid : null;
         }
         catch (IOException)
         {
@@ -52,18 +53,18 @@ public static class AgentSshd
     }
 
     /// <summary>Whether the process is sshd (by its name) started with <paramref name="config"/> (by its arguments).</summary>
-    public static bool StartedWith(int pid, string config)
+    public static bool StartedWith(IFileSystem files, int pid, string config)
     {
         try
         {
-            if (File.ReadAllText($"/proc/{pid}/comm").Trim() != "sshd")
+            if (!IsSshd(files, pid))
             {
                 return false;
             }
 
             // sshd's listener rewrites its arguments into a process title ("sshd: /usr/sbin/sshd -f CONFIG ...
             // [listener] ..."), one string: the words are split at spaces as well as NULs.
-            string[] arguments = Encoding.UTF8.GetString(File.ReadAllBytes($"/proc/{pid}/cmdline")).Split(['\0', ' ']);
+            string[] arguments = Encoding.UTF8.GetString(files.File.ReadAllBytes($"/proc/{pid}/cmdline")).Split(['\0', ' ']);
             int flag = Array.IndexOf(arguments, "-f");
             return flag >= 0 && flag + 1 < arguments.Length && arguments[flag + 1] == config;
         }
@@ -74,11 +75,11 @@ public static class AgentSshd
     }
 
     /// <summary>Whether the process is an sshd at all (a stale pid file may name another program by now).</summary>
-    public static bool IsSshd(int pid)
+    public static bool IsSshd(IFileSystem files, int pid)
     {
         try
         {
-            return File.ReadAllText($"/proc/{pid}/comm").Trim() == "sshd";
+            return files.File.ReadAllText($"/proc/{pid}/comm").Trim() == "sshd";
         }
         catch (IOException)
         {

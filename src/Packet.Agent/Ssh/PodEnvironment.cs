@@ -1,4 +1,5 @@
 using System.Collections;
+using System.IO.Abstractions;
 using System.Text;
 
 namespace Packet.Agent.Ssh;
@@ -42,10 +43,10 @@ public static class PodEnvironment
     /// the session's own <c>PACKET_*</c> settings over it. <paramref name="recordedBy"/> names the
     /// record when it was used.
     /// </summary>
-    public static IDictionary Resolve(string runtime, IDictionary process, out string? recordedBy)
+    public static IDictionary Resolve(IFileSystem files, string runtime, IDictionary process, out string? recordedBy)
     {
         recordedBy = null;
-        if (process[SessionMarker] is not string { Length: > 0 } || AgentSshd.Find(runtime) is not { } sshd)
+        if (process[SessionMarker] is not string { Length: > 0 } || AgentSshd.Find(files, runtime) is not { } sshd)
         {
             return process;
         }
@@ -54,13 +55,13 @@ public static class PodEnvironment
         Dictionary<string, string> pod;
         try
         {
-            var info = new FileInfo(record);
+            var info = files.FileInfo.New(record);
             if (!info.Exists || info.Length > MaxRecordBytes)
             {
                 return process;
             }
 
-            pod = Parse(File.ReadAllBytes(record));
+            pod = Parse(files.File.ReadAllBytes(record));
         }
         catch (IOException)
         {

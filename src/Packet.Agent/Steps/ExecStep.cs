@@ -20,9 +20,7 @@ public sealed record ExecDecision(ExecPlan? Plan, ExitCode FailureCode, string? 
 /// </summary>
 public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environment, LiveHome liveHome) : IBootStep<HomeState?, ExecDecision>
 {
-    public string Name => "exec";
-
-    public int Number => 8;
+    public StepId Id => StepId.Exec;
 
     public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
 
@@ -45,28 +43,67 @@ public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environ
             return StepPlan.Settled<ExecDecision>(StepResult.Failed(failure), new ExecDecision(null, code, failure));
         }
 
-        string typed = string.Join(' ', command);
-        string preview = $"would replace the agent with {typed}" + (wiring is null ? string.Empty : $"; {wiring.Preview}");
-        var planned = new ExecDecision(Plan(found.Path!, command, variables), ExitCode.Success, null);
-        return StepPlan.ToApply<ExecDecision>(StepResult.Ok(preview), planned, () =>
-        {
-            var home = wiring is null ? null : liveHome.Apply(wiring);
-            if (home?.HomeForCommand is { } homeForCommand)
-            {
-                variables["HOME"] = homeForCommand;
-            }
+        return new CommandPlan(found.Path!, command, variables, wiring);
+    }
 
-            var decision = new ExecDecision(Plan(found.Path!, command, variables), ExitCode.Success, null);
-            string replacing = $"replacing the agent with {found.Path} {string.Join(' ', command.Skip(1))}";
-            return home switch
-            {
-                { IsWarning: true } => (StepResult.Problem($"{home.Summary}; {replacing}"), decision),
-                { } wired => (StepResult.Ok($"{wired.Summary}; {replacing}"), decision),
-                _ => (StepResult.Ok(replacing), decision),
-            };
-        });
+    /// <summary>The live home wired as planned, and COMMAND with the environment it will have.</summary>
+    public (StepResult Result, ExecDecision Value) Apply(StepPlan<ExecDecision> plan, BootSettings settings)
+    {
+        if (plan is not CommandPlan command)
+        {
+            return (plan.Preview, plan.Planned);
+        }
+
+        var variables = new SortedDictionary<string, string>(command.Variables.ToDictionary(v => v.Key, v => v.Value), StringComparer.Ordinal);
+        var home = command.Wiring is null ? null : liveHome.Apply(command.Wiring);
+        if (home?.HomeForCommand is { } homeForCommand)
+        {
+            variables["HOME"] = homeForCommand;
+        }
+
+        var decision = new ExecDecision(Plan(command.Path, command.Command, variables), ExitCode.Success, null);
+        string replacing = $"replacing the agent with {command.Path} {string.Join(' ', command.Command.Skip(1))}";
+        return home switch
+        {
+            { IsWarning: true } => (StepResult.Problem($"{home.Summary}; {replacing}"), decision),
+            { } wired => (StepResult.Ok($"{wired.Summary}; {replacing}"), decision),
+            _ => (StepResult.Ok(replacing), decision),
+        };
+    }
+
+    /// <summary>The live home's moves and link, as a dry run lists them.</summary>
+    private static IEnumerable<PlannedChange> Changes(WiringPlan? wiring)
+    {
+        if (wiring is not { Settled: null, LiveHome: { } live, PersistedHome: { } persisted })
+        {
+            yield break;
+        }
+
+        if (wiring.MoveAsideTo is { } aside)
+        {
+            yield return new PlannedChange(ChangeKind.Move, live, aside);
+            yield return new PlannedChange(ChangeKind.RemoveTree, live, Condition: $"{WiringPlan.ClearedWhen}: this container's view of it only, which the image keeps");
+        }
+
+        yield return new PlannedChange(ChangeKind.Link, live, persisted);
     }
 
     private static ExecPlan Plan(string path, IReadOnlyList<string> command, SortedDictionary<string, string> variables) =>
         new(path, command, variables.Select(v => $"{v.Key}={v.Value}").ToArray());
+
+    /// <summary>COMMAND found where it will run, its environment, and the live home's wiring.</summary>
+    private sealed class CommandPlan(string path, IReadOnlyList<string> command, SortedDictionary<string, string> variables, WiringPlan? wiring)
+        : StepPlan<ExecDecision>(
+            StepResult.Ok($"would replace the agent with {string.Join(' ', command)}" + (wiring is null ? string.Empty : $"; {wiring.Preview}")),
+            new ExecDecision(Plan(path, command, variables), ExitCode.Success, null),
+            [.. Changes(wiring), new PlannedChange(ChangeKind.Exec, path, string.Join(' ', command))])
+    {
+        public string Path => path;
+
+        public IReadOnlyList<string> Command => command;
+
+        public IReadOnlyDictionary<string, string> Variables => variables;
+
+        public WiringPlan? Wiring => wiring;
+    }
 }

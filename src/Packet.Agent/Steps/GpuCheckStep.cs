@@ -24,9 +24,7 @@ public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, Gp
     private CancellationTokenRegistration _onStop;
     private Task<GpuQueryResult>? _query;
 
-    public string Name => "gpu";
-
-    public int Number => 5;
+    public StepId Id => StepId.Gpu;
 
     public FailurePolicy Policy => mode == GpuMode.Require ? FailurePolicy.FailBoot : FailurePolicy.WarnAndContinue;
 
@@ -46,10 +44,11 @@ public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, Gp
             return StepPlan.Settled<IReadOnlyList<GpuInfo>>(StepResult.Skipped("--gpu off"), []);
         }
 
-        return StepPlan.ToApply<IReadOnlyList<GpuInfo>>(StepResult.Ok($"would ask {settings.Options.NvidiaSmi} for the GPUs"), [], Collect);
+        return new QueryPlan(settings.Options);
     }
 
-    private (StepResult, IReadOnlyList<GpuInfo>) Collect()
+    /// <summary>Collects the query started with the boot: the plan holds nothing more than what it ran.</summary>
+    public (StepResult Result, IReadOnlyList<GpuInfo> Value) Apply(StepPlan<IReadOnlyList<GpuInfo>> plan, BootSettings settings)
     {
         var result = _query!.GetAwaiter().GetResult();
         foreach (var gpu in result.Gpus)
@@ -75,11 +74,17 @@ public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, Gp
         _abandon.Dispose();
     }
 
+    /// <summary>nvidia-smi, started when the boot started and collected in this step's turn.</summary>
+    private sealed class QueryPlan(BootOptions options) : StepPlan<IReadOnlyList<GpuInfo>>(
+        StepResult.Ok($"would ask {options.NvidiaSmi} for the GPUs"),
+        [],
+        [PlannedChange.Run(options.NvidiaSmi, $"--query-gpu at the start of the boot, killed after {Units.Duration(options.GpuTimeout)}")]);
+
     private static string Memory(long? mebibytes) => mebibytes is { } value ? $"{value} MiB" : "unknown";
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "GPU {Index}: {Name}, {Used} of {Total} used, driver {Driver}, {Uuid}")]
+        [LoggerMessage(EventId = StepNumber.Gpu, Level = LogLevel.Information, Message = "GPU {Index}: {Name}, {Used} of {Total} used, driver {Driver}, {Uuid}")]
         public static partial void Gpu(ILogger logger, int index, string name, string used, string total, string driver, string uuid);
     }
 }

@@ -17,9 +17,7 @@ public sealed class GuardStep(IPosix posix) : IBootStep<BootOptions, DirectoryHa
 {
     private const int WriteAndSearch = 2 | 1; // W_OK | X_OK
 
-    public string Name => "guard";
-
-    public int Number => 1;
+    public StepId Id => StepId.Guard;
 
     public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
 
@@ -47,6 +45,9 @@ public sealed class GuardStep(IPosix posix) : IBootStep<BootOptions, DirectoryHa
 
         return StepPlan.Settled<DirectoryHandle?>(StepResult.Ok($"workspace {path} is present"), workspace);
     }
+
+    /// <summary>The guard only looks: every plan it makes is settled.</summary>
+    public (StepResult Result, DirectoryHandle? Value) Apply(StepPlan<DirectoryHandle?> plan, BootSettings settings) => (plan.Preview, plan.Planned);
 
     /// <summary>
     /// What this user must be able to write: the workspace itself while it lacks the home, the state

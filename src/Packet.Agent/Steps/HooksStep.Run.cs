@@ -1,6 +1,5 @@
 using System.Collections;
 using Microsoft.Extensions.Logging;
-using Mono.Unix.Native;
 using Packet.Agent.Boot;
 using Packet.Agent.Hooks;
 using Packet.Agent.Posix;
@@ -16,30 +15,24 @@ namespace Packet.Agent.Steps;
 /// </summary>
 public sealed partial class HooksStep
 {
-    private const FilePermissions LogMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
-
-    private (StepResult, NoValue) RunAll(DirectoryHandle workspace, HookIdentity identity, List<PlannedHook> hooks, List<string> notes, HookState? hookState, BootSettings settings)
+    private (StepResult, NoValue) RunAll(HooksPlan plan, BootSettings settings)
     {
+        var (workspace, identity, hookState) = (plan.Workspace, plan.Identity, plan.State);
         var failures = new List<string>();
         int ran = 0;
         DirectoryHandle? logs = null;
         try
         {
-            foreach (string note in notes)
+            foreach (string note in plan.Notes)
             {
                 Log.Note(logger, note);
             }
 
-            using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
-            // The folders belong to the home's owner, so the user can add hooks to a root-owned .packet.
-            foreach (string folder in new[] { FirstBootFolder, BootFolder })
-            {
-                state.CreateDirectory(folder, WorkspaceLayout.DirectoryMode, (identity.Uid, identity.Gid)).Dispose();
-            }
+            using var state = MakeFolders(workspace, identity);
 
             var variables = HookEnvironment(workspace);
             bool venvFailed = false;
-            foreach (var hook in hooks)
+            foreach (var hook in plan.Hooks)
             {
                 if (settings.Stop.Requested || (hook.Kind == HookKind.Requirements && venvFailed))
                 {
@@ -53,7 +46,7 @@ public sealed partial class HooksStep
                     continue;
                 }
 
-                logs ??= state.CreateDirectory(LogsFolder, WorkspaceLayout.DirectoryMode);
+                logs ??= state.CreateDirectory(WorkspaceLayout.Logs, FileModes.Directory);
                 ran++;
                 if (!Run(hook, identity, variables, workspace.Path, logs, settings, failures))
                 {
@@ -63,17 +56,7 @@ public sealed partial class HooksStep
 
                 if (hook.Kind is HookKind.FirstBoot or HookKind.Requirements)
                 {
-                    hookState ??= HookState.Load(state);
-                    if (hook.Kind == HookKind.FirstBoot)
-                    {
-                        hookState.FirstBootSucceeded[hook.FolderName!] = hook.Hash!;
-                    }
-                    else
-                    {
-                        hookState.RequirementsInstalled = hook.Hash;
-                    }
-
-                    hookState.Save(state, posix.EffectiveUserId, posix.EffectiveGroupId);
+                    hookState = RecordSuccess(hook, hookState, state);
                 }
             }
         }
@@ -91,16 +74,46 @@ public sealed partial class HooksStep
             return (StepResult.Problem(string.Join("; ", failures)), default);
         }
 
-        return (ran == 0 ? StepResult.Skipped("no hooks to run") : StepResult.Ok($"{ran} hook{(ran == 1 ? string.Empty : "s")} ran"), default);
+        string made = plan.FoldersMade is { } folders ? $"; created {folders}" : string.Empty;
+        return (ran == 0 ? StepResult.Skipped($"no hooks to run{made}") : StepResult.Ok($"{ran} hook{(ran == 1 ? string.Empty : "s")} ran{made}"), default);
+    }
+
+    /// <summary>The state folder, and in it the hook folders, which belong to the home's owner so the user can add hooks to a root-owned .packet.</summary>
+    private static DirectoryHandle MakeFolders(DirectoryHandle workspace, HookIdentity identity)
+    {
+        var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
+        foreach (string folder in new[] { WorkspaceLayout.FirstBootHooks, WorkspaceLayout.BootHooks })
+        {
+            state.CreateDirectory(folder, FileModes.Directory, (identity.Uid, identity.Gid)).Dispose();
+        }
+
+        return state;
+    }
+
+    /// <summary>A first-boot hook that succeeded (by its content's hash), or the requirements installed: in hooks.json at once.</summary>
+    private HookState RecordSuccess(PlannedHook hook, HookState? hookState, DirectoryHandle state)
+    {
+        hookState ??= HookState.Load(state);
+        if (hook.Kind == HookKind.FirstBoot)
+        {
+            hookState.FirstBootSucceeded[hook.FolderName!] = hook.Hash!;
+        }
+        else
+        {
+            hookState.RequirementsInstalled = hook.Hash;
+        }
+
+        hookState.Save(state, posix.EffectiveUserId, posix.EffectiveGroupId);
+        return hookState;
     }
 
     /// <summary>Runs one hook; false (and the failure noted) when it did not succeed.</summary>
     private bool Run(PlannedHook hook, HookIdentity identity, Dictionary<string, string> variables, string workingDirectory, DirectoryHandle logs, BootSettings settings, List<string> failures)
     {
-        string logName = hook.Name.Replace('/', '-') + ".log";
+        string logName = hook.LogName;
         // Made afresh: a log a root agent left is not writable by the user's agent, but removable.
         posix.UnlinkAt(logs.Fd, logName, isDirectory: false);
-        int logFd = logs.CreateFile(logName, LogMode);
+        int logFd = logs.CreateFile(logName, FileModes.Readable);
         try
         {
             string display = NativeName.Display(hook.Name);
@@ -146,16 +159,16 @@ public sealed partial class HooksStep
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "running {Hook} as uid {Uid}")]
+        [LoggerMessage(EventId = StepNumber.Hooks, Level = LogLevel.Information, Message = "running {Hook} as uid {Uid}")]
         public static partial void Running(ILogger logger, string hook, uint uid);
 
-        [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "{Hook}: {Line}")]
+        [LoggerMessage(EventId = StepNumber.Hooks, Level = LogLevel.Information, Message = "{Hook}: {Line}")]
         public static partial void Output(ILogger logger, string hook, string line);
 
-        [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "{Hook} succeeded in {Duration}")]
+        [LoggerMessage(EventId = StepNumber.Hooks, Level = LogLevel.Information, Message = "{Hook} succeeded in {Duration}")]
         public static partial void Succeeded(ILogger logger, string hook, string duration);
 
-        [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "{Note}")]
+        [LoggerMessage(EventId = StepNumber.Hooks, Level = LogLevel.Information, Message = "{Note}")]
         public static partial void Note(ILogger logger, string note);
     }
 }

@@ -21,11 +21,6 @@ namespace Packet.Agent.Steps;
 /// </summary>
 public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandResolver resolver, ILogger logger, Func<IDictionary> environment) : IBootStep<HomeState?, NoValue>
 {
-    public const string SetupScript = "setup.sh";
-    public const string Requirements = "requirements.txt";
-    public const string FirstBootFolder = "first-boot.d";
-    public const string BootFolder = "boot.d";
-    public const string LogsFolder = "logs";
 
     private const int MaxHookBytes = 16 * 1024 * 1024;
 
@@ -39,9 +34,7 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
         Requirements,
     }
 
-    public string Name => "hooks";
-
-    public int Number => 6;
+    public StepId Id => StepId.Hooks;
 
     public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
 
@@ -63,7 +56,7 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
             var notes = new List<string>();
             PlanSetupScript(workspace, hooks);
             bool foldersMissing = false;
-            foreach (string folder in new[] { FirstBootFolder, BootFolder })
+            foreach (string folder in new[] { WorkspaceLayout.FirstBootHooks, WorkspaceLayout.BootHooks })
             {
                 using var opened = state?.TryOpenDirectory(folder);
                 foldersMissing |= opened is null;
@@ -71,22 +64,25 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
             }
 
             PlanRequirements(workspace, hookState, hooks, notes);
-            var preview = hooks.Count == 0
-                ? StepResult.Skipped("no hooks to run")
-                : StepResult.Ok($"would run: {string.Join(", ", hooks.Select(h => h.Describe))}");
-            if (hooks.Count == 0 && notes.Count == 0 && !foldersMissing)
+            var folders = new[] { WorkspaceLayout.FirstBootHooks, WorkspaceLayout.BootHooks }.Where(folder => state?.Exists(folder) != true).ToArray();
+            if (hooks.Count == 0 && notes.Count == 0 && folders.Length == 0)
             {
-                return StepPlan.Settled<NoValue>(preview, default);
+                return StepPlan.Settled<NoValue>(StepResult.Skipped("no hooks to run"), default);
             }
 
-            var state0 = hookState.IsValueCreated ? hookState.Value : null;
-            return StepPlan.ToApply<NoValue>(preview, default, () => RunAll(workspace, identity, hooks, notes, state0, settings));
+            return new HooksPlan(workspace, identity, hooks, notes, hookState.IsValueCreated ? hookState.Value : null, folders, state is null, Logs(state));
         }
         catch (IOException e)
         {
             return StepPlan.Settled<NoValue>(StepResult.Problem($"{e.Message}; hooks were not run"), default);
         }
     }
+
+    public (StepResult Result, NoValue Value) Apply(StepPlan<NoValue> plan, BootSettings settings) =>
+        plan is HooksPlan hooks ? RunAll(hooks, settings) : (plan.Preview, plan.Planned);
+
+    /// <summary>Whether the logs folder is there already (a hook that runs writes its log into it).</summary>
+    private static bool Logs(DirectoryHandle? state) => state?.Exists(WorkspaceLayout.Logs) == true;
 
     /// <summary>Editor and package-manager leftovers, and dotfiles: run-parts skips them too.</summary>
     private static bool IsLeftover(string name) =>
@@ -101,17 +97,17 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
 
     private void PlanSetupScript(DirectoryHandle workspace, List<PlannedHook> hooks)
     {
-        if (workspace.LStat(SetupScript, out var script) < 0 || (script.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG)
+        if (workspace.LStat(WorkspaceLayout.SetupScript, out var script) < 0 || (script.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG)
         {
             return;
         }
 
-        string path = workspace.PathOf(SetupScript);
+        string path = workspace.PathOf(WorkspaceLayout.SetupScript);
         // The old advice was "bash /workspace/setup.sh": a script without its execute bit still runs.
         var (program, arguments) = IsExecutable(script)
             ? (path, Array.Empty<string>())
             : (resolver.Resolve("/bin/bash", null).Found ? "/bin/bash" : "/bin/sh", new[] { path });
-        hooks.Add(new PlannedHook(HookKind.Setup, SetupScript, program, arguments));
+        hooks.Add(new PlannedHook(HookKind.Setup, WorkspaceLayout.SetupScript, program, arguments));
     }
 
     private void PlanFolder(DirectoryHandle? folder, string folderName, Lazy<HookState> hookState, List<PlannedHook> hooks, List<string> notes)
@@ -137,7 +133,7 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
                 continue;
             }
 
-            if (folderName == FirstBootFolder)
+            if (folderName == WorkspaceLayout.FirstBootHooks)
             {
                 string hash = HookState.Hash(folder.ReadFile(name, MaxHookBytes, out _) ?? []);
                 if (hookState.Value.FirstBootSucceeded.GetValueOrDefault(name) != hash)
@@ -154,7 +150,7 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
 
     private void PlanRequirements(DirectoryHandle workspace, Lazy<HookState> hookState, List<PlannedHook> hooks, List<string> notes)
     {
-        byte[]? requirements = workspace.ReadFile(Requirements, MaxHookBytes, out _);
+        byte[]? requirements = workspace.ReadFile(WorkspaceLayout.Requirements, MaxHookBytes, out _);
         if (requirements is null)
         {
             return;
@@ -165,7 +161,7 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
         bool venvReady = workspace.Exists("venv/bin/python");
         if (venvReady && hookState.Value.RequirementsInstalled == hash)
         {
-            notes.Add($"{workspace.PathOf(Requirements)} unchanged since the last install; pip not run");
+            notes.Add($"{workspace.PathOf(WorkspaceLayout.Requirements)} unchanged since the last install; pip not run");
             return;
         }
 
@@ -174,7 +170,7 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
             var python = resolver.Resolve("python3", HookEnvironment(workspace).GetValueOrDefault("PATH"));
             if (!python.Found)
             {
-                hooks.Add(new PlannedHook(HookKind.Venv, "venv", string.Empty, [], Failure: $"{workspace.PathOf(Requirements)} is there but python3 is not ({python.Failure}); nothing was installed"));
+                hooks.Add(new PlannedHook(HookKind.Venv, "venv", string.Empty, [], Failure: $"{workspace.PathOf(WorkspaceLayout.Requirements)} is there but python3 is not ({python.Failure}); nothing was installed"));
                 return;
             }
 
@@ -182,7 +178,7 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
             hooks.Add(new PlannedHook(HookKind.Venv, "venv", python.Path!, ["-m", "venv", "--system-site-packages", venv]));
         }
 
-        hooks.Add(new PlannedHook(HookKind.Requirements, Requirements, Path.Join(venv, "bin", "pip"), ["install", "--requirement", workspace.PathOf(Requirements)], Hash: hash));
+        hooks.Add(new PlannedHook(HookKind.Requirements, WorkspaceLayout.Requirements, Path.Join(venv, "bin", "pip"), ["install", "--requirement", workspace.PathOf(WorkspaceLayout.Requirements)], Hash: hash));
     }
 
     /// <summary>The owner of the persisted home, or of the workspace before there is a home; the agent itself when it cannot switch users.</summary>
@@ -204,8 +200,70 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
         public string Describe => Kind switch
         {
             HookKind.Venv => "create the venv",
-            HookKind.Requirements => $"pip install -r {Requirements}",
+            HookKind.Requirements => $"pip install -r {WorkspaceLayout.Requirements}",
             _ => NativeName.Display(Name),
         };
+
+        public string LogName => Name.Replace('/', '-') + ".log";
+    }
+
+    /// <summary>
+    /// What the hooks step will do: the hook folders it makes for the home's owner, then each hook in
+    /// order with its log, and the record of what succeeded; the notes it logs first.
+    /// </summary>
+    private sealed class HooksPlan(
+        DirectoryHandle workspace, HookIdentity identity, IReadOnlyList<PlannedHook> hooks, IReadOnlyList<string> notes, HookState? hookState, IReadOnlyList<string> folders, bool stateMissing, bool logsThere)
+        : StepPlan<NoValue>(PreviewOf(workspace, identity, hooks, folders), default, ChangesOf(workspace, identity, hooks, folders, stateMissing, logsThere))
+    {
+        public DirectoryHandle Workspace => workspace;
+
+        public HookIdentity Identity => identity;
+
+        public IReadOnlyList<PlannedHook> Hooks => hooks;
+
+        public IReadOnlyList<string> Notes => notes;
+
+        public HookState? State => hookState;
+
+        public string? FoldersMade => folders.Count == 0 ? null : $"{string.Join(" and ", folders.Select(f => workspace.PathOf(Path.Join(WorkspaceLayout.State, f))))} for uid {identity.Uid}";
+
+        private static StepResult PreviewOf(DirectoryHandle workspace, HookIdentity identity, IReadOnlyList<PlannedHook> hooks, IReadOnlyList<string> folders)
+        {
+            string create = folders.Count == 0 ? string.Empty
+                : $"{(hooks.Count == 0 ? "; " : ", and ")}would create {string.Join(" and ", folders.Select(f => workspace.PathOf(Path.Join(WorkspaceLayout.State, f))))} for uid {identity.Uid}";
+            return hooks.Count == 0
+                ? StepResult.Skipped($"no hooks to run{create}")
+                : StepResult.Ok($"would run: {string.Join(", ", hooks.Select(h => h.Describe))}{create}");
+        }
+
+        private static List<PlannedChange> ChangesOf(DirectoryHandle workspace, HookIdentity identity, IReadOnlyList<PlannedHook> hooks, IReadOnlyList<string> folders, bool stateMissing, bool logsThere)
+        {
+            string state = workspace.PathOf(WorkspaceLayout.State);
+            var changes = new List<PlannedChange>();
+            if (stateMissing)
+            {
+                changes.Add(PlannedChange.CreateDirectory(state));
+            }
+
+            changes.AddRange(folders.Select(folder => PlannedChange.CreateDirectory(Path.Join(state, folder), $"for uid {identity.Uid}")));
+            var runs = hooks.Where(h => h.Failure is null).ToList();
+            if (runs.Count > 0 && !logsThere)
+            {
+                changes.Add(PlannedChange.CreateDirectory(Path.Join(state, WorkspaceLayout.Logs)));
+            }
+
+            foreach (var hook in runs)
+            {
+                changes.Add(PlannedChange.WriteFile(Path.Join(state, WorkspaceLayout.Logs, hook.LogName)));
+                changes.Add(PlannedChange.Run(hook.Program, $"{hook.Describe}, as uid {identity.Uid}"));
+            }
+
+            if (runs.Any(h => h.Kind is HookKind.FirstBoot or HookKind.Requirements))
+            {
+                changes.Add(PlannedChange.WriteFile(Path.Join(state, WorkspaceLayout.HookState), "when such a hook succeeds"));
+            }
+
+            return changes;
+        }
     }
 }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Mono.Unix.Native;
 using Packet.Agent.Boot;
 using Packet.Agent.Copy;
 using Packet.Agent.Home;
@@ -15,11 +14,7 @@ namespace Packet.Agent.Steps;
 /// </summary>
 public sealed class MarkerStep(IPosix posix, TimeProvider clock) : IBootStep<HomeState, HomeState>
 {
-    private const FilePermissions MarkerMode = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
-
-    public string Name => "marker";
-
-    public int Number => 3;
+    public StepId Id => StepId.Marker;
 
     public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
 
@@ -29,14 +24,14 @@ public sealed class MarkerStep(IPosix posix, TimeProvider clock) : IBootStep<Hom
         return input.Status switch
         {
             HomeStatus.Seeded => StepPlan.Settled<HomeState>(StepResult.Skipped("already present"), input),
-            HomeStatus.WillBeSeeded => StepPlan.Settled<HomeState>(StepResult.Ok($"would write {marker} after the seed"), input),
-            HomeStatus.Copied when input.Copied is { } report => StepPlan.ToApply<HomeState>(
-                StepResult.Ok($"would write {marker}"),
-                input with { Status = HomeStatus.Seeded },
-                () => Write(input, report, settings)),
+            HomeStatus.WillBeSeeded => StepPlan.Settled<HomeState>(StepResult.Ok($"would write {marker} after the seed"), input, [PlannedChange.WriteFile(marker, "after the seed")]),
+            HomeStatus.Copied when input.Copied is { } report => new MarkerPlan(input, report, marker),
             _ => StepPlan.Settled<HomeState>(StepResult.Skipped("the home was not seeded, so it is not marked (the next boot tries again)"), input),
         };
     }
+
+    public (StepResult Result, HomeState Value) Apply(StepPlan<HomeState> plan, BootSettings settings) =>
+        plan is MarkerPlan marker ? Write(marker.Home, marker.Report, settings) : (plan.Preview, plan.Planned);
 
     private (StepResult, HomeState) Write(HomeState home, CopyReport report, BootSettings settings)
     {
@@ -45,7 +40,7 @@ public sealed class MarkerStep(IPosix posix, TimeProvider clock) : IBootStep<Hom
             using var persisted = home.Workspace.OpenDirectory(WorkspaceLayout.Home);
             PosixException.Check(posix.FStat(persisted.Fd, out var owner), "stat", persisted.Path);
             byte[] body = JsonSerializer.SerializeToUtf8Bytes(Body(settings, report), HomeJson.Default.MarkerBody);
-            persisted.ReplaceFile(WorkspaceLayout.Marker, body, owner.st_uid, owner.st_gid, MarkerMode);
+            persisted.ReplaceFile(WorkspaceLayout.Marker, body, owner.st_uid, owner.st_gid, FileModes.Readable);
             return (StepResult.Ok($"wrote {persisted.PathOf(WorkspaceLayout.Marker)}"), home with { Status = HomeStatus.Seeded });
         }
         catch (IOException e)
@@ -58,6 +53,15 @@ public sealed class MarkerStep(IPosix posix, TimeProvider clock) : IBootStep<Hom
     {
         var counts = Counts(report);
         return new(AgentInfo.Name, AgentInfo.Version, clock.GetUtcNow(), NativeName.Display(settings.Options.Home), counts.Copied, counts.Skipped, counts.DurationSeconds, counts.FlushSeconds, counts.NotPreserved);
+    }
+
+    /// <summary>The marker to write after a complete copy: the home, the copy's report, and where.</summary>
+    private sealed class MarkerPlan(HomeState home, CopyReport report, string marker)
+        : StepPlan<HomeState>(StepResult.Ok($"would write {marker}"), home with { Status = HomeStatus.Seeded }, [PlannedChange.WriteFile(marker)])
+    {
+        public HomeState Home => home;
+
+        public CopyReport Report => report;
     }
 
     /// <summary>A copy's counts as the marker and the boot report record them.</summary>

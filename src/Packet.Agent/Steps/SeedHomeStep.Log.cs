@@ -1,3 +1,4 @@
+using Packet.Agent.Boot;
 using Microsoft.Extensions.Logging;
 using Packet.Agent.Copy;
 using Packet.Agent.Home;
@@ -8,9 +9,9 @@ namespace Packet.Agent.Steps;
 /// <summary>The seed step's log lines: the plan, progress, each entry's problem, what the volume did not keep.</summary>
 public sealed partial class SeedHomeStep
 {
-    private sealed class Observer(ILogger logger, string source, string destination) : ISeedObserver
+    private sealed class Observer(ILogger logger, string source, string destination, TimeProvider clock) : ISeedObserver
     {
-        private readonly DateTime _started = DateTime.UtcNow;
+        private readonly long _started = clock.GetTimestamp();
 
         public void Planned(SeedPlan plan)
         {
@@ -31,7 +32,7 @@ public sealed partial class SeedHomeStep
         {
             // On-disk bytes: a sparse file's holes cost neither time nor space.
             long bytes = Interlocked.Read(ref report.AllocatedBytes);
-            var progress = SeedProgress.Of(report.Entries, bytes, total, DateTime.UtcNow - _started);
+            var progress = SeedProgress.Of(report.Entries, bytes, total, clock.GetElapsedTime(_started));
             string eta = progress.Left is { } left ? Units.Duration(left) : "unknown";
             Log.Progress(logger, Units.Count(report.Entries), Units.Count(total.Entries), Units.Bytes(bytes), Units.Bytes(total.AllocatedBytes), progress.Percent, Units.Bytes(progress.BytesPerSecond), eta);
         }
@@ -44,34 +45,34 @@ public sealed partial class SeedHomeStep
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "waiting for the workspace lock, held by {Holder} ({Waited} so far)")]
+        [LoggerMessage(EventId = StepNumber.Seed, Level = LogLevel.Information, Message = "waiting for the workspace lock, held by {Holder} ({Waited} so far)")]
         public static partial void WaitingForLock(ILogger logger, string holder, string waited);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "resuming a seed an earlier boot did not finish; complete files are kept")]
+        [LoggerMessage(EventId = StepNumber.Seed, Level = LogLevel.Information, Message = "resuming a seed an earlier boot did not finish; complete files are kept")]
         public static partial void Resuming(ILogger logger);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "{Destination} already exists without a marker: copying only what it lacks; nothing in it is replaced")]
+        [LoggerMessage(EventId = StepNumber.Seed, Level = LogLevel.Information, Message = "{Destination} already exists without a marker: copying only what it lacks; nothing in it is replaced")]
         public static partial void Merging(ILogger logger, string destination);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "seeding {Destination} from {Source}: {Entries}, {Bytes} to copy, {Free} free on the volume")]
+        [LoggerMessage(EventId = StepNumber.Seed, Level = LogLevel.Information, Message = "seeding {Destination} from {Source}: {Entries}, {Bytes} to copy, {Free} free on the volume")]
         public static partial void Planned(ILogger logger, string destination, string source, string entries, string bytes, string free);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "copying: {Entries} of {TotalEntries} entries, {Bytes} of {TotalBytes} ({Percent}%), {Rate}/s, about {Eta} left")]
+        [LoggerMessage(EventId = StepNumber.Seed, Level = LogLevel.Information, Message = "copying: {Entries} of {TotalEntries} entries, {Bytes} of {TotalBytes} ({Percent}%), {Rate}/s, about {Eta} left")]
         public static partial void Progress(ILogger logger, string entries, string totalEntries, string bytes, string totalBytes, double percent, string rate, string eta);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "left out {Path}: {Detail}")]
+        [LoggerMessage(EventId = StepNumber.Seed, Level = LogLevel.Warning, Message = "left out {Path}: {Detail}")]
         public static partial void EntryProblem(ILogger logger, string path, string detail);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "{Action}")]
+        [LoggerMessage(EventId = StepNumber.Seed, Level = LogLevel.Information, Message = "{Action}")]
         public static partial void Upgrade(ILogger logger, string action);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "could not record the manifest of the image's home ({Reason}); image changes will be brought in once it is recorded")]
+        [LoggerMessage(EventId = StepNumber.Seed, Level = LogLevel.Warning, Message = "could not record the manifest of the image's home ({Reason}); image changes will be brought in once it is recorded")]
         public static partial void ManifestNotRecorded(ILogger logger, string reason);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "not preserved on this volume: {What}, e.g. {Example} ({Reason})")]
+        [LoggerMessage(EventId = StepNumber.Seed, Level = LogLevel.Warning, Message = "not preserved on this volume: {What}, e.g. {Example} ({Reason})")]
         public static partial void NotPreserved(ILogger logger, string what, string example, string reason);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "... and {Count} more problems, counted in the summary but not named")]
+        [LoggerMessage(EventId = StepNumber.Seed, Level = LogLevel.Warning, Message = "... and {Count} more problems, counted in the summary but not named")]
         public static partial void MoreProblems(ILogger logger, int count);
     }
 }

@@ -1,5 +1,6 @@
 using Packet.Agent.Boot;
 using Packet.Agent.Home;
+using Packet.Agent.Posix;
 using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Steps;
@@ -22,42 +23,44 @@ public sealed partial class SeedHomeStep
             return Settled(StepResult.Skipped("already seeded (marker present); the image's home is unchanged"), workspace, HomeStatus.Seeded);
         }
 
-        var seeded = new HomeState(workspace, HomeStatus.Seeded);
         if (recorded is null)
         {
             // A home seeded by the bash script, or by an agent before manifests: today's image is the baseline.
-            return StepPlan.ToApply<HomeState>(
-                StepResult.Ok("already seeded; would record the image's home as the baseline for later upgrades"),
-                seeded,
-                () => UnderLock(workspace, settings, "the baseline was not recorded this boot", (state, current) =>
-                {
-                    Upgrader().RecordBaseline(state, current, identity);
-                    return StepResult.Ok("already seeded; recorded the image's home as the baseline for later upgrades");
-                }));
+            return new BaselinePlan(workspace, identity);
         }
 
         using var home = workspace.OpenDirectory(WorkspaceLayout.Home);
         var plan = Upgrader().Plan(existingState!, source, home);
-        string change = $"the image changed ({recorded} -> {identity})";
-        return StepPlan.ToApply<HomeState>(
-            StepResult.Ok($"{change}: would bring it in: {plan.Counts.Summary}"),
-            seeded,
-            () => UnderLock(workspace, settings, "image changes not brought in this boot", (state, current) =>
-            {
-                string? now = ImageUpgrade.RecordedIdentity(state, posix);
-                if (now == identity)
-                {
-                    return StepResult.Skipped("already seeded; another agent brought in the image's changes meanwhile");
-                }
-
-                using var persisted = workspace.OpenDirectory(WorkspaceLayout.Home);
-                // Planned before the lock: planned again when another agent changed the manifest meanwhile.
-                var actions = now == recorded ? plan : Upgrader().Plan(state, current, persisted);
-                var report = Upgrader().Apply(actions, state, current, persisted, identity);
-                string summary = $"{change}: {report.Summary}";
-                return report.Failed > 0 ? StepResult.Problem(summary) : StepResult.Ok(summary);
-            }));
+        return new ImageChangesPlan(workspace, plan, recorded, identity);
     }
+
+    private (StepResult, HomeState) RecordBaseline(BaselinePlan plan, BootSettings settings) =>
+        UnderLock(plan.Workspace, settings, "the baseline was not recorded this boot", (state, current) =>
+        {
+            Upgrader().RecordBaseline(state, current, plan.Identity);
+            return StepResult.Ok("already seeded; recorded the image's home as the baseline for later upgrades");
+        });
+
+    /// <summary>The planned upgrade, under the lock; planned again when another agent changed the manifest meanwhile.</summary>
+    private (StepResult, HomeState) BringInImageChanges(ImageChangesPlan plan, BootSettings settings) =>
+        UnderLock(plan.Workspace, settings, "image changes not brought in this boot", (state, current) =>
+        {
+            string? now = ImageUpgrade.RecordedIdentity(state, posix);
+            if (now == plan.Identity)
+            {
+                return StepResult.Skipped("already seeded; another agent brought in the image's changes meanwhile");
+            }
+
+            using var persisted = plan.Workspace.OpenDirectory(WorkspaceLayout.Home);
+            bool replanned = now != plan.Recorded;
+            var actions = replanned ? Upgrader().Plan(state, current, persisted) : plan.Upgrade;
+            var report = Upgrader().Apply(actions, state, current, persisted, plan.Identity);
+            string summary = $"{plan.Change}: {report.Summary}";
+            var result = report.Failed > 0 ? StepResult.Problem(summary) : StepResult.Ok(summary);
+            return replanned
+                ? result with { Replanned = new Replan($"another agent changed the image manifest while this one waited for the lock; planned again: {actions.Counts.Summary}", ImageChangesPlan.ChangesOf(plan.Workspace, actions)) }
+                : result;
+        });
 
     /// <summary>Takes the workspace lock for this step's work only, and hands the work the state folder and the image's home.</summary>
     private (StepResult, HomeState) UnderLock(DirectoryHandle workspace, BootSettings settings, string otherwise, Func<DirectoryHandle, DirectoryHandle, StepResult> work)
@@ -65,7 +68,7 @@ public sealed partial class SeedHomeStep
         var seeded = new HomeState(workspace, HomeStatus.Seeded);
         try
         {
-            using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
+            using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
             using var held = Lock(state, settings, () => { });
             if (held is null)
             {

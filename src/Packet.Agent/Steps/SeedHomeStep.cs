@@ -16,13 +16,11 @@ namespace Packet.Agent.Steps;
 /// Unreadable entries are left out and named; a copy that cannot complete (volume full, read-only)
 /// is a warning, and the home stays unmarked.
 /// </summary>
-public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptions copyOptions, TimeSpan progressInterval) : IBootStep<DirectoryHandle, HomeState>
+public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptions copyOptions, TimeSpan progressInterval, TimeProvider clock) : IBootStep<DirectoryHandle, HomeState>
 {
     private static readonly TimeSpan LockReportInterval = TimeSpan.FromSeconds(10);
 
-    public string Name => "seed";
-
-    public int Number => 2;
+    public StepId Id => StepId.Seed;
 
     public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
 
@@ -124,7 +122,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
     private StepPlan<HomeState> DecideFirstSeed(DirectoryHandle workspace, DirectoryHandle source, BootSettings settings)
     {
         var options = settings.Options;
-        var seeder = new HomeSeeder(posix, copyOptions with { Stop = settings.Stop.Token }, progressInterval);
+        var seeder = new HomeSeeder(posix, copyOptions with { Stop = settings.Stop.Token, Clock = clock }, progressInterval);
         var plan = seeder.Survey(workspace, source);
         if (HomeSeeder.Obstacle(plan, workspace.Path) is { } obstacle)
         {
@@ -135,8 +133,16 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         string what = plan.Merging ? $"copy what {destination} lacks:" : "copy";
         string resuming = plan.Resuming ? ", resuming an interrupted seed" : string.Empty;
         var preview = StepResult.Ok($"would {what} {Units.Entries(plan.ToCopy.Entries)} ({Units.Size(plan.ToCopy.AllocatedBytes, plan.ToCopy.Bytes)}) from {options.Home} into {destination}{resuming}; {Units.Bytes(plan.FreeBytes)} free");
-        return StepPlan.ToApply<HomeState>(preview, new HomeState(workspace, HomeStatus.WillBeSeeded), () => Seed(workspace, seeder, plan, settings));
+        return new FirstSeedPlan(preview, workspace, seeder, plan, SeedChanges(workspace, options.Home, plan));
     }
+
+    public (StepResult Result, HomeState Value) Apply(StepPlan<HomeState> plan, BootSettings settings) => plan switch
+    {
+        FirstSeedPlan first => Seed(first.Workspace, first.Seeder, first.Survey, settings),
+        BaselinePlan baseline => RecordBaseline(baseline, settings),
+        ImageChangesPlan changes => BringInImageChanges(changes, settings),
+        _ => (plan.Preview, plan.Planned),
+    };
 
     /// <summary>Carries a first seed out: the lock (held past this step, through the marker and the profile), the copy, the baseline for upgrades.</summary>
     private (StepResult, HomeState) Seed(DirectoryHandle workspace, HomeSeeder seeder, SeedPlan plan, BootSettings settings)
@@ -146,7 +152,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         WorkspaceLock? held = null;
         try
         {
-            using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
+            using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
             bool waited = false;
             held = Lock(state, settings, () => waited = true);
             if (held is null)
@@ -171,7 +177,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
                 settings.Stop.Token);
 
             // What another agent left while this one waited makes the scan stale: the seeder scans again.
-            var outcome = seeder.Seed(workspace, source, waited ? null : plan, new Observer(logger, options.Home, workspace.PathOf(WorkspaceLayout.Home)));
+            var outcome = seeder.Seed(workspace, source, waited ? null : plan, new Observer(logger, options.Home, workspace.PathOf(WorkspaceLayout.Home), clock));
             LogProblems(outcome.Report);
             if (!outcome.Complete)
             {
@@ -181,7 +187,9 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
             CommitBaseline(baseline);
             var seeded = new HomeState(workspace, HomeStatus.Copied, outcome.Report, held);
             held = null; // handed on: the sequence releases it after the profile step
-            return (Result(outcome.Report!), seeded);
+            var result = Result(outcome.Report!);
+            // Surveyed again, the copy still makes only the plan's kinds of change at the plan's places.
+            return (waited ? result with { Replanned = new Replan("another agent held the workspace lock meanwhile, so what to copy was surveyed again under it", SeedChanges(workspace, options.Home, plan)) } : result, seeded);
         }
         catch (IOException e)
         {
@@ -201,6 +209,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         WorkspaceLock.Acquire(
             posix,
             state,
+            clock,
             settings.Options.LockTimeout,
             LockReportInterval,
             (holder, waited) =>
@@ -248,7 +257,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         }
     }
 
-    private ImageUpgrade Upgrader() => new(posix, copyOptions, action => Log.Upgrade(logger, NativeName.Display(action)));
+    private ImageUpgrade Upgrader() => new(posix, copyOptions with { Clock = clock }, action => Log.Upgrade(logger, NativeName.Display(action)));
 
     private static bool IsMarked(DirectoryHandle workspace)
     {
@@ -272,16 +281,16 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
     private sealed class BaselineInBackground : IDisposable
     {
         private readonly CancellationTokenSource _abandon;
-        private readonly Task<ImageUpgrade.PendingBaseline> _preparing;
+        private readonly Task<PendingBaseline> _preparing;
 
-        public BaselineInBackground(Func<CancellationToken, ImageUpgrade.PendingBaseline> prepare, CancellationToken stop)
+        public BaselineInBackground(Func<CancellationToken, PendingBaseline> prepare, CancellationToken stop)
         {
             _abandon = CancellationTokenSource.CreateLinkedTokenSource(stop);
             var token = _abandon.Token;
             _preparing = Task.Factory.StartNew(() => prepare(token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }
 
-        public ImageUpgrade.PendingBaseline Wait() => _preparing.GetAwaiter().GetResult();
+        public PendingBaseline Wait() => _preparing.GetAwaiter().GetResult();
 
         public void Dispose()
         {

@@ -1,5 +1,6 @@
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Mono.Unix.Native;
 using Packet.Agent.Boot;
 using Packet.Agent.Posix;
 using Packet.Agent.Profile;
@@ -18,11 +19,8 @@ namespace Packet.Agent.Steps;
 public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBootStep<HomeState, NoValue>
 {
     private const int MaxProfileBytes = 1024 * 1024;
-    private const Mono.Unix.Native.FilePermissions NewProfileMode = Mono.Unix.Native.FilePermissions.S_IRUSR | Mono.Unix.Native.FilePermissions.S_IWUSR | Mono.Unix.Native.FilePermissions.S_IRGRP | Mono.Unix.Native.FilePermissions.S_IROTH;
 
-    public string Name => "profile";
-
-    public int Number => 4;
+    public StepId Id => StepId.Profile;
 
     public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
 
@@ -33,108 +31,129 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
             return StepPlan.Settled<NoValue>(StepResult.Skipped("the home is not seeded yet; the PATH block is added once it is"), default);
         }
 
-        var options = settings.Options;
         var workspace = input.Workspace;
         DirectoryHandle? home = null;
         HomeFile? profile = null;
         try
         {
-            home = workspace.TryOpenDirectory(WorkspaceLayout.Home) ?? DirectoryHandle.Open(posix, options.Home);
+            home = workspace.TryOpenDirectory(WorkspaceLayout.Home) ?? DirectoryHandle.Open(posix, settings.Options.Home);
             PosixException.Check(posix.FStat(home.Fd, out var homeStat), "stat", home.Path);
-            var owner = (homeStat.st_uid, homeStat.st_gid);
-            profile = LinkInsideHome.Resolve(home, WorkspaceLayout.ShellProfile, options.Home);
-            byte[]? current = profile.Directory.ReadFile(profile.Name, MaxProfileBytes, out var profileStat);
-            string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
-            var variables = WorkspaceEnvironment.For(workspace.Path, workspace.Exists);
-            string banner = workspace.PathOf(Path.Join(WorkspaceLayout.State, BootReportWriter.BannerFile));
-            string updated = ManagedBlock.Apply(text, variables, banner);
-            string shown = Path.Join(workspace.Path, WorkspaceLayout.Home, WorkspaceLayout.ShellProfile);
-            string target = Path.Join(workspace.Path, WorkspaceLayout.Home, Path.GetRelativePath(home.Path, profile.Path));
-            string profilePath = target == shown ? shown : $"{shown} (a link to {target})";
-            bool blockChanges = !ReferenceEquals(updated, text);
-            if (blockChanges && current is not null && !IsValidUtf8(current))
+            profile = LinkInsideHome.Resolve(home, WorkspaceLayout.ShellProfile, settings.Options.Home);
+            var plan = Plan(workspace, home, profile, (homeStat.st_uid, homeStat.st_gid));
+            if (plan is ProfilePlan)
             {
-                return Dispose(StepPlan.Settled<NoValue>(StepResult.Problem($"{profilePath} is not UTF-8 text; left as it is. Add the block yourself:\n{ManagedBlock.Render(variables, banner)}"), default));
+                (home, profile) = (null, null); // the plan holds them until it is carried out
             }
 
-            bool binMissing = !workspace.Exists(WorkspaceLayout.Bin);
-            if (!binMissing)
-            {
-                workspace.OpenDirectory(WorkspaceLayout.Bin).Dispose(); // a symlink planted at bin is refused here, with the reason
-            }
-
-            bool stateToOwner = StateNeedsOwner(workspace, owner);
-            string names = string.Join(", ", variables.Select(v => v.Name).Distinct());
-            string block = !blockChanges ? $"{profilePath} already has the workspace block"
-                : current is null ? $"created {profilePath} with the workspace block ({names})"
-                : $"updated the workspace block in {profilePath} ({names})";
-            if (!blockChanges && !binMissing && !stateToOwner)
-            {
-                return Dispose(StepPlan.Settled<NoValue>(StepResult.Ok(block), default));
-            }
-
-            var preview = new List<string>();
-            if (binMissing)
-            {
-                preview.Add($"would create {workspace.PathOf(WorkspaceLayout.Bin)}");
-            }
-
-            preview.Add(blockChanges ? $"would {(current is null ? "create" : "update")} {profilePath} with the workspace block ({names})" : block);
-            var (uid, gid, mode) = current is null
-                ? (owner.st_uid, owner.st_gid, NewProfileMode)
-                : (profileStat.st_uid, profileStat.st_gid, profileStat.st_mode & Mono.Unix.Native.FilePermissions.ALLPERMS);
-            var chosen = profile;
-            var opened = home;
-            profile = null;
-            home = null;
-            return StepPlan.ToApply<NoValue>(
-                StepResult.Ok(string.Join("; ", preview)),
-                default,
-                () =>
-                {
-                    try
-                    {
-                        if (binMissing)
-                        {
-                            using (workspace.CreateDirectory(WorkspaceLayout.Bin, WorkspaceLayout.DirectoryMode, owner))
-                            {
-                                Log.CreatedBin(logger, workspace.PathOf(WorkspaceLayout.Bin));
-                            }
-                        }
-
-                        if (stateToOwner)
-                        {
-                            GiveStateToHomeOwner(workspace, owner);
-                        }
-
-                        if (blockChanges)
-                        {
-                            // A new .bashrc belongs to the home's owner; an existing one keeps its own owner and mode.
-                            chosen.Directory.ReplaceFile(chosen.Name, Encoding.UTF8.GetBytes(updated), uid, gid, mode);
-                        }
-
-                        return (StepResult.Ok(block), default);
-                    }
-                    catch (IOException e)
-                    {
-                        return (StepResult.Problem($"{e.Message}; the PATH block was not written"), default);
-                    }
-                },
-                new Holds(chosen, opened));
-
-            StepPlan<NoValue> Dispose(StepPlan<NoValue> settled)
-            {
-                profile?.Dispose();
-                home?.Dispose();
-                return settled;
-            }
+            return plan;
         }
         catch (IOException e)
         {
-            profile?.Dispose();
-            home?.Dispose();
             return StepPlan.Settled<NoValue>(StepResult.Problem($"{e.Message}; the PATH block was not written"), default);
         }
+        finally
+        {
+            profile?.Dispose();
+            home?.Dispose();
+        }
+    }
+
+    /// <summary>Creates bin, gives the state folder to the home's owner, writes the block: each only as planned.</summary>
+    public (StepResult Result, NoValue Value) Apply(StepPlan<NoValue> plan, BootSettings settings)
+    {
+        if (plan is not ProfilePlan profile)
+        {
+            return (plan.Preview, plan.Planned);
+        }
+
+        try
+        {
+            var workspace = profile.Workspace;
+            if (profile.BinMissing)
+            {
+                using (workspace.CreateDirectory(WorkspaceLayout.Bin, FileModes.Directory, profile.Owner))
+                {
+                    Log.CreatedBin(logger, workspace.PathOf(WorkspaceLayout.Bin));
+                }
+            }
+
+            if (profile.StateToOwner)
+            {
+                GiveStateToHomeOwner(workspace, profile.Owner);
+            }
+
+            if (profile.Updated is { } updated)
+            {
+                var (uid, gid, mode) = profile.FileOwnerAndMode;
+                profile.File.Directory.ReplaceFile(profile.File.Name, Encoding.UTF8.GetBytes(updated), uid, gid, mode);
+            }
+
+            return (StepResult.Ok(profile.Done), default);
+        }
+        catch (IOException e)
+        {
+            return (StepResult.Problem($"{e.Message}; the PATH block was not written"), default);
+        }
+    }
+
+    /// <summary>What the profile needs, found by looking: the block's text, bin, the state folder's owner.</summary>
+    private StepPlan<NoValue> Plan(DirectoryHandle workspace, DirectoryHandle home, HomeFile profile, (uint Uid, uint Gid) owner)
+    {
+        byte[]? current = profile.Directory.ReadFile(profile.Name, MaxProfileBytes, out var profileStat);
+        string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
+        var variables = WorkspaceEnvironment.For(workspace.Path, workspace.Exists);
+        string banner = workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.ReportBanner));
+        string updated = ManagedBlock.Apply(text, variables, banner);
+        string target = Path.Join(workspace.Path, WorkspaceLayout.Home, Path.GetRelativePath(home.Path, profile.Path));
+        string shown = Path.Join(workspace.Path, WorkspaceLayout.Home, WorkspaceLayout.ShellProfile);
+        string profilePath = target == shown ? shown : $"{shown} (a link to {target})";
+        bool blockChanges = !ReferenceEquals(updated, text);
+        if (blockChanges && current is not null && !IsValidUtf8(current))
+        {
+            return StepPlan.Settled<NoValue>(StepResult.Problem($"{profilePath} is not UTF-8 text; left as it is. Add the block yourself:\n{ManagedBlock.Render(variables, banner)}"), default);
+        }
+
+        bool binMissing = !workspace.Exists(WorkspaceLayout.Bin);
+        if (!binMissing)
+        {
+            workspace.OpenDirectory(WorkspaceLayout.Bin).Dispose(); // a symlink planted at bin is refused here, with the reason
+        }
+
+        bool stateToOwner = StateNeedsOwner(workspace, owner);
+        string names = string.Join(", ", variables.Select(v => v.Name).Distinct());
+        string done = !blockChanges ? $"{profilePath} already has the workspace block"
+            : current is null ? $"created {profilePath} with the workspace block ({names})"
+            : $"updated the workspace block in {profilePath} ({names})";
+        if (!blockChanges && !binMissing && !stateToOwner)
+        {
+            return StepPlan.Settled<NoValue>(StepResult.Ok(done), default);
+        }
+
+        // A new .bashrc belongs to the home's owner; an existing one keeps its own owner and mode.
+        var fileOwnerAndMode = current is null
+            ? (owner.Uid, owner.Gid, FileModes.Readable)
+            : (profileStat.st_uid, profileStat.st_gid, profileStat.st_mode & FilePermissions.ALLPERMS);
+        var changes = new List<PlannedChange>();
+        var preview = new List<string>();
+        if (binMissing)
+        {
+            changes.Add(PlannedChange.CreateDirectory(workspace.PathOf(WorkspaceLayout.Bin)));
+            preview.Add($"would create {workspace.PathOf(WorkspaceLayout.Bin)}");
+        }
+
+        if (stateToOwner)
+        {
+            changes.Add(new PlannedChange(ChangeKind.SetOwner, workspace.PathOf(WorkspaceLayout.State), $"{owner.Uid}:{owner.Gid}, the home's owner (made when missing)"));
+            preview.Add($"would give {workspace.PathOf(WorkspaceLayout.State)} to the home's owner ({owner.Uid}:{owner.Gid})");
+        }
+
+        if (blockChanges)
+        {
+            changes.Add(PlannedChange.WriteFile(target));
+        }
+
+        preview.Add(blockChanges ? $"would {(current is null ? "create" : "update")} {profilePath} with the workspace block ({names})" : done);
+        return new ProfilePlan(string.Join("; ", preview), changes, workspace, home, profile, owner, blockChanges ? updated : null, fileOwnerAndMode, binMissing, stateToOwner, done);
     }
 
     /// <summary>
@@ -149,7 +168,7 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
 
     private void GiveStateToHomeOwner(DirectoryHandle workspace, (uint Uid, uint Gid) owner)
     {
-        using var state = workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode, owner);
+        using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory, owner);
         if (posix.FStat(state.Fd, out var current) >= 0 && (current.st_uid != owner.Uid || current.st_gid != owner.Gid))
         {
             PosixException.Check(posix.FChown(state.Fd, owner.Uid, owner.Gid), "give to the home's owner", state.Path);
@@ -169,18 +188,52 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
         }
     }
 
-    private sealed class Holds(IDisposable first, IDisposable second) : IDisposable
+    /// <summary>
+    /// What the profile step will change: bin to create, the state folder to give to the home's
+    /// owner, and the block's new text for the file it chose (held open, never looked up again).
+    /// </summary>
+    private sealed class ProfilePlan(
+        string preview,
+        IReadOnlyList<PlannedChange> changes,
+        DirectoryHandle workspace,
+        DirectoryHandle home,
+        HomeFile file,
+        (uint Uid, uint Gid) owner,
+        string? updated,
+        (uint Uid, uint Gid, FilePermissions Mode) fileOwnerAndMode,
+        bool binMissing,
+        bool stateToOwner,
+        string done) : StepPlan<NoValue>(StepResult.Ok(preview), default, changes)
     {
-        public void Dispose()
+        public DirectoryHandle Workspace => workspace;
+
+        public HomeFile File => file;
+
+        public (uint Uid, uint Gid) Owner => owner;
+
+        /// <summary>The profile's new text; null when the block is already right.</summary>
+        public string? Updated => updated;
+
+        public (uint Uid, uint Gid, FilePermissions Mode) FileOwnerAndMode => fileOwnerAndMode;
+
+        public bool BinMissing => binMissing;
+
+        public bool StateToOwner => stateToOwner;
+
+        /// <summary>The step's line once carried out.</summary>
+        public string Done => done;
+
+        protected override void Dispose(bool disposing)
         {
-            first.Dispose();
-            second.Dispose();
+            file.Dispose();
+            home.Dispose();
+            base.Dispose(disposing);
         }
     }
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "created {Bin}")]
+        [LoggerMessage(EventId = StepNumber.Profile, Level = LogLevel.Information, Message = "created {Bin}")]
         public static partial void CreatedBin(ILogger logger, string bin);
     }
 }

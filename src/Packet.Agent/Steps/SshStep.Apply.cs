@@ -13,13 +13,10 @@ namespace Packet.Agent.Steps;
 /// <summary>What was decided, carried out: the keys, sshd's own check of them, the host keys, sshd's config, sshd itself, and a record for status.</summary>
 public sealed partial class SshStep
 {
-    private const FilePermissions PrivateDirectory = FilePermissions.S_IRWXU;
-    private const FilePermissions PrivateFile = FilePermissions.S_IRUSR | FilePermissions.S_IWUSR;
-    private const FilePermissions ReadableFile = PrivateFile | FilePermissions.S_IRGRP | FilePermissions.S_IROTH;
     private static readonly TimeSpan ToolTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan StopWait = TimeSpan.FromSeconds(2);
 
-    private StepResult Apply(SshPlan plan, BootSettings settings)
+    private StepResult Apply(SshDecision plan, BootSettings settings)
     {
         var problems = new List<string>(plan.Problems);
         try
@@ -35,7 +32,7 @@ public sealed partial class SshStep
                 return StepResult.Problem(string.Join("; ", problems));
             }
 
-            EnsureDirectory(paths.Runtime, PrivateDirectory);
+            EnsureDirectory(paths.Runtime, FileModes.PrivateDirectory);
             using var runtime = DirectoryHandle.Open(posix, paths.Runtime);
             bool made = false;
             int? pid = plan.Running?.Pid;
@@ -43,9 +40,9 @@ public sealed partial class SshStep
             if (plan.Action != SshdAction.LeaveAlone)
             {
                 made = MakeHostKeys(plan, settings);
-                runtime.ReplaceFile(AgentSshd.ConfigFile, Encoding.UTF8.GetBytes(plan.Config!), 0, 0, PrivateFile, durable: false);
-                runtime.ReplaceFile(PodEnvironment.RecordFile, PodEnvironment.Serialize(environment()), 0, 0, PrivateFile, durable: false);
-                EnsureDirectory(paths.PrivilegeSeparation, WorkspaceLayout.DirectoryMode);
+                runtime.ReplaceFile(AgentSshd.ConfigFile, Encoding.UTF8.GetBytes(plan.Config!), 0, 0, FileModes.Private, durable: false);
+                runtime.ReplaceFile(PodEnvironment.RecordFile, PodEnvironment.Serialize(environment()), 0, 0, FileModes.Private, durable: false);
+                EnsureDirectory(paths.PrivilegeSeparation, FileModes.Directory);
                 EnsureLogFolder(plan);
                 replaced = plan.Action == SshdAction.Replace ? Stop(plan.Running!.Pid) : null;
                 RemoveStalePidFile(runtime);
@@ -84,21 +81,21 @@ public sealed partial class SshStep
     {
         using var home = OpenHome(keysHome, create: true)!;
         PosixException.Check(posix.FStat(home.Fd, out var owner), "stat", home.Path);
-        using var ssh = home.CreateDirectory(".ssh", PrivateDirectory, (owner.st_uid, owner.st_gid));
+        using var ssh = home.CreateDirectory(".ssh", FileModes.PrivateDirectory, (owner.st_uid, owner.st_gid));
         PosixException.Check(posix.FStat(ssh.Fd, out var sshStat), "stat", ssh.Path);
-        if ((sshStat.st_mode & FilePermissions.ALLPERMS) != PrivateDirectory)
+        if ((sshStat.st_mode & FilePermissions.ALLPERMS) != FileModes.PrivateDirectory)
         {
-            PosixException.Check(posix.FChmod(ssh.Fd, PrivateDirectory), "set the mode of", ssh.Path);
+            PosixException.Check(posix.FChmod(ssh.Fd, FileModes.PrivateDirectory), "set the mode of", ssh.Path);
         }
 
         byte[]? current = ssh.ReadFile("authorized_keys", MaxAuthorizedKeysBytes, out var keysStat);
         string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
         string updated = AuthorizedKeysBlock.Apply(text, keys, out int listed);
-        bool modeWrong = current is not null && (keysStat.st_mode & FilePermissions.ALLPERMS) != PrivateFile;
+        bool modeWrong = current is not null && (keysStat.st_mode & FilePermissions.ALLPERMS) != FileModes.Private;
         if (!ReferenceEquals(updated, text) || modeWrong)
         {
             var (uid, gid) = current is null ? (owner.st_uid, owner.st_gid) : (keysStat.st_uid, keysStat.st_gid);
-            ssh.ReplaceFile("authorized_keys", Encoding.UTF8.GetBytes(updated), uid, gid, PrivateFile);
+            ssh.ReplaceFile("authorized_keys", Encoding.UTF8.GetBytes(updated), uid, gid, FileModes.Private);
         }
 
         return listed;
@@ -109,7 +106,7 @@ public sealed partial class SshStep
     /// those fails, the volume does not keep modes or owners, and only another volume helps. A folder
     /// above is the operator's (or the kubelet's, for a pod's fsGroup) to fix.
     /// </summary>
-    private static string RefusalWithFix(SshPlan plan, StrictModesRefusal refusal)
+    private static string RefusalWithFix(SshDecision plan, StrictModesRefusal refusal)
     {
         string head = $"sshd will refuse every key in {plan.KeysFile} (StrictModes, kept on): {refusal}";
         string? sshFolder = SystemAccounts.RealPath(Path.GetDirectoryName(plan.KeysFile)!);
@@ -127,7 +124,7 @@ public sealed partial class SshStep
     /// <summary>A directory outside the workspace (the container's /run), made when missing.</summary>
     private void EnsureDirectory(string path, FilePermissions mode)
     {
-        int made = posix.MkdirAt(-100, path, mode);
+        int made = posix.MkdirAt(FileModes.AtCurrentDirectory, path, mode);
         if (made < 0 && PosixException.ErrnoOf(made) != Errno.EEXIST)
         {
             PosixException.Check(made, "create directory", path);
@@ -138,15 +135,15 @@ public sealed partial class SshStep
     /// The host keys the plan lacks, made with ssh-keygen (root's, 0600, in a 0700 folder), and the
     /// root-only copies sshd loads refreshed from the volume's; whether any was made.
     /// </summary>
-    private bool MakeHostKeys(SshPlan plan, BootSettings settings)
+    private bool MakeHostKeys(SshDecision plan, BootSettings settings)
     {
         using var parent = plan.Workspace is { } home ? OpenState(home.Workspace) : DirectoryHandle.Open(posix, paths.Runtime);
-        using var folder = parent.CreateDirectory(Path.GetFileName(plan.HostKeys.Folder), PrivateDirectory);
+        using var folder = parent.CreateDirectory(Path.GetFileName(plan.HostKeys.Folder), FileModes.PrivateDirectory);
         PosixException.Check(posix.FStat(folder.Fd, out var stat), "stat", folder.Path);
-        if (stat.st_uid != 0 || (stat.st_mode & FilePermissions.ALLPERMS) != PrivateDirectory)
+        if (stat.st_uid != 0 || (stat.st_mode & FilePermissions.ALLPERMS) != FileModes.PrivateDirectory)
         {
             PosixException.Check(posix.FChown(folder.Fd, 0, 0), "set the owner of", folder.Path);
-            PosixException.Check(posix.FChmod(folder.Fd, PrivateDirectory), "set the mode of", folder.Path);
+            PosixException.Check(posix.FChmod(folder.Fd, FileModes.PrivateDirectory), "set the mode of", folder.Path);
         }
 
         foreach (string type in plan.HostKeys.ToMake)
@@ -160,10 +157,10 @@ public sealed partial class SshStep
         if (plan.HostKeys.OnVolume)
         {
             using var runtime = DirectoryHandle.Open(posix, paths.Runtime);
-            using var loaded = runtime.CreateDirectory(RuntimeHostKeysFolder, PrivateDirectory);
+            using var loaded = runtime.CreateDirectory(RuntimeHostKeysFolder, FileModes.PrivateDirectory);
             foreach (string type in plan.HostKeys.Stale)
             {
-                foreach (var (name, mode) in new[] { (HostKeyName(type), PrivateFile), (HostKeyName(type) + ".pub", ReadableFile) })
+                foreach (var (name, mode) in new[] { (HostKeyName(type), FileModes.Private), (HostKeyName(type) + ".pub", FileModes.Readable) })
                 {
                     byte[] key = folder.ReadFile(name, MaxKeyFileBytes, out _) ?? throw new IOException($"{folder.PathOf(name)} is gone");
                     loaded.ReplaceFile(name, key, 0, 0, mode, durable: false);
@@ -174,10 +171,10 @@ public sealed partial class SshStep
         return plan.HostKeys.ToMake.Count > 0;
     }
 
-    private static DirectoryHandle OpenState(DirectoryHandle workspace) => workspace.CreateDirectory(WorkspaceLayout.State, WorkspaceLayout.DirectoryMode);
+    private static DirectoryHandle OpenState(DirectoryHandle workspace) => workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
 
     /// <summary>The first host key's SHA256 fingerprint, as ssh prints it to a user meeting the pod for the first time.</summary>
-    private string Fingerprint(SshPlan plan, BootSettings settings)
+    private string Fingerprint(SshDecision plan, BootSettings settings)
     {
         var result = runner.RunAsync(plan.Keygen, ["-l", "-E", "sha256", "-f", plan.HostKeys.Files[0] + ".pub"], ToolTimeout, settings.Stop.Token).GetAwaiter().GetResult();
         string[] fields = result.StandardOutput.Split(' ', StringSplitOptions.RemoveEmptyEntries);
@@ -191,10 +188,10 @@ public sealed partial class SshStep
     private string Stop(int pid)
     {
         posix.Kill(pid, (int)Signum.SIGTERM);
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (posix.Kill(pid, 0) == 0 && AgentSshd.IsSshd(pid) && waited.Elapsed < StopWait)
+        long asked = clock.GetTimestamp();
+        while (posix.Kill(pid, 0) == 0 && AgentSshd.IsSshd(files, pid) && clock.GetElapsedTime(asked) < StopWait)
         {
-            Thread.Sleep(5);
+            Task.Delay(TimeSpan.FromMilliseconds(5), clock).Wait();
         }
 
         return $"the sshd (pid {pid}) an earlier boot started with another configuration";
@@ -211,36 +208,36 @@ public sealed partial class SshStep
     }
 
     /// <summary>sshd's parent exits as its daemon forks, and the daemon writes the pid file a moment later.</summary>
-    private static int? WaitForPid(DirectoryHandle runtime)
+    private int? WaitForPid(DirectoryHandle runtime)
     {
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (waited.Elapsed < TimeSpan.FromSeconds(1))
+        long started = clock.GetTimestamp();
+        while (clock.GetElapsedTime(started) < TimeSpan.FromSeconds(1))
         {
-            if (AgentSshd.ReadPid(runtime.PathOf(AgentSshd.PidFile)) is { } pid)
+            if (AgentSshd.ReadPid(files, runtime.PathOf(AgentSshd.PidFile)) is { } pid)
             {
                 return pid;
             }
 
-            Thread.Sleep(2);
+            Task.Delay(TimeSpan.FromMilliseconds(2), clock).Wait();
         }
 
         return null;
     }
 
     /// <summary>The hooks' logs folder, root's, made when the log goes there and it is missing (the host keys' folder exists by now).</summary>
-    private static void EnsureLogFolder(SshPlan plan)
+    private static void EnsureLogFolder(SshDecision plan)
     {
-        if (plan.Workspace is { } home && Path.GetDirectoryName(plan.Log) == home.Workspace.PathOf(Path.Join(WorkspaceLayout.State, HooksStep.LogsFolder)))
+        if (plan.Workspace is { } home && Path.GetDirectoryName(plan.Log) == home.Workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.Logs)))
         {
             using var state = OpenState(home.Workspace);
-            using var logs = state.CreateDirectory(HooksStep.LogsFolder, WorkspaceLayout.DirectoryMode);
+            using var logs = state.CreateDirectory(WorkspaceLayout.Logs, FileModes.Directory);
         }
     }
 
     /// <summary>Starts sshd, which forks into the background once it listens; null, or why it did not start (in sshd's words).</summary>
-    private string? Start(SshPlan plan, string config, string log, BootSettings settings)
+    private string? Start(SshDecision plan, string config, string log, BootSettings settings)
     {
-        long logged = new FileInfo(log) is { Exists: true } before ? before.Length : 0;
+        long logged = files.FileInfo.New(log) is { Exists: true } before ? before.Length : 0;
         string? failure = Run(plan.Sshd, ["-f", config, "-E", log], settings);
         if (failure is null)
         {
@@ -251,11 +248,11 @@ public sealed partial class SshStep
         return $"sshd did not start: {(said.Length > 0 ? said : failure)} (config {config}, log {log})";
     }
 
-    private static string LogSince(string log, long offset)
+    private string LogSince(string log, long offset)
     {
         try
         {
-            using var stream = new FileStream(log, FileMode.Open, FileAccess.Read);
+            using var stream = files.FileStream.New(log, FileMode.Open, FileAccess.Read);
             stream.Seek(Math.Min(offset, stream.Length), SeekOrigin.Begin);
             using var reader = new StreamReader(stream);
             return string.Join(" / ", reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).TakeLast(3));
@@ -285,7 +282,7 @@ public sealed partial class SshStep
     }
 
     /// <summary>What status shows: the port, the host key, the keys, the pid.</summary>
-    private void RecordState(SshPlan plan, SshState state)
+    private void RecordState(SshDecision plan, SshState state)
     {
         if (plan.Workspace is not { } home)
         {
@@ -295,7 +292,7 @@ public sealed partial class SshStep
         try
         {
             using var folder = OpenState(home.Workspace);
-            folder.ReplaceFile(StateFile, JsonSerializer.SerializeToUtf8Bytes(state, SshJson.Default.SshState), 0, 0, ReadableFile, durable: false);
+            folder.ReplaceFile(WorkspaceLayout.SshState, JsonSerializer.SerializeToUtf8Bytes(state, SshJson.Default.SshState), 0, 0, FileModes.Readable, durable: false);
         }
         catch (IOException e)
         {
@@ -305,7 +302,7 @@ public sealed partial class SshStep
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "could not record the SSH state for status: {Reason}")]
+        [LoggerMessage(EventId = StepNumber.Ssh, Level = LogLevel.Warning, Message = "could not record the SSH state for status: {Reason}")]
         public static partial void StateNotRecorded(ILogger logger, string reason);
     }
 }

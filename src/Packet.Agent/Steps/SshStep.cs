@@ -1,4 +1,5 @@
 using System.Collections;
+using System.IO.Abstractions;
 using System.Text;
 using Mono.Unix.Native;
 using Microsoft.Extensions.Logging;
@@ -45,12 +46,9 @@ public enum SshdAction
 /// a warning.
 /// </summary>
 public sealed partial class SshStep(
-    IPosix posix, IProcessRunner runner, CommandResolver resolver, Func<IDictionary> environment, SshPaths paths, Func<bool> insideContainer, IAccounts accounts, StrictModes strictModes, ILogger logger)
+    IPosix posix, IFileSystem files, IProcessRunner runner, CommandResolver resolver, Func<IDictionary> environment, SshPaths paths, Func<bool> insideContainer, IAccounts accounts, StrictModes strictModes, ILogger logger, TimeProvider clock)
     : IBootStep<HomeState?, NoValue>
 {
-    public const string StateFile = "ssh.json";
-    public const string HostKeysFolder = "ssh";
-    public const string LogFile = "sshd.log";
     public const string RuntimeHostKeysFolder = "host-keys";
 
     // Where images keep sshd when PATH does not name it (a login PATH has sbin, a container's ENV PATH may not).
@@ -58,9 +56,7 @@ public sealed partial class SshStep(
     private const int MaxKeyFileBytes = 64 * 1024;
     private const int MaxAuthorizedKeysBytes = 1 << 20;
 
-    public string Name => "ssh";
-
-    public int Number => 7;
+    public StepId Id => StepId.Ssh;
 
     public FailurePolicy Policy => FailurePolicy.WarnAndContinue;
 
@@ -76,19 +72,9 @@ public sealed partial class SshStep(
         var variables = WorkspaceEnvironment.ForCommand(environment(), workspace is null ? null : (workspace.Path, workspace.Exists));
         string searchPath = $"{variables.GetValueOrDefault("PATH")}:{SbinDirectories}";
         var sshd = resolver.Resolve("sshd", searchPath);
-        if (!sshd.Found)
+        if (CannotRunHere(options, sshd) is { } cannot)
         {
-            return NotPossible(options, "the image has no sshd (install openssh-server to log in over SSH)");
-        }
-
-        if (options.Ssh == SshMode.Auto && !insideContainer())
-        {
-            return StepPlan.Settled<NoValue>(StepResult.Skipped("not inside a container: --ssh auto starts sshd only in one (--ssh on starts it here)"), default);
-        }
-
-        if (posix.EffectiveUserId != 0)
-        {
-            return NotPossible(options, $"sshd needs root to log users in, and the agent runs as uid {posix.EffectiveUserId}");
+            return cannot;
         }
 
         var problems = new List<string>();
@@ -110,7 +96,7 @@ public sealed partial class SshStep(
         }
 
         var hostKeys = HostKeys(input, options);
-        var running = AgentSshd.Find(paths.Runtime);
+        var running = AgentSshd.Find(files, paths.Runtime);
         var leftOut = new List<string>();
         var sessions = SshdConfig.SessionEnvironment(variables, leftOut);
         var account = home.Owner is { } owner ? accounts.ByUid(owner) : null;
@@ -125,11 +111,34 @@ public sealed partial class SshStep(
             problems.Insert(0, $"{home.Path} belongs to uid {home.Owner?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}, which has no account in /etc/passwd: sshd can log no one in to it; sshd not started");
         }
 
-        var plan = new SshPlan(
-            sshd.Path!, keygen.Path!, options.SshPort, options.SshListen, pod.Keys, input, home, keysFile, hostKeys, account, config, action, running,
-            LogPath(input), sessions, leftOut, problems);
-        return StepPlan.ToApply<NoValue>(plan.Preview, default, () => (Apply(plan, settings), default));
+        return new SshPlan(
+            new SshDecision(sshd.Path!, keygen.Path!, options.SshPort, options.SshListen, pod.Keys, input, home, keysFile, hostKeys, account, config, action, running, LogPath(input), sessions, leftOut, problems),
+            Look(input, home, keysFile, hostKeys, current, pod.Keys),
+            paths);
     }
+
+    /// <summary>Why sshd cannot run here (no sshd, not a container under auto, not root); null when it can.</summary>
+    private StepPlan<NoValue>? CannotRunHere(BootOptions options, CommandResolution sshd)
+    {
+        if (!sshd.Found)
+        {
+            return NotPossible(options, "the image has no sshd (install openssh-server to log in over SSH)");
+        }
+
+        if (options.Ssh == SshMode.Auto && !insideContainer())
+        {
+            return StepPlan.Settled<NoValue>(StepResult.Skipped("not inside a container: --ssh auto starts sshd only in one (--ssh on starts it here)"), default);
+        }
+
+        return posix.EffectiveUserId != 0 ? NotPossible(options, $"sshd needs root to log users in, and the agent runs as uid {posix.EffectiveUserId}") : null;
+    }
+
+    public (StepResult Result, NoValue Value) Apply(StepPlan<NoValue> plan, BootSettings settings) => plan switch
+    {
+        SshPlan ssh => (Apply(ssh.Decision, settings), default),
+        StaleKeysPlan stale => (RemoveStaleKeys(stale), default),
+        _ => (plan.Preview, plan.Planned),
+    };
 
     private static StepPlan<NoValue> NotPossible(BootOptions options, string reason) =>
         StepPlan.Settled<NoValue>(options.Ssh == SshMode.On ? StepResult.Problem($"{reason}; --ssh on") : StepResult.Skipped(reason), default);
@@ -150,42 +159,43 @@ public sealed partial class SshStep(
             return StepPlan.Settled<NoValue>(result, default);
         }
 
-        string removal = $"; would remove the {Units.Count(stale)} key{(stale == 1 ? string.Empty : "s")} an earlier boot took from the pod from {keysFile}";
-        return StepPlan.ToApply<NoValue>(result with { Summary = result.Summary + removal }, default, () =>
+        return new StaleKeysPlan(result, home, keysFile, stale, summary, Look(null, home, keysFile, null, current, []));
+    }
+
+    private StepResult RemoveStaleKeys(StaleKeysPlan plan)
+    {
+        try
         {
-            try
-            {
-                WriteAuthorizedKeys(home, []);
-                return (result with { Summary = result.Summary + removal.Replace("would remove", "removed", StringComparison.Ordinal) }, default);
-            }
-            catch (IOException e)
-            {
-                return (StepResult.Problem($"{summary}; could not remove the keys an earlier boot took from the pod: {e.Message}"), default);
-            }
-        });
+            WriteAuthorizedKeys(plan.Home, []);
+            return plan.Preview with { Summary = plan.Done };
+        }
+        catch (IOException e)
+        {
+            return StepResult.Problem($"{plan.Summary}; could not remove the keys an earlier boot took from the pod: {e.Message}");
+        }
     }
 
     /// <summary>The files of the keys directory in name order; a Kubernetes secret's own entries (<c>..data</c>) and what is not a readable file are passed over.</summary>
-    private static List<(string Name, string Text)> KeyFiles(string? directory, List<string> problems)
+    private List<(string Name, string Text)> KeyFiles(string? directory, List<string> problems)
     {
-        var files = new List<(string, string)>();
+        var keyFiles = new List<(string, string)>();
         if (directory is null)
         {
-            return files;
+            return keyFiles;
         }
 
         try
         {
-            foreach (string file in Directory.EnumerateFiles(directory).Order(StringComparer.Ordinal))
+            foreach (string file in files.Directory.EnumerateFiles(directory).Order(StringComparer.Ordinal))
             {
                 string name = Path.GetFileName(file);
-                var info = new FileInfo(file);
+                var info = files.FileInfo.New(file);
                 if (name.StartsWith("..", StringComparison.Ordinal) || info.Length > MaxKeyFileBytes)
                 {
                     continue;
                 }
 
-                files.Add((file, File.ReadAllText(file)));
+                keyFiles.Add((file, files.File.ReadAllText(file)));
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -193,7 +203,7 @@ public sealed partial class SshStep(
             problems.Add($"cannot read the keys in {directory} (--ssh-keys-dir): {e.Message}");
         }
 
-        return files;
+        return keyFiles;
     }
 
     /// <summary>
@@ -211,13 +221,11 @@ public sealed partial class SshStep(
                 return new KeysHome(persisted, state, stat.st_uid);
             }
 
-            return new KeysHome(persisted, state, posix.LStatAt(AtCurrentDirectory, options.Home, out var live) >= 0 ? live.st_uid : null);
+            return new KeysHome(persisted, state, posix.LStatAt(FileModes.AtCurrentDirectory, options.Home, out var live) >= 0 ? live.st_uid : null);
         }
 
-        return new KeysHome(options.Home, null, posix.LStatAt(AtCurrentDirectory, options.Home, out var own) >= 0 ? own.st_uid : null);
+        return new KeysHome(options.Home, null, posix.LStatAt(FileModes.AtCurrentDirectory, options.Home, out var own) >= 0 ? own.st_uid : null);
     }
-
-    private const int AtCurrentDirectory = -100;
 
     /// <summary>The home's authorized_keys as it is now; empty when there is none yet.</summary>
     private string ReadKeys(KeysHome home, List<string> problems)
@@ -265,22 +273,22 @@ public sealed partial class SshStep(
         string loaded = Path.Join(paths.Runtime, RuntimeHostKeysFolder);
         if (input is null)
         {
-            return new HostKeySet(loaded, loaded, OnVolume: false, types, types.Where(type => !File.Exists(Path.Join(loaded, HostKeyName(type)))).ToArray(), Stale: []);
+            return new HostKeySet(loaded, loaded, OnVolume: false, types, types.Where(type => !files.File.Exists(Path.Join(loaded, HostKeyName(type)))).ToArray(), Stale: []);
         }
 
         using var state = input.Workspace.TryOpenDirectory(WorkspaceLayout.State);
-        using var keys = state?.TryOpenDirectory(HostKeysFolder);
+        using var keys = state?.TryOpenDirectory(WorkspaceLayout.HostKeys);
         var toMake = types.Where(type => keys?.Exists(HostKeyName(type)) != true).ToArray();
         var stale = types.Where(type => toMake.Contains(type) || !SameContent(keys!, HostKeyName(type), Path.Join(loaded, HostKeyName(type)))).ToArray();
-        return new HostKeySet(input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, HostKeysFolder)), loaded, OnVolume: true, types, toMake, stale);
+        return new HostKeySet(input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.HostKeys)), loaded, OnVolume: true, types, toMake, stale);
     }
 
     /// <summary>Whether a key on the volume and its copy in the runtime folder hold the same bytes.</summary>
-    private static bool SameContent(DirectoryHandle folder, string name, string copy)
+    private bool SameContent(DirectoryHandle folder, string name, string copy)
     {
         try
         {
-            return File.Exists(copy) && folder.ReadFile(name, MaxKeyFileBytes, out _) is { } kept && kept.AsSpan().SequenceEqual(File.ReadAllBytes(copy));
+            return files.File.Exists(copy) && folder.ReadFile(name, MaxKeyFileBytes, out _) is { } kept && kept.AsSpan().SequenceEqual(files.File.ReadAllBytes(copy));
         }
         catch (IOException)
         {
@@ -299,70 +307,18 @@ public sealed partial class SshStep(
     {
         if (input is null)
         {
-            return Path.Join(paths.Runtime, LogFile);
+            return Path.Join(paths.Runtime, WorkspaceLayout.SshdLog);
         }
 
         using var state = input.Workspace.TryOpenDirectory(WorkspaceLayout.State);
-        string logs = input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, HooksStep.LogsFolder));
-        if (state is null || state.LStat(HooksStep.LogsFolder, out var stat) < 0)
+        string logs = input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.Logs));
+        if (state is null || state.LStat(WorkspaceLayout.Logs, out var stat) < 0)
         {
-            return Path.Join(logs, LogFile);
+            return Path.Join(logs, WorkspaceLayout.SshdLog);
         }
 
         bool rootsAlone = (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR && stat.st_uid == 0
             && (stat.st_mode & (FilePermissions.S_IWGRP | FilePermissions.S_IWOTH)) == 0;
-        return rootsAlone ? Path.Join(logs, LogFile) : input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, HostKeysFolder, LogFile));
-    }
-
-    /// <summary>The home whose ~/.ssh gets the keys: its path, the persisted home's state when it is that one, and its owner's uid (null: no home to look at).</summary>
-    private sealed record KeysHome(string Path, HomeState? Persisted, uint? Owner);
-
-    /// <summary>Where the host keys are kept and where sshd loads them from, the types offered, those to make, and the copies to refresh.</summary>
-    private sealed record HostKeySet(string Folder, string Loaded, bool OnVolume, IReadOnlyList<string> Types, IReadOnlyList<string> ToMake, IReadOnlyList<string> Stale)
-    {
-        public string[] Files => Types.Select(type => System.IO.Path.Join(Loaded, HostKeyName(type))).ToArray();
-    }
-
-    /// <summary>What the step decided: sshd and ssh-keygen, the keys and where they go, the host keys, the config, and what happens to sshd.</summary>
-    private sealed record SshPlan(
-        string Sshd,
-        string Keygen,
-        int Port,
-        string? ListenAddress,
-        IReadOnlyList<PublicKey> Keys,
-        HomeState? Workspace,
-        KeysHome Home,
-        string KeysFile,
-        HostKeySet HostKeys,
-        Account? Account,
-        string? Config,
-        SshdAction Action,
-        RunningSshd? Running,
-        string Log,
-        IReadOnlyDictionary<string, string> Sessions,
-        IReadOnlyList<string> LeftOut,
-        IReadOnlyList<string> Problems)
-    {
-        public string Listening => ListenAddress is null ? $"port {Port}" : $"{ListenAddress} port {Port}";
-
-        public StepResult Preview
-        {
-            get
-            {
-                string keys = $"{Units.Count(Keys.Count)} key{(Keys.Count == 1 ? string.Empty : "s")} from the pod in {KeysFile}";
-                string hostKeys = (HostKeys.ToMake.Count > 0 ? $"would make the {string.Join(" and ", HostKeys.ToMake)} host key{(HostKeys.ToMake.Count == 1 ? string.Empty : "s")}, " : "host keys ")
-                    + (HostKeys.OnVolume ? $"kept in {HostKeys.Folder}" : "temporary (no volume)");
-                string sshd = Action switch
-                {
-                    SshdAction.Start => $"would start {Sshd} on {Listening}",
-                    SshdAction.Replace => $"would replace the running sshd (pid {Running!.Pid}), whose configuration differs, with {Sshd} on {Listening} (its sessions go on)",
-                    SshdAction.LeaveAlone => $"would leave the running sshd (pid {Running!.Pid}) alone: its configuration is the same",
-                    _ => "would not start sshd",
-                };
-                string summary = $"{sshd} with {keys}; {hostKeys}; {Units.Count(Sessions.Count)} variables for sessions"
-                    + (Problems.Count > 0 ? $"; {string.Join("; ", Problems)}" : string.Empty);
-                return Account is null ? StepResult.Problem(summary) : StepResult.Ok(summary);
-            }
-        }
+        return rootsAlone ? Path.Join(logs, WorkspaceLayout.SshdLog) : input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.HostKeys, WorkspaceLayout.SshdLog));
     }
 }

@@ -10,7 +10,6 @@ namespace Packet.Agent.Workspace;
 /// </summary>
 public sealed class DirectoryHandle : IDisposable
 {
-    private const int AtCurrentDirectory = -100;
     private const OpenFlags DirectoryFlags = OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC;
 
     private readonly IPosix _posix;
@@ -34,7 +33,7 @@ public sealed class DirectoryHandle : IDisposable
     /// </summary>
     public static DirectoryHandle Open(IPosix posix, string path)
     {
-        int fd = posix.OpenAt(AtCurrentDirectory, path, DirectoryFlags, 0);
+        int fd = posix.OpenAt(FileModes.AtCurrentDirectory, path, DirectoryFlags, 0);
         return new DirectoryHandle(posix, PosixException.Check(fd, "open directory", path), path);
     }
 

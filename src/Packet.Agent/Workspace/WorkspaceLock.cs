@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using Mono.Unix.Native;
 using Packet.Agent.Posix;
@@ -26,11 +25,11 @@ public sealed class WorkspaceLock : IDisposable
     /// <summary>
     /// Takes the lock, waiting up to <paramref name="timeout"/>; null when another agent still holds
     /// it then. <paramref name="onWaiting"/> hears who holds it, at the start and then every
-    /// <paramref name="reportEvery"/>. A stop request ends the wait at once (OperationCanceledException).
+    /// <paramref name="reportEvery"/>, by <paramref name="clock"/>. A stop request ends the wait at once (OperationCanceledException).
     /// </summary>
-    public static WorkspaceLock? Acquire(IPosix posix, DirectoryHandle state, TimeSpan timeout, TimeSpan reportEvery, Action<string, TimeSpan> onWaiting, CancellationToken stop)
+    public static WorkspaceLock? Acquire(IPosix posix, DirectoryHandle state, TimeProvider clock, TimeSpan timeout, TimeSpan reportEvery, Action<string, TimeSpan> onWaiting, CancellationToken stop)
     {
-        int fd = posix.OpenAt(state.Fd, WorkspaceLayout.Lock, OpenFlags.O_RDWR | OpenFlags.O_CREAT | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP | FilePermissions.S_IROTH);
+        int fd = posix.OpenAt(state.Fd, WorkspaceLayout.Lock, OpenFlags.O_RDWR | OpenFlags.O_CREAT | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, FileModes.Readable);
         bool canRecordHolder = fd >= 0;
         if (fd < 0 && PosixException.ErrnoOf(fd) == Errno.EACCES)
         {
@@ -40,7 +39,7 @@ public sealed class WorkspaceLock : IDisposable
         }
 
         PosixException.Check(fd, "open the lock", state.PathOf(WorkspaceLayout.Lock));
-        var waited = Stopwatch.StartNew();
+        long started = clock.GetTimestamp();
         var nextReport = TimeSpan.Zero;
         while (true)
         {
@@ -49,7 +48,7 @@ public sealed class WorkspaceLock : IDisposable
             {
                 if (canRecordHolder)
                 {
-                    RecordHolder(posix, fd);
+                    RecordHolder(posix, fd, clock.GetUtcNow());
                 }
 
                 return new WorkspaceLock(posix, fd);
@@ -62,19 +61,24 @@ public sealed class WorkspaceLock : IDisposable
                 throw new PosixException("lock", state.PathOf(WorkspaceLayout.Lock), errno);
             }
 
-            if (waited.Elapsed >= nextReport)
+            var waited = clock.GetElapsedTime(started);
+            if (waited >= nextReport)
             {
-                onWaiting(ReadHolder(posix, fd), waited.Elapsed);
+                onWaiting(ReadHolder(posix, fd), waited);
                 nextReport += reportEvery;
             }
 
-            if (waited.Elapsed >= timeout)
+            if (waited >= timeout)
             {
                 posix.Close(fd);
                 return null;
             }
 
-            if (stop.WaitHandle.WaitOne(PollInterval))
+            try
+            {
+                Task.Delay(PollInterval, clock, stop).GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException)
             {
                 posix.Close(fd);
                 throw new OperationCanceledException(stop);
@@ -101,9 +105,9 @@ public sealed class WorkspaceLock : IDisposable
         }
     }
 
-    private static void RecordHolder(IPosix posix, int fd)
+    private static void RecordHolder(IPosix posix, int fd, DateTimeOffset now)
     {
-        string holder = $"pid {Environment.ProcessId} on {Environment.MachineName} since {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ssZ}\n";
+        string holder = $"pid {Environment.ProcessId} on {Environment.MachineName} since {now.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}\n";
         posix.FTruncate(fd, 0);
         posix.PWrite(fd, Encoding.UTF8.GetBytes(holder), 0);
     }

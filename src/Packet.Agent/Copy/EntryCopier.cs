@@ -4,10 +4,17 @@ using Packet.Agent.Posix;
 namespace Packet.Agent.Copy;
 
 /// <summary>One non-directory entry's copy: regular files (resumed when complete), symlinks, FIFOs, and what is left out.</summary>
-internal sealed partial class CopyRun
+internal sealed partial class EntryCopier(CopyContext context, FileDataCopier data, MetadataCopier metadata, DirectoryFinisher finisher)
 {
+    // O_NONBLOCK: a regular file that turned into a FIFO between readdir and open must not hang the copy.
+    private const OpenFlags ReadFlags = OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_NONBLOCK | OpenFlags.O_CLOEXEC;
+    private const OpenFlags CreateFlags = OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_EXCL | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC;
+    private const int MaxTypeRetries = 2;
+
+    private readonly HardLinkRegistry _links = new();
+
     /// <summary>When an entry's directory may count it as done.</summary>
-    private enum Release
+    public enum Release
     {
         /// <summary>The entry is settled (copied, linked or left out).</summary>
         Now,
@@ -16,26 +23,18 @@ internal sealed partial class CopyRun
         ByFirstCopy,
     }
 
-    /// <summary>What a create met, when the name was already taken by a previous run's entry.</summary>
-    private enum Creation
-    {
-        Made,
-        KeptFromEarlierRun,
-        Failed,
-    }
-
     /// <summary>Creates one entry's copy; true when it was made (false: left out, and said why).</summary>
     private delegate bool CreateCopy(DirectoryNode directory, string name, Stat source);
 
-    private Release CopyEntry(DirectoryNode directory, string name, byte type, int attempt)
+    public Release CopyEntry(DirectoryNode directory, string name, byte type, int attempt)
     {
         if (directory.ExistingFd >= 0 && ExistsIn(directory.ExistingFd, name))
         {
-            Interlocked.Increment(ref _report.KeptExisting);
+            Interlocked.Increment(ref context.Report.KeptExisting);
             return Release.Now;
         }
 
-        if (!NameHeld(directory, name))
+        if (!context.NameHeld(directory, name))
         {
             return Release.Now;
         }
@@ -52,10 +51,10 @@ internal sealed partial class CopyRun
 
     private Release CopyByLstat(DirectoryNode directory, string name, int attempt)
     {
-        int result = _posix.LStatAt(directory.SourceFd, name, out var source);
+        int result = context.Posix.LStatAt(directory.SourceFd, name, out var source);
         if (result < 0)
         {
-            SourceProblem(DirectoryNode.Join(directory.RelativePath, name), "stat", PosixException.ErrnoOf(result));
+            context.SourceProblem(DirectoryNode.Join(directory.RelativePath, name), "stat", PosixException.ErrnoOf(result));
             return Release.Now;
         }
 
@@ -66,7 +65,7 @@ internal sealed partial class CopyRun
     {
         if (attempt > MaxTypeRetries)
         {
-            Skipped(ProblemKind.ChangedDuringCopy, DirectoryNode.Join(directory.RelativePath, name), "kept changing type while being copied; left out");
+            context.Skipped(ProblemKind.ChangedDuringCopy, DirectoryNode.Join(directory.RelativePath, name), "kept changing type while being copied; left out");
             return Release.Now;
         }
 
@@ -84,7 +83,7 @@ internal sealed partial class CopyRun
             case FilePermissions.S_IFIFO:
                 return CopyWithHardLinks(directory, name, source, CreateFifo);
             default:
-                Skipped(ProblemKind.ChangedDuringCopy, DirectoryNode.Join(directory.RelativePath, name), "became a directory while being copied; left out");
+                context.Skipped(ProblemKind.ChangedDuringCopy, DirectoryNode.Join(directory.RelativePath, name), "became a directory while being copied; left out");
                 return Release.Now;
         }
     }
@@ -94,10 +93,10 @@ internal sealed partial class CopyRun
         switch (leftOut)
         {
             case LeftOut.Socket:
-                Interlocked.Increment(ref _report.SkippedSockets);
+                Interlocked.Increment(ref context.Report.SkippedSockets);
                 return true;
             case LeftOut.Device:
-                Interlocked.Increment(ref _report.SkippedDevices);
+                Interlocked.Increment(ref context.Report.SkippedDevices);
                 return true;
             default:
                 return false;
@@ -106,7 +105,7 @@ internal sealed partial class CopyRun
 
     private Release CopyRegularFile(DirectoryNode directory, string name, int attempt, bool allowLink)
     {
-        int sourceFd = _posix.OpenAt(directory.SourceFd, name, ReadFlags, 0);
+        int sourceFd = context.Posix.OpenAt(directory.SourceFd, name, ReadFlags, 0);
         if (sourceFd < 0)
         {
             var errno = PosixException.ErrnoOf(sourceFd);
@@ -115,20 +114,20 @@ internal sealed partial class CopyRun
                 return CopyByLstat(directory, name, attempt + 1); // a symlink or socket now
             }
 
-            SourceProblem(DirectoryNode.Join(directory.RelativePath, name), "open", errno);
+            context.SourceProblem(DirectoryNode.Join(directory.RelativePath, name), "open", errno);
             return Release.Now;
         }
 
         try
         {
-            int statResult = _posix.FStat(sourceFd, out var source);
+            int statResult = context.Posix.FStat(sourceFd, out var source);
             if (statResult < 0)
             {
-                SourceProblem(DirectoryNode.Join(directory.RelativePath, name), "stat", PosixException.ErrnoOf(statResult));
+                context.SourceProblem(DirectoryNode.Join(directory.RelativePath, name), "stat", PosixException.ErrnoOf(statResult));
                 return Release.Now;
             }
 
-            if (!IsType(source, FilePermissions.S_IFREG))
+            if (!CopyContext.IsType(source, FilePermissions.S_IFREG))
             {
                 return CopyByStat(directory, name, source, attempt + 1);
             }
@@ -143,7 +142,7 @@ internal sealed partial class CopyRun
         }
         finally
         {
-            _posix.Close(sourceFd);
+            context.Posix.Close(sourceFd);
         }
     }
 
@@ -155,54 +154,54 @@ internal sealed partial class CopyRun
         var (seconds, nanoseconds) = (source.st_mtime, source.st_mtime_nsec);
 
         // Resuming: a file a previous run finished (same size and modification time, which is set last) stays.
-        var creation = CreateOverLeftover(
+        var creation = context.CreateOverLeftover(
             directory.DestinationFd,
             name,
             path,
-            () => _posix.OpenAt(directory.DestinationFd, name, CreateFlags, permissions),
-            there => IsType(there, FilePermissions.S_IFREG) && there.st_size == size && SameModificationTime(there, seconds, nanoseconds),
+            () => context.Posix.OpenAt(directory.DestinationFd, name, CreateFlags, permissions),
+            there => CopyContext.IsType(there, FilePermissions.S_IFREG) && there.st_size == size && SameModificationTime(there, seconds, nanoseconds),
             out int destinationFd);
         if (creation == Creation.KeptFromEarlierRun)
         {
-            Interlocked.Increment(ref _report.ResumedFiles);
+            Interlocked.Increment(ref context.Report.ResumedFiles);
             return true;
         }
 
         if (creation == Creation.Failed)
         {
-            DestinationProblem(path, "create", PosixException.ErrnoOf(destinationFd));
+            context.DestinationProblem(path, "create", PosixException.ErrnoOf(destinationFd));
             return false;
         }
 
         try
         {
-            long copied = _data.Copy(sourceFd, destinationFd, source, _destinationDevice, path);
+            long copied = data.Copy(sourceFd, destinationFd, source, context.DestinationDevice, path);
             if (copied < source.st_size)
             {
-                Named(ProblemKind.ChangedDuringCopy, path, $"shrank from {source.st_size} to {copied} bytes while being copied; copied what was there");
+                context.Named(ProblemKind.ChangedDuringCopy, path, $"shrank from {source.st_size} to {copied} bytes while being copied; copied what was there");
             }
 
-            _metadata.ApplyToFile(sourceFd, destinationFd, source, _destinationDevice, path, modeSetAtCreation: CreationKeeps(permissions));
+            metadata.ApplyToFile(sourceFd, destinationFd, source, context.DestinationDevice, path, modeSetAtCreation: context.CreationKeeps(permissions));
             int complete = destinationFd;
             destinationFd = -1;
-            CloseComplete(complete, path);
+            finisher.CloseComplete(complete, path);
 
-            Interlocked.Increment(ref _report.Files);
-            Interlocked.Add(ref _report.Bytes, copied);
-            Interlocked.Add(ref _report.AllocatedBytes, source.st_blocks * 512);
+            Interlocked.Increment(ref context.Report.Files);
+            Interlocked.Add(ref context.Report.Bytes, copied);
+            Interlocked.Add(ref context.Report.AllocatedBytes, source.st_blocks * 512);
             return true;
         }
         catch (SourceReadException failure)
         {
-            _posix.Close(destinationFd);
+            context.Posix.Close(destinationFd);
             destinationFd = -1;
-            _posix.UnlinkAt(directory.DestinationFd, name, isDirectory: false);
-            SourceProblem(path, "read", failure.Errno);
+            context.Posix.UnlinkAt(directory.DestinationFd, name, isDirectory: false);
+            context.SourceProblem(path, "read", failure.Errno);
             return false;
         }
         finally
         {
-            CloseIfOpen(destinationFd);
+            context.CloseIfOpen(destinationFd);
         }
     }
 
@@ -212,94 +211,75 @@ internal sealed partial class CopyRun
     /// </summary>
     private bool SameModificationTime(in Stat there, long seconds, long nanoseconds) =>
         (there.st_mtime == seconds && there.st_mtime_nsec == nanoseconds)
-        || (!_volume.ExactTimes && Math.Abs(there.st_mtime - seconds) <= 2);
+        || (!context.Volume.ExactTimes && Math.Abs(there.st_mtime - seconds) <= 2);
 
     private bool CreateSymlink(DirectoryNode directory, string name, Stat source)
     {
         string path = DirectoryNode.Join(directory.RelativePath, name);
-        if (_volume.Symlinks is { } refused)
+        if (context.Volume.Symlinks is { } refused)
         {
-            _report.Losses.Add(LossKind.Symlinks, path, refused);
+            context.Report.Losses.Add(LossKind.Symlinks, path, refused);
             return false;
         }
 
-        int read = _posix.ReadLinkAt(directory.SourceFd, name, out string target);
+        int read = context.Posix.ReadLinkAt(directory.SourceFd, name, out string target);
         if (read < 0)
         {
-            SourceProblem(path, "read the symlink", PosixException.ErrnoOf(read));
+            context.SourceProblem(path, "read the symlink", PosixException.ErrnoOf(read));
             return false;
         }
 
-        if (CreateOverLeftover(directory.DestinationFd, name, path, () => _posix.SymlinkAt(target, directory.DestinationFd, name), KeepNothing, out int made) == Creation.Failed)
+        if (context.CreateOverLeftover(directory.DestinationFd, name, path, () => context.Posix.SymlinkAt(target, directory.DestinationFd, name), KeepNothing, out int made) == Creation.Failed)
         {
-            EntryRefused(path, "create the symlink", PosixException.ErrnoOf(made), LossKind.Symlinks);
+            context.EntryRefused(path, "create the symlink", PosixException.ErrnoOf(made), LossKind.Symlinks);
             return false;
         }
 
-        _metadata.ApplyToUnopened(directory.DestinationFd, name, source, path);
-        Interlocked.Increment(ref _report.Symlinks);
+        metadata.ApplyToUnopened(directory.DestinationFd, name, source, path);
+        Interlocked.Increment(ref context.Report.Symlinks);
         return true;
     }
 
     private bool CreateFifo(DirectoryNode directory, string name, Stat source)
     {
         string path = DirectoryNode.Join(directory.RelativePath, name);
-        if (_volume.Fifos is { } refused)
+        if (context.Volume.Fifos is { } refused)
         {
-            _report.Losses.Add(LossKind.Fifos, path, refused);
+            context.Report.Losses.Add(LossKind.Fifos, path, refused);
             return false;
         }
 
         var permissions = source.st_mode & FilePermissions.ACCESSPERMS;
-        if (CreateOverLeftover(directory.DestinationFd, name, path, () => _posix.MkfifoAt(directory.DestinationFd, name, permissions), KeepNothing, out int made) == Creation.Failed)
+        if (context.CreateOverLeftover(directory.DestinationFd, name, path, () => context.Posix.MkfifoAt(directory.DestinationFd, name, permissions), KeepNothing, out int made) == Creation.Failed)
         {
             var errno = PosixException.ErrnoOf(made);
             if (!ErrnoMeaning.FifoRefused(errno))
             {
-                DestinationProblem(path, "create the FIFO", errno);
+                context.DestinationProblem(path, "create the FIFO", errno);
                 return false;
             }
 
             // exfat-fuse answers EIO and leaves a regular file of that name: a FIFO's copy must not be one.
-            if (_posix.LStatAt(directory.DestinationFd, name, out var left) == 0 && !IsType(left, FilePermissions.S_IFIFO))
+            if (context.Posix.LStatAt(directory.DestinationFd, name, out var left) == 0 && !CopyContext.IsType(left, FilePermissions.S_IFIFO))
             {
-                RemoveLeftover(directory.DestinationFd, name, left, path);
+                context.RemoveLeftover(directory.DestinationFd, name, left, path);
             }
 
-            _report.Losses.Add(LossKind.Fifos, path, $"mknod: {PosixException.Describe(errno)}");
+            context.Report.Losses.Add(LossKind.Fifos, path, $"mknod: {PosixException.Describe(errno)}");
             return false;
         }
 
-        _metadata.ApplyToFifo(directory.DestinationFd, name, source, path, modeSetAtCreation: CreationKeeps(permissions));
-        Interlocked.Increment(ref _report.Fifos);
+        metadata.ApplyToFifo(directory.DestinationFd, name, source, path, modeSetAtCreation: context.CreationKeeps(permissions));
+        Interlocked.Increment(ref context.Report.Fifos);
         return true;
     }
 
     private static bool KeepNothing(Stat there) => false;
 
-    /// <summary>
-    /// Every create in the copy: when the name is taken, what a previous (killed) run left there is
-    /// either kept, when <paramref name="keep"/> says it is already the finished copy, or removed
-    /// and the create tried once more. <paramref name="result"/> is create's answer (a descriptor, 0, or -errno).
-    /// </summary>
-    private Creation CreateOverLeftover(int dirFd, string name, string path, Func<int> create, Func<Stat, bool> keep, out int result)
+    private bool ExistsIn(int dirFd, string name)
     {
-        result = create();
-        if (result < 0 && PosixException.ErrnoOf(result) == Errno.EEXIST)
-        {
-            if (_posix.LStatAt(dirFd, name, out var there) == 0)
-            {
-                if (keep(there))
-                {
-                    return Creation.KeptFromEarlierRun;
-                }
-
-                RemoveLeftover(dirFd, name, there, path);
-            }
-
-            result = create();
-        }
-
-        return result >= 0 ? Creation.Made : Creation.Failed;
+        int result = context.Posix.LStatAt(dirFd, name, out _);
+        // Anything but "not there" counts as there: an existing home is never overwritten.
+        return result >= 0 || PosixException.ErrnoOf(result) != Errno.ENOENT;
     }
 }

@@ -4,7 +4,7 @@ using Packet.Agent.Posix;
 namespace Packet.Agent.Copy;
 
 /// <summary>Hard links: the first name of an inode is copied, the others linked to it once it is complete (<see cref="HardLinkRegistry"/>).</summary>
-internal sealed partial class CopyRun
+internal sealed partial class EntryCopier
 {
     private Release CopyWithHardLinks(DirectoryNode directory, string name, in Stat source, CreateCopy create)
     {
@@ -46,7 +46,7 @@ internal sealed partial class CopyRun
         {
             try
             {
-                if (Aborted)
+                if (context.Aborted)
                 {
                     continue;
                 }
@@ -62,27 +62,27 @@ internal sealed partial class CopyRun
             }
             catch (DestinationWriteException failure)
             {
-                Abort(failure);
+                context.Abort(failure);
             }
 
-            ReleaseAndFinish(waiter.Directory);
+            finisher.ReleaseAndFinish(waiter.Directory);
         }
     }
 
     private void LinkOrCopy(string primaryPath, DirectoryNode directory, string name)
     {
         string path = DirectoryNode.Join(directory.RelativePath, name);
-        if (_volume.HardLinks is { } refused)
+        if (context.Volume.HardLinks is { } refused)
         {
-            _report.Losses.Add(LossKind.HardLinks, path, refused);
+            context.Report.Losses.Add(LossKind.HardLinks, path, refused);
             CopyRegularFile(directory, name, attempt: 0, allowLink: false);
             return;
         }
 
         // A name a previous run already linked to this first copy stays.
-        if (CreateOverLeftover(directory.DestinationFd, name, path, () => _posix.LinkAt(_destinationRootFd, primaryPath, directory.DestinationFd, name), there => IsLinkedTo(there, primaryPath), out int linked) != Creation.Failed)
+        if (context.CreateOverLeftover(directory.DestinationFd, name, path, () => context.Posix.LinkAt(context.DestinationRootFd, primaryPath, directory.DestinationFd, name), there => IsLinkedTo(there, primaryPath), out int linked) != Creation.Failed)
         {
-            Interlocked.Increment(ref _report.HardLinks);
+            Interlocked.Increment(ref context.Report.HardLinks);
             return;
         }
 
@@ -93,11 +93,11 @@ internal sealed partial class CopyRun
         }
 
         // EMLINK, a volume without hard links, or a first copy's path past PATH_MAX: a separate copy keeps the data.
-        _report.Losses.Add(LossKind.HardLinks, path, $"link to {NativeName.Display(primaryPath)}: {PosixException.Describe(errno)}");
+        context.Report.Losses.Add(LossKind.HardLinks, path, $"link to {NativeName.Display(primaryPath)}: {PosixException.Describe(errno)}");
         CopyRegularFile(directory, name, attempt: 0, allowLink: false);
     }
 
     private bool IsLinkedTo(in Stat there, string primaryPath) =>
-        _posix.LStatAt(_destinationRootFd, primaryPath, out var primary) == 0
+        context.Posix.LStatAt(context.DestinationRootFd, primaryPath, out var primary) == 0
         && there.st_ino == primary.st_ino && there.st_dev == primary.st_dev;
 }
