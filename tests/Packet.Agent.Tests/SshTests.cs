@@ -248,7 +248,7 @@ public sealed class SshdConfigTests
 
         Assert.Equal(
             """
-            # Written by packet-agent at every boot; changes here are lost. See README, "SSH into the pod".
+            # Written by packet-agent at every boot; changes here are lost. See docs/ssh.md.
             Port 2222
             HostKey "/ws/.packet/ssh/ssh_host_ed25519_key"
             HostKey "/ws/.packet/ssh/ssh_host_rsa_key"

@@ -1,7 +1,7 @@
 namespace Packet.Agent.Boot;
 
 /// <summary>
-/// A step of the boot by name and number, as README's boot sequence lists it. Help, the log lines
+/// A step of the boot by name and number, as README and docs/boot-sequence.md list it. Help, the log lines
 /// (<c>seed[2]</c>), the boot report, status and reset-home all take the names and numbers from here.
 /// </summary>
 public sealed record StepId(string Name, int Number)

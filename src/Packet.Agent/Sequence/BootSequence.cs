@@ -23,7 +23,7 @@ public sealed record BootSteps(
 public sealed record BootOutcome(ExitCode ExitCode, string? FailureReason, ExecPlan? Exec, IReadOnlyList<StepRecord> Steps);
 
 /// <summary>
-/// The boot, in README's order: each step decides, then (unless this is a dry run) carries its
+/// The boot, in the order docs/boot-sequence.md gives: each step decides, then (unless this is a dry run) carries its
 /// decision out, and hands its result to the next. <see cref="StepRunner"/> is the one place that
 /// decides what a step's problem means (its policy, --strict) and what a stop signal ends.
 /// </summary>

@@ -34,7 +34,7 @@ public static class SshdConfig
 {
     /// <summary>
     /// Names a shell, sshd or the login sets per session, and the pod's keys: never taken from the
-    /// pod (README, "SSH into the pod").
+    /// pod (docs/ssh.md).
     /// </summary>
     private static readonly HashSet<string> SessionOwned = new(StringComparer.Ordinal)
     {
@@ -59,7 +59,7 @@ public static class SshdConfig
         var config = new StringBuilder();
         void Line(string text) => config.Append(text).Append('\n');
 
-        Line("# Written by packet-agent at every boot; changes here are lost. See README, \"SSH into the pod\".");
+        Line("# Written by packet-agent at every boot; changes here are lost. See docs/ssh.md.");
         Line(string.Create(CultureInfo.InvariantCulture, $"Port {settings.Port}"));
         if (settings.ListenAddress is { } address)
         {

@@ -1,6 +1,6 @@
 namespace Packet.Agent.Workspace;
 
-/// <summary>Every name the agent keeps on the volume, in one place (README, "What the agent keeps on the volume").</summary>
+/// <summary>Every name the agent keeps on the volume, in one place (docs/volumes.md, "What the agent keeps on the volume").</summary>
 public static class WorkspaceLayout
 {
     /// <summary>The persisted home, <c>/workspace/home</c>.</summary>
