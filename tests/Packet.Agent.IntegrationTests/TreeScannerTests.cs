@@ -108,6 +108,33 @@ public sealed class TreeScannerTests : IDisposable
     }
 
     [Fact]
+    public void The_existing_homes_directory_opened_beside_a_source_entry_is_closed_whatever_that_entry_turns_out_to_be()
+    {
+        // The existing home has a directory under each name; the source entry is then unreadable
+        // (a2), a directory that cannot be opened (d), a file of unknown type (sparse), or the
+        // workspace left out: each time the existing directory was opened first, and Scan's own
+        // check finds no descriptor left open under the tree.
+        HomeFixture.Check(Syscall.mkdir(Path.Join(Home, "a2"), FilePermissions.S_IRWXU));
+        string existing = _dir.Create("existing");
+        foreach (string name in new[] { "a2", "d", "sparse", "workspace" })
+        {
+            _dir.Create($"existing/{name}");
+        }
+
+        int lstats = 0, opens = 0;
+        var posix = new FaultyPosix((call, name) =>
+            (call == "lstatat" && name == "a2" && Interlocked.Increment(ref lstats) == 2) || (call == "openat" && name == "d" && Interlocked.Increment(ref opens) == 2) ? Errno.EACCES : null)
+        {
+            UnknownTypes = true,
+        };
+
+        var size = Scan(posix, existing);
+
+        Assert.Equal((2, 2), (lstats, opens)); // each fault met the source side, after the existing one was opened
+        Assert.Equal(5, size.Entries); // a, h1, s, p, sparse (a file in the image): a2 unreadable, d not opened, the workspace left out
+    }
+
+    [Fact]
     public void An_entry_that_cannot_be_looked_at_or_a_directory_that_cannot_be_opened_is_left_for_the_copy_to_report()
     {
         var posix = new FaultyPosix((call, name) => (call == "lstatat" && name == "a") || (call == "openat" && name == "d") ? Errno.EACCES : null);

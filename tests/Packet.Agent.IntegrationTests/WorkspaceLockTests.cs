@@ -93,14 +93,31 @@ public sealed class WorkspaceLockTests : IDisposable
     [Fact]
     public void A_lock_released_is_free_at_once_and_releasing_twice_is_harmless()
     {
-        using var state = DirectoryHandle.Open(new FaultyPosix(), State);
-        var first = Acquire(state, TimeSpan.Zero)!;
+        var posix = new FaultyPosix();
+        using var state = DirectoryHandle.Open(posix, State);
+        var first = Acquire(state, TimeSpan.Zero, posix)!;
 
         first.Dispose();
+        int unlocks = posix.CallsOf("flock");
         first.Dispose();
+
+        Assert.Equal(unlocks, posix.CallsOf("flock")); // the second release touches no descriptor (it once could have been any number)
 
         using var second = Acquire(state, TimeSpan.Zero);
         Assert.NotNull(second);
+        Assert.Equal([State, LockFile], OpenDescriptors.Under(State).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void A_stop_while_waiting_ends_the_wait_and_leaves_nothing_open()
+    {
+        using var state = DirectoryHandle.Open(new FaultyPosix(), State);
+        using var first = Acquire(state, TimeSpan.Zero);
+        using var stop = new CancellationTokenSource();
+        stop.Cancel();
+
+        Assert.Throws<OperationCanceledException>(() => WorkspaceLock.Acquire(new FaultyPosix(), state, _clock, TimeSpan.FromMinutes(5), TimeSpan.FromSeconds(10), (_, _) => { }, stop.Token));
+
         Assert.Equal([State, LockFile], OpenDescriptors.Under(State).Order(StringComparer.Ordinal));
     }
 
