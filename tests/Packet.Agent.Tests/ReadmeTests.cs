@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
+using Packet.Agent.Commands;
 using Packet.Agent.TestSupport;
 using Xunit;
 
@@ -27,7 +28,7 @@ public sealed partial class ReadmeTests
         {
             string flag = option.Flag is null ? string.Empty : Code(option.IsSwitch ? option.Flag : $"{option.Flag} {option.ValueName}");
             string variable = option.VariableInHelp is null ? string.Empty : Code(option.VariableInHelp);
-            table.Append(CultureInfo.InvariantCulture, $"| {flag} | {variable} | {option.DefaultInHelp} | {option.Help} | {Commands(option.Commands)} |\n");
+            table.Append(CultureInfo.InvariantCulture, $"| {flag} | {variable} | {option.DefaultInHelp} | {option.Help} | {HelpText.Commands(option.Commands)} |\n");
         }
 
         return table.ToString();
@@ -71,11 +72,6 @@ public sealed partial class ReadmeTests
     }
 
     private static string Code(string text) => $"`{text}`";
-
-    private static string Commands(CommandSet commands) => string.Join(", ", new[]
-    {
-        (CommandSet.Boot, "boot"), (CommandSet.Status, "status"), (CommandSet.Gpu, "gpu"), (CommandSet.ResetHome, "reset-home"),
-    }.Where(c => commands.HasFlag(c.Item1)).Select(c => c.Item2));
 
     [GeneratedRegex(@"^(\d)\. \*\*(\w+)\*\*", RegexOptions.Multiline)]
     private static partial Regex StepLine();

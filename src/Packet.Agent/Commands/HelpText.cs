@@ -6,7 +6,8 @@ namespace Packet.Agent.Commands;
 /// <summary>What <c>packet-agent --help</c> prints: the contract, in the terminal. Options come from <see cref="OptionTable"/>.</summary>
 public static class HelpText
 {
-    private static string Commands(CommandSet commands) => string.Join(", ", new (CommandSet Set, string Name)[]
+    /// <summary>The commands that take an option, as --help and README's options table name them.</summary>
+    internal static string Commands(CommandSet commands) => string.Join(", ", new (CommandSet Set, string Name)[]
     {
         (CommandSet.Boot, "boot"), (CommandSet.Status, "status"), (CommandSet.Gpu, "gpu"), (CommandSet.ResetHome, "reset-home"),
     }.Where(c => commands.HasFlag(c.Set)).Select(c => c.Name));
