@@ -37,9 +37,7 @@ if [ ! -x "$agent" ] || [ ! -e "$sysroot/.complete" ]; then "$root/scripts/build
 
 # A private engine: its images, containers and state live in a temporary folder (as in the tests).
 work="$(mktemp -d /tmp/packet-full-dev.XXXXXX)"
-export CONTAINERS_CONF="$work/containers.conf"
-printf '%s\n' '[engine]' 'runtime = "runc"' 'cgroup_manager = "cgroupfs"' 'events_logger = "file"' \
-  '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]' >"$CONTAINERS_CONF"
+export CONTAINERS_CONF="$root/tests/tools/containers.conf"
 engine() { podman --root "$work/storage" --runroot "$work/run" --storage-driver overlay "$@"; }
 cleanup() {
   engine rm --all --force --time 0 >/dev/null 2>&1 || true
@@ -97,18 +95,18 @@ boot() {
   done
   engine logs "$1" >"$out/$1.log" 2>&1
   # The agent's own time stamp of its last line: the servers' start is timed from there.
-  booted_at=$(date -d "$(grep -m1 'boot\[0\] boot finished' "$out/$1.log" | cut -d' ' -f1)" +%s%N)
+  since_ns=$(date -d "$(grep -m1 'boot\[0\] boot finished' "$out/$1.log" | cut -d' ' -f1)" +%s%N)
 }
 
 # answers BOOT SERVER URL SECONDS [SINCE]: waits until the server answers URL with a success, and
-# notes in hook-times.txt how long after $booted_at (SINCE says what that was) it first did.
+# notes in hook-times.txt how long after $since_ns (SINCE says what that was) it first did.
 answers() {
   local deadline=$(($(date +%s) + $4))
   until curl --fail --silent --output /dev/null "$3"; do
     (($(date +%s) < deadline)) || return 1
     sleep 0.2
   done
-  printf '  %s: %s answered %s ms after %s\n' "$1" "$2" $((($(date +%s%N) - booted_at) / 1000000)) "${5:-the boot finished}" |
+  printf '  %s: %s answered %s ms after %s\n' "$1" "$2" $((($(date +%s%N) - since_ns) / 1000000)) "${5:-the boot finished}" |
     tee -a "$out/hook-times.txt"
 }
 
@@ -147,13 +145,15 @@ if ((fast == 0)); then
   leftovers=$(find "$volume/code-server" -mindepth 1 -maxdepth 1 \( -name '*.partial' -o -name .npm-cache \))
   [ -z "$leftovers" ] || fail "the code-server install left $leftovers behind"
 fi
-installed_before=$(find "$volume/code-server" "$volume/venv" -maxdepth 2 2>/dev/null | sort | md5sum)
+# What the hooks installed, as names: the second boot must leave it as it is.
+installed() { find "$volume/code-server" "$volume/venv" -maxdepth 2 2>/dev/null | sort | md5sum; }
+installed_before=$(installed)
 
 say "second boot"
 boot second
 hook_times second | tee -a "$out/hook-times.txt"
 if grep -q 'first-boot\.d/' "$out/second.log" && ((fast == 0)); then fail "a first-boot hook ran again on the second boot"; fi
-[ "$installed_before" = "$(find "$volume/code-server" "$volume/venv" -maxdepth 2 2>/dev/null | sort | md5sum)" ] ||
+[ "$installed_before" = "$(installed)" ] ||
   fail "the second boot changed what is installed on the volume"
 answers second Jupyter "http://127.0.0.1:$jupyter_port/api" 60 || fail "Jupyter does not answer after the second boot"
 token=$(cat "$volume/home/.jupyter/token")
@@ -163,7 +163,7 @@ if ((fast == 0)); then
   say "killing code-server: its supervisor starts it again"
   # shellcheck disable=SC2016 # expanded inside the container
   engine exec second sh -c 'kill $(cat /proc/$(cat /workspace/home/.cache/full-dev/code-server.pid)/task/*/children)'
-  booted_at=$(date +%s%N)
+  since_ns=$(date +%s%N)
   sleep 1
   answers second code-server "http://127.0.0.1:$code_port/healthz" 30 "it was killed" || fail "code-server did not come back after it was killed"
   grep -q 'full-dev-supervise-code-server exited' "$volume/home/.cache/code-server.log" || fail "code-server's log does not show the restart"

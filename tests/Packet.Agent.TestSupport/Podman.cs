@@ -3,8 +3,8 @@ namespace Packet.Agent.TestSupport;
 /// <summary>
 /// Rootful podman (Debian 12's 4.3, with runc) whose images, containers and state live in a
 /// temporary directory of the test run: nothing is left in the machine's own container storage.
-/// This machine's facts: crun refuses its hybrid cgroup layout, so runc; podman's default ulimits
-/// need CAP_SYS_RESOURCE, so explicit ones; no registry is reachable, so base images are imported.
+/// Its configuration is tests/tools/containers.conf (runc, explicit ulimits: why is written there);
+/// no registry is reachable, so base images are imported.
 /// </summary>
 public sealed class Podman : IDisposable
 {
@@ -19,16 +19,7 @@ public sealed class Podman : IDisposable
     {
         _dir = new TempDirectory("podman");
         _owner = true;
-        string configuration = _dir["containers.conf"];
-        File.WriteAllText(configuration, string.Join('\n',
-            "[engine]",
-            "runtime = \"runc\"",
-            "cgroup_manager = \"cgroupfs\"",
-            "events_logger = \"file\"",
-            "[containers]",
-            "default_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]",
-            string.Empty));
-        _environment = new Dictionary<string, string?> { ["CONTAINERS_CONF"] = configuration };
+        _environment = new Dictionary<string, string?> { ["CONTAINERS_CONF"] = Path.Join(RepositoryPaths.Root, "tests/tools/containers.conf") };
     }
 
     private Podman(Podman images, string network)
