@@ -11,7 +11,9 @@ using Packet.Agent;
 // The composition root: parse, build the real adapters, run the command, exit with its code.
 NativeLibraries.LoadMonoPosixHelperFromAppDirectory();
 Console.SetError(StandardErrorStream.CreateWriter());
-var environment = PodEnvironment.Resolve(new System.IO.Abstractions.FileSystem(), Agent.RuntimeOf(Environment.GetEnvironmentVariable(OptionTable.RuntimeDirectory.Variable!)), Environment.GetEnvironmentVariables(), out string? podRecord);
+string runtime = Agent.RuntimeOf(Environment.GetEnvironmentVariable(OptionTable.RuntimeDirectory.Variable!));
+var pod = PodEnvironment.Resolve(new FileSystem(), runtime, () => RuntimeDirectory.Refusal(PosixSystem.Instance, runtime), Environment.GetEnvironmentVariables());
+var environment = pod.Variables;
 ParsedCommand command;
 try
 {
@@ -27,7 +29,7 @@ return command switch
 {
     HelpCommand => PrintHelp(),
     VersionCommand => PrintVersion(),
-    BootCommand boot => Agent.Boot(boot.Options, environment, podRecord),
+    BootCommand boot => Agent.Boot(boot.Options, pod),
     StatusCommand status => Agent.Status(status.Options),
     ResetHomeCommand reset => Agent.ResetHome(reset.Options, environment),
     GpuCommand gpu => Agent.QueryGpus(gpu.Options),

@@ -16,7 +16,7 @@ public sealed class BootReportAsideTests : IDisposable
         new("packet-agent", "1.0", null, new DateTimeOffset(2026, 12, 5, 9, minute, 0, TimeSpan.Zero), 0.01, 0, BootEnding.Warnings, [new StepReport("guard", StepOutcome.Warning, 0, "not writable")], null, [], ["guard: not writable"], workspace, keptAside);
 
     [Fact]
-    public void A_report_goes_into_a_directory_made_for_it_readable_by_all_and_is_read_back_whole()
+    public void A_report_goes_into_a_private_directory_made_for_it_and_is_read_back_whole()
     {
         string runtime = Path.Join(_dir.Path, "packet-agent");
         var aside = new BootReportAside(new FaultyPosix());
@@ -28,7 +28,7 @@ public sealed class BootReportAsideTests : IDisposable
         Assert.Equal(Report("/workspace", 1).KeptAside, read!.Report.KeptAside);
         Assert.Equal(["guard: not writable"], read.Report.Warnings);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(read.Path));
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute, File.GetUnixFileMode(runtime));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(runtime));
     }
 
     [Fact]
@@ -57,7 +57,7 @@ public sealed class BootReportAsideTests : IDisposable
 
         Assert.Contains("planted", throughLink);
         Assert.Empty(Directory.GetFiles(elsewhere));
-        Assert.Equal($"{shared} belongs to uid {Syscall.geteuid()} or is writable by others: not used", intoShared);
+        Assert.Equal($"the runtime directory {shared} is not safe to use: {shared} is writable by everyone (mode 0777)", intoShared);
         Assert.Empty(Directory.GetFiles(shared));
     }
 

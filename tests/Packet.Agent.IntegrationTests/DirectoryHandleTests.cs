@@ -185,18 +185,27 @@ public sealed class DirectoryHandleTests : IDisposable
     }
 
     [Fact]
-    public void A_created_file_is_truncated_and_never_written_through_a_link()
+    public void A_created_file_is_a_new_one_never_written_through_a_link_a_hard_link_or_a_fifo()
     {
         HomeFixture.Write(Root, "log", "old content");
         HomeFixture.Write(_dir.Path, "outside", "keep");
         HomeFixture.Symlink(Root, Path.Join(_dir.Path, "outside"), "link");
+        Assert.Equal(0, Syscall.link(_dir["outside"], Path.Join(Root, "hard")));
+        Assert.Equal(0, Syscall.mkfifo(Path.Join(Root, "fifo"), FilePermissions.S_IRUSR | FilePermissions.S_IWUSR));
         using var handle = Open();
 
-        int fd = handle.CreateFile("log", ReadWrite);
-        Syscall.close(fd);
+        foreach (string name in new[] { "log", "link", "hard", "fifo" })
+        {
+            int fd = handle.CreateFile(name, ReadWrite);
+            using (var written = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Write))
+            {
+                written.Write("ok"u8);
+            }
 
-        Assert.Equal(string.Empty, File.ReadAllText(Path.Join(Root, "log")));
-        Assert.Throws<PosixException>(() => handle.CreateFile("link", ReadWrite));
+            Assert.Equal("ok", File.ReadAllText(Path.Join(Root, name)));
+            Assert.Equal(1UL, (ulong)new Mono.Unix.UnixFileInfo(Path.Join(Root, name)).LinkCount);
+        }
+
         Assert.Equal("keep", File.ReadAllText(_dir["outside"]));
     }
 

@@ -33,7 +33,7 @@ public sealed class HooksStepTests : IDisposable
     private StepResult Run(bool dryRun = false, string path = "/usr/bin:/bin", FaultyPosix? posix = null, StopRequest? stop = null)
     {
         var recording = new RecordingPosix(_changes, posix);
-        var step = new HooksStep(recording, new RecordingHookRunner(_changes, _runner), Resolver(), _log.CreateLogger("hooks"), () => new Hashtable { ["PATH"] = path });
+        var step = new HooksStep(recording, new RecordingHookRunner(_changes, _runner), Resolver(), new ProgramTrust(recording), _log.CreateLogger("hooks"), () => new Hashtable { ["PATH"] = path });
         using var workspace = DirectoryHandle.Open(recording, Workspace);
         return Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), Options(dryRun), stop, _changes).Result;
     }
@@ -41,8 +41,18 @@ public sealed class HooksStepTests : IDisposable
     private static CommandResolver Resolver() =>
         new(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
 
+    /// <summary>The image's home (--home): its owner is the hooks' account.</summary>
+    private string LiveHome => _dir.Create("live-home");
+
     private BootOptions Options(bool dryRun) =>
-        new() { Workspace = Workspace, Home = _dir.Create("live-home"), TerminationLog = _dir["termination-log"], HookTimeout = TimeSpan.FromSeconds(7), DryRun = dryRun };
+        new() { Workspace = Workspace, Home = LiveHome, TerminationLog = _dir["termination-log"], HookTimeout = TimeSpan.FromSeconds(7), DryRun = dryRun };
+
+    /// <summary>The image's home and the persisted one given to a user: the hooks' account is theirs.</summary>
+    private void HomesOf(uint uid, uint gid)
+    {
+        ChildProcess.MustSucceed("chown", $"{uid}:{gid}", LiveHome);
+        ChildProcess.MustSucceed("chown", $"{uid}:{gid}", Path.Join(Workspace, "home"));
+    }
 
     private void Hook(string folder, string name, string body = "exit 0", string mode = "755") =>
         HomeFixture.Write(Workspace, $".packet/{folder}/{name}", "#!/bin/sh\n" + body + "\n", mode);
@@ -94,7 +104,7 @@ public sealed class HooksStepTests : IDisposable
         Hook("boot.d", "10-a");
         Hook("boot.d", "README.md", mode: "644");
         var recording = new RecordingPosix(_changes);
-        var step = new HooksStep(recording, new RecordingHookRunner(_changes, _runner), Resolver(), NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
+        var step = new HooksStep(recording, new RecordingHookRunner(_changes, _runner), Resolver(), new ProgramTrust(recording), NullLogger.Instance, () => new Hashtable { ["PATH"] = "/usr/bin:/bin" });
         using var workspace = DirectoryHandle.Open(recording, Workspace);
 
         var (dryRun, _, run, _) = Steps.DryRunThenRun(step, () => new HomeState(workspace, HomeStatus.Seeded), Options(dryRun: false), _dir.Path, recorded: _changes);
@@ -172,7 +182,8 @@ public sealed class HooksStepTests : IDisposable
         var venv = _runner.Runs[0];
         Assert.Equal(["-m", "venv", "--system-site-packages", Path.Join(Workspace, "venv")], venv.Hook.Arguments);
         var pip = _runner.Runs[1];
-        Assert.Equal(Path.Join(Workspace, "venv/bin/pip"), pip.Hook.Program);
+        Assert.Equal(Path.Join(Workspace, "venv/bin/python"), pip.Hook.Program);
+        Assert.Equal(["-m", "pip", "install", "--requirement", Path.Join(Workspace, "requirements.txt")], pip.Hook.Arguments);
         Assert.Equal(Path.Join(Workspace, ".cache/pip"), pip.Environment["PIP_CACHE_DIR"]);
         Assert.StartsWith(Path.Join(Workspace, "venv/bin") + ":" + Path.Join(Workspace, "bin") + ":", pip.Environment["PATH"]);
     }
@@ -191,16 +202,36 @@ public sealed class HooksStepTests : IDisposable
     }
 
     [RootFact]
-    public void Hooks_run_as_the_owner_of_the_persisted_home()
+    public void Hooks_run_as_the_homes_account_from_the_image_and_their_folders_are_made_for_it()
     {
         Require.Root();
-        ChildProcess.MustSucceed("chown", $"{Platform.StrangerUid}:{Platform.StrangerGid}", Path.Join(Workspace, "home"));
+        HomesOf(Platform.StrangerUid, Platform.StrangerGid);
         Hook("boot.d", "10-a");
 
         Run();
 
         Assert.Equal(new HookIdentity(Platform.StrangerUid, Platform.StrangerGid), Assert.Single(_runner.Runs).Identity);
         Assert.Equal(Platform.StrangerUid, new Mono.Unix.UnixFileInfo(Path.Join(Workspace, ".packet/first-boot.d")).OwnerUserId); // made by the agent, for the user
+        Assert.Equal(0, (int)new Mono.Unix.UnixFileInfo(Path.Join(Workspace, ".packet")).OwnerUserId);
+    }
+
+    [RootFact]
+    public void A_persisted_home_another_account_owns_runs_no_hooks_and_says_how_to_fix_it()
+    {
+        Require.Root();
+        // A user of the volume who renamed a root-owned folder to home (lost+found, say) must not get root's hooks.
+        ChildProcess.MustSucceed("chown", $"{Platform.StrangerUid}:{Platform.StrangerGid}", LiveHome);
+        Hook("boot.d", "10-a");
+        HomeFixture.Write(Workspace, "setup.sh", "#!/bin/sh\n", mode: "755");
+
+        var result = Run();
+
+        Assert.Empty(_runner.Runs);
+        Assert.Equal(
+            StepResult.Problem($"hooks not run: {Workspace}/home belongs to uid 0, but the hooks' account is uid {Platform.StrangerUid} (the owner of {LiveHome} in the image); "
+                + "a user of the volume can rename or link any folder to home, so hooks never take their account from it. "
+                + $"If the home is right, give it to its account: chown -R {Platform.StrangerUid}:{Platform.StrangerGid} {Workspace}/home; if the account is wrong, name the right one: --user 0"),
+            result);
     }
 
     [Fact]
@@ -245,13 +276,62 @@ public sealed class HooksStepTests : IDisposable
     [InlineData("700")]
     [InlineData("670")]
     [InlineData("607")]
-    public void A_hook_executable_by_anyone_runs(string mode)
+    public void A_hook_executable_by_anyone_runs_as_its_user(string mode)
     {
+        Require.Root();
+        HomesOf(Platform.StrangerUid, Platform.StrangerGid);
         Hook("boot.d", "10-a", mode: mode);
 
         Run();
 
         Assert.Equal(["boot.d/10-a"], _runner.Runs.Select(r => r.Hook.Name));
+    }
+
+    [Theory]
+    [InlineData("607", "everyone")]
+    [InlineData("670", "its group (gid 0)")]
+    public void A_hook_others_may_write_is_not_run_as_root(string mode, string writers)
+    {
+        Hook("boot.d", "10-a", mode: mode);
+        Hook("boot.d", "20-b");
+
+        var result = Run();
+
+        Assert.Equal(["boot.d/20-b"], _runner.Runs.Select(r => r.Hook.Name));
+        Assert.Equal(
+            StepResult.Problem($"boot.d/10-a not run as root: {Workspace}/.packet/boot.d/10-a is writable by {writers} (mode 0{mode}); root runs nothing another account could have changed "
+                + "(make it and the folders above it root's, writable by root alone, or run hooks as a user: --user)"),
+            result);
+    }
+
+    [Fact]
+    public void A_hook_folder_others_may_write_runs_nothing_as_root()
+    {
+        Hook("boot.d", "10-a");
+        HomeFixture.Check(Syscall.chmod(Path.Join(Workspace, ".packet/boot.d"), FilePermissions.ACCESSPERMS));
+        HomeFixture.Write(Workspace, "setup.sh", "#!/bin/sh\n", mode: "755");
+        HomeFixture.Check(Syscall.chmod(Workspace, FilePermissions.S_IRWXU | FilePermissions.S_IRWXG | FilePermissions.S_IROTH | FilePermissions.S_IXOTH));
+
+        var result = Run();
+
+        Assert.Empty(_runner.Runs);
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.Contains($"setup.sh not run as root: {Workspace} is writable by its group (gid 0) (mode 0775), who could put anything there", result.Summary, StringComparison.Ordinal);
+        Assert.Contains($"boot.d/10-a not run as root: {Workspace} is writable by its group (gid 0) (mode 0775)", result.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_root_hooks_path_keeps_only_folders_no_other_account_can_change()
+    {
+        Hook("boot.d", "10-a");
+        string shared = _dir.Create("shared-bin");
+        HomeFixture.Check(Syscall.chmod(shared, FilePermissions.ACCESSPERMS));
+        Directory.CreateDirectory(Path.Join(Workspace, "bin"));
+
+        var result = Run(path: $"{shared}:/usr/bin:/bin");
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.Equal($"{Workspace}/bin:/usr/bin:/bin", Assert.Single(_runner.Runs).Environment["PATH"]);
     }
 
     [Fact]
@@ -376,7 +456,7 @@ public sealed class HooksStepTests : IDisposable
     }
 
     [RootFact]
-    public void Hooks_run_as_the_owner_of_the_workspace_when_the_home_is_not_a_folder()
+    public void A_persisted_home_that_is_a_link_runs_no_hooks_whoever_owns_it()
     {
         Require.Root();
         Directory.Delete(Path.Join(Workspace, "home"));
@@ -385,9 +465,11 @@ public sealed class HooksStepTests : IDisposable
         ChildProcess.MustSucceed("chown", $"{Platform.StrangerUid + 1}:{Platform.StrangerGid + 1}", Workspace);
         Hook("boot.d", "10-a");
 
-        Run();
+        var result = Run();
 
-        Assert.Equal(new HookIdentity(Platform.StrangerUid + 1, Platform.StrangerGid + 1), Assert.Single(_runner.Runs).Identity);
+        Assert.Empty(_runner.Runs);
+        Assert.StartsWith($"hooks not run: {Workspace}/home is not a directory (a link, or a file), but the hooks' account is uid 0", result.Summary, StringComparison.Ordinal);
+        Assert.EndsWith("Move it away, and the next boot seeds a home", result.Summary, StringComparison.Ordinal);
     }
 
     [RootFact]
@@ -397,7 +479,9 @@ public sealed class HooksStepTests : IDisposable
         ChildProcess.MustSucceed("chown", $"{Platform.StrangerUid}:{Platform.StrangerGid}", Path.Join(Workspace, "home"));
         Hook("boot.d", "10-a");
 
-        Run(posix: new FaultyPosix { SeenAsUser = Platform.StrangerUid + 7 });
+        var seen = Run(posix: new FaultyPosix { SeenAsUser = Platform.StrangerUid + 7 });
+
+        Assert.True(seen.Outcome == StepOutcome.Ok, seen.Summary);
 
         Assert.Equal(Platform.StrangerUid + 7, Assert.Single(_runner.Runs).Identity.Uid);
     }

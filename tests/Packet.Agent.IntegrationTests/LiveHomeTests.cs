@@ -137,7 +137,7 @@ public sealed class LiveHomeTests : IDisposable
         var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
         var changes = new ChangeLog();
         var posix = new RecordingPosix(changes);
-        var step = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin:/bin", ["HOME"] = Live }, new LiveHome(posix, _ => false, () => true, TimeProvider.System));
+        var step = new ExecStep(resolver, new ProgramTrust(posix), () => new Hashtable { ["PATH"] = "/usr/bin:/bin", ["HOME"] = Live }, new LiveHome(posix, _ => false, () => true, TimeProvider.System));
         var options = new BootOptions { Workspace = workspace, Home = Live, Command = ["sh", "-c", "exit 0"] };
         using var handle = DirectoryHandle.Open(posix, workspace);
 
@@ -242,10 +242,10 @@ public sealed class LiveHomeEdgeTests : IDisposable
         var changes = new ChangeLog();
         var posix = new RecordingPosix(changes, new FaultyPosix((call, name) => call.StartsWith("renameat", StringComparison.Ordinal) && name is not null && name.EndsWith(LiveHome.ImageSuffix, StringComparison.Ordinal) ? Errno.EXDEV : null));
         var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
-        var step = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin:/bin", ["HOME"] = Live }, new LiveHome(posix, _ => false, () => true, TimeProvider.System));
+        var step = new ExecStep(resolver, new ProgramTrust(posix), () => new Hashtable { ["PATH"] = "/usr/bin:/bin", ["HOME"] = Live }, new LiveHome(posix, _ => false, () => true, TimeProvider.System));
         var options = new BootOptions { Workspace = Path.GetDirectoryName(Persisted)!, Home = Live, Command = ["true"] };
         using var workspace = DirectoryHandle.Open(posix, options.Workspace);
-        using (var plan = step.Decide(new HomeState(workspace, HomeStatus.Seeded), new BootSettings(options with { DryRun = true }, new StopRequest())))
+        using (var plan = step.Decide(new HomeState(workspace, HomeStatus.Seeded), new BootSettings(options with { DryRun = true }, new StopRequest(), Steps.Account(options))))
         {
             Assert.True(plan.Changes.Contains(new PlannedChange(ChangeKind.RemoveTree, Live, Condition: $"{WiringPlan.ClearedWhen}: this container's view of it only, which the image keeps")), string.Join("\n", plan.Changes));
             Assert.Contains(plan.Changes, c => c.Describe() == $"remove {Live} and everything in it, where overlayfs cannot move it, EXDEV: this container's view of it only, which the image keeps");

@@ -55,7 +55,7 @@ public sealed class SeedHomeStepTests : IDisposable
         imageChange?.Invoke();
         using var workspace = DirectoryHandle.Open(new RecordingPosix(_changes), Workspace);
         var step = Step();
-        var settings = new BootSettings(Options(Image, version: "2"), new StopRequest());
+        var settings = new BootSettings(Options(Image, version: "2"), new StopRequest(), Steps.Account(Options(Image, version: "2")));
         using var plan = step.Decide(workspace, settings);
         meanwhile();
         _changes.Take();

@@ -28,9 +28,11 @@ public sealed class ShellProfileStepTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
+    private string LiveHome => _dir.Create("live-home");
+
     private StepResult Run(bool dryRun = false, HomeStatus status = HomeStatus.Seeded)
     {
-        var options = new BootOptions { Workspace = Workspace, Home = _dir.Create("live-home"), TerminationLog = _dir["termination-log"], DryRun = dryRun };
+        var options = new BootOptions { Workspace = Workspace, Home = LiveHome, TerminationLog = _dir["termination-log"], DryRun = dryRun };
         StepResult result;
         var changes = new ChangeLog();
         var posix = new RecordingPosix(changes);
@@ -149,44 +151,60 @@ public sealed class ShellProfileStepTests : IDisposable
     }
 
     [RootFact]
-    public void A_root_agent_gives_the_state_folder_and_a_new_bashrc_to_the_homes_owner_once()
+    public void A_new_bashrc_is_the_homes_owners_and_the_state_folder_stays_roots()
     {
         Require.Root();
         HomeFixture.Check(Syscall.chown(Home, Platform.StrangerUid, Platform.StrangerGid));
         Directory.CreateDirectory(Path.Join(Workspace, ".packet"));
         Directory.CreateDirectory(Path.Join(Workspace, "bin"));
         Run();
-        HomeFixture.Check(Syscall.chown(Path.Join(Workspace, ".packet"), 0, Platform.StrangerGid));
 
         var result = Run();
 
         var state = Lstat(Path.Join(Workspace, ".packet"));
         var bashrc = Lstat(Bashrc);
-        Assert.Equal((Platform.StrangerUid, Platform.StrangerGid), (state.st_uid, state.st_gid));
+        Assert.Equal((0u, 0u), (state.st_uid, state.st_gid));
         Assert.Equal((Platform.StrangerUid, Platform.StrangerGid), (bashrc.st_uid, bashrc.st_gid));
         Assert.Equal(StepResult.Ok($"{Bashrc} already has the workspace block"), result);
     }
 
     [RootFact]
-    public void A_root_home_leaves_the_state_folder_as_it_is()
+    public void The_profile_step_gives_nothing_of_the_state_folder_away()
     {
         Require.Root();
         Directory.CreateDirectory(Path.Join(Workspace, ".packet"));
         HomeFixture.Check(Syscall.chown(Path.Join(Workspace, ".packet"), Platform.StrangerUid, Platform.StrangerGid));
-
-        Run();
-
-        Assert.Equal(Platform.StrangerUid, Lstat(Path.Join(Workspace, ".packet")).st_uid);
-    }
-
-    [RootFact]
-    public void A_missing_state_folder_is_made_for_the_homes_owner()
-    {
-        Require.Root();
         HomeFixture.Check(Syscall.chown(Home, Platform.StrangerUid, Platform.StrangerGid));
 
         Run();
 
         Assert.Equal(Platform.StrangerUid, Lstat(Path.Join(Workspace, ".packet")).st_uid);
+        Assert.False(Directory.Exists(Path.Join(Workspace, ".packet", $"user-{Platform.StrangerUid}")));
+    }
+
+    [RootFact]
+    public void Bin_is_made_for_the_homes_account_from_the_image_not_for_the_owner_of_the_persisted_home()
+    {
+        Require.Root();
+        HomeFixture.Check(Syscall.chown(LiveHome, Platform.StrangerUid, Platform.StrangerGid));
+        HomeFixture.Check(Syscall.chown(Home, Platform.StrangerUid + 1, Platform.StrangerGid + 1));
+
+        Run();
+
+        Assert.Equal((Platform.StrangerUid, Platform.StrangerGid), (Lstat(Path.Join(Workspace, "bin")).st_uid, Lstat(Path.Join(Workspace, "bin")).st_gid));
+        Assert.False(Directory.Exists(Path.Join(Workspace, ".packet")));
+    }
+
+    [RootFact]
+    public void The_block_shows_roots_banner_and_the_home_users_own()
+    {
+        Require.Root();
+        HomeFixture.Check(Syscall.chown(LiveHome, Platform.StrangerUid, Platform.StrangerGid));
+
+        Run();
+
+        string bashrc = File.ReadAllText(Bashrc);
+        Assert.Contains($"[ -s \"{Workspace}/.packet/last-boot.warnings\" ]", bashrc, StringComparison.Ordinal);
+        Assert.Contains($"[ -s \"{Workspace}/.packet/user-{Platform.StrangerUid}/last-boot.warnings\" ]", bashrc, StringComparison.Ordinal);
     }
 }

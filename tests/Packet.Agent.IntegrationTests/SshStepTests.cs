@@ -5,6 +5,7 @@ using Mono.Unix.Native;
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
 using Packet.Agent.Exec;
+using Packet.Agent.Posix;
 using Packet.Agent.Ssh;
 using Packet.Agent.Steps;
 using Packet.Agent.TestSupport;
@@ -67,6 +68,8 @@ public sealed class SshStepTests : IDisposable
 
     private string Runtime => _dir["run/packet-agent"];
 
+    private string? RuntimeRefusal() => RuntimeDirectory.Refusal(PosixSystem.Instance, Runtime);
+
     private string HostKeys => Path.Join(Workspace, ".packet/ssh");
 
     public void Dispose()
@@ -89,7 +92,7 @@ public sealed class SshStepTests : IDisposable
         var accounts = new RootAt(Home);
         var posix = new RecordingPosix(_changes);
         var step = new SshStep(
-            posix, new System.IO.Abstractions.FileSystem(), new RecordingProcessRunner(_changes, new ProcessRunner()), resolver, () => variables, new SshPaths(Runtime, _dir["run/sshd"]), () => true,
+            posix, new System.IO.Abstractions.FileSystem(), new RecordingProcessRunner(_changes, new ProcessRunner()), resolver, new ProgramTrust(posix), () => variables, new SshPaths(Runtime, _dir["run/sshd"]), () => true,
             accounts, new StrictModes(SystemAccounts.Stat, SystemAccounts.RealPath, accounts), NullLogger.Instance, TimeProvider.System);
         var options = new BootOptions
         {
@@ -145,7 +148,7 @@ public sealed class SshStepTests : IDisposable
         Assert.Equal(StepOutcome.Ok, result.Outcome);
         string fingerprint = Fingerprint(Path.Join(HostKeys, "ssh_host_ed25519_key"));
         int pid = Assert.IsType<int>(DaemonPid());
-        string log = Path.Join(Workspace, ".packet/logs/sshd.log");
+        string log = Path.Join(Runtime, "sshd.log");
         string keys = Path.Join(Home, ".ssh/authorized_keys");
         Assert.Equal(
             $"sshd (pid {pid}) listening on port 2222 for root; host key {fingerprint}, made now and kept in {HostKeys}; 1 key from the pod in {keys}; log {log}",
@@ -158,6 +161,9 @@ public sealed class SshStepTests : IDisposable
         Assert.Equal((0u, 0u, FilePermissions.S_IRWXU), Stat(HostKeys));
         Assert.Equal((0u, 0u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(Path.Join(HostKeys, "ssh_host_ed25519_key")));
         Assert.Equal(["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"], Directory.GetFiles(HostKeys).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Join(Runtime, "keygen")));
+        Assert.Equal((0u, 0u, FilePermissions.S_IRWXU), Stat(Path.Join(Runtime, "keygen")));
+        Assert.False(Directory.Exists(Path.Join(Workspace, ".packet/logs")), "sshd's log went to the volume");
 
         string config = Path.Join(Runtime, "sshd_config");
         Assert.Equal(["-f", config, "-E", log], File.ReadAllLines(Path.Join(Bin, "sshd.args")));
@@ -249,16 +255,16 @@ public sealed class SshStepTests : IDisposable
             ["SSH_CONNECTION"] = "127.0.0.1 40000 127.0.0.1 2222", ["PATH"] = "/usr/bin", ["LS_COLORS"] = "di=01;34", ["PACKET_POD_PATH"] = "/usr/bin", ["PACKET_GPU"] = "off",
         };
 
-        var resolved = PodEnvironment.Resolve(new System.IO.Abstractions.FileSystem(), Runtime, session, out string? recordedBy);
-        var outsideSession = PodEnvironment.Resolve(new System.IO.Abstractions.FileSystem(), Runtime, new Hashtable { ["PATH"] = "/usr/bin" }, out string? notRecorded);
+        var resolved = PodEnvironment.Resolve(new System.IO.Abstractions.FileSystem(), Runtime, RuntimeRefusal, session);
+        var outsideSession = PodEnvironment.Resolve(new System.IO.Abstractions.FileSystem(), Runtime, RuntimeRefusal, new Hashtable { ["PATH"] = "/usr/bin" });
 
         Assert.Equal((0u, 0u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(record));
-        Assert.Equal($"{record} (the environment the boot that started sshd pid {DaemonPid()} ran with)", recordedBy);
+        Assert.Equal($"{record} (the environment the boot that started sshd pid {DaemonPid()} ran with)", resolved.RecordedBy);
         Assert.Equal(
             ["HF_TOKEN=hf_pod", "PACKET_GPU=off", "PACKET_SSH_PORT=2222", $"PATH={Bin}", $"PUBLIC_KEY={Alice}"],
-            resolved.Cast<DictionaryEntry>().Select(v => $"{v.Key}={v.Value}").Order(StringComparer.Ordinal));
-        Assert.Null(notRecorded);
-        Assert.Equal(["PATH"], outsideSession.Keys.Cast<string>());
+            resolved.Variables.Cast<DictionaryEntry>().Select(v => $"{v.Key}={v.Value}").Order(StringComparer.Ordinal));
+        Assert.Null(outsideSession.RecordedBy);
+        Assert.Equal(["PATH"], outsideSession.Variables.Keys.Cast<string>());
 
         int sshd = DaemonPid()!.Value;
         Syscall.kill(sshd, Signum.SIGTERM);
@@ -267,7 +273,7 @@ public sealed class SshStepTests : IDisposable
             Thread.Sleep(10);
         }
 
-        Assert.Same(session, PodEnvironment.Resolve(new System.IO.Abstractions.FileSystem(), Runtime, session, out _));
+        Assert.Same(session, PodEnvironment.Resolve(new System.IO.Abstractions.FileSystem(), Runtime, RuntimeRefusal, session).Variables);
     }
 
     [RootFact]
@@ -312,8 +318,9 @@ public sealed class SshStepTests : IDisposable
     {
         Require.Root();
         File.WriteAllText(Path.Join(Bin, "sshd.fail"), string.Empty);
-        string log = Path.Join(Workspace, ".packet/logs/sshd.log");
-        HomeFixture.Write(Workspace, ".packet/logs/sshd.log", "an earlier boot's line\n");
+        string log = Path.Join(Runtime, "sshd.log");
+        Directory.CreateDirectory(Runtime, (UnixFileMode)0b111_000_000);
+        File.WriteAllText(log, "an earlier boot's line\n");
 
         var result = Run();
 
@@ -347,12 +354,13 @@ public sealed class SshStepTests : IDisposable
         var result = Run();
 
         Assert.Equal(StepOutcome.Warning, result.Outcome);
-        Assert.Equal($"ssh-keygen could not make the ed25519 host key in {HostKeys}: exit 1: Saving key failed: disk full; sshd not started", result.Summary);
+        Assert.Equal($"ssh-keygen could not make the ed25519 host key in {Path.Join(Runtime, "keygen")}: exit 1: Saving key failed: disk full; sshd not started", result.Summary);
         Assert.False(File.Exists(Path.Join(Bin, "sshd.args")));
+        Assert.False(File.Exists(Path.Join(HostKeys, "ssh_host_ed25519_key")));
     }
 
     [RootFact]
-    public void A_home_whose_owner_has_no_account_gets_its_keys_but_no_sshd()
+    public void A_home_account_without_an_entry_in_passwd_gets_no_keys_and_no_sshd()
     {
         Require.Root();
         Assert.Equal(0, Syscall.chown(Home, 4242, 4343));
@@ -360,9 +368,8 @@ public sealed class SshStepTests : IDisposable
         var result = Run();
 
         Assert.Equal(StepOutcome.Warning, result.Outcome);
-        Assert.Equal($"{Home} belongs to uid 4242, which has no account in /etc/passwd: sshd can log no one in to it; sshd not started", result.Summary);
-        Assert.Equal((4242u, 4343u, FilePermissions.S_IRWXU), Stat(Path.Join(Home, ".ssh")));
-        Assert.Equal((4242u, 4343u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(Path.Join(Home, ".ssh/authorized_keys")));
+        Assert.Equal($"the home's account, uid 4242 (the owner of {Home} in the image), has no entry in /etc/passwd: sshd can log no one in to {Home}; sshd not started", result.Summary);
+        Assert.False(Directory.Exists(Path.Join(Home, ".ssh")));
         Assert.False(File.Exists(Path.Join(Bin, "sshd.args")));
     }
 
@@ -403,32 +410,55 @@ public sealed class SshStepTests : IDisposable
     }
 
     [RootFact]
-    public void Host_keys_folder_not_roots_alone_is_taken_back_and_the_log_goes_beside_the_keys_when_the_logs_folder_is_shared()
+    public void A_host_keys_folder_another_account_owns_is_refused_and_nothing_is_written_into_it()
     {
         Require.Root();
         Directory.CreateDirectory(HostKeys);
+        HomeFixture.Write(HostKeys, "ssh_host_ed25519_key", "a key the user knows\n", mode: "600");
         Assert.Equal(0, Syscall.chown(HostKeys, 1000, 1000));
-        Assert.Equal(0, Syscall.chmod(HostKeys, FilePermissions.S_IRWXU | FilePermissions.S_IRWXG));
-        Directory.CreateDirectory(Path.Join(Workspace, ".packet/logs"));
-        Assert.Equal(0, Syscall.chmod(Path.Join(Workspace, ".packet/logs"), FilePermissions.ACCESSPERMS));
 
         var result = Run();
 
-        Assert.Equal((0u, 0u, FilePermissions.S_IRWXU), Stat(HostKeys));
-        Assert.EndsWith($"; log {Path.Join(HostKeys, "sshd.log")}", result.Summary, StringComparison.Ordinal);
-        Assert.Equal(Path.Join(HostKeys, "sshd.log"), State().Log);
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.Contains($"refusing {HostKeys}: it belongs to uid 1000, and host keys are kept only where root alone can reach them; sshd not started", result.Summary, StringComparison.Ordinal);
+        Assert.Equal(["ssh_host_ed25519_key"], Directory.GetFiles(HostKeys).Select(Path.GetFileName));
+        Assert.Equal("a key the user knows\n", File.ReadAllText(Path.Join(HostKeys, "ssh_host_ed25519_key")));
+        Assert.Null(DaemonPid());
     }
 
     [RootFact]
-    public void A_logs_folder_owned_by_a_user_sends_the_log_beside_the_keys()
+    public void Host_keys_others_could_read_are_replaced_by_new_ones_made_in_private()
     {
         Require.Root();
-        Directory.CreateDirectory(Path.Join(Workspace, ".packet/logs"));
-        Assert.Equal(0, Syscall.chown(Path.Join(Workspace, ".packet/logs"), 1000, 0));
+        Assert.Equal(StepOutcome.Ok, Run().Outcome);
+        string key = Path.Join(HostKeys, "ssh_host_ed25519_key");
+        string first = Fingerprint(key);
+        Assert.Equal(0, Syscall.chmod(HostKeys, FilePermissions.S_IRWXU | FilePermissions.S_IRWXG));
 
         var result = Run();
 
-        Assert.EndsWith($"; log {Path.Join(HostKeys, "sshd.log")}", result.Summary, StringComparison.Ordinal);
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.Contains($"{HostKeys} is not root's alone (0700): its host keys may be known to others, so new ones are made", result.Summary, StringComparison.Ordinal);
+        Assert.NotEqual(first, Fingerprint(key));
+        Assert.Equal((0u, 0u, FilePermissions.S_IRWXU), Stat(HostKeys));
+        Assert.Equal(File.ReadAllBytes(key), File.ReadAllBytes(Path.Join(Runtime, "host-keys", "ssh_host_ed25519_key")));
+    }
+
+    [RootFact]
+    public void Sshd_logs_into_the_runtime_directory_never_through_a_link_on_the_volume()
+    {
+        Require.Root();
+        string canary = _dir["canary"];
+        File.WriteAllText(canary, "untouched\n");
+        Directory.CreateDirectory(Path.Join(Workspace, ".packet/logs"));
+        File.CreateSymbolicLink(Path.Join(Workspace, ".packet/logs/sshd.log"), canary);
+
+        var result = Run();
+
+        Assert.EndsWith($"; log {Path.Join(Runtime, "sshd.log")}", result.Summary, StringComparison.Ordinal);
+        Assert.Equal(Path.Join(Runtime, "sshd.log"), State().Log);
+        Assert.Equal(["-f", Path.Join(Runtime, "sshd_config"), "-E", Path.Join(Runtime, "sshd.log")], File.ReadAllLines(Path.Join(Bin, "sshd.args")));
+        Assert.Equal("untouched\n", File.ReadAllText(canary));
     }
 
     [RootFact]
@@ -565,7 +595,9 @@ public sealed class SshStepTests : IDisposable
     /// <summary>Root's account with its home at the test's home, as in a pod whose live home is linked to the persisted one; every other account and group from the machine's database.</summary>
     private sealed class RootAt(string home) : IAccounts
     {
-        public Account? ByUid(uint uid) => uid == 0 ? new Account("root", 0, home) : SystemAccounts.Instance.ByUid(uid);
+        public Account? ByUid(uint uid) => uid == 0 ? new Account("root", 0, 0, home) : SystemAccounts.Instance.ByUid(uid);
+
+        public Account? ByHome(string path) => path == home ? ByUid(0) : SystemAccounts.Instance.ByHome(path);
 
         public bool HoldsOnly(uint gid, uint uid, uint owner) => SystemAccounts.Instance.HoldsOnly(gid, uid, owner);
     }

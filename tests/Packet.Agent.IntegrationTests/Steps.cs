@@ -1,5 +1,7 @@
 using Packet.Agent.Boot;
 using Packet.Agent.Cli;
+using Packet.Agent.Posix;
+using Packet.Agent.Ssh;
 using Xunit;
 
 namespace Packet.Agent.IntegrationTests;
@@ -14,7 +16,7 @@ internal static class Steps
     /// </summary>
     public static (StepResult Result, TOut Value) Run<TIn, TOut>(IBootStep<TIn, TOut> step, TIn input, BootOptions options, StopRequest? stop = null, ChangeLog? recorded = null)
     {
-        var settings = new BootSettings(options, stop ?? new StopRequest());
+        var settings = new BootSettings(options, stop ?? new StopRequest(), Account(options));
         recorded?.Take();
         using var plan = step.Decide(input, settings);
         AssertNoChanges(recorded, "deciding");
@@ -60,14 +62,14 @@ internal static class Steps
         string before = Listing(watched);
         StepResult dryRun;
         TOut planned;
-        using (var plan = step.Decide(input(), new BootSettings(options with { DryRun = true }, new StopRequest())))
+        using (var plan = step.Decide(input(), new BootSettings(options with { DryRun = true }, new StopRequest(), Account(options))))
         {
             (dryRun, planned) = (plan.Preview, plan.Planned);
         }
 
         Assert.Equal(before, Listing(watched));
         AssertNoChanges(recorded, "the dry run");
-        var settings = new BootSettings(options with { DryRun = false }, new StopRequest());
+        var settings = new BootSettings(options with { DryRun = false }, new StopRequest(), Account(options));
         recorded?.Take();
         beforeRun?.Invoke(settings);
         var started = recorded?.Take() ?? []; // what a step starts before the others decide (the GPU query) is its plan's too
@@ -78,6 +80,9 @@ internal static class Steps
         AssertInsidePlan([.. decided.Changes, .. run.Replanned?.Changes ?? []], recorded, started);
         return (dryRun, planned, run, value);
     }
+
+    /// <summary>The home's account as a boot finds it: from the test's home (its owner), as the image's.</summary>
+    public static AccountChoice Account(BootOptions options) => HomeAccount.Resolve(PosixSystem.Instance, SystemAccounts.Instance, options);
 
     /// <summary>Every entry under a directory with its type, size, mode and modification time: what a dry run must leave as it was.</summary>
     private static string Listing(string root) => string.Join('\n', new DirectoryInfo(root)

@@ -117,13 +117,13 @@ public sealed class WorkspaceTests : IDisposable
     }
 
     [RootFact]
-    public void The_profile_step_keeps_the_owner_and_mode_of_an_existing_bashrc_and_gives_bin_to_the_homes_owner()
+    public void The_profile_step_keeps_the_owner_and_mode_of_an_existing_bashrc_and_gives_bin_to_the_homes_account()
     {
         Require.Root();
         string workspace = _dir.Create("ws");
         string home = _dir.Create("ws/home");
         File.WriteAllText(Path.Join(home, ".bashrc"), "export A=1\n");
-        ChildProcess.MustSucceed("chown", "-R", $"{Platform.StrangerUid}:{Platform.StrangerGid}", home);
+        ChildProcess.MustSucceed("chown", "-R", $"{Platform.StrangerUid}:{Platform.StrangerGid}", home, _dir.Create("live-home"));
         ChildProcess.MustSucceed("chmod", "600", Path.Join(home, ".bashrc"));
         var result = Profile(workspace);
 
@@ -169,13 +169,16 @@ public sealed class WorkspaceTests : IDisposable
             File.WriteAllText(workspace, "not a directory");
         }
 
-        var (dryRun, planned, run, opened) = Steps.DryRunThenRun(new GuardStep(_posix), () => Options(workspace), Options(workspace), _dir.Path, recorded: _changes);
+        var (dryRun, planned, run, opened) = Steps.DryRunThenRun(new GuardStep(_posix, TimeProvider.System), () => Options(workspace), Options(workspace), _dir.Path, recorded: _changes);
         using var handle = opened;
         planned?.Dispose();
 
-        Assert.Equal(dryRun, run);
+        // A root guard makes its part of a fresh volume (the dry run says it would); otherwise it only looks.
+        Assert.Equal(dryRun.Summary.Replace("would make", "made", StringComparison.Ordinal).Replace("; make", "; made", StringComparison.Ordinal), run.Summary);
+        Assert.Equal(dryRun.Outcome, run.Outcome);
         Assert.Equal(workspaceIs == "present", opened is not null);
         Assert.Equal(workspaceIs == "present" ? StepOutcome.Ok : StepOutcome.Warning, run.Outcome);
+        Assert.Equal(workspaceIs == "present" && Platform.IsRoot, Directory.Exists(Path.Join(workspace, ".packet")));
     }
 
     [Fact]

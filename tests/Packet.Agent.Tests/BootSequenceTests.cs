@@ -84,11 +84,11 @@ public sealed class BootSequenceTests
             var fileSystem = FakeFileSystem.With("/usr/bin/nvidia-smi", "/usr/bin/bash", "/usr/bin/notes.txt");
             var resolver = FakeFileSystem.Resolver(fileSystem, Executables);
             var gpu = new GpuCheckStep(new NvidiaSmi(Runner ?? new FakeProcessRunner(Smi), resolver, () => "/usr/bin"), NullLogger.Instance, options.Gpu);
-            var exec = new ExecStep(resolver, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, new LiveHome(Posix, _ => false, () => true, TimeProvider.System));
+            var exec = new ExecStep(resolver, TestAccounts.NoProgramChecks, () => new Hashtable { ["PATH"] = "/usr/bin", ["HOME"] = "/root" }, new LiveHome(Posix, _ => false, () => true, TimeProvider.System));
             var steps = new BootSteps(Guard, Seed, Marker, Profile, gpu, Hooks, Ssh, exec);
             var writer = new FakeReportWriter(Reports, Aside, ReportNotWritten, AsideNotWritten);
             using var loggers = new LoggerFactory([Logs]);
-            return new BootSequence(steps, loggers, writer, TimeProvider.System).Run(options, Stop);
+            return new BootSequence(steps, loggers, writer, TimeProvider.System).Run(options, Stop, TestAccounts.Root);
         }
     }
 

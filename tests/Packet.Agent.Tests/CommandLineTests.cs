@@ -238,6 +238,7 @@ public sealed class OptionTableTests
         SecondsOption => "7.5",
         PortOption => "2022",
         AddressOption => "127.0.0.1",
+        AccountOption => "1000:100",
         _ when option.GetType().IsGenericType && option.GetType().GetGenericTypeDefinition() == typeof(ChoiceOption<>) =>
             Enum.GetNames(option.GetType().GetGenericArguments()[0]).Select(n => n.ToLowerInvariant()).First(n => n != option.DefaultInHelp),
         _ => throw new InvalidOperationException($"no sample value for {option.GetType().Name} {option.Key}: add one here"),

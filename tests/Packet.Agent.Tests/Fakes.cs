@@ -71,3 +71,12 @@ internal static class FakeFileSystem
     public static CommandResolver Resolver(MockFileSystem fileSystem, params string[] executables) =>
         new(fileSystem, path => executables.Contains(path));
 }
+
+/// <summary>The home's account the unit tests boot for, and program checks left to their own tests.</summary>
+internal static class TestAccounts
+{
+    public static readonly AccountChoice Root = AccountChoice.Of(new HomeAccount(0, 0, "the test's"));
+
+    /// <summary>What an agent that is not root checks of the programs it runs: nothing (ProgramTrustTests check what root does).</summary>
+    public static ProgramTrust NoProgramChecks => new(new PathTablePosix(effectiveUserId: 1000));
+}

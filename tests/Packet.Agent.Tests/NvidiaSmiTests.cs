@@ -166,7 +166,7 @@ public sealed class GpuCheckStepUnitTests
     }
 
     private static BootSettings Settings(bool dryRun = false) =>
-        new(new BootOptions { Workspace = "/workspace", Home = "/root", DryRun = dryRun }, new StopRequest());
+        new(new BootOptions { Workspace = "/workspace", Home = "/root", DryRun = dryRun }, new StopRequest(), TestAccounts.Root);
 
     [Fact]
     public void One_gpu_is_found_and_logged_with_its_memory()

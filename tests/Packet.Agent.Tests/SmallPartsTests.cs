@@ -18,7 +18,7 @@ public sealed class GuardStepTests
 
     private static (StepResult Result, DirectoryHandle? Workspace) Guard(PathTablePosix posix)
     {
-        using var plan = new GuardStep(posix).Decide(Options, new BootSettings(Options, new StopRequest()));
+        using var plan = new GuardStep(posix, TimeProvider.System).Decide(Options, new BootSettings(Options, new StopRequest(), TestAccounts.Root));
         return (plan.Preview, plan.Planned);
     }
 

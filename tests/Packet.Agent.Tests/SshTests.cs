@@ -287,8 +287,11 @@ public sealed class SshdConfigTests
     {
         var process = new System.Collections.Hashtable { ["PATH"] = "/usr/bin", ["SSH_CONNECTION"] = string.Empty };
 
-        Assert.Same(process, PodEnvironment.Resolve(new System.IO.Abstractions.TestingHelpers.MockFileSystem(), "/nonexistent/packet-agent", process, out string? recordedBy));
-        Assert.Null(recordedBy);
+        var resolved = PodEnvironment.Resolve(new System.IO.Abstractions.TestingHelpers.MockFileSystem(), "/nonexistent/packet-agent", () => throw new InvalidOperationException("the runtime directory was looked at"), process);
+
+        Assert.Same(process, resolved.Variables);
+        Assert.Null(resolved.RecordedBy);
+        Assert.Null(resolved.NotUsed);
     }
 
     [Theory]
@@ -476,7 +479,7 @@ public sealed class SshStepDecisionTests
     // The runtime directory is looked at for an sshd an earlier boot started: here, one that does not exist.
     private readonly string _runtime = Path.Join(Path.GetTempPath(), $"packet-unit-{Guid.NewGuid():N}", "run");
 
-    private StepResult Decide(SshMode mode, uint user = 0, string[]? executables = null, System.Collections.Hashtable? environment = null, bool insideContainer = true, PathTablePosix? posix = null, bool rsa = false, string? listen = null)
+    private StepResult Decide(SshMode mode, uint user = 0, string[]? executables = null, System.Collections.Hashtable? environment = null, bool insideContainer = true, PathTablePosix? posix = null, bool rsa = false, string? listen = null, uint? account = null)
     {
         executables ??= [Sshd, Keygen];
         var resolver = FakeFileSystem.Resolver(FakeFileSystem.With(executables), executables);
@@ -484,10 +487,10 @@ public sealed class SshStepDecisionTests
         var accounts = new Accounts();
         var strictModes = new StrictModes(_ => null, _ => null, accounts);
         var step = new SshStep(
-            posix ?? new PathTablePosix(user).Directory("/root"), new System.IO.Abstractions.TestingHelpers.MockFileSystem(), runner, resolver, () => environment ?? new System.Collections.Hashtable { ["PATH"] = "/usr/bin", [Key] = PublicKeysTests.Alice },
+            posix ?? new PathTablePosix(user).Directory("/root"), new System.IO.Abstractions.TestingHelpers.MockFileSystem(), runner, resolver, TestAccounts.NoProgramChecks, () => environment ?? new System.Collections.Hashtable { ["PATH"] = "/usr/bin", [Key] = PublicKeysTests.Alice },
             new SshPaths(_runtime, "/run/sshd"), () => insideContainer, accounts, strictModes, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, TimeProvider.System);
         var options = new BootOptions { Workspace = "/workspace", Home = "/root", Ssh = mode, SshPort = 2222, SshRsaHostKey = rsa, SshListen = listen };
-        using var plan = step.Decide(null, new BootSettings(options, new StopRequest()));
+        using var plan = step.Decide(null, new BootSettings(options, new StopRequest(), AccountChoice.Of(new HomeAccount(account ?? user, account ?? user, "the test's"))));
         Assert.Empty(runner.Calls);
         return plan.Preview;
     }
@@ -558,7 +561,7 @@ public sealed class SshStepDecisionTests
         var result = Decide(SshMode.Auto, environment: new System.Collections.Hashtable { ["PATH"] = "/usr/bin" }, posix: posix);
 
         Assert.Equal(StepOutcome.Ok, result.Outcome);
-        Assert.StartsWith("would start /usr/sbin/sshd on port 2222 with 0 keys from the pod in /root/.ssh/authorized_keys", result.Summary, StringComparison.Ordinal);
+        Assert.StartsWith("would start /usr/sbin/sshd on port 2222 for root with 0 keys from the pod in /root/.ssh/authorized_keys", result.Summary, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -567,7 +570,7 @@ public sealed class SshStepDecisionTests
         var result = Decide(SshMode.On, environment: new System.Collections.Hashtable { ["PATH"] = "/usr/bin" });
 
         Assert.Equal(StepOutcome.Ok, result.Outcome);
-        Assert.StartsWith("would start /usr/sbin/sshd on port 2222 with 0 keys from the pod", result.Summary, StringComparison.Ordinal);
+        Assert.StartsWith("would start /usr/sbin/sshd on port 2222 for root with 0 keys from the pod", result.Summary, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -585,7 +588,7 @@ public sealed class SshStepDecisionTests
         var result = Decide(SshMode.Auto, environment: new System.Collections.Hashtable { ["PATH"] = "/usr/bin", [Key] = $"{PublicKeysTests.Alice}\n{PublicKeysTests.Bob}", ["HF_TOKEN"] = "x" });
 
         Assert.Equal(StepOutcome.Ok, result.Outcome);
-        Assert.Equal("would start /usr/sbin/sshd on port 2222 with 2 keys from the pod in /root/.ssh/authorized_keys; would make the ed25519 host key, temporary (no volume); 3 variables for sessions", result.Summary);
+        Assert.Equal($"would start /usr/sbin/sshd on port 2222 for root with 2 keys from the pod in /root/.ssh/authorized_keys; would make the ed25519 host key, temporary (no volume); 3 variables for sessions; log {_runtime}/sshd.log", result.Summary);
     }
 
     [Fact]
@@ -593,22 +596,52 @@ public sealed class SshStepDecisionTests
     {
         var result = Decide(SshMode.Auto, rsa: true, listen: "127.0.0.1");
 
-        Assert.StartsWith("would start /usr/sbin/sshd on 127.0.0.1 port 2222 with 1 key from the pod in /root/.ssh/authorized_keys; would make the ed25519 and rsa host keys, temporary (no volume)", result.Summary, StringComparison.Ordinal);
+        Assert.StartsWith("would start /usr/sbin/sshd on 127.0.0.1 port 2222 for root with 1 key from the pod in /root/.ssh/authorized_keys; would make the ed25519 and rsa host keys, temporary (no volume)", result.Summary, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void A_home_whose_owner_has_no_account_is_a_warning_and_no_sshd()
+    public void A_home_account_without_an_entry_in_passwd_is_a_warning_and_no_sshd()
     {
-        var result = Decide(SshMode.Auto, posix: new PathTablePosix().Directory("/root", uid: 4242));
+        var result = Decide(SshMode.Auto, posix: new PathTablePosix().Directory("/root", uid: 4242), account: 4242);
 
-        Assert.Equal(StepOutcome.Warning, result.Outcome);
-        Assert.StartsWith("would not start sshd with 1 key from the pod in /root/.ssh/authorized_keys; ", result.Summary, StringComparison.Ordinal);
-        Assert.EndsWith("; /root belongs to uid 4242, which has no account in /etc/passwd: sshd can log no one in to it; sshd not started", result.Summary, StringComparison.Ordinal);
+        Assert.Equal(
+            StepResult.Problem("the home's account, uid 4242 (the test's), has no entry in /etc/passwd: sshd can log no one in to /root; sshd not started"),
+            result);
+    }
+
+    [Fact]
+    public void A_home_another_account_owns_gets_no_keys_and_no_sshd_and_the_fix_is_named()
+    {
+        var result = Decide(SshMode.Auto, posix: new PathTablePosix().Directory("/root", uid: 4242, gid: 4242));
+
+        Assert.Equal(
+            StepResult.Problem("/root belongs to uid 4242, not to the home's account, uid 0 (the test's): the pod's keys are not written into it and sshd is not started "
+                + "(if the home is right, give it to its account: chown -R 0:0 /root; if the account is, name it: --user 4242)"),
+            result);
+    }
+
+    [Fact]
+    public void Without_a_home_account_nothing_is_written_and_no_sshd_starts_and_the_reason_is_given()
+    {
+        var accounts = new Accounts();
+        var resolver = FakeFileSystem.Resolver(FakeFileSystem.With(Sshd, Keygen), Sshd, Keygen);
+        var step = new SshStep(
+            new PathTablePosix().Directory("/root"), new System.IO.Abstractions.TestingHelpers.MockFileSystem(), new FakeProcessRunner(new ProcessResult(0, string.Empty, string.Empty, false)), resolver, TestAccounts.NoProgramChecks,
+            () => new System.Collections.Hashtable { ["PATH"] = "/usr/bin", [Key] = PublicKeysTests.Alice }, new SshPaths(_runtime, "/run/sshd"), () => true, accounts, new StrictModes(_ => null, _ => null, accounts),
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, TimeProvider.System);
+        var options = new BootOptions { Workspace = "/workspace", Home = "/root", Ssh = SshMode.Auto };
+
+        using var plan = step.Decide(null, new BootSettings(options, new StopRequest(), new AccountChoice(null, "no account known here")));
+
+        Assert.Equal(StepResult.Problem("no account to let the pod's keys in as: no account known here; sshd not started"), plan.Preview);
+        Assert.Empty(plan.Changes);
     }
 
     private sealed class Accounts : IAccounts
     {
-        public Account? ByUid(uint uid) => uid == 0 ? new Account("root", 0, "/root") : null;
+        public Account? ByUid(uint uid) => uid == 0 ? new Account("root", 0, 0, "/root") : null;
+
+        public Account? ByHome(string home) => home == "/root" ? ByUid(0) : null;
 
         public bool HoldsOnly(uint gid, uint uid, uint owner) => false;
     }

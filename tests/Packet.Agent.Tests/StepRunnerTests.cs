@@ -21,7 +21,7 @@ public sealed class StepRunnerTests : IDisposable
     private StepRunner Runner(bool strict = false, bool dryRun = false, params string[] command)
     {
         var options = new BootOptions { Workspace = "/workspace", Home = "/root", Strict = strict, DryRun = dryRun, Command = command };
-        return new StepRunner(new BootSettings(options, _stop), new Microsoft.Extensions.Logging.LoggerFactory([_logs]), TimeProvider.System);
+        return new StepRunner(new BootSettings(options, _stop, TestAccounts.Root), new Microsoft.Extensions.Logging.LoggerFactory([_logs]), TimeProvider.System);
     }
 
     private static FakeStep<int, int> Step(string name, StepResult result, FailurePolicy policy = FailurePolicy.WarnAndContinue) =>

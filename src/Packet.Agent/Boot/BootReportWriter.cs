@@ -18,7 +18,8 @@ public interface IBootReportWriter
 }
 
 /// <summary>
-/// Writes <c>/workspace/.packet/last-boot.json</c> (the previous ones kept as
+/// Writes <c>last-boot.json</c> into the agent's own state folder (<c>/workspace/.packet</c> for
+/// root, <c>/workspace/.packet/user-UID</c> otherwise; the previous ones kept as
 /// <c>last-boot.1.json</c> ... <c>.3.json</c>) and the one-line banner file the shell block shows
 /// when the boot had warnings. Replaced atomically but not fsync'ed: a report is for people, and
 /// a boot with nothing to do must stay a few milliseconds.
@@ -35,7 +36,7 @@ public sealed class BootReportWriter(IPosix posix, string asideDirectory) : IBoo
     {
         try
         {
-            using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
+            using var state = StateFolder.CreateOwn(posix, workspace);
             // Every rename goes to a free name: ext4 starts writing back a file renamed over another
             // (auto_da_alloc), a cost a boot with nothing to do should not pay on each report.
             posix.UnlinkAt(state.Fd, WorkspaceLayout.PreviousReport(WorkspaceLayout.PreviousReportsKept), isDirectory: false);

@@ -55,8 +55,11 @@ public sealed record StepResult(StepOutcome Outcome, string Summary)
 /// </summary>
 public sealed record Replan(string Reason, IReadOnlyList<PlannedChange> Changes);
 
-/// <summary>What every step of one boot may read: the options, and the stop request its work watches.</summary>
-public sealed record BootSettings(BootOptions Options, StopRequest Stop);
+/// <summary>
+/// What every step of one boot may read: the options, the stop request its work watches, and the
+/// home's account (<see cref="HomeAccount"/>: from the image or the operator, never the volume).
+/// </summary>
+public sealed record BootSettings(BootOptions Options, StopRequest Stop, AccountChoice Account);
 
 /// <summary>A step with no value to hand on.</summary>
 public readonly record struct NoValue;

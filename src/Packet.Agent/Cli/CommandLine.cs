@@ -64,6 +64,7 @@ public static class CommandLine
     {
         Workspace = OptionTable.Workspace.Read(values)!,
         Home = OptionTable.Home.Read(values) ?? DefaultHome(environment, passwdHome),
+        User = OptionTable.User.Read(values),
         Gpu = OptionTable.Gpu.Read(values),
         NvidiaSmi = OptionTable.NvidiaSmi.Read(values)!,
         GpuTimeout = OptionTable.GpuTimeout.Read(values),

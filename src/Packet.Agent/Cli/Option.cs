@@ -148,6 +148,28 @@ public sealed class AddressOption(string flag, string variable, string help, Com
         && (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? !text.Contains('%', StringComparison.Ordinal) : text.Count(c => c == '.') == 3);
 }
 
+/// <summary>A numeric account: <c>UID</c>, or <c>UID:GID</c> (without a GID, the account's group in /etc/passwd, else one numbered as the uid).</summary>
+public sealed class AccountOption(string flag, string variable, string help, CommandSet commands, string defaultInHelp)
+    : Option<UserIds?>(flag, variable, help, commands, null)
+{
+    public override string ValueName => "UID[:GID]";
+
+    public override string DefaultInHelp => defaultInHelp;
+
+    protected override UserIds? Parse(Given given)
+    {
+        string[] parts = given.Value.Split(':');
+        return parts.Length <= 2
+            && uint.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out uint uid)
+            && (parts.Length == 1 || uint.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out _))
+                ? new UserIds(uid, parts.Length == 2 ? uint.Parse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture) : null)
+                : throw Invalid(given, "a numeric uid, or uid:gid, such as 1000 or 1000:100");
+    }
+}
+
+/// <summary>A uid, and a gid when one was given.</summary>
+public readonly record struct UserIds(uint Uid, uint? Gid);
+
 /// <summary>A TCP port, 1 to 65535.</summary>
 public sealed class PortOption(string flag, string variable, int defaultValue, string help, CommandSet commands)
     : Option<int>(flag, variable, help, commands, defaultValue)

@@ -11,6 +11,10 @@ public static class OptionTable
     public static readonly PathOption Home = new(
         "--home", "PACKET_HOME", null, "the home directory to seed from", WorkspaceCommands, defaultInHelp: "$HOME, else the passwd entry of the current user");
 
+    public static readonly AccountOption User = new(
+        "--user", "PACKET_USER", "the account the home is for: hooks run as it, sshd lets the pod's keys in as it; it must own the persisted home", CommandSet.Boot | CommandSet.ResetHome,
+        defaultInHelp: "the owner of --home in the image, else its /etc/passwd entry; the agent's own user when it is not root");
+
     public static readonly ChoiceOption<GpuMode> Gpu = new(
         "--gpu", "PACKET_GPU", "MODE", GpuMode.Auto, "auto: check and warn; require: a missing or unhealthy GPU fails the boot; off: skip", CommandSet.Boot);
 
@@ -73,5 +77,5 @@ public static class OptionTable
 
     /// <summary>In the order --help lists them.</summary>
     public static readonly IReadOnlyList<Option> All =
-        [Workspace, Home, Gpu, NvidiaSmi, GpuTimeout, LogFormat, Strict, LockTimeout, HookTimeout, LinkHome, Ssh, SshPort, SshListen, SshRsaHostKey, SshKeysDirectory, DryRun, AtNextBoot, Upgrade, TerminationLog, RuntimeDirectory, ImageVersion, Json];
+        [Workspace, Home, User, Gpu, NvidiaSmi, GpuTimeout, LogFormat, Strict, LockTimeout, HookTimeout, LinkHome, Ssh, SshPort, SshListen, SshRsaHostKey, SshKeysDirectory, DryRun, AtNextBoot, Upgrade, TerminationLog, RuntimeDirectory, ImageVersion, Json];
 }

@@ -51,6 +51,9 @@ public sealed record BootOptions
 
     public required string Home { get; init; }
 
+    /// <summary><c>--user</c>: the home's account, when the operator names it; null: found from the image.</summary>
+    public UserIds? User { get; init; } = OptionTable.User.Default;
+
     public GpuMode Gpu { get; init; } = OptionTable.Gpu.Default;
 
     public string NvidiaSmi { get; init; } = OptionTable.NvidiaSmi.Default!;

@@ -26,8 +26,9 @@ internal static partial class Agent
 
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromSeconds(5);
 
-    public static int Boot(BootOptions options, System.Collections.IDictionary environment, string? podRecord)
+    public static int Boot(BootOptions options, PodEnvironmentChoice pod)
     {
+        var environment = pod.Variables;
         if (options.Command.Count > 0)
         {
             ProcessReplacer.CaptureInheritedDescriptors();
@@ -40,19 +41,16 @@ internal static partial class Agent
         using (var logging = AgentLogging.Create(options.LogFormat))
         {
             var loggers = logging.Factory;
-            if (podRecord is not null)
-            {
-                Log.InPodSession(loggers.CreateLogger(StepId.Boot.Name), podRecord);
-            }
-
+            LogPodEnvironment(loggers.CreateLogger(StepId.Boot.Name), pod);
             var posix = PosixSystem.Instance;
             var resolver = new CommandResolver(fileSystem, IsExecutable);
-            using var gpu = new GpuCheckStep(NvidiaSmi(resolver), loggers.CreateLogger(StepId.Gpu.Name), options.Gpu);
-            var hooks = new HooksStep(posix, new HookRunner(posix, Environment.ProcessPath!, TimeProvider.System), resolver, loggers.CreateLogger(StepId.Hooks.Name), () => environment);
+            var trust = new ProgramTrust(posix);
+            using var gpu = new GpuCheckStep(NvidiaSmi(resolver, trust.ForImageProgram(options.Workspace)), loggers.CreateLogger(StepId.Gpu.Name), options.Gpu);
+            var hooks = new HooksStep(posix, new HookRunner(posix, Environment.ProcessPath!, TimeProvider.System), resolver, trust, loggers.CreateLogger(StepId.Hooks.Name), () => environment);
             string runtime = RuntimeOf(options.RuntimeDirectory);
-            var ssh = new SshStep(posix, new FileSystem(), new ProcessRunner(), resolver, () => environment, new SshPaths(runtime, "/run/sshd"), ContainerDetection.IsContainer, SystemAccounts.Instance, SystemAccounts.StrictModes(), loggers.CreateLogger(StepId.Ssh.Name), TimeProvider.System);
+            var ssh = new SshStep(posix, new FileSystem(), new ProcessRunner(), resolver, trust, () => environment, new SshPaths(runtime, "/run/sshd"), ContainerDetection.IsContainer, SystemAccounts.Instance, SystemAccounts.StrictModes(), loggers.CreateLogger(StepId.Ssh.Name), TimeProvider.System);
             var steps = Steps(loggers, resolver, gpu, hooks, ssh, environment);
-            outcome = new BootSequence(steps, loggers, new BootReportWriter(posix, runtime), TimeProvider.System).Run(options, stop);
+            outcome = new BootSequence(steps, loggers, new BootReportWriter(posix, runtime), TimeProvider.System).Run(options, stop, HomeAccount.Resolve(posix, SystemAccounts.Instance, options));
             if (options.DryRun)
             {
                 PrintPlan(outcome);
@@ -84,6 +82,20 @@ internal static partial class Agent
         return (int)(errno == Errno.ENOENT ? ExitCode.CommandNotFound : ExitCode.CommandNotExecutable);
     }
 
+    /// <summary>Where the environment came from, when it is not the agent's own: the pod's record, read or refused.</summary>
+    private static void LogPodEnvironment(ILogger logger, PodEnvironmentChoice pod)
+    {
+        if (pod.RecordedBy is { } podRecord)
+        {
+            Log.InPodSession(logger, podRecord);
+        }
+
+        if (pod.NotUsed is { } notUsed)
+        {
+            Log.PodRecordNotUsed(logger, notUsed);
+        }
+    }
+
     /// <summary>The dry run's plan on standard output: one line per step, then each change it would make, the command last.</summary>
     private static void PrintPlan(BootOutcome outcome)
     {
@@ -102,7 +114,7 @@ internal static partial class Agent
         using var logging = AgentLogging.Create(options.LogFormat);
         var logger = logging.Factory.CreateLogger(StepId.Gpu.Name);
         var resolver = new CommandResolver(new FileSystem(), IsExecutable);
-        var result = NvidiaSmi(resolver).QueryAsync(options.NvidiaSmi, options.GpuTimeout, CancellationToken.None).GetAwaiter().GetResult();
+        var result = NvidiaSmi(resolver, new ProgramTrust(PosixSystem.Instance).ForCommand).QueryAsync(options.NvidiaSmi, options.GpuTimeout, CancellationToken.None).GetAwaiter().GetResult();
         if (options.Json)
         {
             Console.Out.WriteLine(JsonSerializer.Serialize(new GpuReport(result.Gpus, result.Problem), GpuJson.Default.GpuReport));
@@ -113,6 +125,11 @@ internal static partial class Agent
             {
                 Console.Out.WriteLine($"GPU {gpu.Index}: {gpu.Name}, {gpu.MemoryUsedMib?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"} of {gpu.MemoryTotalMib?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"} MiB used, driver {gpu.DriverVersion}, {gpu.Uuid}");
             }
+        }
+
+        if (result.PassedOver is { } passedOver)
+        {
+            Log.GpuPassedOver(logger, passedOver);
         }
 
         if (result.Problem is { } problem)
@@ -129,14 +146,14 @@ internal static partial class Agent
     {
         var posix = PosixSystem.Instance;
         return new BootSteps(
-            new GuardStep(posix),
+            new GuardStep(posix, TimeProvider.System),
             new SeedHomeStep(posix, loggers.CreateLogger(StepId.Seed.Name), new CopyOptions { PreserveOwnership = posix.EffectiveUserId == 0 }, ProgressInterval, TimeProvider.System),
             new MarkerStep(posix, TimeProvider.System),
             new ShellProfileStep(posix, loggers.CreateLogger(StepId.Profile.Name)),
             gpu,
             hooks,
             ssh,
-            new ExecStep(resolver, () => environment, new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer, TimeProvider.System)));
+            new ExecStep(resolver, new ProgramTrust(posix), () => environment, new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer, TimeProvider.System)));
     }
 
     public static int Status(StatusOptions options)
@@ -145,7 +162,7 @@ internal static partial class Agent
         string workspace = fileSystem.Directory.Exists(options.Workspace)
             ? fileSystem.Directory.ResolveLinkTarget(options.Workspace, returnFinalTarget: true)?.FullName ?? options.Workspace
             : options.Workspace;
-        var aside = new BootReportAside(PosixSystem.Instance).Newest(options.RuntimeDirectory, [options.Workspace, workspace]);
+        var aside = new BootReportAside(PosixSystem.Instance).Newest(RuntimeOf(options.RuntimeDirectory), [options.Workspace, workspace]);
         var report = new WorkspaceStatus(PosixSystem.Instance, MountTable.Describe).Gather(workspace, options.Home, aside);
         Console.Out.Write(options.Json
             ? JsonSerializer.Serialize(report, StatusJson.Default.StatusReport) + "\n"
@@ -196,16 +213,16 @@ internal static partial class Agent
         // Seed now: the boot's own persistence steps (no GPU check, no hooks, no command).
         var fileSystem = new FileSystem();
         var resolver = new CommandResolver(fileSystem, IsExecutable);
-        using var gpu = new GpuCheckStep(NvidiaSmi(resolver), logging.Factory.CreateLogger(StepId.Gpu.Name), GpuMode.Off);
+        using var gpu = new GpuCheckStep(NvidiaSmi(resolver, null), logging.Factory.CreateLogger(StepId.Gpu.Name), GpuMode.Off);
         var steps = Steps(logging.Factory, resolver, gpu, new NotRunStep<HomeState?>(StepId.Hooks, "not part of reset-home; they run at the next boot"), new NotRunStep<HomeState?>(StepId.Ssh, "not part of reset-home; sshd is set up at the next boot"), environment);
         using var stop = new StopRequest();
         using var signals = StopSignals.Install(stop);
-        var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance, RuntimeOf(boot.RuntimeDirectory)), TimeProvider.System).Run(boot, stop);
+        var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance, RuntimeOf(boot.RuntimeDirectory)), TimeProvider.System).Run(boot, stop, HomeAccount.Resolve(PosixSystem.Instance, SystemAccounts.Instance, boot));
         return (int)outcome.ExitCode;
     }
 
-    private static NvidiaSmi NvidiaSmi(CommandResolver resolver) =>
-        new(new ProcessRunner(), resolver, () => Environment.GetEnvironmentVariable("PATH"));
+    private static NvidiaSmi NvidiaSmi(CommandResolver resolver, Func<string, string?>? distrust) =>
+        new(new ProcessRunner(), resolver, () => Environment.GetEnvironmentVariable("PATH"), distrust);
 
     private static bool IsExecutable(string path) => Syscall.access(path, AccessModes.X_OK) == 0;
 
@@ -220,8 +237,14 @@ internal static partial class Agent
         [LoggerMessage(EventId = StepNumber.Gpu, Level = LogLevel.Error, Message = "{Problem}")]
         public static partial void GpuProblem(ILogger logger, string problem);
 
+        [LoggerMessage(EventId = StepNumber.Gpu, Level = LogLevel.Warning, Message = "{PassedOver}")]
+        public static partial void GpuPassedOver(ILogger logger, string passedOver);
+
         [LoggerMessage(EventId = StepNumber.Boot, Level = LogLevel.Error, Message = "{Reason}")]
         public static partial void ResetFailed(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = StepNumber.Boot, Level = LogLevel.Warning, Message = "{NotUsed}")]
+        public static partial void PodRecordNotUsed(ILogger logger, string notUsed);
 
         [LoggerMessage(EventId = StepNumber.Boot, Level = LogLevel.Information, Message = "running inside one of the pod's SSH sessions: the settings and variables are the pod's, from {Record}; PACKET_* set in the session still win")]
         public static partial void InPodSession(ILogger logger, string record);

@@ -10,14 +10,19 @@ public sealed record GpuInfo(int Index, string Name, string Uuid, long? MemoryTo
 public sealed record GpuQueryResult(IReadOnlyList<GpuInfo> Gpus, string? Problem)
 {
     public bool Healthy => Problem is null;
+
+    /// <summary>An nvidia-smi a root agent passed over on PATH (one another account could have changed), and why; null when none was.</summary>
+    public string? PassedOver { get; init; }
 }
 
 /// <summary>
 /// Asks nvidia-smi for the GPUs in query mode (machine-readable CSV) and reads its answer. Every
 /// way it can go wrong becomes a problem in words: not installed, hung (killed at the timeout),
-/// failed with the driver's own message, no GPUs, or output that is not what was asked for.
+/// failed with the driver's own message, no GPUs, or output that is not what was asked for. A root
+/// agent runs only an nvidia-smi of the image, never one another account could have changed
+/// (<paramref name="distrust"/>, <see cref="ProgramTrust.ForImageProgram"/>).
 /// </summary>
-public sealed class NvidiaSmi(IProcessRunner runner, CommandResolver resolver, Func<string?> searchPath)
+public sealed class NvidiaSmi(IProcessRunner runner, CommandResolver resolver, Func<string?> searchPath, Func<string, string?>? distrust = null)
 {
     public static readonly IReadOnlyList<string> QueryArguments =
     [
@@ -29,7 +34,12 @@ public sealed class NvidiaSmi(IProcessRunner runner, CommandResolver resolver, F
 
     public async Task<GpuQueryResult> QueryAsync(string nvidiaSmi, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var found = resolver.Resolve(nvidiaSmi, searchPath());
+        var found = resolver.Resolve(nvidiaSmi, searchPath(), distrust);
+        return await QueryAsync(found, timeout, cancellationToken) with { PassedOver = found.PassedOverNote };
+    }
+
+    private async Task<GpuQueryResult> QueryAsync(CommandResolution found, TimeSpan timeout, CancellationToken cancellationToken)
+    {
         if (!found.Found)
         {
             return Failure($"nvidia-smi is not available ({found.Failure}); is the NVIDIA container runtime enabled for this pod?");

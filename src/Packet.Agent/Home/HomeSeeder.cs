@@ -42,7 +42,7 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
     {
         PosixException.Check(posix.FStat(workspace.Fd, out var workspaceStat), "stat", workspace.Path);
         using var existingHome = workspace.TryOpenDirectory(WorkspaceLayout.Home);
-        using var state = workspace.TryOpenDirectory(WorkspaceLayout.State);
+        using var state = StateFolder.TryOpenOwn(posix, workspace);
         using var staging = state?.TryOpenDirectory(WorkspaceLayout.Staging);
         bool inPlace = existingHome is not null && staging?.Exists(WorkspaceLayout.InPlaceNote) == true;
         bool resuming = inPlace || staging?.Exists(WorkspaceLayout.Home) == true;
@@ -85,7 +85,7 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
         }
 
         PosixException.Check(posix.FStat(workspace.Fd, out var workspaceStat), "stat", workspace.Path);
-        using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
+        using var state = StateFolder.CreateOwn(posix, workspace);
         using var staging = state.CreateDirectory(WorkspaceLayout.Staging, FileModes.PrivateDirectory);
         var options = copyOptions with
         {
@@ -151,7 +151,7 @@ public sealed class HomeSeeder(IPosix posix, CopyOptions copyOptions, TimeSpan p
 
         Flush(workspace, home, report);
         PosixException.Check(posix.UnlinkAt(staging.Fd, WorkspaceLayout.InPlaceNote, isDirectory: false), "remove", staging.PathOf(WorkspaceLayout.InPlaceNote));
-        using var state = workspace.OpenDirectory(WorkspaceLayout.State);
+        using var state = StateFolder.CreateOwn(posix, workspace);
         return Finished(workspace, state, report);
     }
 

@@ -97,7 +97,7 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
     /// <summary>The image identity the manifest was written for, or null when there is no (readable) manifest.</summary>
     public static string? RecordedIdentity(DirectoryHandle state, IPosix posix)
     {
-        int fd = posix.OpenAt(state.Fd, WorkspaceLayout.ImageManifest, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, 0);
+        int fd = OpenManifest(state);
         if (fd < 0)
         {
             return null;
@@ -358,10 +358,26 @@ public sealed class ImageUpgrade(IPosix posix, CopyOptions copyOptions, Action<s
         return writer;
     }
 
-    private StreamReader? Reader(DirectoryHandle state)
+    private static StreamReader? Reader(DirectoryHandle state)
     {
-        int fd = posix.OpenAt(state.Fd, WorkspaceLayout.ImageManifest, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, 0);
+        int fd = OpenManifest(state);
         return fd < 0 ? null : new StreamReader(new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read));
+    }
+
+    /// <summary>
+    /// The recorded manifest, opened to read; -1 when there is none, or none that is a regular file
+    /// (a link or a FIFO is never followed or waited on: the baseline is recorded anew over it).
+    /// </summary>
+    private static int OpenManifest(DirectoryHandle state)
+    {
+        try
+        {
+            return state.TryOpenFile(WorkspaceLayout.ImageManifest, out _);
+        }
+        catch (UnsafeWorkspaceException)
+        {
+            return -1;
+        }
     }
 
 }

@@ -34,7 +34,7 @@ public sealed class HomeReset(IPosix posix, TimeProvider clock)
             return new ResetOutcome(true, $"{workspace.PathOf(WorkspaceLayout.Home)} does not exist; nothing to move");
         }
 
-        using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
+        using var state = StateFolder.CreateShared(posix, workspace);
         string? holder = null;
         using var held = WorkspaceLock.Acquire(posix, state, clock, TimeSpan.Zero, TimeSpan.FromDays(1), (who, _) => holder = who, CancellationToken.None);
         if (held is null)

@@ -11,25 +11,6 @@ using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Operations;
 
-/// <summary>The volume: is it there, is it a mount (else nothing persists), which file system, how full.</summary>
-public sealed record WorkspaceInfo(string Path, bool Present, bool MountPoint, string? FileSystem, long? FreeBytes, long? TotalBytes);
-
-/// <summary>The persisted home: seeded (and by whom), and whether its .bashrc has the workspace block.</summary>
-public sealed record HomeInfo(string Path, bool Seeded, bool LegacyMarker, MarkerBody? Marker, bool ProfileBlock, bool LegacyProfileLines);
-
-/// <summary>The live home: linked to the persisted one, the persisted one itself (mounted), or neither.</summary>
-public sealed record LiveHomeInfo(string Path, string State, string? Target);
-
-/// <summary>What the last boot's SSH step set up, and whether its sshd is still running.</summary>
-public sealed record SshInfo(int Port, string HostKeyFingerprint, int Keys, bool HostKeysPersisted, int? Pid, bool Running, string Log, string? ListenAddress = null);
-
-/// <summary>
-/// <c>packet-agent status --json</c>. Stable snake_case fields; fields may be added, none renamed.
-/// <paramref name="LastBootUnreadable"/> says why a report that exists could not be read.
-/// </summary>
-/// <paramref name="LastBootPath"/> is where the last boot's report was read: on the volume, or in the container's runtime directory when the volume could not take it.
-public sealed record StatusReport(WorkspaceInfo Workspace, HomeInfo Home, LiveHomeInfo LiveHome, BootReport? LastBoot, IReadOnlyList<string> Attention, string? LastBootUnreadable = null, SshInfo? Ssh = null, string? LastBootPath = null);
-
 /// <summary>
 /// Gathers <c>packet-agent status</c>: read only, from the workspace's own files (marker, .bashrc,
 /// last boot report), the mount table and statvfs. Every finding an operator should act on is
@@ -42,7 +23,6 @@ public sealed record StatusReport(WorkspaceInfo Workspace, HomeInfo Home, LiveHo
 /// </remarks>
 public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mounts)
 {
-    private const int WriteAndSearch = 2 | 1;
     private const int MaxFileBytes = 1 << 20;
 
     /// <param name="workspacePath">The workspace, its links resolved.</param>
@@ -69,14 +49,16 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
 
         string persisted = Path.Join(workspacePath, WorkspaceLayout.Home);
         var home = Home(handle, persisted, attention);
-        using var state = TryOpen(handle, WorkspaceLayout.State, attention);
-        var (lastBoot, unreadable) = Report(state, WorkspaceLayout.Report);
+        using var rootState = TryOpenState(handle, StateFolder.TryOpenShared, attention);
+        using var ownState = posix.EffectiveUserId == 0 ? null : TryOpenState(handle, StateFolder.TryOpenOwn, attention);
+        var (lastBoot, unreadable, state) = NewestReport(ownState, rootState);
         string? lastBootPath = lastBoot is null ? null : state!.PathOf(WorkspaceLayout.Report);
         if (aside is not null && (lastBoot is null || aside.Report.StartedAt > lastBoot.StartedAt))
         {
             (lastBoot, unreadable, lastBootPath) = (aside.Report, null, aside.Path);
             attention.Add($"the last boot's report is not on the volume ({aside.Report.KeptAside}): it is kept in {aside.Path}, for as long as this container runs");
         }
+
         uint userId = posix.EffectiveUserId;
         string? locked = handle is not null && userId != 0 ? FirstUnwritable(handle) : null;
         if (locked is not null)
@@ -96,7 +78,7 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         }
 
         LastBootAttention(lastBoot, unreadable, state, attention);
-        var ssh = Ssh(state);
+        var ssh = Ssh(rootState);
 
         // An sshd that is gone matters only when the last boot meant it to run: a boot that started
         // none (no key to let in, --ssh off) leaves an earlier container's record behind.
@@ -135,6 +117,20 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         }
     }
 
+    /// <summary>
+    /// The last boot's report, and the folder it was read from: this user's own agent's; for a user
+    /// that is not root, root's too (the init container's), when root's is newer. Reports are read
+    /// only from state folders another account cannot write, so none can be forged.
+    /// </summary>
+    private static (BootReport? Report, string? Unreadable, DirectoryHandle? State) NewestReport(DirectoryHandle? ownState, DirectoryHandle? rootState)
+    {
+        var state = ownState ?? rootState;
+        var (lastBoot, unreadable) = Report(state, WorkspaceLayout.Report);
+        return ownState is not null && Report(rootState, WorkspaceLayout.Report, ownedByRoot: true) is ({ } rootBoot, _) && (lastBoot is null || rootBoot.StartedAt > lastBoot.StartedAt)
+            ? (rootBoot, null, rootState)
+            : (lastBoot, unreadable, state);
+    }
+
     /// <summary>The last boot: a report that cannot be read, or one that did not end ok (and how many in a row ended the same way).</summary>
     private static void LastBootAttention(BootReport? lastBoot, string? unreadable, DirectoryHandle? state, List<string> attention)
     {
@@ -154,21 +150,9 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
 
     private static StepReport? Step(BootReport? report, StepId step) => report?.Steps.FirstOrDefault(s => s.Name == step.Name);
 
-    /// <summary>
-    /// As the guard sees it: the workspace itself while it lacks the home, the state folder or bin,
-    /// then each of those that exists; the first this user may not write.
-    /// </summary>
-    private string? FirstUnwritable(DirectoryHandle workspace)
-    {
-        List<string> names = [WorkspaceLayout.Home, WorkspaceLayout.State, WorkspaceLayout.Bin];
-        if (!names.All(workspace.Exists))
-        {
-            names.Insert(0, ".");
-        }
-
-        string? name = names.FirstOrDefault(name => workspace.Exists(name) && posix.AccessAt(workspace.Fd, name, WriteAndSearch) < 0);
-        return name is null ? null : name == "." ? workspace.Path : workspace.PathOf(name);
-    }
+    /// <summary>As the guard sees it (<see cref="StateFolder.FirstUnwritable"/>): the first of what this user keeps that it may not write.</summary>
+    private string? FirstUnwritable(DirectoryHandle workspace) =>
+        StateFolder.FirstUnwritable(posix, workspace) is var (name, _) ? (name == "." ? workspace.Path : workspace.PathOf(name)) : null;
 
     /// <summary>How many boots in a row, newest first, ended as the last one did with the same warnings (the kept history is four).</summary>
     private static int SameOutcomeStreak(BootReport last, DirectoryHandle state)
@@ -276,6 +260,25 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         }
     }
 
+    /// <summary>A folder of the agent's state, checked as the boot checks it; null when absent, and why (once) when it cannot be trusted.</summary>
+    private DirectoryHandle? TryOpenState(DirectoryHandle? workspace, Func<IPosix, DirectoryHandle, DirectoryHandle?> open, List<string> attention)
+    {
+        try
+        {
+            return workspace is null ? null : open(posix, workspace);
+        }
+        catch (IOException e)
+        {
+            string said = $"status could not look inside: {e.Message}";
+            if (!attention.Contains(said))
+            {
+                attention.Add(said);
+            }
+
+            return null;
+        }
+    }
+
     private static HomeInfo Home(DirectoryHandle? workspace, string persisted, List<string> attention)
     {
         using var home = TryOpen(workspace, WorkspaceLayout.Home, attention);
@@ -343,8 +346,8 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         }
     }
 
-    /// <summary>A boot report: null when there is none, or null and why when it cannot be read or parsed.</summary>
-    private static (BootReport? Report, string? Unreadable) Report(DirectoryHandle? state, string name)
+    /// <summary>A boot report: null when there is none, or null and why when it cannot be read or parsed; with <paramref name="ownedByRoot"/>, only a report root wrote.</summary>
+    private static (BootReport? Report, string? Unreadable) Report(DirectoryHandle? state, string name, bool ownedByRoot = false)
     {
         if (state is null)
         {
@@ -354,7 +357,7 @@ public sealed class WorkspaceStatus(IPosix posix, Func<string, MountFacts> mount
         string path = state.PathOf(name);
         try
         {
-            if (state.ReadFile(name, MaxFileBytes, out _) is not { } bytes)
+            if (state.ReadFile(name, MaxFileBytes, out var written) is not { } bytes || (ownedByRoot && written.st_uid != 0))
             {
                 return (null, null);
             }

@@ -26,18 +26,18 @@ public static class ManagedBlock
     public const string PodPathLine = "[ -n \"${" + PodPathVariable + ":-}\" ] && case \":$PATH:\" in *\":$" + PodPathVariable + ":\"*) ;; *) export PATH=\"$" + PodPathVariable + ":$PATH\" ;; esac";
 
     /// <param name="variables">The exports, in order.</param>
-    /// <param name="bannerFile">
-    /// The file the agent writes when a boot had warnings: an interactive shell prints it, with a
-    /// pointer to <c>packet-agent status</c>. Testing for a non-empty file is a shell builtin, so a
+    /// <param name="bannerFiles">
+    /// The files the agents write when a boot had warnings (root's, and the home's user's): an
+    /// interactive shell prints each, with a pointer to <c>packet-agent status</c>. Testing for a non-empty file is a shell builtin, so a
     /// shell after a clean boot pays nothing and prints nothing. The file's text is printed through
     /// <c>cat -v</c>, so no control character in it (an escape sequence retitling the terminal,
     /// say) reaches the terminal; printf, not echo, so no backslash in it is interpreted.
     /// </param>
-    public static string Render(IEnumerable<WorkspaceVariable> variables, string? bannerFile = null)
+    public static string Render(IEnumerable<WorkspaceVariable> variables, params string[] bannerFiles)
     {
         var lines = new List<string> { Start, PodPathLine };
         lines.AddRange(variables.Select(v => v.ShellLine));
-        if (bannerFile is not null)
+        foreach (string bannerFile in bannerFiles)
         {
             lines.Add($"case $- in *i*) [ -s \"{bannerFile}\" ] && printf 'packet-agent: %s; run: packet-agent status\\n' \"$(head -c 512 \"{bannerFile}\" | cat -v)\" >&2;; esac");
         }
@@ -51,10 +51,10 @@ public static class ManagedBlock
     /// the first block (or legacy pair) replaced in place, any others removed, or one appended.
     /// Returns the same string instance when nothing needs to change.
     /// </summary>
-    public static string Apply(string text, IEnumerable<WorkspaceVariable> variables, string? bannerFile = null)
+    public static string Apply(string text, IEnumerable<WorkspaceVariable> variables, params string[] bannerFiles)
     {
         var lines = SplitLines(text);
-        var block = Render(variables, bannerFile).Split('\n');
+        var block = Render(variables, bannerFiles).Split('\n');
         var result = new List<string>();
         bool placed = false;
         for (int i = 0; i < lines.Count; i++)

@@ -29,9 +29,12 @@ public sealed record BootOutcome(ExitCode ExitCode, string? FailureReason, ExecP
 /// </summary>
 public sealed class BootSequence(BootSteps steps, ILoggerFactory loggers, IBootReportWriter reports, TimeProvider clock)
 {
-    public BootOutcome Run(BootOptions options, StopRequest stop)
+    /// <param name="options">What the boot was asked to do.</param>
+    /// <param name="stop">The stop request signals raise.</param>
+    /// <param name="account">The home's account (<see cref="HomeAccount.Resolve"/>), from the image or the operator.</param>
+    public BootOutcome Run(BootOptions options, StopRequest stop, AccountChoice account)
     {
-        var run = new StepRunner(new BootSettings(options, stop), loggers, clock);
+        var run = new StepRunner(new BootSettings(options, stop, account), loggers, clock);
         try
         {
             // 5 begins now and is collected in its turn: nvidia-smi can take seconds, the copy overlaps it.

@@ -5,13 +5,16 @@ using Packet.Agent.Posix;
 namespace Packet.Agent.Ssh;
 
 /// <summary>An account of /etc/passwd (or whatever NSS serves), as sshd will look it up.</summary>
-public sealed record Account(string Name, uint Uid, string Home);
+public sealed record Account(string Name, uint Uid, uint Gid, string Home);
 
-/// <summary>The account database, as the SSH step asks it.</summary>
+/// <summary>The account database, as the steps ask it.</summary>
 public interface IAccounts : IGroupMembership
 {
     /// <summary>The account with this uid; null when there is none (sshd could log no one in as its owner).</summary>
     Account? ByUid(uint uid);
+
+    /// <summary>The first account whose home is <paramref name="home"/>; null when none is.</summary>
+    Account? ByHome(string home);
 }
 
 /// <summary>The machine's own account database (getpwuid, getgrgid, getpwent), and sshd's view of files (stat, realpath).</summary>
@@ -23,7 +26,28 @@ public sealed class SystemAccounts : IAccounts
     {
     }
 
-    public Account? ByUid(uint uid) => Syscall.getpwuid(uid) is { } entry ? new Account(entry.pw_name, entry.pw_uid, entry.pw_dir) : null;
+    public Account? ByUid(uint uid) => Syscall.getpwuid(uid) is { } entry ? new Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir) : null;
+
+    public Account? ByHome(string home)
+    {
+        Syscall.setpwent();
+        try
+        {
+            while (Syscall.getpwent() is { } entry)
+            {
+                if (entry.pw_dir == home)
+                {
+                    return new Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir);
+                }
+            }
+
+            return null;
+        }
+        finally
+        {
+            Syscall.endpwent();
+        }
+    }
 
     public bool HoldsOnly(uint gid, uint uid, uint owner)
     {

@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace Packet.Agent.Ssh;
 
 /// <summary>
@@ -49,6 +51,17 @@ public static class AuthorizedKeysBlock
     /// (<c>from="..."</c>, <c>command="..."</c>) and all. They keep their owner's access when the pod gives none.
     /// </summary>
     public static int KeysOutside(string text) => Split(text).Outside.Count(PublicKeys.IsKeyLine);
+
+    /// <summary>
+    /// The file's bytes as text where each byte is one character (ISO-8859-1): a line the block does
+    /// not own goes back byte for byte (<see cref="ToBytes"/>), whatever its encoding.
+    /// </summary>
+    public static string FromBytes(byte[] file) => Encoding.Latin1.GetString(file);
+
+    public static byte[] ToBytes(string text) => Encoding.Latin1.GetBytes(text);
+
+    /// <summary>A pod's key as it goes into <see cref="FromBytes"/> text: its comment as its UTF-8 bytes.</summary>
+    public static PublicKey AsBytes(PublicKey key) => key with { Comment = Encoding.Latin1.GetString(Encoding.UTF8.GetBytes(key.Comment)) };
 
     /// <summary>How many keys the block lists: those an earlier boot took from the pod.</summary>
     public static int KeysInBlock(string text) => Split(text).Block.Count(PublicKeys.IsKeyLine);

@@ -5,6 +5,12 @@ using System.Text;
 namespace Packet.Agent.Ssh;
 
 /// <summary>
+/// The environment the agent runs with: <see cref="Variables"/>; <see cref="RecordedBy"/> names the
+/// pod's record when the variables came from it, <see cref="NotUsed"/> says why a record was refused.
+/// </summary>
+public sealed record PodEnvironmentChoice(IDictionary Variables, string? RecordedBy = null, string? NotUsed = null);
+
+/// <summary>
 /// The pod's environment, for an agent run by hand from inside one of the pod's SSH sessions. Such a
 /// session has the pod's variables less the agent's own settings (<c>PACKET_*</c>) and keys
 /// (<c>PUBLIC_KEY</c>, <c>SSH_PUBLIC_KEY</c>), and a PATH its login rewrote: run with it, a recovery
@@ -12,6 +18,9 @@ namespace Packet.Agent.Ssh;
 /// that starts sshd records the environment it ran with (root only, in the container's runtime
 /// directory), and a later run from a session of that sshd reads its settings and the pod's
 /// variables from the record; <c>PACKET_*</c> settings the user typed in the session still win.
+/// The record decides a session's PATH and LD_PRELOAD, so it is read only from a runtime directory
+/// that is the agent's user's alone (<c>RuntimeDirectory</c>): another account could make
+/// <c>/tmp/packet-agent-UID</c> first.
 /// </summary>
 public static class PodEnvironment
 {
@@ -40,15 +49,24 @@ public static class PodEnvironment
     /// <summary>
     /// The environment the agent runs with: <paramref name="process"/> itself, or, inside an SSH
     /// session of the sshd the agent started in this container, the pod's recorded environment with
-    /// the session's own <c>PACKET_*</c> settings over it. <paramref name="recordedBy"/> names the
-    /// record when it was used.
+    /// the session's own <c>PACKET_*</c> settings over it. <paramref name="runtimeRefusal"/> says why
+    /// the runtime directory may not be used (null: it may), asked only inside a session.
     /// </summary>
-    public static IDictionary Resolve(IFileSystem files, string runtime, IDictionary process, out string? recordedBy)
+    public static PodEnvironmentChoice Resolve(IFileSystem files, string runtime, Func<string?> runtimeRefusal, IDictionary process)
     {
-        recordedBy = null;
-        if (process[SessionMarker] is not string { Length: > 0 } || AgentSshd.Find(files, runtime) is not { } sshd)
+        if (process[SessionMarker] is not string { Length: > 0 } || !files.Directory.Exists(runtime))
         {
-            return process;
+            return new(process);
+        }
+
+        if (runtimeRefusal() is { } refused)
+        {
+            return new(process, NotUsed: $"inside an SSH session, but the pod's recorded environment is not used: {refused}");
+        }
+
+        if (AgentSshd.Find(files, runtime) is not { } sshd)
+        {
+            return new(process);
         }
 
         string record = Path.Join(runtime, RecordFile);
@@ -58,18 +76,18 @@ public static class PodEnvironment
             var info = files.FileInfo.New(record);
             if (!info.Exists || info.Length > MaxRecordBytes)
             {
-                return process;
+                return new(process);
             }
 
             pod = Parse(files.File.ReadAllBytes(record));
         }
         catch (IOException)
         {
-            return process;
+            return new(process);
         }
         catch (UnauthorizedAccessException)
         {
-            return process; // not root: the record is root's, and so is the pod's sshd
+            return new(process); // not root: the record is root's, and so is the pod's sshd
         }
 
         foreach (DictionaryEntry variable in process)
@@ -80,8 +98,7 @@ public static class PodEnvironment
             }
         }
 
-        recordedBy = $"{record} (the environment the boot that started sshd pid {sshd.Pid} ran with)";
-        return new Hashtable(pod, StringComparer.Ordinal);
+        return new(new Hashtable(pod, StringComparer.Ordinal), $"{record} (the environment the boot that started sshd pid {sshd.Pid} ran with)");
     }
 
     private static Dictionary<string, string> Parse(byte[] bytes)

@@ -136,6 +136,72 @@ public static class SshdConfig
     }
 
     /// <summary>
+    /// The most variables SetEnv gives a session. sshd ends a session whose environment reaches
+    /// 1,000 variables (OpenSSH session.c, <c>child_set_env</c>: "too many env vars"), and the login
+    /// adds its own (USER, HOME, SHELL, MAIL, the SSH_* ones, TERM...) to the pod's: about 130
+    /// Kubernetes Services in a namespace give a pod that many.
+    /// </summary>
+    public const int MaxSessionVariables = 900;
+
+    /// <summary>What a session needs of the service links: the API server's address, which in-cluster clients (kubectl) read.</summary>
+    private static readonly HashSet<string> ApiServer = new(StringComparer.Ordinal) { "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "KUBERNETES_SERVICE_PORT_HTTPS" };
+
+    /// <summary>
+    /// The session variables under <see cref="MaxSessionVariables"/>: the kubelet's service links
+    /// (<c>NAME_SERVICE_HOST</c>, <c>NAME_SERVICE_PORT*</c>, <c>NAME_PORT*</c>, one set per Service in the
+    /// namespace, which cluster DNS names reach as well) go first, the API server's kept; then, if
+    /// still too many, the last names in order. <paramref name="note"/> names what was left out, or is null.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> Capped(IReadOnlyDictionary<string, string> sessions, out string? note)
+    {
+        note = null;
+        if (sessions.Count <= MaxSessionVariables)
+        {
+            return sessions;
+        }
+
+        var links = sessions.Keys.Where(IsServiceLink).ToList();
+        var kept = sessions.Where(v => !IsServiceLink(v.Key)).ToList();
+        var cut = kept.Count > MaxSessionVariables ? kept.Skip(MaxSessionVariables).Select(v => v.Key).ToList() : [];
+        var capped = new SortedDictionary<string, string>(kept.Take(MaxSessionVariables).ToDictionary(v => v.Key, v => v.Value), StringComparer.Ordinal);
+        var said = new List<string>();
+        if (links.Count > 0)
+        {
+            said.Add($"{links.Count.ToString(CultureInfo.InvariantCulture)} Kubernetes service-link variables (such as {string.Join(", ", links.Take(3))}; the Services' DNS names reach the same)");
+        }
+
+        if (cut.Count > 0)
+        {
+            said.Add($"{cut.Count.ToString(CultureInfo.InvariantCulture)} more, the last in order ({string.Join(", ", cut.Take(5))}{(cut.Count > 5 ? ", ..." : string.Empty)})");
+        }
+
+        note = $"sessions get {capped.Count.ToString(CultureInfo.InvariantCulture)} of the pod's {sessions.Count.ToString(CultureInfo.InvariantCulture)} variables: sshd ends a session with 1,000; left out: {string.Join(" and ", said)}";
+        return capped;
+    }
+
+    /// <summary>The variables that could not be written into sshd_config, named; null when there are none.</summary>
+    public static string? LeftOutNote(IReadOnlyList<string> leftOut) =>
+        leftOut.Count == 0 ? null : $"not given to sessions (a newline in the value, or not a name): {string.Join(", ", leftOut)}";
+
+    /// <summary>A variable the kubelet sets for a Service of the namespace (enableServiceLinks), other than the API server's address.</summary>
+    public static bool IsServiceLink(string name)
+    {
+        if (ApiServer.Contains(name))
+        {
+            return false;
+        }
+
+        int service = name.IndexOf("_SERVICE_", StringComparison.Ordinal);
+        if (service > 0 && (name.AsSpan(service + "_SERVICE_".Length).StartsWith("HOST") || name.AsSpan(service + "_SERVICE_".Length).StartsWith("PORT")))
+        {
+            return true;
+        }
+
+        int port = name.IndexOf("_PORT", StringComparison.Ordinal);
+        return port > 0 && (name.Length == port + "_PORT".Length || (name.Length > port + "_PORT_".Length && name[port + "_PORT".Length] == '_' && char.IsAsciiDigit(name[port + "_PORT_".Length])));
+    }
+
+    /// <summary>
     /// One argument as sshd's parser reads it (misc.c, argv_split): inside double quotes only a
     /// backslash before a quote or a backslash escapes, and nothing else ends the argument, so no
     /// value can add a directive or end the line.

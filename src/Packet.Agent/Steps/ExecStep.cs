@@ -14,11 +14,13 @@ public sealed record ExecDecision(ExecPlan? Plan, ExitCode FailureCode, string? 
 /// <summary>
 /// Step 8, what can be settled before the agent lets go: COMMAND found on the PATH it will have
 /// (<see cref="WorkspaceEnvironment"/>: <c>/workspace/bin</c> first), its environment, and the live
-/// home wired to the persisted one (<see cref="LiveHome"/>). The execve itself is done by
+/// home wired to the persisted one (<see cref="LiveHome"/>). A root agent passes over a COMMAND of
+/// that name that another account could have changed (<see cref="ProgramTrust"/>), with a warning
+/// naming it; the environment COMMAND gets is the same either way. The execve itself is done by
 /// <see cref="ProcessReplacer"/> once the logs are flushed. A live home left unlinked is this
 /// step's warning, counted like any other.
 /// </summary>
-public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environment, LiveHome liveHome) : IBootStep<HomeState?, ExecDecision>
+public sealed class ExecStep(CommandResolver resolver, ProgramTrust trust, Func<IDictionary> environment, LiveHome liveHome) : IBootStep<HomeState?, ExecDecision>
 {
     public StepId Id => StepId.Exec;
 
@@ -35,15 +37,15 @@ public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environ
             wiring = liveHome.Decide(options.Home, workspace.PathOf(WorkspaceLayout.Home));
         }
 
-        var found = resolver.Resolve(command[0], variables.GetValueOrDefault("PATH"));
+        var found = resolver.Resolve(command[0], variables.GetValueOrDefault("PATH"), trust.ForCommand);
         if (!found.Found)
         {
             var code = found.ExitCode == 126 ? ExitCode.CommandNotExecutable : ExitCode.CommandNotFound;
-            string failure = $"cannot run {command[0]}: {found.Failure}";
+            string failure = $"cannot run {command[0]}: {found.Failure}" + (found.PassedOverNote is { } passed ? $"; {passed}" : string.Empty);
             return StepPlan.Settled<ExecDecision>(StepResult.Failed(failure), new ExecDecision(null, code, failure));
         }
 
-        return new CommandPlan(found.Path!, command, variables, wiring);
+        return new CommandPlan(found.Path!, command, variables, wiring, found.PassedOverNote);
     }
 
     /// <summary>The live home wired as planned, and COMMAND with the environment it will have.</summary>
@@ -63,12 +65,8 @@ public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environ
 
         var decision = new ExecDecision(Plan(command.Path, command.Command, variables), ExitCode.Success, null);
         string replacing = $"replacing the agent with {command.Path} {string.Join(' ', command.Command.Skip(1))}";
-        return home switch
-        {
-            { IsWarning: true } => (StepResult.Problem($"{home.Summary}; {replacing}"), decision),
-            { } wired => (StepResult.Ok($"{wired.Summary}; {replacing}"), decision),
-            _ => (StepResult.Ok(replacing), decision),
-        };
+        string said = string.Join("; ", new[] { home?.Summary, replacing, command.PassedOver }.OfType<string>());
+        return (home is { IsWarning: true } || command.PassedOver is not null ? StepResult.Problem(said) : StepResult.Ok(said), decision);
     }
 
     /// <summary>The live home's moves and link, as a dry run lists them.</summary>
@@ -92,9 +90,11 @@ public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environ
         new(path, command, variables.Select(v => $"{v.Key}={v.Value}").ToArray());
 
     /// <summary>COMMAND found where it will run, its environment, and the live home's wiring.</summary>
-    private sealed class CommandPlan(string path, IReadOnlyList<string> command, SortedDictionary<string, string> variables, WiringPlan? wiring)
+    private sealed class CommandPlan(string path, IReadOnlyList<string> command, SortedDictionary<string, string> variables, WiringPlan? wiring, string? passedOver)
         : StepPlan<ExecDecision>(
-            StepResult.Ok($"would replace the agent with {string.Join(' ', command)}" + (wiring is null ? string.Empty : $"; {wiring.Preview}")),
+            passedOver is null
+                ? StepResult.Ok($"would replace the agent with {string.Join(' ', command)}" + (wiring is null ? string.Empty : $"; {wiring.Preview}"))
+                : StepResult.Problem($"would replace the agent with {string.Join(' ', command)}" + (wiring is null ? string.Empty : $"; {wiring.Preview}") + $"; {passedOver}"),
             new ExecDecision(Plan(path, command, variables), ExitCode.Success, null),
             [.. Changes(wiring), new PlannedChange(ChangeKind.Exec, path, string.Join(' ', command))])
     {
@@ -105,5 +105,8 @@ public sealed class ExecStep(CommandResolver resolver, Func<IDictionary> environ
         public IReadOnlyDictionary<string, string> Variables => variables;
 
         public WiringPlan? Wiring => wiring;
+
+        /// <summary>What a root agent passed over on PATH, and why; null when nothing was.</summary>
+        public string? PassedOver => passedOver;
     }
 }

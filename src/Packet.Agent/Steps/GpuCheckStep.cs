@@ -56,9 +56,16 @@ public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, Gp
             Log.Gpu(logger, gpu.Index, gpu.Name, Memory(gpu.MemoryUsedMib), Memory(gpu.MemoryTotalMib), gpu.DriverVersion, gpu.Uuid);
         }
 
+        // A planted nvidia-smi is worth a warning line of its own; it fails no boot when the image's answered.
+        if (result.PassedOver is { } passedOver)
+        {
+            Log.PassedOver(logger, passedOver);
+        }
+
+        string passed = result.PassedOver is { } note ? $" ({note})" : string.Empty;
         return (result.Healthy
-            ? StepResult.Ok($"{result.Gpus.Count} GPU{(result.Gpus.Count == 1 ? string.Empty : "s")} found")
-            : StepResult.Problem(result.Problem!), result.Gpus);
+            ? StepResult.Ok($"{result.Gpus.Count} GPU{(result.Gpus.Count == 1 ? string.Empty : "s")} found{passed}")
+            : StepResult.Problem(result.Problem! + passed), result.Gpus);
     }
 
     /// <summary>Kills nvidia-smi if the boot ends before collecting it, so no orphan is left behind.</summary>
@@ -84,6 +91,9 @@ public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, Gp
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = StepNumber.Gpu, Level = LogLevel.Warning, Message = "{PassedOver}")]
+        public static partial void PassedOver(ILogger logger, string passedOver);
+
         [LoggerMessage(EventId = StepNumber.Gpu, Level = LogLevel.Information, Message = "GPU {Index}: {Name}, {Used} of {Total} used, driver {Driver}, {Uuid}")]
         public static partial void Gpu(ILogger logger, int index, string name, string used, string total, string driver, string uuid);
     }

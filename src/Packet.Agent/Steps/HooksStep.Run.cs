@@ -23,14 +23,11 @@ public sealed partial class HooksStep
         DirectoryHandle? logs = null;
         try
         {
-            foreach (string note in plan.Notes)
-            {
-                Log.Note(logger, note);
-            }
-
-            using var state = MakeFolders(workspace, identity);
-
-            var variables = HookEnvironment(workspace);
+            Array.ForEach([.. plan.Notes], note => Log.Note(logger, note));
+            failures.AddRange(plan.Refused);
+            MakeFolders(workspace, identity);
+            using var own = StateFolder.CreateOwn(posix, workspace);
+            var variables = HookEnvironment(workspace, identity);
             bool venvFailed = false;
             foreach (var hook in plan.Hooks)
             {
@@ -46,7 +43,7 @@ public sealed partial class HooksStep
                     continue;
                 }
 
-                logs ??= state.CreateDirectory(WorkspaceLayout.Logs, FileModes.Directory);
+                logs ??= own.CreateDirectory(WorkspaceLayout.Logs, FileModes.Directory);
                 ran++;
                 if (!Run(hook, identity, variables, workspace.Path, logs, settings, failures))
                 {
@@ -56,7 +53,7 @@ public sealed partial class HooksStep
 
                 if (hook.Kind is HookKind.FirstBoot or HookKind.Requirements)
                 {
-                    hookState = RecordSuccess(hook, hookState, state);
+                    hookState = RecordSuccess(hook, hookState, workspace, settings.Account);
                 }
             }
         }
@@ -78,21 +75,20 @@ public sealed partial class HooksStep
         return (ran == 0 ? StepResult.Skipped($"no hooks to run{made}") : StepResult.Ok($"{ran} hook{(ran == 1 ? string.Empty : "s")} ran{made}"), default);
     }
 
-    /// <summary>The state folder, and in it the hook folders, which belong to the home's owner so the user can add hooks to a root-owned .packet.</summary>
-    private static DirectoryHandle MakeFolders(DirectoryHandle workspace, HookIdentity identity)
+    /// <summary>The hook folders in the state folder, which belong to the hooks' account so the user can add hooks to a root-owned .packet.</summary>
+    private void MakeFolders(DirectoryHandle workspace, HookIdentity identity)
     {
-        var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
+        using var shared = StateFolder.CreateShared(posix, workspace);
         foreach (string folder in new[] { WorkspaceLayout.FirstBootHooks, WorkspaceLayout.BootHooks })
         {
-            state.CreateDirectory(folder, FileModes.Directory, (identity.Uid, identity.Gid)).Dispose();
+            shared.CreateDirectory(folder, FileModes.Directory, (identity.Uid, identity.Gid)).Dispose();
         }
-
-        return state;
     }
 
-    /// <summary>A first-boot hook that succeeded (by its content's hash), or the requirements installed: in hooks.json at once.</summary>
-    private HookState RecordSuccess(PlannedHook hook, HookState? hookState, DirectoryHandle state)
+    /// <summary>A first-boot hook that succeeded (by its content's hash), or the requirements installed: in the account's hooks.json at once.</summary>
+    private HookState RecordSuccess(PlannedHook hook, HookState? hookState, DirectoryHandle workspace, AccountChoice account)
     {
+        using var state = account.CreateRecords(posix, workspace);
         hookState ??= HookState.Load(state);
         if (hook.Kind == HookKind.FirstBoot)
         {
@@ -141,7 +137,15 @@ public sealed partial class HooksStep
         }
     }
 
-    private Dictionary<string, string> HookEnvironment(DirectoryHandle workspace)
+    /// <summary>The variables that name folders a root hook searches for what it runs.</summary>
+    private static readonly string[] SearchPaths = ["PATH", "PYTHONPATH"];
+
+    /// <summary>
+    /// A hook's environment: the pod's, with the workspace's variables (its bin and venv first on
+    /// PATH). For a hook run as root, PATH and PYTHONPATH keep only folders no other account can
+    /// change: what a root hook runs by name must not be found where a user of the volume put it.
+    /// </summary>
+    private Dictionary<string, string> HookEnvironment(DirectoryHandle workspace, HookIdentity identity)
     {
         var variables = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (DictionaryEntry variable in environment())
@@ -154,6 +158,14 @@ public sealed partial class HooksStep
         variables["PIP_CACHE_DIR"] = workspace.PathOf(Path.Join(".cache", "pip"));
         variables["PIP_DISABLE_PIP_VERSION_CHECK"] = "1";
         WorkspaceEnvironment.Apply(variables, WorkspaceEnvironment.For(workspace.Path, workspace.Exists));
+        if (identity.Uid == 0)
+        {
+            foreach (string name in SearchPaths.Where(variables.ContainsKey))
+            {
+                variables[name] = string.Join(':', variables[name].Split(':').Where(folder => folder.StartsWith('/') && trust.MaySearch(folder)));
+            }
+        }
+
         return variables;
     }
 

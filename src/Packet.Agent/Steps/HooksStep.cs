@@ -13,13 +13,16 @@ namespace Packet.Agent.Steps;
 /// Step 6: the user's boot hooks, in this order: <c>/workspace/setup.sh</c> (every boot);
 /// <c>/workspace/.packet/first-boot.d/*</c> (until each has succeeded once with its current
 /// content); <c>/workspace/.packet/boot.d/*</c> (every boot); and <c>/workspace/requirements.txt</c>
-/// installed into <c>/workspace/venv</c> when it changed. Hooks run as the owner of the persisted
-/// home (root only when root owns it: the volume is writable by that user, so running its scripts
-/// as root would hand root to them), each with a time limit and its own log file. A failed hook is
-/// a warning; the others still run. The step decides which hooks run by looking (HooksStep.cs), and
-/// runs them (HooksStep.Run.cs).
+/// installed into <c>/workspace/venv</c> when it changed. Hooks run as the home's account
+/// (<see cref="HomeAccount"/>: from the image or --user, never from the volume's owners), and only
+/// when that account owns the persisted home: a user of the volume who could rename another folder
+/// to <c>home</c> must not choose whom hooks run as. Run as root (a root home), a hook runs only
+/// when no other account could have changed it or any folder above it, and its PATH and
+/// PYTHONPATH keep only folders no other account can change (<see cref="ProgramTrust"/>). Each
+/// hook has a time limit and its own log file. A failed or refused hook is a warning; the others
+/// still run. The step decides which hooks run by looking (HooksStep.cs), and runs them (HooksStep.Run.cs).
 /// </summary>
-public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandResolver resolver, ILogger logger, Func<IDictionary> environment) : IBootStep<HomeState?, NoValue>
+public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandResolver resolver, ProgramTrust trust, ILogger logger, Func<IDictionary> environment) : IBootStep<HomeState?, NoValue>
 {
 
     private const int MaxHookBytes = 16 * 1024 * 1024;
@@ -48,29 +51,36 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
         var workspace = input.Workspace;
         try
         {
-            var identity = Owner(workspace);
-            using var state = workspace.TryOpenDirectory(WorkspaceLayout.State);
-            // Read only when a first-boot hook or requirements.txt asks for it.
-            var hookState = new Lazy<HookState>(() => state is null ? new HookState() : HookState.Load(state));
-            var hooks = new List<PlannedHook>();
-            var notes = new List<string>();
-            PlanSetupScript(workspace, hooks);
-            bool foldersMissing = false;
-            foreach (string folder in new[] { WorkspaceLayout.FirstBootHooks, WorkspaceLayout.BootHooks })
+            if (Identity(workspace, settings.Account) is not { } identity)
             {
-                using var opened = state?.TryOpenDirectory(folder);
-                foldersMissing |= opened is null;
-                PlanFolder(opened, folder, hookState, hooks, notes);
+                return StepPlan.Settled<NoValue>(StepResult.Problem(NotRun(workspace, settings.Account)), default);
             }
 
-            PlanRequirements(workspace, hookState, hooks, notes);
-            var folders = new[] { WorkspaceLayout.FirstBootHooks, WorkspaceLayout.BootHooks }.Where(folder => state?.Exists(folder) != true).ToArray();
-            if (hooks.Count == 0 && notes.Count == 0 && folders.Length == 0)
+            var refuse = identity.Uid == 0 ? trust.ForCommand : null;
+            using var shared = StateFolder.TryOpenShared(posix, workspace);
+            using var records = settings.Account.TryOpenRecords(posix, workspace);
+            // Read only when a first-boot hook or requirements.txt asks for it.
+            var hookState = new Lazy<HookState>(() => records is null ? new HookState() : HookState.Load(records));
+            var hooks = new List<PlannedHook>();
+            var notes = new List<string>();
+            var refused = new List<string>();
+            PlanSetupScript(workspace, hooks, refuse, refused);
+            foreach (string folder in new[] { WorkspaceLayout.FirstBootHooks, WorkspaceLayout.BootHooks })
+            {
+                using var opened = shared?.TryOpenDirectory(folder);
+                PlanFolder(opened, folder, hookState, hooks, notes, refuse, refused);
+            }
+
+            PlanRequirements(workspace, identity, hookState, hooks, notes, refused);
+            var folders = new[] { WorkspaceLayout.FirstBootHooks, WorkspaceLayout.BootHooks }.Where(folder => shared?.Exists(folder) != true).ToArray();
+            if (hooks.Count == 0 && notes.Count == 0 && folders.Length == 0 && refused.Count == 0)
             {
                 return StepPlan.Settled<NoValue>(StepResult.Skipped("no hooks to run"), default);
             }
 
-            return new HooksPlan(workspace, identity, hooks, notes, hookState.IsValueCreated ? hookState.Value : null, folders, state is null, Logs(state));
+            string own = WorkspaceLayout.AccountState(posix.EffectiveUserId);
+            var where = new HookPlaces(workspace, posix.EffectiveUserId, identity, shared is null, !workspace.Exists(own), workspace.Exists(Path.Join(own, WorkspaceLayout.Logs)));
+            return new HooksPlan(where, hooks, notes, refused, hookState.IsValueCreated ? hookState.Value : null, folders);
         }
         catch (IOException e)
         {
@@ -80,9 +90,6 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
 
     public (StepResult Result, NoValue Value) Apply(StepPlan<NoValue> plan, BootSettings settings) =>
         plan is HooksPlan hooks ? RunAll(hooks, settings) : (plan.Preview, plan.Planned);
-
-    /// <summary>Whether the logs folder is there already (a hook that runs writes its log into it).</summary>
-    private static bool Logs(DirectoryHandle? state) => state?.Exists(WorkspaceLayout.Logs) == true;
 
     /// <summary>Editor and package-manager leftovers, and dotfiles: run-parts skips them too.</summary>
     private static bool IsLeftover(string name) =>
@@ -95,7 +102,7 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
     private static bool IsExecutable(in Stat stat) =>
         (stat.st_mode & (FilePermissions.S_IXUSR | FilePermissions.S_IXGRP | FilePermissions.S_IXOTH)) != 0;
 
-    private void PlanSetupScript(DirectoryHandle workspace, List<PlannedHook> hooks)
+    private void PlanSetupScript(DirectoryHandle workspace, List<PlannedHook> hooks, Func<string, string?>? refuse, List<string> refused)
     {
         if (workspace.LStat(WorkspaceLayout.SetupScript, out var script) < 0 || (script.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG)
         {
@@ -103,6 +110,12 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
         }
 
         string path = workspace.PathOf(WorkspaceLayout.SetupScript);
+        if (refuse?.Invoke(path) is { } refusal)
+        {
+            refused.Add(NotRunAsRoot(WorkspaceLayout.SetupScript, refusal));
+            return;
+        }
+
         // The old advice was "bash /workspace/setup.sh": a script without its execute bit still runs.
         var (program, arguments) = IsExecutable(script)
             ? (path, Array.Empty<string>())
@@ -110,7 +123,7 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
         hooks.Add(new PlannedHook(HookKind.Setup, WorkspaceLayout.SetupScript, program, arguments));
     }
 
-    private void PlanFolder(DirectoryHandle? folder, string folderName, Lazy<HookState> hookState, List<PlannedHook> hooks, List<string> notes)
+    private void PlanFolder(DirectoryHandle? folder, string folderName, Lazy<HookState> hookState, List<PlannedHook> hooks, List<string> notes, Func<string, string?>? refuse, List<string> refused)
     {
         if (folder is null)
         {
@@ -133,6 +146,12 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
                 continue;
             }
 
+            if (refuse?.Invoke(folder.PathOf(name)) is { } refusal)
+            {
+                refused.Add(NotRunAsRoot(hookName, refusal));
+                continue;
+            }
+
             if (folderName == WorkspaceLayout.FirstBootHooks)
             {
                 string hash = HookState.Hash(folder.ReadFile(name, MaxHookBytes, out _) ?? []);
@@ -148,7 +167,7 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
         }
     }
 
-    private void PlanRequirements(DirectoryHandle workspace, Lazy<HookState> hookState, List<PlannedHook> hooks, List<string> notes)
+    private void PlanRequirements(DirectoryHandle workspace, HookIdentity identity, Lazy<HookState> hookState, List<PlannedHook> hooks, List<string> notes, List<string> refused)
     {
         byte[]? requirements = workspace.ReadFile(WorkspaceLayout.Requirements, MaxHookBytes, out _);
         if (requirements is null)
@@ -157,17 +176,24 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
         }
 
         string hash = HookState.Hash(requirements);
-        string venv = workspace.PathOf("venv");
-        bool venvReady = workspace.Exists("venv/bin/python");
+        string venv = workspace.PathOf(WorkspaceLayout.Venv);
+        bool venvReady = workspace.Exists(Path.Join(WorkspaceLayout.Venv, "bin", "python"));
         if (venvReady && hookState.Value.RequirementsInstalled == hash)
         {
             notes.Add($"{workspace.PathOf(WorkspaceLayout.Requirements)} unchanged since the last install; pip not run");
             return;
         }
 
+        // Root's pip runs what the venv holds (site-packages, .pth files): every file of it must be root's alone.
+        if (venvReady && identity.Uid == 0 && trust.ForCommand is not null && SafePath.RefusalBelow(posix, venv, TrustedOwners.Of(posix)) is { } untrusted)
+        {
+            refused.Add(NotRunAsRoot($"pip install -r {WorkspaceLayout.Requirements}", untrusted));
+            return;
+        }
+
         if (!venvReady)
         {
-            var python = resolver.Resolve("python3", HookEnvironment(workspace).GetValueOrDefault("PATH"));
+            var python = resolver.Resolve("python3", HookEnvironment(workspace, identity).GetValueOrDefault("PATH"), identity.Uid == 0 ? trust.ForImageProgram(workspace.Path) : null);
             if (!python.Found)
             {
                 hooks.Add(new PlannedHook(HookKind.Venv, "venv", string.Empty, [], Failure: $"{workspace.PathOf(WorkspaceLayout.Requirements)} is there but python3 is not ({python.Failure}); nothing was installed"));
@@ -178,21 +204,52 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
             hooks.Add(new PlannedHook(HookKind.Venv, "venv", python.Path!, ["-m", "venv", "--system-site-packages", venv]));
         }
 
-        hooks.Add(new PlannedHook(HookKind.Requirements, WorkspaceLayout.Requirements, Path.Join(venv, "bin", "pip"), ["install", "--requirement", workspace.PathOf(WorkspaceLayout.Requirements)], Hash: hash));
+        hooks.Add(new PlannedHook(HookKind.Requirements, WorkspaceLayout.Requirements, Path.Join(venv, "bin", "python"), ["-m", "pip", "install", "--requirement", workspace.PathOf(WorkspaceLayout.Requirements)], Hash: hash));
     }
 
-    /// <summary>The owner of the persisted home, or of the workspace before there is a home; the agent itself when it cannot switch users.</summary>
-    private HookIdentity Owner(DirectoryHandle workspace)
+    /// <summary>
+    /// The account hooks run as: the agent itself when it is not root (it can switch to no one);
+    /// else the home's account, when it owns the persisted home (or there is none yet). Null when
+    /// there is no such account (<see cref="NotRun"/> says why).
+    /// </summary>
+    private HookIdentity? Identity(DirectoryHandle workspace, AccountChoice choice)
     {
-        if (workspace.LStat(WorkspaceLayout.Home, out var owner) < 0 || (owner.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFDIR)
+        if (posix.EffectiveUserId != 0)
         {
-            PosixException.Check(posix.FStat(workspace.Fd, out owner), "stat", workspace.Path);
+            return new HookIdentity(posix.EffectiveUserId, posix.EffectiveGroupId);
         }
 
-        return posix.EffectiveUserId == 0
-            ? new HookIdentity(owner.st_uid, owner.st_gid)
-            : new HookIdentity(posix.EffectiveUserId, posix.EffectiveGroupId);
+        if (choice.Account is not { } account)
+        {
+            return null;
+        }
+
+        bool homeThere = workspace.LStat(WorkspaceLayout.Home, out var home) >= 0;
+        return !homeThere || ((home.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR && home.st_uid == account.Uid)
+            ? new HookIdentity(account.Uid, account.Gid)
+            : null;
     }
+
+    /// <summary>Why hooks do not run, and how to fix it: no account, or a persisted home that is not the account's.</summary>
+    private static string NotRun(DirectoryHandle workspace, AccountChoice choice)
+    {
+        string home = workspace.PathOf(WorkspaceLayout.Home);
+        if (choice.Account is not { } account)
+        {
+            return $"hooks not run: there is no account to run them as: {choice.Unknown}";
+        }
+
+        workspace.LStat(WorkspaceLayout.Home, out var stat);
+        bool directory = (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR;
+        return $"hooks not run: {home} {(directory ? $"belongs to uid {stat.st_uid}" : "is not a directory (a link, or a file)")}, but the hooks' account is {account}; "
+            + $"a user of the volume can rename or link any folder to {WorkspaceLayout.Home}, so hooks never take their account from it. "
+            + (directory
+                ? $"If the home is right, give it to its account: chown -R {account.Uid}:{account.Gid} {home}; if the account is wrong, name the right one: --user {stat.st_uid}"
+                : $"Move it away, and the next boot seeds a home");
+    }
+
+    private static string NotRunAsRoot(string hook, string refusal) =>
+        $"{NativeName.Display(hook)} not run as root: {refusal}; root runs nothing another account could have changed (make it and the folders above it root's, writable by root alone, or run hooks as a user: --user)";
 
     /// <summary>One hook to run: what it is, its name in logs, the program and arguments; a first-boot hook's name and content hash; or why it cannot run.</summary>
     private sealed record PlannedHook(HookKind Kind, string Name, string Program, IReadOnlyList<string> Arguments, string? FolderName = null, string? Hash = null, string? Failure = null)
@@ -207,60 +264,83 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
         public string LogName => Name.Replace('/', '-') + ".log";
     }
 
-    /// <summary>
-    /// What the hooks step will do: the hook folders it makes for the home's owner, then each hook in
-    /// order with its log, and the record of what succeeded; the notes it logs first.
-    /// </summary>
-    private sealed class HooksPlan(
-        DirectoryHandle workspace, HookIdentity identity, IReadOnlyList<PlannedHook> hooks, IReadOnlyList<string> notes, HookState? hookState, IReadOnlyList<string> folders, bool stateMissing, bool logsThere)
-        : StepPlan<NoValue>(PreviewOf(workspace, identity, hooks, folders), default, ChangesOf(workspace, identity, hooks, folders, stateMissing, logsThere))
+    /// <summary>Where the hooks step works: the workspace, the agent's uid (whose state folder keeps the logs), the account hooks run as, and what is there already.</summary>
+    private sealed record HookPlaces(DirectoryHandle Workspace, uint Agent, HookIdentity Identity, bool StateMissing, bool OwnMissing, bool LogsThere)
     {
-        public DirectoryHandle Workspace => workspace;
+        /// <summary>The agent's own state folder, where its logs go.</summary>
+        public string Own => Workspace.PathOf(WorkspaceLayout.AccountState(Agent));
 
-        public HookIdentity Identity => identity;
+        public string State => Workspace.PathOf(WorkspaceLayout.State);
+
+        /// <summary>The agent's own logs folder.</summary>
+        public string Logs => Workspace.PathOf(Path.Join(WorkspaceLayout.AccountState(Agent), WorkspaceLayout.Logs));
+
+        /// <summary>The account's record of what succeeded.</summary>
+        public string Record => Workspace.PathOf(Path.Join(WorkspaceLayout.AccountState(Identity.Uid), WorkspaceLayout.HookState));
+    }
+
+    /// <summary>
+    /// What the hooks step will do: the hook folders it makes for the home's account, then each hook
+    /// in order with its log, and the record of what succeeded; the notes it logs first, and the
+    /// hooks a root agent refuses to run.
+    /// </summary>
+    private sealed class HooksPlan(HookPlaces where, IReadOnlyList<PlannedHook> hooks, IReadOnlyList<string> notes, IReadOnlyList<string> refused, HookState? hookState, IReadOnlyList<string> folders)
+        : StepPlan<NoValue>(PreviewOf(where, hooks, folders, refused), default, ChangesOf(where, hooks, folders))
+    {
+        public DirectoryHandle Workspace => where.Workspace;
+
+        public HookIdentity Identity => where.Identity;
 
         public IReadOnlyList<PlannedHook> Hooks => hooks;
 
         public IReadOnlyList<string> Notes => notes;
 
+        /// <summary>Hooks a root agent does not run, each with why: the step's warning.</summary>
+        public IReadOnlyList<string> Refused => refused;
+
         public HookState? State => hookState;
 
-        public string? FoldersMade => folders.Count == 0 ? null : $"{string.Join(" and ", folders.Select(f => workspace.PathOf(Path.Join(WorkspaceLayout.State, f))))} for uid {identity.Uid}";
+        public string? FoldersMade => folders.Count == 0 ? null : $"{string.Join(" and ", folders.Select(f => Path.Join(where.State, f)))} for uid {where.Identity.Uid}";
 
-        private static StepResult PreviewOf(DirectoryHandle workspace, HookIdentity identity, IReadOnlyList<PlannedHook> hooks, IReadOnlyList<string> folders)
+        private static StepResult PreviewOf(HookPlaces where, IReadOnlyList<PlannedHook> hooks, IReadOnlyList<string> folders, IReadOnlyList<string> refused)
         {
             string create = folders.Count == 0 ? string.Empty
-                : $"{(hooks.Count == 0 ? "; " : ", and ")}would create {string.Join(" and ", folders.Select(f => workspace.PathOf(Path.Join(WorkspaceLayout.State, f))))} for uid {identity.Uid}";
-            return hooks.Count == 0
-                ? StepResult.Skipped($"no hooks to run{create}")
-                : StepResult.Ok($"would run: {string.Join(", ", hooks.Select(h => h.Describe))}{create}");
+                : $"{(hooks.Count == 0 ? "; " : ", and ")}would create {string.Join(" and ", folders.Select(f => Path.Join(where.State, f)))} for uid {where.Identity.Uid}";
+            string run = hooks.Count == 0 ? "no hooks to run" : $"would run: {string.Join(", ", hooks.Select(h => h.Describe))}";
+            return refused.Count > 0 ? StepResult.Problem($"{run}{create}{string.Concat(refused.Select(r => $"; {r}"))}")
+                : hooks.Count == 0 ? StepResult.Skipped($"{run}{create}")
+                : StepResult.Ok($"{run}{create}");
         }
 
-        private static List<PlannedChange> ChangesOf(DirectoryHandle workspace, HookIdentity identity, IReadOnlyList<PlannedHook> hooks, IReadOnlyList<string> folders, bool stateMissing, bool logsThere)
+        private static List<PlannedChange> ChangesOf(HookPlaces where, IReadOnlyList<PlannedHook> hooks, IReadOnlyList<string> folders)
         {
-            string state = workspace.PathOf(WorkspaceLayout.State);
             var changes = new List<PlannedChange>();
-            if (stateMissing)
+            if (where.StateMissing)
             {
-                changes.Add(PlannedChange.CreateDirectory(state));
+                changes.Add(PlannedChange.CreateDirectory(where.State));
             }
 
-            changes.AddRange(folders.Select(folder => PlannedChange.CreateDirectory(Path.Join(state, folder), $"for uid {identity.Uid}")));
-            var runs = hooks.Where(h => h.Failure is null).ToList();
-            if (runs.Count > 0 && !logsThere)
+            changes.AddRange(folders.Select(folder => PlannedChange.CreateDirectory(Path.Join(where.State, folder), $"for uid {where.Identity.Uid}")));
+            if (where.OwnMissing && where.Agent != 0)
             {
-                changes.Add(PlannedChange.CreateDirectory(Path.Join(state, WorkspaceLayout.Logs)));
+                changes.Add(PlannedChange.CreateDirectory(where.Own, "this user's state folder"));
+            }
+
+            var runs = hooks.Where(h => h.Failure is null).ToList();
+            if (runs.Count > 0 && !where.LogsThere)
+            {
+                changes.Add(PlannedChange.CreateDirectory(where.Logs));
             }
 
             foreach (var hook in runs)
             {
-                changes.Add(PlannedChange.WriteFile(Path.Join(state, WorkspaceLayout.Logs, hook.LogName)));
-                changes.Add(PlannedChange.Run(hook.Program, $"{hook.Describe}, as uid {identity.Uid}"));
+                changes.Add(PlannedChange.WriteFile(Path.Join(where.Logs, hook.LogName)));
+                changes.Add(PlannedChange.Run(hook.Program, $"{hook.Describe}, as uid {where.Identity.Uid}"));
             }
 
             if (runs.Any(h => h.Kind is HookKind.FirstBoot or HookKind.Requirements))
             {
-                changes.Add(PlannedChange.WriteFile(Path.Join(state, WorkspaceLayout.HookState), "when such a hook succeeds"));
+                changes.Add(PlannedChange.WriteFile(where.Record, "when such a hook succeeds"));
             }
 
             return changes;

@@ -8,10 +8,9 @@ namespace Packet.Agent.Steps;
 public sealed partial class SeedHomeStep
 {
     /// <summary>The changes of a first seed: the lock, the staged copy moved into place (or, where a moved directory arrives empty, the copy in place), the baseline.</summary>
-    private static List<PlannedChange> SeedChanges(DirectoryHandle workspace, string source, SeedPlan plan)
+    private static List<PlannedChange> SeedChanges(DirectoryHandle workspace, string source, SeedPlan plan, uint agent, uint account)
     {
-        string state = workspace.PathOf(WorkspaceLayout.State);
-        string staging = Path.Join(state, WorkspaceLayout.Staging);
+        string staging = workspace.PathOf(Path.Join(WorkspaceLayout.AccountState(agent), WorkspaceLayout.Staging));
         string home = workspace.PathOf(WorkspaceLayout.Home);
         var changes = LockChanges(workspace);
         changes.Add(new PlannedChange(ChangeKind.CopyTree, staging, source, "first scratch entries that show what the volume keeps, then the staged copy"));
@@ -31,10 +30,13 @@ public sealed partial class SeedHomeStep
             changes.Add(new PlannedChange(ChangeKind.CopyTree, home, source, "in place instead, only on a volume where a moved directory arrives empty (fusefat)"));
         }
 
-        changes.Add(PlannedChange.WriteFile(Path.Join(state, WorkspaceLayout.ImageManifest), "the image's home, the baseline for later upgrades"));
+        changes.Add(PlannedChange.WriteFile(Manifest(workspace, account), "the image's home, the baseline for later upgrades"));
         changes.Add(PlannedChange.Remove(staging, "once empty"));
         return changes;
     }
+
+    /// <summary>The image manifest, in the folder of the home's account.</summary>
+    private static string Manifest(DirectoryHandle workspace, uint account) => workspace.PathOf(Path.Join(WorkspaceLayout.AccountState(account), WorkspaceLayout.ImageManifest));
 
     /// <summary>The state folder (when missing) and the workspace lock in it.</summary>
     private static List<PlannedChange> LockChanges(DirectoryHandle workspace)
@@ -61,10 +63,10 @@ public sealed partial class SeedHomeStep
     }
 
     /// <summary>A seeded home without a manifest (the bash script's, or an older agent's): today's image becomes the baseline.</summary>
-    private sealed class BaselinePlan(DirectoryHandle workspace, string identity) : StepPlan<HomeState>(
+    private sealed class BaselinePlan(DirectoryHandle workspace, string identity, uint account) : StepPlan<HomeState>(
         StepResult.Ok("already seeded; would record the image's home as the baseline for later upgrades"),
         new HomeState(workspace, HomeStatus.Seeded),
-        [.. LockChanges(workspace), PlannedChange.WriteFile(workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.ImageManifest)))])
+        [.. LockChanges(workspace), PlannedChange.WriteFile(Manifest(workspace, account))])
     {
         public DirectoryHandle Workspace => workspace;
 
@@ -72,10 +74,10 @@ public sealed partial class SeedHomeStep
     }
 
     /// <summary>A new image's changes to bring in: each action, and the manifest of the new image after them.</summary>
-    private sealed class ImageChangesPlan(DirectoryHandle workspace, UpgradePlan upgrade, string recorded, string identity) : StepPlan<HomeState>(
+    private sealed class ImageChangesPlan(DirectoryHandle workspace, UpgradePlan upgrade, string recorded, string identity, uint account) : StepPlan<HomeState>(
         StepResult.Ok($"{ChangeOf(recorded, identity)}: would bring it in: {upgrade.Counts.Summary}"),
         new HomeState(workspace, HomeStatus.Seeded),
-        ChangesOf(workspace, upgrade))
+        ChangesOf(workspace, upgrade, account))
     {
         public DirectoryHandle Workspace => workspace;
 
@@ -87,9 +89,11 @@ public sealed partial class SeedHomeStep
 
         public string Change => ChangeOf(recorded, identity);
 
+        public uint Account => account;
+
         /// <summary>The lock, each action, the new manifest.</summary>
-        public static IReadOnlyList<PlannedChange> ChangesOf(DirectoryHandle workspace, UpgradePlan upgrade) =>
-            [.. LockChanges(workspace), .. upgrade.Actions.Select(action => ActionChange(workspace, action)), PlannedChange.WriteFile(workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.ImageManifest)))];
+        public static IReadOnlyList<PlannedChange> ChangesOf(DirectoryHandle workspace, UpgradePlan upgrade, uint account) =>
+            [.. LockChanges(workspace), .. upgrade.Actions.Select(action => ActionChange(workspace, action)), PlannedChange.WriteFile(Manifest(workspace, account))];
 
         private static string ChangeOf(string recorded, string identity) => $"the image changed ({recorded} -> {identity})";
 

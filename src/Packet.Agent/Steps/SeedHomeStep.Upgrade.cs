@@ -1,6 +1,5 @@
 using Packet.Agent.Boot;
 using Packet.Agent.Home;
-using Packet.Agent.Posix;
 using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Steps;
@@ -16,7 +15,7 @@ public sealed partial class SeedHomeStep
     private StepPlan<HomeState> DecideImageChanges(DirectoryHandle workspace, DirectoryHandle source, BootSettings settings)
     {
         string identity = ImageIdentity(settings.Options, source);
-        using var existingState = workspace.TryOpenDirectory(WorkspaceLayout.State);
+        using var existingState = settings.Account.TryOpenRecords(posix, workspace);
         string? recorded = existingState is null ? null : ImageUpgrade.RecordedIdentity(existingState, posix);
         if (recorded == identity)
         {
@@ -26,12 +25,12 @@ public sealed partial class SeedHomeStep
         if (recorded is null)
         {
             // A home seeded by the bash script, or by an agent before manifests: today's image is the baseline.
-            return new BaselinePlan(workspace, identity);
+            return new BaselinePlan(workspace, identity, RecordsOwner(settings));
         }
 
         using var home = workspace.OpenDirectory(WorkspaceLayout.Home);
         var plan = Upgrader().Plan(existingState!, source, home);
-        return new ImageChangesPlan(workspace, plan, recorded, identity);
+        return new ImageChangesPlan(workspace, plan, recorded, identity, RecordsOwner(settings));
     }
 
     private (StepResult, HomeState) RecordBaseline(BaselinePlan plan, BootSettings settings) =>
@@ -58,25 +57,29 @@ public sealed partial class SeedHomeStep
             string summary = $"{plan.Change}: {report.Summary}";
             var result = report.Failed > 0 ? StepResult.Problem(summary) : StepResult.Ok(summary);
             return replanned
-                ? result with { Replanned = new Replan($"another agent changed the image manifest while this one waited for the lock; planned again: {actions.Counts.Summary}", ImageChangesPlan.ChangesOf(plan.Workspace, actions)) }
+                ? result with { Replanned = new Replan($"another agent changed the image manifest while this one waited for the lock; planned again: {actions.Counts.Summary}", ImageChangesPlan.ChangesOf(plan.Workspace, actions, plan.Account)) }
                 : result;
         });
 
-    /// <summary>Takes the workspace lock for this step's work only, and hands the work the state folder and the image's home.</summary>
+    /// <summary>Whose folder holds the home's records: the home's account's, else the agent's own.</summary>
+    private uint RecordsOwner(BootSettings settings) => settings.Account.Account?.Uid ?? posix.EffectiveUserId;
+
+    /// <summary>Takes the workspace lock for this step's work only, and hands the work the folder of the home's records and the image's home.</summary>
     private (StepResult, HomeState) UnderLock(DirectoryHandle workspace, BootSettings settings, string otherwise, Func<DirectoryHandle, DirectoryHandle, StepResult> work)
     {
         var seeded = new HomeState(workspace, HomeStatus.Seeded);
         try
         {
-            using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
-            using var held = Lock(state, settings, () => { });
+            using var shared = StateFolder.CreateShared(posix, workspace);
+            using var held = Lock(shared, settings, () => { });
             if (held is null)
             {
-                return (StepResult.Problem($"another agent has held {state.PathOf(WorkspaceLayout.Lock)} for over {Units.Duration(settings.Options.LockTimeout)}; {otherwise}"), seeded);
+                return (StepResult.Problem($"another agent has held {shared.PathOf(WorkspaceLayout.Lock)} for over {Units.Duration(settings.Options.LockTimeout)}; {otherwise}"), seeded);
             }
 
+            using var records = settings.Account.CreateRecords(posix, workspace);
             using var source = DirectoryHandle.Open(posix, settings.Options.Home);
-            return (work(state, source), seeded);
+            return (work(records, source), seeded);
         }
         catch (IOException e)
         {

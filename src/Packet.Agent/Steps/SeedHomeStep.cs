@@ -133,7 +133,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         string what = plan.Merging ? $"copy what {destination} lacks:" : "copy";
         string resuming = plan.Resuming ? ", resuming an interrupted seed" : string.Empty;
         var preview = StepResult.Ok($"would {what} {Units.Entries(plan.ToCopy.Entries)} ({Units.Size(plan.ToCopy.AllocatedBytes, plan.ToCopy.Bytes)}) from {options.Home} into {destination}{resuming}; {Units.Bytes(plan.FreeBytes)} free");
-        return new FirstSeedPlan(preview, workspace, seeder, plan, SeedChanges(workspace, options.Home, plan));
+        return new FirstSeedPlan(preview, workspace, seeder, plan, SeedChanges(workspace, options.Home, plan, posix.EffectiveUserId, RecordsOwner(settings)));
     }
 
     public (StepResult Result, HomeState Value) Apply(StepPlan<HomeState> plan, BootSettings settings) => plan switch
@@ -152,13 +152,15 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
         WorkspaceLock? held = null;
         try
         {
-            using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
+            using var shared = StateFolder.CreateShared(posix, workspace);
             bool waited = false;
-            held = Lock(state, settings, () => waited = true);
+            held = Lock(shared, settings, () => waited = true);
             if (held is null)
             {
-                return (StepResult.Problem($"another agent has held {state.PathOf(WorkspaceLayout.Lock)} for over {Units.Duration(options.LockTimeout)} (see --lock-timeout); the seed is left to it"), notSeeded);
+                return (StepResult.Problem($"another agent has held {shared.PathOf(WorkspaceLayout.Lock)} for over {Units.Duration(options.LockTimeout)} (see --lock-timeout); the seed is left to it"), notSeeded);
             }
+
+            using var records = settings.Account.CreateRecords(posix, workspace);
 
             if (IsMarked(workspace))
             {
@@ -172,7 +174,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
                     // A descriptor of its own: a directory's read position is shared by all who read
                     // through one descriptor, and the copy lists the same home at the same time.
                     using var image = source.OpenDirectory(".");
-                    return Upgrader().PrepareBaseline(state, image, ImageIdentity(options, image), stop);
+                    return Upgrader().PrepareBaseline(records, image, ImageIdentity(options, image), stop);
                 },
                 settings.Stop.Token);
 
@@ -189,7 +191,7 @@ public sealed partial class SeedHomeStep(IPosix posix, ILogger logger, CopyOptio
             held = null; // handed on: the sequence releases it after the profile step
             var result = Result(outcome.Report!);
             // Surveyed again, the copy still makes only the plan's kinds of change at the plan's places.
-            return (waited ? result with { Replanned = new Replan("another agent held the workspace lock meanwhile, so what to copy was surveyed again under it", SeedChanges(workspace, options.Home, plan)) } : result, seeded);
+            return (waited ? result with { Replanned = new Replan("another agent held the workspace lock meanwhile, so what to copy was surveyed again under it", SeedChanges(workspace, options.Home, plan, posix.EffectiveUserId, RecordsOwner(settings))) } : result, seeded);
         }
         catch (IOException e)
         {

@@ -9,9 +9,9 @@ using Packet.Agent.Workspace;
 namespace Packet.Agent.Steps;
 
 /// <summary>
-/// Step 4: <c>/workspace/bin</c> exists and the persisted <c>.bashrc</c> holds exactly one managed
-/// block putting it on PATH. Writes only when something changes, atomically, keeping the file's
-/// owner and mode. A <c>.bashrc</c> that a dotfile manager made a symlink gets the block in the
+/// Step 4: <c>/workspace/bin</c> exists (the home's account's) and the persisted <c>.bashrc</c>
+/// holds exactly one managed block putting it on PATH. Writes only when something changes,
+/// atomically, keeping the file's owner and mode. A <c>.bashrc</c> that a dotfile manager made a symlink gets the block in the
 /// file it names, when that is inside the home (<see cref="LinkInsideHome"/>); a symlink at home or
 /// bin, or one that leaves the home, is refused (the agent runs as root on a volume users can write).
 /// Before a first seed (a dry run), the <c>.bashrc</c> it plans for is the one the seed will bring.
@@ -39,7 +39,8 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
             home = workspace.TryOpenDirectory(WorkspaceLayout.Home) ?? DirectoryHandle.Open(posix, settings.Options.Home);
             PosixException.Check(posix.FStat(home.Fd, out var homeStat), "stat", home.Path);
             profile = LinkInsideHome.Resolve(home, WorkspaceLayout.ShellProfile, settings.Options.Home);
-            var plan = Plan(workspace, home, profile, (homeStat.st_uid, homeStat.st_gid));
+            var binOwner = settings.Account.Account is { } account ? (account.Uid, account.Gid) : (homeStat.st_uid, homeStat.st_gid);
+            var plan = Plan(workspace, home, profile, binOwner, (homeStat.st_uid, homeStat.st_gid));
             if (plan is ProfilePlan)
             {
                 (home, profile) = (null, null); // the plan holds them until it is carried out
@@ -58,7 +59,7 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
         }
     }
 
-    /// <summary>Creates bin, gives the state folder to the home's owner, writes the block: each only as planned.</summary>
+    /// <summary>Creates bin, writes the block: each only as planned.</summary>
     public (StepResult Result, NoValue Value) Apply(StepPlan<NoValue> plan, BootSettings settings)
     {
         if (plan is not ProfilePlan profile)
@@ -77,11 +78,6 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
                 }
             }
 
-            if (profile.StateToOwner)
-            {
-                GiveStateToHomeOwner(workspace, profile.Owner);
-            }
-
             if (profile.Updated is { } updated)
             {
                 var (uid, gid, mode) = profile.FileOwnerAndMode;
@@ -96,21 +92,27 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
         }
     }
 
-    /// <summary>What the profile needs, found by looking: the block's text, bin, the state folder's owner.</summary>
-    private StepPlan<NoValue> Plan(DirectoryHandle workspace, DirectoryHandle home, HomeFile profile, (uint Uid, uint Gid) owner)
+    /// <summary>What the profile needs, found by looking: the block's text, bin.</summary>
+    /// <param name="workspace">The open workspace.</param>
+    /// <param name="home">The persisted home.</param>
+    /// <param name="profile">The .bashrc the block goes into.</param>
+    /// <param name="owner">The home's account: bin is made for it, and its banner is shown.</param>
+    /// <param name="homeOwner">Whose the home is: a new .bashrc is theirs.</param>
+    private static StepPlan<NoValue> Plan(DirectoryHandle workspace, DirectoryHandle home, HomeFile profile, (uint Uid, uint Gid) owner, (uint Uid, uint Gid) homeOwner)
     {
         byte[]? current = profile.Directory.ReadFile(profile.Name, MaxProfileBytes, out var profileStat);
         string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
         var variables = WorkspaceEnvironment.For(workspace.Path, workspace.Exists);
-        string banner = workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.ReportBanner));
-        string updated = ManagedBlock.Apply(text, variables, banner);
+        // Root's boot and the home's user's agent each keep their own banner: a shell shows both.
+        string[] banners = [.. new[] { 0u, owner.Uid }.Distinct().Select(uid => workspace.PathOf(Path.Join(WorkspaceLayout.AccountState(uid), WorkspaceLayout.ReportBanner)))];
+        string updated = ManagedBlock.Apply(text, variables, banners);
         string target = Path.Join(workspace.Path, WorkspaceLayout.Home, Path.GetRelativePath(home.Path, profile.Path));
         string shown = Path.Join(workspace.Path, WorkspaceLayout.Home, WorkspaceLayout.ShellProfile);
         string profilePath = target == shown ? shown : $"{shown} (a link to {target})";
         bool blockChanges = !ReferenceEquals(updated, text);
         if (blockChanges && current is not null && !IsValidUtf8(current))
         {
-            return StepPlan.Settled<NoValue>(StepResult.Problem($"{profilePath} is not UTF-8 text; left as it is. Add the block yourself:\n{ManagedBlock.Render(variables, banner)}"), default);
+            return StepPlan.Settled<NoValue>(StepResult.Problem($"{profilePath} is not UTF-8 text; left as it is. Add the block yourself:\n{ManagedBlock.Render(variables, banners)}"), default);
         }
 
         bool binMissing = !workspace.Exists(WorkspaceLayout.Bin);
@@ -119,32 +121,25 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
             workspace.OpenDirectory(WorkspaceLayout.Bin).Dispose(); // a symlink planted at bin is refused here, with the reason
         }
 
-        bool stateToOwner = StateNeedsOwner(workspace, owner);
         string names = string.Join(", ", variables.Select(v => v.Name).Distinct());
         string done = !blockChanges ? $"{profilePath} already has the workspace block"
             : current is null ? $"created {profilePath} with the workspace block ({names})"
             : $"updated the workspace block in {profilePath} ({names})";
-        if (!blockChanges && !binMissing && !stateToOwner)
+        if (!blockChanges && !binMissing)
         {
             return StepPlan.Settled<NoValue>(StepResult.Ok(done), default);
         }
 
         // A new .bashrc belongs to the home's owner; an existing one keeps its own owner and mode.
         var fileOwnerAndMode = current is null
-            ? (owner.Uid, owner.Gid, FileModes.Readable)
+            ? (homeOwner.Uid, homeOwner.Gid, FileModes.Readable)
             : (profileStat.st_uid, profileStat.st_gid, profileStat.st_mode & FilePermissions.ALLPERMS);
         var changes = new List<PlannedChange>();
         var preview = new List<string>();
         if (binMissing)
         {
-            changes.Add(PlannedChange.CreateDirectory(workspace.PathOf(WorkspaceLayout.Bin)));
+            changes.Add(PlannedChange.CreateDirectory(workspace.PathOf(WorkspaceLayout.Bin), $"uid {owner.Uid}'s"));
             preview.Add($"would create {workspace.PathOf(WorkspaceLayout.Bin)}");
-        }
-
-        if (stateToOwner)
-        {
-            changes.Add(new PlannedChange(ChangeKind.SetOwner, workspace.PathOf(WorkspaceLayout.State), $"{owner.Uid}:{owner.Gid}, the home's owner (made when missing)"));
-            preview.Add($"would give {workspace.PathOf(WorkspaceLayout.State)} to the home's owner ({owner.Uid}:{owner.Gid})");
         }
 
         if (blockChanges)
@@ -153,26 +148,7 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
         }
 
         preview.Add(blockChanges ? $"would {(current is null ? "create" : "update")} {profilePath} with the workspace block ({names})" : done);
-        return new ProfilePlan(string.Join("; ", preview), changes, workspace, home, profile, owner, blockChanges ? updated : null, fileOwnerAndMode, binMissing, stateToOwner, done);
-    }
-
-    /// <summary>
-    /// The agent's state folder belongs to the home's owner: root's for a root home, the user's in a
-    /// non-root pod, where the agent of the main container runs as that user after a root init
-    /// container seeded the home, and must keep its report, lock and hook logs. Files a root agent
-    /// left inside stay root's; the user's agent replaces them by rename, which the folder allows.
-    /// </summary>
-    private bool StateNeedsOwner(DirectoryHandle workspace, (uint Uid, uint Gid) owner) =>
-        posix.EffectiveUserId == 0 && owner.Uid != 0
-        && (workspace.LStat(WorkspaceLayout.State, out var state) < 0 || state.st_uid != owner.Uid || state.st_gid != owner.Gid);
-
-    private void GiveStateToHomeOwner(DirectoryHandle workspace, (uint Uid, uint Gid) owner)
-    {
-        using var state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory, owner);
-        if (posix.FStat(state.Fd, out var current) >= 0 && (current.st_uid != owner.Uid || current.st_gid != owner.Gid))
-        {
-            PosixException.Check(posix.FChown(state.Fd, owner.Uid, owner.Gid), "give to the home's owner", state.Path);
-        }
+        return new ProfilePlan(string.Join("; ", preview), changes, workspace, home, profile, owner, blockChanges ? updated : null, fileOwnerAndMode, binMissing, done);
     }
 
     private static bool IsValidUtf8(byte[] bytes)
@@ -189,8 +165,8 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
     }
 
     /// <summary>
-    /// What the profile step will change: bin to create, the state folder to give to the home's
-    /// owner, and the block's new text for the file it chose (held open, never looked up again).
+    /// What the profile step will change: bin to create for the home's account, and the block's new
+    /// text for the file it chose (held open, never looked up again).
     /// </summary>
     private sealed class ProfilePlan(
         string preview,
@@ -202,7 +178,6 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
         string? updated,
         (uint Uid, uint Gid, FilePermissions Mode) fileOwnerAndMode,
         bool binMissing,
-        bool stateToOwner,
         string done) : StepPlan<NoValue>(StepResult.Ok(preview), default, changes)
     {
         public DirectoryHandle Workspace => workspace;
@@ -217,8 +192,6 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
         public (uint Uid, uint Gid, FilePermissions Mode) FileOwnerAndMode => fileOwnerAndMode;
 
         public bool BinMissing => binMissing;
-
-        public bool StateToOwner => stateToOwner;
 
         /// <summary>The step's line once carried out.</summary>
         public string Done => done;

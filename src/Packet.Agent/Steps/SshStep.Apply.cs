@@ -22,28 +22,26 @@ public sealed partial class SshStep
         try
         {
             int listed = WriteAuthorizedKeys(plan.Home, plan.Keys);
-            if (plan.Account is { } account && strictModes.Refusal(plan.KeysFile, account.Uid, account.Home) is { } refusal)
+            if (strictModes.Refusal(plan.KeysFile, plan.Account.Uid, plan.Account.Home) is { } refusal)
             {
                 problems.Add(RefusalWithFix(plan, refusal));
             }
 
-            if (plan.Action == SshdAction.None)
+            if (RuntimeDirectory.Ensure(posix, paths.Runtime) is { } unsafeRuntime)
             {
-                return StepResult.Problem(string.Join("; ", problems));
+                return StepResult.Problem(string.Join("; ", [$"{unsafeRuntime}; sshd not started", .. problems]));
             }
 
-            EnsureDirectory(paths.Runtime, FileModes.PrivateDirectory);
             using var runtime = DirectoryHandle.Open(posix, paths.Runtime);
             bool made = false;
             int? pid = plan.Running?.Pid;
             string? replaced = null;
             if (plan.Action != SshdAction.LeaveAlone)
             {
-                made = MakeHostKeys(plan, settings);
-                runtime.ReplaceFile(AgentSshd.ConfigFile, Encoding.UTF8.GetBytes(plan.Config!), 0, 0, FileModes.Private, durable: false);
+                made = MakeHostKeys(plan, runtime, settings);
+                runtime.ReplaceFile(AgentSshd.ConfigFile, Encoding.UTF8.GetBytes(plan.Config), 0, 0, FileModes.Private, durable: false);
                 runtime.ReplaceFile(PodEnvironment.RecordFile, PodEnvironment.Serialize(environment()), 0, 0, FileModes.Private, durable: false);
                 EnsureDirectory(paths.PrivilegeSeparation, FileModes.Directory);
-                EnsureLogFolder(plan);
                 replaced = plan.Action == SshdAction.Replace ? Stop(plan.Running!.Pid) : null;
                 RemoveStalePidFile(runtime);
                 if (Start(plan, runtime.PathOf(AgentSshd.ConfigFile), plan.Log, settings) is { } failure)
@@ -57,14 +55,14 @@ public sealed partial class SshStep
             string fingerprint = Fingerprint(plan, settings);
             RecordState(plan, new SshState(plan.Port, fingerprint, listed, plan.HostKeys.OnVolume, pid, plan.Log, plan.ListenAddress));
             string sshd = plan.Action == SshdAction.LeaveAlone
-                ? $"sshd (pid {pid}) already listening on {plan.Listening} for {plan.Account!.Name} with this configuration, left alone"
-                : $"sshd (pid {pid?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}) listening on {plan.Listening} for {plan.Account!.Name}"
+                ? $"sshd (pid {pid}) already listening on {plan.Listening} for {plan.Account.Name} with this configuration, left alone"
+                : $"sshd (pid {pid?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}) listening on {plan.Listening} for {plan.Account.Name}"
                   + (replaced is null ? string.Empty : $", in place of {replaced} (its sessions go on)");
             string hostKey = plan.HostKeys.OnVolume
                 ? made ? $"host key {fingerprint}, made now and kept in {plan.HostKeys.Folder}" : $"host key {fingerprint}, kept in {plan.HostKeys.Folder}"
                 : $"host key {fingerprint}, temporary (no volume: clients see a new host key after a restart)";
             string summary = $"{sshd}; {hostKey}; {Units.Count(listed)} key{(listed == 1 ? string.Empty : "s")} from the pod in {plan.KeysFile}; log {plan.Log}"
-                + (plan.LeftOut.Count > 0 ? $"; not given to sessions (a newline in the value, or not a name): {string.Join(", ", plan.LeftOut)}" : string.Empty);
+                + string.Concat(plan.Notes.Select(note => $"; {note}"));
             return problems.Count > 0 ? StepResult.Problem($"{summary}; {string.Join("; ", problems)}") : StepResult.Ok(summary);
         }
         catch (IOException e)
@@ -75,7 +73,8 @@ public sealed partial class SshStep
 
     /// <summary>
     /// The pod's keys as the managed block of ~/.ssh/authorized_keys (0600 in a 0700 ~/.ssh, the
-    /// home owner's), written only when it changes; how many the block lists.
+    /// home owner's), written only when it changes, every byte outside the block kept as it was;
+    /// how many keys the block lists.
     /// </summary>
     private int WriteAuthorizedKeys(KeysHome keysHome, IReadOnlyList<PublicKey> keys)
     {
@@ -89,13 +88,13 @@ public sealed partial class SshStep
         }
 
         byte[]? current = ssh.ReadFile("authorized_keys", MaxAuthorizedKeysBytes, out var keysStat);
-        string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
-        string updated = AuthorizedKeysBlock.Apply(text, keys, out int listed);
+        string text = current is null ? string.Empty : AuthorizedKeysBlock.FromBytes(current);
+        string updated = AuthorizedKeysBlock.Apply(text, keys.Select(AuthorizedKeysBlock.AsBytes).ToList(), out int listed);
         bool modeWrong = current is not null && (keysStat.st_mode & FilePermissions.ALLPERMS) != FileModes.Private;
         if (!ReferenceEquals(updated, text) || modeWrong)
         {
             var (uid, gid) = current is null ? (owner.st_uid, owner.st_gid) : (keysStat.st_uid, keysStat.st_gid);
-            ssh.ReplaceFile("authorized_keys", Encoding.UTF8.GetBytes(updated), uid, gid, FileModes.Private);
+            ssh.ReplaceFile("authorized_keys", AuthorizedKeysBlock.ToBytes(updated), uid, gid, FileModes.Private);
         }
 
         return listed;
@@ -132,46 +131,83 @@ public sealed partial class SshStep
     }
 
     /// <summary>
-    /// The host keys the plan lacks, made with ssh-keygen (root's, 0600, in a 0700 folder), and the
-    /// root-only copies sshd loads refreshed from the volume's; whether any was made.
+    /// The host keys the plan lacks, made by ssh-keygen in a fresh root-only folder of the runtime
+    /// directory (nothing another account can reach: ssh-keygen writes its files by path, through
+    /// any link it finds), then kept on the volume by descriptor (root's, 0600, in a 0700 folder)
+    /// and in the root-only copies sshd loads; whether any was made.
     /// </summary>
-    private bool MakeHostKeys(SshDecision plan, BootSettings settings)
+    private bool MakeHostKeys(SshDecision plan, DirectoryHandle runtime, BootSettings settings)
     {
-        using var parent = plan.Workspace is { } home ? OpenState(home.Workspace) : DirectoryHandle.Open(posix, paths.Runtime);
-        using var folder = parent.CreateDirectory(Path.GetFileName(plan.HostKeys.Folder), FileModes.PrivateDirectory);
-        PosixException.Check(posix.FStat(folder.Fd, out var stat), "stat", folder.Path);
-        if (stat.st_uid != 0 || (stat.st_mode & FilePermissions.ALLPERMS) != FileModes.PrivateDirectory)
+        using var loaded = runtime.CreateDirectory(RuntimeHostKeysFolder, FileModes.PrivateDirectory);
+        using var volumeState = plan.Workspace is { } home ? StateFolder.CreateShared(posix, home.Workspace) : null;
+        using var kept = volumeState is null ? null : PrivateFolder(volumeState, WorkspaceLayout.HostKeys);
+        if (plan.HostKeys.ToMake.Count > 0)
         {
-            PosixException.Check(posix.FChown(folder.Fd, 0, 0), "set the owner of", folder.Path);
-            PosixException.Check(posix.FChmod(folder.Fd, FileModes.PrivateDirectory), "set the mode of", folder.Path);
-        }
-
-        foreach (string type in plan.HostKeys.ToMake)
-        {
-            if (Run(plan.Keygen, ["-q", "-t", type, "-N", string.Empty, "-C", "packet-agent host key", "-f", folder.PathOf(HostKeyName(type))], settings) is { } failure)
+            using var keygen = FreshFolder(runtime, KeygenFolder);
+            foreach (string type in plan.HostKeys.ToMake)
             {
-                throw new IOException($"ssh-keygen could not make the {type} host key in {folder.Path}: {failure}");
+                string name = HostKeyName(type);
+                if (Run(plan.Keygen, ["-q", "-t", type, "-N", string.Empty, "-C", "packet-agent host key", "-f", keygen.PathOf(name)], settings) is { } failure)
+                {
+                    throw new IOException($"ssh-keygen could not make the {type} host key in {keygen.Path}: {failure}");
+                }
+
+                foreach (var (file, mode) in KeyFiles(name))
+                {
+                    byte[] key = keygen.ReadFile(file, MaxKeyFileBytes, out _) ?? throw new IOException($"ssh-keygen made no {keygen.PathOf(file)}");
+                    (kept ?? loaded).ReplaceFile(file, key, 0, 0, mode, durable: kept is not null);
+                    posix.UnlinkAt(keygen.Fd, file, isDirectory: false);
+                }
             }
         }
 
-        if (plan.HostKeys.OnVolume)
+        foreach (string type in kept is null ? [] : plan.HostKeys.Stale)
         {
-            using var runtime = DirectoryHandle.Open(posix, paths.Runtime);
-            using var loaded = runtime.CreateDirectory(RuntimeHostKeysFolder, FileModes.PrivateDirectory);
-            foreach (string type in plan.HostKeys.Stale)
+            foreach (var (file, mode) in KeyFiles(HostKeyName(type)))
             {
-                foreach (var (name, mode) in new[] { (HostKeyName(type), FileModes.Private), (HostKeyName(type) + ".pub", FileModes.Readable) })
-                {
-                    byte[] key = folder.ReadFile(name, MaxKeyFileBytes, out _) ?? throw new IOException($"{folder.PathOf(name)} is gone");
-                    loaded.ReplaceFile(name, key, 0, 0, mode, durable: false);
-                }
+                byte[] key = kept!.ReadFile(file, MaxKeyFileBytes, out _) ?? throw new IOException($"{kept.PathOf(file)} is gone");
+                loaded.ReplaceFile(file, key, 0, 0, mode, durable: false);
             }
         }
 
         return plan.HostKeys.ToMake.Count > 0;
     }
 
-    private static DirectoryHandle OpenState(DirectoryHandle workspace) => workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
+    /// <summary>A host key's two files: the private one (0600) and the public one (0644).</summary>
+    private static (string File, FilePermissions Mode)[] KeyFiles(string name) => [(name, FileModes.Private), (name + ".pub", FileModes.Readable)];
+
+    /// <summary>A folder of root's alone (0700), made when missing and set so when it is not; another account's is refused.</summary>
+    private DirectoryHandle PrivateFolder(DirectoryHandle parent, string name)
+    {
+        var folder = parent.CreateDirectory(name, FileModes.PrivateDirectory);
+        PosixException.Check(posix.FStat(folder.Fd, out var stat), "stat", folder.Path);
+        if (stat.st_uid != 0)
+        {
+            folder.Dispose();
+            throw new UnsafeWorkspaceException(folder.Path, $"it belongs to uid {stat.st_uid}, and host keys are kept only where root alone can reach them");
+        }
+
+        if ((stat.st_mode & FilePermissions.ALLPERMS) != FileModes.PrivateDirectory)
+        {
+            PosixException.Check(posix.FChmod(folder.Fd, FileModes.PrivateDirectory), "set the mode of", folder.Path);
+        }
+
+        return folder;
+    }
+
+    /// <summary>An empty folder of root's alone in the runtime directory: what an earlier, killed boot left in it is removed first.</summary>
+    private DirectoryHandle FreshFolder(DirectoryHandle runtime, string name)
+    {
+        var folder = PrivateFolder(runtime, name);
+        var leftovers = new List<string>();
+        PosixException.Check(new DirectoryReader(posix, 4096).ReadAll(folder.Fd, entry => leftovers.Add(entry.Name)), "list", folder.Path);
+        foreach (string leftover in leftovers)
+        {
+            PosixException.Check(Copy.TreeRemover.RemoveChild(posix, folder.Fd, leftover), "remove", folder.PathOf(leftover));
+        }
+
+        return folder;
+    }
 
     /// <summary>The first host key's SHA256 fingerprint, as ssh prints it to a user meeting the pod for the first time.</summary>
     private string Fingerprint(SshDecision plan, BootSettings settings)
@@ -222,16 +258,6 @@ public sealed partial class SshStep
         }
 
         return null;
-    }
-
-    /// <summary>The hooks' logs folder, root's, made when the log goes there and it is missing (the host keys' folder exists by now).</summary>
-    private static void EnsureLogFolder(SshDecision plan)
-    {
-        if (plan.Workspace is { } home && Path.GetDirectoryName(plan.Log) == home.Workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.Logs)))
-        {
-            using var state = OpenState(home.Workspace);
-            using var logs = state.CreateDirectory(WorkspaceLayout.Logs, FileModes.Directory);
-        }
     }
 
     /// <summary>Starts sshd, which forks into the background once it listens; null, or why it did not start (in sshd's words).</summary>
@@ -291,7 +317,7 @@ public sealed partial class SshStep
 
         try
         {
-            using var folder = OpenState(home.Workspace);
+            using var folder = StateFolder.CreateShared(posix, home.Workspace);
             folder.ReplaceFile(WorkspaceLayout.SshState, JsonSerializer.SerializeToUtf8Bytes(state, SshJson.Default.SshState), 0, 0, FileModes.Readable, durable: false);
         }
         catch (IOException e)

@@ -12,6 +12,9 @@ public sealed partial class SshStep
     /// <summary>The home whose ~/.ssh gets the keys: its path, the persisted home's state when it is that one, and its owner's uid (null: no home to look at).</summary>
     private sealed record KeysHome(string Path, HomeState? Persisted, uint? Owner);
 
+    /// <summary>What the decision found before it looks at sshd: the programs, the account and home, the keys there and the pod's, and the variables sessions start from.</summary>
+    private sealed record SshFound(string Sshd, string Keygen, Account Login, KeysHome Home, string KeysFile, string CurrentKeys, IReadOnlyList<PublicKey> Keys, IReadOnlyDictionary<string, string> Variables);
+
     /// <summary>Where the host keys are kept and where sshd loads them from, the types offered, those to make, and the copies to refresh.</summary>
     private sealed record HostKeySet(string Folder, string Loaded, bool OnVolume, IReadOnlyList<string> Types, IReadOnlyList<string> ToMake, IReadOnlyList<string> Stale)
     {
@@ -29,13 +32,13 @@ public sealed partial class SshStep
         KeysHome Home,
         string KeysFile,
         HostKeySet HostKeys,
-        Account? Account,
-        string? Config,
+        Account Account,
+        string Config,
         SshdAction Action,
         RunningSshd? Running,
         string Log,
         IReadOnlyDictionary<string, string> Sessions,
-        IReadOnlyList<string> LeftOut,
+        IReadOnlyList<string> Notes,
         IReadOnlyList<string> Problems)
     {
         public string Listening => ListenAddress is null ? $"port {Port}" : $"{ListenAddress} port {Port}";
@@ -51,12 +54,12 @@ public sealed partial class SshStep
                 {
                     SshdAction.Start => $"would start {Sshd} on {Listening}",
                     SshdAction.Replace => $"would replace the running sshd (pid {Running!.Pid}), whose configuration differs, with {Sshd} on {Listening} (its sessions go on)",
-                    SshdAction.LeaveAlone => $"would leave the running sshd (pid {Running!.Pid}) alone: its configuration is the same",
-                    _ => "would not start sshd",
+                    _ => $"would leave the running sshd (pid {Running!.Pid}) alone: its configuration is the same",
                 };
-                string summary = $"{sshd} with {keys}; {hostKeys}; {Units.Count(Sessions.Count)} variables for sessions"
+                string summary = $"{sshd} for {Account.Name} with {keys}; {hostKeys}; {Units.Count(Sessions.Count)} variables for sessions; log {Log}"
+                    + string.Concat(Notes.Select(note => $"; {note}"))
                     + (Problems.Count > 0 ? $"; {string.Join("; ", Problems)}" : string.Empty);
-                return Account is null ? StepResult.Problem(summary) : StepResult.Ok(summary);
+                return Problems.Count > 0 ? StepResult.Problem(summary) : StepResult.Ok(summary);
             }
         }
     }
@@ -67,11 +70,11 @@ public sealed partial class SshStep
         bool SshFolderModeWrong,
         bool KeysChange,
         bool RuntimeMissing,
+        bool RuntimeLoose,
         bool HostKeyFolderMissing,
-        bool HostKeyFolderNotRoots,
+        bool HostKeyFolderLoose,
         bool LoadedFolderMissing,
         bool PrivilegeSeparationMissing,
-        bool LogFolderMissing,
         bool StateMissing,
         bool PidFileThere);
 
@@ -84,14 +87,13 @@ public sealed partial class SshStep
         private static List<PlannedChange> ChangesOf(SshDecision d, SshLook look, SshPaths paths)
         {
             var changes = KeysChanges(d.KeysFile, look);
-            if (d.Action == SshdAction.None)
-            {
-                return changes;
-            }
-
             if (look.RuntimeMissing)
             {
-                changes.Add(PlannedChange.CreateDirectory(paths.Runtime));
+                changes.Add(PlannedChange.CreateDirectory(paths.Runtime, "root's, 0700"));
+            }
+            else if (look.RuntimeLoose)
+            {
+                changes.Add(new PlannedChange(ChangeKind.SetMode, paths.Runtime, "0700: secrets go there"));
             }
 
             if (d.Action != SshdAction.LeaveAlone)
@@ -99,7 +101,7 @@ public sealed partial class SshStep
                 changes.AddRange(StartChanges(d, look, paths));
             }
 
-            changes.Add(PlannedChange.Run(d.Keygen, "the host key's fingerprint"));
+            changes.Add(new PlannedChange(ChangeKind.RunProgram, d.Keygen, $"-l -E sha256 -f {d.HostKeys.Files[0]}.pub: the host key's fingerprint"));
             if (d.Workspace is { } home)
             {
                 if (look.StateMissing)
@@ -115,29 +117,42 @@ public sealed partial class SshStep
 
         private static IEnumerable<PlannedChange> StartChanges(SshDecision d, SshLook look, SshPaths paths)
         {
-            if (look.HostKeyFolderMissing)
+            if (d.HostKeys.OnVolume && look.HostKeyFolderMissing)
             {
                 yield return PlannedChange.CreateDirectory(d.HostKeys.Folder, "root's, 0700");
             }
-            else if (look.HostKeyFolderNotRoots)
+            else if (d.HostKeys.OnVolume && look.HostKeyFolderLoose)
             {
-                yield return new PlannedChange(ChangeKind.SetOwner, d.HostKeys.Folder, "root");
                 yield return new PlannedChange(ChangeKind.SetMode, d.HostKeys.Folder, "0700");
             }
 
-            foreach (string type in d.HostKeys.ToMake)
-            {
-                yield return PlannedChange.Run(d.Keygen, $"makes the {type} host key {Path.Join(d.HostKeys.Folder, HostKeyName(type))}");
-            }
-
-            if (d.HostKeys.OnVolume && d.HostKeys.Stale.Count > 0 && look.LoadedFolderMissing)
+            if (look.LoadedFolderMissing && (d.HostKeys.ToMake.Count > 0 || d.HostKeys.Stale.Count > 0))
             {
                 yield return PlannedChange.CreateDirectory(d.HostKeys.Loaded, "root's, 0700");
             }
 
-            foreach (string type in d.HostKeys.OnVolume ? d.HostKeys.Stale : [])
+            if (d.HostKeys.ToMake.Count > 0)
             {
-                yield return PlannedChange.WriteFile(Path.Join(d.HostKeys.Loaded, HostKeyName(type)), "the copy sshd loads");
+                yield return PlannedChange.CreateDirectory(Path.Join(paths.Runtime, KeygenFolder), "root's, 0700, emptied first");
+            }
+
+            foreach (string type in d.HostKeys.ToMake)
+            {
+                string made = Path.Join(paths.Runtime, KeygenFolder, HostKeyName(type));
+                yield return new PlannedChange(ChangeKind.RunProgram, d.Keygen, $"-q -t {type} -N \"\" -C \"packet-agent host key\" -f {made}: makes the {type} host key in the runtime directory");
+                if (d.HostKeys.OnVolume)
+                {
+                    yield return PlannedChange.WriteFile(Path.Join(d.HostKeys.Folder, HostKeyName(type)), "root's, 0600, by descriptor");
+                    yield return PlannedChange.WriteFile(Path.Join(d.HostKeys.Folder, HostKeyName(type) + ".pub"), "root's, 0644, by descriptor");
+                }
+
+                yield return PlannedChange.Remove(made);
+                yield return PlannedChange.Remove(made + ".pub");
+            }
+
+            foreach (string type in d.HostKeys.Stale.Union(d.HostKeys.OnVolume ? [] : d.HostKeys.ToMake))
+            {
+                yield return PlannedChange.WriteFile(Path.Join(d.HostKeys.Loaded, HostKeyName(type)), "the copy sshd loads, root's, 0600");
                 yield return PlannedChange.WriteFile(Path.Join(d.HostKeys.Loaded, HostKeyName(type) + ".pub"));
             }
 
@@ -146,11 +161,6 @@ public sealed partial class SshStep
             if (look.PrivilegeSeparationMissing)
             {
                 yield return PlannedChange.CreateDirectory(paths.PrivilegeSeparation);
-            }
-
-            if (look.LogFolderMissing)
-            {
-                yield return PlannedChange.CreateDirectory(Path.GetDirectoryName(d.Log)!);
             }
 
             if (d.Action == SshdAction.Replace)
@@ -211,19 +221,18 @@ public sealed partial class SshStep
             posix.LStatAt(FileModes.AtCurrentDirectory, path, out var stat) >= 0 && (stat.st_mode & FilePermissions.ALLPERMS) == mode && (!rootsOnly || stat.st_uid == 0);
         string folder = Path.GetDirectoryName(keysFile)!;
         bool keysThere = !Missing(keysFile);
-        bool keysChange = !ReferenceEquals(AuthorizedKeysBlock.Apply(current, keys, out _), current) || (keysThere && !ModeIs(keysFile, FileModes.Private));
-        string state = input?.Workspace.PathOf(WorkspaceLayout.State) ?? paths.Runtime;
+        bool keysChange = !ReferenceEquals(AuthorizedKeysBlock.Apply(current, keys.Select(AuthorizedKeysBlock.AsBytes).ToList(), out _), current) || (keysThere && !ModeIs(keysFile, FileModes.Private));
         return new SshLook(
             Missing(folder),
             !Missing(folder) && !ModeIs(folder, FileModes.PrivateDirectory),
             keysChange,
             Missing(paths.Runtime),
+            !Missing(paths.Runtime) && !ModeIs(paths.Runtime, FileModes.PrivateDirectory),
             hostKeys is not null && Missing(hostKeys.Folder),
             hostKeys is not null && !Missing(hostKeys.Folder) && !ModeIs(hostKeys.Folder, FileModes.PrivateDirectory, rootsOnly: true),
             hostKeys is not null && Missing(hostKeys.Loaded),
             Missing(paths.PrivilegeSeparation),
-            input is not null && Missing(Path.Join(state, WorkspaceLayout.Logs)),
-            input is not null && Missing(state),
+            input is not null && Missing(input.Workspace.PathOf(WorkspaceLayout.State)),
             !Missing(Path.Join(paths.Runtime, AgentSshd.PidFile)));
     }
 }

@@ -1,6 +1,5 @@
 using System.Collections;
 using System.IO.Abstractions;
-using System.Text;
 using Mono.Unix.Native;
 using Microsoft.Extensions.Logging;
 using Packet.Agent.Boot;
@@ -13,17 +12,14 @@ using Packet.Agent.Workspace;
 
 namespace Packet.Agent.Steps;
 
-/// <summary>Where the SSH step keeps what lives only as long as the container: sshd's config (it holds the pod's variables), its pid file, temporary host keys.</summary>
-/// <param name="Runtime">A root-only directory on the container's own file system (<c>/run/packet-agent</c>).</param>
+/// <summary>Where the SSH step keeps what lives only as long as the container: sshd's config (it holds the pod's variables), its pid file and log, the host keys it loads and makes.</summary>
+/// <param name="Runtime">A root-only directory on the container's own file system (<c>/run/packet-agent</c>), checked before use (<see cref="RuntimeDirectory"/>).</param>
 /// <param name="PrivilegeSeparation">The empty directory sshd chroots its unprivileged child into (Debian's sshd: <c>/run/sshd</c>).</param>
 public sealed record SshPaths(string Runtime, string PrivilegeSeparation);
 
 /// <summary>What the step does with sshd.</summary>
 public enum SshdAction
 {
-    /// <summary>None: no account to log in as (the keys are still written).</summary>
-    None,
-
     /// <summary>Start sshd: none of this container runs yet.</summary>
     Start,
 
@@ -43,13 +39,19 @@ public enum SshdAction
 /// pod's identity outlives its containers), the pod's variables reach every session
 /// (<see cref="SshdConfig"/>), and sshd runs in the background with StrictModes on. A boot run again
 /// in the same container leaves a running sshd alone when its configuration is the same. A failure is
-/// a warning.
+/// a warning. Root's trust boundary holds here: sshd and ssh-keygen come from the image
+/// (<see cref="ProgramTrust.ForImageProgram"/>); the pod's keys let in the home's account
+/// (<see cref="HomeAccount"/>), never an owner read off the volume; host keys are made, and sshd
+/// logs, in the root-only runtime directory, and keys reach the volume by descriptor.
 /// </summary>
 public sealed partial class SshStep(
-    IPosix posix, IFileSystem files, IProcessRunner runner, CommandResolver resolver, Func<IDictionary> environment, SshPaths paths, Func<bool> insideContainer, IAccounts accounts, StrictModes strictModes, ILogger logger, TimeProvider clock)
+    IPosix posix, IFileSystem files, IProcessRunner runner, CommandResolver resolver, ProgramTrust trust, Func<IDictionary> environment, SshPaths paths, Func<bool> insideContainer, IAccounts accounts, StrictModes strictModes, ILogger logger, TimeProvider clock)
     : IBootStep<HomeState?, NoValue>
 {
     public const string RuntimeHostKeysFolder = "host-keys";
+
+    /// <summary>Where ssh-keygen makes a new host key: a folder of the root-only runtime directory, emptied before each use.</summary>
+    public const string KeygenFolder = "keygen";
 
     // Where images keep sshd when PATH does not name it (a login PATH has sbin, a container's ENV PATH may not).
     private const string SbinDirectories = "/usr/sbin:/usr/local/sbin:/sbin";
@@ -71,16 +73,26 @@ public sealed partial class SshStep(
         var workspace = input?.Workspace;
         var variables = WorkspaceEnvironment.ForCommand(environment(), workspace is null ? null : (workspace.Path, workspace.Exists));
         string searchPath = $"{variables.GetValueOrDefault("PATH")}:{SbinDirectories}";
-        var sshd = resolver.Resolve("sshd", searchPath);
-        if (CannotRunHere(options, sshd) is { } cannot)
+        var imageOnly = trust.ForImageProgram(workspace?.Path);
+        var sshd = resolver.Resolve("sshd", searchPath, imageOnly);
+        var problems = new List<string>();
+        if (sshd.PassedOverNote is { } plantedSshd)
+        {
+            problems.Add(plantedSshd);
+        }
+
+        if (CannotRunHere(options, sshd, problems) is { } cannot)
         {
             return cannot;
         }
 
-        var problems = new List<string>();
+        if (AccountToLetIn(settings.Account, input, options, problems) is not var (login, home))
+        {
+            return StepPlan.Settled<NoValue>(StepResult.Problem(string.Join("; ", problems)), default);
+        }
+
         var pod = PublicKeys.Gather(name => environment()[name] as string, KeyFiles(options.SshKeysDirectory, problems));
         problems.AddRange(pod.Problems);
-        var home = WhereKeysGo(input, options);
         string keysFile = Path.Join(home.Path, ".ssh", "authorized_keys");
         string current = ReadKeys(home, problems);
         int byHand = AuthorizedKeysBlock.KeysOutside(current);
@@ -89,40 +101,86 @@ public sealed partial class SshStep(
             return NoKeyToLetIn(home, keysFile, current, problems);
         }
 
-        var keygen = resolver.Resolve("ssh-keygen", searchPath);
+        var keygen = resolver.Resolve("ssh-keygen", searchPath, imageOnly);
+        if (keygen.PassedOverNote is { } plantedKeygen)
+        {
+            problems.Add(plantedKeygen);
+        }
+
         if (!keygen.Found)
         {
             return StepPlan.Settled<NoValue>(StepResult.Problem(string.Join("; ", [$"the image has sshd but no ssh-keygen to make its host keys ({keygen.Failure}); sshd not started", .. problems])), default);
         }
 
-        var hostKeys = HostKeys(input, options);
-        var running = AgentSshd.Find(files, paths.Runtime);
-        var leftOut = new List<string>();
-        var sessions = SshdConfig.SessionEnvironment(variables, leftOut);
-        var account = home.Owner is { } owner ? accounts.ByUid(owner) : null;
-        string? config = account is null ? null : SshdConfig.Render(new SshdSettings(
-            options.SshPort, options.SshListen, hostKeys.Files, account.Name, keysFile, Path.Join(paths.Runtime, AgentSshd.PidFile), sessions));
-        var action = config is null ? SshdAction.None
-            : running is null ? SshdAction.Start
-            : running.Config == config && hostKeys.Stale.Count == 0 ? SshdAction.LeaveAlone
-            : SshdAction.Replace;
-        if (account is null)
+        return PlanSshd(new SshFound(sshd.Path!, keygen.Path!, login, home, keysFile, current, pod.Keys, variables), input, options, problems);
+    }
+
+    /// <summary>
+    /// sshd, its config and host keys, once there is everything to start it with: what the
+    /// runtime directory holds (an sshd an earlier boot started), and what to do with it.
+    /// </summary>
+    private StepPlan<NoValue> PlanSshd(SshFound found, HomeState? input, BootOptions options, List<string> problems)
+    {
+        bool runtimeThere = posix.LStatAt(FileModes.AtCurrentDirectory, paths.Runtime, out _) >= 0;
+        if (runtimeThere && RuntimeDirectory.Refusal(posix, paths.Runtime) is { } unsafeRuntime)
         {
-            problems.Insert(0, $"{home.Path} belongs to uid {home.Owner?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}, which has no account in /etc/passwd: sshd can log no one in to it; sshd not started");
+            return StepPlan.Settled<NoValue>(StepResult.Problem(string.Join("; ", [$"{unsafeRuntime}; sshd not started (sshd's config, host keys and log go there: remove it, or set PACKET_RUNTIME_DIR to a directory only root can reach)", .. problems])), default);
         }
 
+        var hostKeys = HostKeys(input, options, problems);
+        var running = runtimeThere ? AgentSshd.Find(files, paths.Runtime) : null;
+        var leftOut = new List<string>();
+        var sessions = SshdConfig.Capped(SshdConfig.SessionEnvironment(found.Variables, leftOut), out string? capped);
+        string[] notes = [.. new[] { SshdConfig.LeftOutNote(leftOut), capped }.OfType<string>()];
+        string config = SshdConfig.Render(new SshdSettings(
+            options.SshPort, options.SshListen, hostKeys.Files, found.Login.Name, found.KeysFile, Path.Join(paths.Runtime, AgentSshd.PidFile), sessions));
+        var action = running is null ? SshdAction.Start
+            : running.Config == config && hostKeys.Stale.Count == 0 ? SshdAction.LeaveAlone
+            : SshdAction.Replace;
         return new SshPlan(
-            new SshDecision(sshd.Path!, keygen.Path!, options.SshPort, options.SshListen, pod.Keys, input, home, keysFile, hostKeys, account, config, action, running, LogPath(input), sessions, leftOut, problems),
-            Look(input, home, keysFile, hostKeys, current, pod.Keys),
+            new SshDecision(found.Sshd, found.Keygen, options.SshPort, options.SshListen, found.Keys, input, found.Home, found.KeysFile, hostKeys, found.Login, config, action, running, Path.Join(paths.Runtime, WorkspaceLayout.SshdLog), sessions, notes, problems),
+            Look(input, found.Home, found.KeysFile, hostKeys, found.CurrentKeys, found.Keys),
             paths);
     }
 
+    /// <summary>
+    /// The account the pod's keys let in, and the home its keys go to: the home's account, which
+    /// must have an /etc/passwd entry (sshd looks it up) and own that home. A persisted home another
+    /// account owns gets no keys: a user of the volume can rename any folder to <c>home</c>.
+    /// Null, with the problem said, when there is none.
+    /// </summary>
+    private (Account Login, KeysHome Home)? AccountToLetIn(AccountChoice choice, HomeState? input, BootOptions options, List<string> problems)
+    {
+        if (choice.Account is not { } account)
+        {
+            problems.Insert(0, $"no account to let the pod's keys in as: {choice.Unknown}; sshd not started");
+            return null;
+        }
+
+        var home = WhereKeysGo(input, options);
+        if (accounts.ByUid(account.Uid) is not { } login)
+        {
+            problems.Insert(0, $"the home's account, {account}, has no entry in /etc/passwd: sshd can log no one in to {home.Path}; sshd not started");
+            return null;
+        }
+
+        if (home.Owner is { } owner && owner != account.Uid)
+        {
+            problems.Insert(0, $"{home.Path} belongs to uid {owner}, not to the home's account, {account}: the pod's keys are not written into it and sshd is not started "
+                + $"(if the home is right, give it to its account: chown -R {account.Uid}:{account.Gid} {home.Path}; if the account is, name it: --user {owner})");
+            return null;
+        }
+
+        return (login, home);
+    }
+
     /// <summary>Why sshd cannot run here (no sshd, not a container under auto, not root); null when it can.</summary>
-    private StepPlan<NoValue>? CannotRunHere(BootOptions options, CommandResolution sshd)
+    private StepPlan<NoValue>? CannotRunHere(BootOptions options, CommandResolution sshd, List<string> problems)
     {
         if (!sshd.Found)
         {
-            return NotPossible(options, "the image has no sshd (install openssh-server to log in over SSH)");
+            string noSshd = string.Join("; ", ["the image has no sshd (install openssh-server to log in over SSH)", .. problems]);
+            return problems.Count > 0 ? StepPlan.Settled<NoValue>(StepResult.Problem(noSshd), default) : NotPossible(options, noSshd);
         }
 
         if (options.Ssh == SshMode.Auto && !insideContainer())
@@ -234,7 +292,7 @@ public sealed partial class SshStep(
         {
             using var directory = OpenHome(home, create: false);
             using var ssh = directory?.TryOpenDirectory(".ssh");
-            return ssh?.ReadFile("authorized_keys", MaxAuthorizedKeysBytes, out _) is { } bytes ? Encoding.UTF8.GetString(bytes) : string.Empty;
+            return ssh?.ReadFile("authorized_keys", MaxAuthorizedKeysBytes, out _) is { } bytes ? AuthorizedKeysBlock.FromBytes(bytes) : string.Empty;
         }
         catch (IOException e)
         {
@@ -263,11 +321,14 @@ public sealed partial class SshStep(
 
     /// <summary>
     /// The host keys: ed25519 (RSA too when asked), kept on the volume when there is one (the pod's
-    /// identity), and those not made yet. sshd loads them from the container's runtime folder, a root-only
-    /// copy: it refuses a key file others may read, and a FAT or exFAT volume shows every file as 0777.
-    /// Copies that differ from the volume's keys (or are missing) are stale: a running sshd holds old keys.
+    /// identity), and those not made yet. A key on the volume is taken only when root alone could
+    /// have written or read it (its folder root's, 0700; the file root's, one name, private):
+    /// another is made in its place. sshd loads them from the container's runtime folder, a
+    /// root-only copy: it refuses a key file others may read, and a FAT or exFAT volume shows every
+    /// file as 0777. Copies that differ from the volume's keys (or are missing) are stale: a running
+    /// sshd holds old keys.
     /// </summary>
-    private HostKeySet HostKeys(HomeState? input, BootOptions options)
+    private HostKeySet HostKeys(HomeState? input, BootOptions options, List<string> problems)
     {
         string[] types = options.SshRsaHostKey ? ["ed25519", "rsa"] : ["ed25519"];
         string loaded = Path.Join(paths.Runtime, RuntimeHostKeysFolder);
@@ -276,11 +337,31 @@ public sealed partial class SshStep(
             return new HostKeySet(loaded, loaded, OnVolume: false, types, types.Where(type => !files.File.Exists(Path.Join(loaded, HostKeyName(type)))).ToArray(), Stale: []);
         }
 
-        using var state = input.Workspace.TryOpenDirectory(WorkspaceLayout.State);
+        using var state = StateFolder.TryOpenShared(posix, input.Workspace);
         using var keys = state?.TryOpenDirectory(WorkspaceLayout.HostKeys);
-        var toMake = types.Where(type => keys?.Exists(HostKeyName(type)) != true).ToArray();
+        bool folderTrusted = keys is not null && posix.FStat(keys.Fd, out var folder) >= 0 && folder.st_uid == 0 && (folder.st_mode & FilePermissions.ALLPERMS) == FileModes.PrivateDirectory;
+        if (keys is not null && !folderTrusted)
+        {
+            problems.Add($"{keys.Path} is not root's alone (0700): its host keys may be known to others, so new ones are made");
+        }
+
+        var toMake = types.Where(type => keys is null || !folderTrusted || TrustedKey(keys, HostKeyName(type)) is null).ToArray();
         var stale = types.Where(type => toMake.Contains(type) || !SameContent(keys!, HostKeyName(type), Path.Join(loaded, HostKeyName(type)))).ToArray();
         return new HostKeySet(input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.HostKeys)), loaded, OnVolume: true, types, toMake, stale);
+    }
+
+    /// <summary>A host key's bytes when root alone could have written or read it (root's regular file, one name, no rights for others); else null.</summary>
+    private static byte[]? TrustedKey(DirectoryHandle folder, string name)
+    {
+        try
+        {
+            var key = folder.ReadFile(name, MaxKeyFileBytes, out var stat);
+            return key is not null && stat.st_uid == 0 && stat.st_nlink == 1 && (stat.st_mode & (FilePermissions.S_IRWXG | FilePermissions.S_IRWXO)) == 0 ? key : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Whether a key on the volume and its copy in the runtime folder hold the same bytes.</summary>
@@ -288,7 +369,7 @@ public sealed partial class SshStep(
     {
         try
         {
-            return files.File.Exists(copy) && folder.ReadFile(name, MaxKeyFileBytes, out _) is { } kept && kept.AsSpan().SequenceEqual(files.File.ReadAllBytes(copy));
+            return files.File.Exists(copy) && TrustedKey(folder, name) is { } kept && kept.AsSpan().SequenceEqual(files.File.ReadAllBytes(copy));
         }
         catch (IOException)
         {
@@ -297,28 +378,4 @@ public sealed partial class SshStep(
     }
 
     private static string HostKeyName(string type) => $"ssh_host_{type}_key";
-
-    /// <summary>
-    /// sshd opens its log by path as root: only where no one else can swap the file for a link. The
-    /// hooks' log folder when root owns it alone (or it is yet to be made, root's); else the host keys'
-    /// folder; without a volume, the runtime directory.
-    /// </summary>
-    private string LogPath(HomeState? input)
-    {
-        if (input is null)
-        {
-            return Path.Join(paths.Runtime, WorkspaceLayout.SshdLog);
-        }
-
-        using var state = input.Workspace.TryOpenDirectory(WorkspaceLayout.State);
-        string logs = input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.Logs));
-        if (state is null || state.LStat(WorkspaceLayout.Logs, out var stat) < 0)
-        {
-            return Path.Join(logs, WorkspaceLayout.SshdLog);
-        }
-
-        bool rootsAlone = (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR && stat.st_uid == 0
-            && (stat.st_mode & (FilePermissions.S_IWGRP | FilePermissions.S_IWOTH)) == 0;
-        return rootsAlone ? Path.Join(logs, WorkspaceLayout.SshdLog) : input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.HostKeys, WorkspaceLayout.SshdLog));
-    }
 }

@@ -85,7 +85,8 @@ public sealed class DirectoryHandle : IDisposable
         {
             // mkdir's mode passed through the umask; the intended one is set explicitly.
             CheckMetadata(_posix.FChmod(directory.Fd, mode), "set the mode of", directory.Path);
-            if (owner is { } o && (o.Uid != _posix.EffectiveUserId || o.Gid != _posix.EffectiveGroupId))
+            // A setgid parent (a pod's fsGroup) gives a new directory its own group: the owner is set to what was asked.
+            if (owner is { } o && (_posix.FStat(directory.Fd, out var created) < 0 || created.st_uid != o.Uid || created.st_gid != o.Gid))
             {
                 CheckMetadata(_posix.FChown(directory.Fd, o.Uid, o.Gid), "set the owner of", directory.Path);
             }
@@ -94,25 +95,43 @@ public sealed class DirectoryHandle : IDisposable
         return directory;
     }
 
-    /// <summary>Reads a regular file (not through a symlink); null when it does not exist.</summary>
-    public byte[]? ReadFile(string name, int maxBytes, out Stat stat)
+    /// <summary>
+    /// Opens a regular file to read, not through a symlink and without waiting on a FIFO; -1 when it
+    /// does not exist. Anything else at the name is refused (<see cref="UnsafeWorkspaceException"/>).
+    /// The caller closes the descriptor.
+    /// </summary>
+    public int TryOpenFile(string name, out Stat stat)
     {
         int fd = _posix.OpenAt(Fd, name, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_NONBLOCK | OpenFlags.O_CLOEXEC, 0);
         if (fd < 0)
         {
             var errno = PosixException.ErrnoOf(fd);
             stat = default;
-            return errno == Errno.ENOENT ? null : throw Refusal(name, errno, "open");
+            return errno == Errno.ENOENT ? -1 : throw Refusal(name, errno, "open");
+        }
+
+        int looked = _posix.FStat(fd, out stat);
+        if (looked >= 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFREG)
+        {
+            return fd;
+        }
+
+        _posix.Close(fd);
+        PosixException.Check(looked, "stat", PathOf(name));
+        throw new UnsafeWorkspaceException(PathOf(name), "it is not a regular file");
+    }
+
+    /// <summary>Reads a regular file (not through a symlink); null when it does not exist.</summary>
+    public byte[]? ReadFile(string name, int maxBytes, out Stat stat)
+    {
+        int fd = TryOpenFile(name, out stat);
+        if (fd < 0)
+        {
+            return null;
         }
 
         try
         {
-            PosixException.Check(_posix.FStat(fd, out stat), "stat", PathOf(name));
-            if ((stat.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG)
-            {
-                throw new UnsafeWorkspaceException(PathOf(name), "it is not a regular file");
-            }
-
             if (stat.st_size > maxBytes)
             {
                 throw new UnsafeWorkspaceException(PathOf(name), $"it is larger than {maxBytes} bytes");
@@ -139,12 +158,23 @@ public sealed class DirectoryHandle : IDisposable
         }
     }
 
-    /// <summary>Creates or truncates a file for writing (not through a symlink); returns its descriptor.</summary>
-    public int CreateFile(string name, FilePermissions mode) =>
-        PosixException.Check(
-            _posix.OpenAt(Fd, name, OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_TRUNC | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, mode),
+    /// <summary>
+    /// Creates a file for writing, a new one in place of whatever had the name (never opened, so
+    /// neither a FIFO nor a hard link planted there is written through); returns its descriptor.
+    /// </summary>
+    public int CreateFile(string name, FilePermissions mode)
+    {
+        int removed = _posix.UnlinkAt(Fd, name, isDirectory: false);
+        if (removed < 0 && PosixException.ErrnoOf(removed) != Errno.ENOENT)
+        {
+            PosixException.Check(removed, "remove", PathOf(name));
+        }
+
+        return PosixException.Check(
+            _posix.OpenAt(Fd, name, OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_EXCL | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, mode),
             "create",
             PathOf(name));
+    }
 
     /// <summary>
     /// Replaces (or creates) a file atomically: a temporary file beside it, written, given its

@@ -74,6 +74,30 @@ public static class WorkspaceLayout
 
     public const string SshdLog = "sshd.log";
 
+    /// <summary>
+    /// <c>/workspace/.packet/user-UID</c>: the account UID's own folder, made for it by root (or by
+    /// its own agent): its home's records (<see cref="HookState"/>, <see cref="ImageManifest"/>)
+    /// and, for an agent that runs as that user, its reports, logs and staging.
+    /// </summary>
+    public static string AccountFolder(uint uid) => $"user-{uid.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    public const string AccountFolderPrefix = "user-";
+
+    /// <summary>Account <paramref name="uid"/>'s state folder relative to the workspace: <c>.packet</c> for root, <c>.packet/user-UID</c> otherwise.</summary>
+    public static string AccountState(uint uid) => uid == 0 ? State : System.IO.Path.Join(State, AccountFolder(uid));
+
+    /// <summary>Where root moves what it finds in its state folder and cannot trust: <c>NAME.untrusted-&lt;UTC time&gt;</c>.</summary>
+    public const string UntrustedSuffix = ".untrusted-";
+
+    /// <summary>
+    /// What root keeps in the state folder and trusts only when root made it: everything in
+    /// <c>.packet</c> but the hook folders and the accounts' folders, which are their users' by design.
+    /// </summary>
+    public static readonly IReadOnlyList<string> RootKept =
+    [
+        Lock, Staging, Report, PreviousReport(1), PreviousReport(2), PreviousReport(3), ReportBanner, ImageManifest, HookState, Logs, HostKeys, SshState,
+    ];
+
     /// <summary><c>last-boot.1.json</c> (the one before the last) to <c>last-boot.3.json</c>.</summary>
     public static string PreviousReport(int generation) => $"last-boot.{generation}.json";
 }

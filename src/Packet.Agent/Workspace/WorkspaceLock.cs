@@ -29,16 +29,15 @@ public sealed class WorkspaceLock : IDisposable
     /// </summary>
     public static WorkspaceLock? Acquire(IPosix posix, DirectoryHandle state, TimeProvider clock, TimeSpan timeout, TimeSpan reportEvery, Action<string, TimeSpan> onWaiting, CancellationToken stop)
     {
-        int fd = posix.OpenAt(state.Fd, WorkspaceLayout.Lock, OpenFlags.O_RDWR | OpenFlags.O_CREAT | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, FileModes.Readable);
-        bool canRecordHolder = fd >= 0;
+        int fd = posix.OpenAt(state.Fd, WorkspaceLayout.Lock, OpenFlags.O_RDWR | OpenFlags.O_CREAT | OpenFlags.O_NOFOLLOW | OpenFlags.O_NONBLOCK | OpenFlags.O_CLOEXEC, FileModes.Readable);
         if (fd < 0 && PosixException.ErrnoOf(fd) == Errno.EACCES)
         {
-            // A root agent's lock file in a state folder that now belongs to the user: flock needs only
-            // a read descriptor; the holder is then not recorded.
-            fd = posix.OpenAt(state.Fd, WorkspaceLayout.Lock, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, 0);
+            // Root's lock file, taken by an agent that is not root: flock needs only a read descriptor.
+            fd = posix.OpenAt(state.Fd, WorkspaceLayout.Lock, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_NONBLOCK | OpenFlags.O_CLOEXEC, 0);
         }
 
         PosixException.Check(fd, "open the lock", state.PathOf(WorkspaceLayout.Lock));
+        bool canRecordHolder = CanRecordHolder(posix, fd, state.PathOf(WorkspaceLayout.Lock));
         long started = clock.GetTimestamp();
         var nextReport = TimeSpan.Zero;
         while (true)
@@ -86,12 +85,30 @@ public sealed class WorkspaceLock : IDisposable
         }
     }
 
+    /// <summary>
+    /// Whether the holder may be written into the lock: only into the agent's own file with one
+    /// name (never through a hard link into another file). Anything but a regular file is refused.
+    /// </summary>
+    private static bool CanRecordHolder(IPosix posix, int fd, string path)
+    {
+        int looked = posix.FStat(fd, out var stat);
+        if (looked >= 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFREG)
+        {
+            return stat.st_uid == posix.EffectiveUserId && stat.st_nlink == 1 && (stat.st_mode & FilePermissions.S_IWUSR) != 0;
+        }
+
+        posix.Close(fd);
+        PosixException.Check(looked, "stat", path);
+        throw new UnsafeWorkspaceException(path, "it is not a regular file");
+    }
+
     /// <summary>Describes the current holder from what it wrote into the lock file.</summary>
     public static string ReadHolder(IPosix posix, int fd)
     {
         var buffer = new byte[256];
         long read = posix.PRead(fd, buffer, 0);
-        string text = read > 0 ? Encoding.UTF8.GetString(buffer, 0, (int)read).Trim() : string.Empty;
+        // Another agent wrote it: shown in the log, so nothing in it may steer the terminal.
+        string text = read > 0 ? new string(Encoding.UTF8.GetString(buffer, 0, (int)read).Trim().Select(c => char.IsControl(c) ? '?' : c).ToArray()) : string.Empty;
         return text.Length > 0 ? text : "another agent";
     }
 

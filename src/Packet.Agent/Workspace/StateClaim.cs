@@ -1,0 +1,329 @@
+using System.Globalization;
+using Mono.Unix.Native;
+using Packet.Agent.Posix;
+
+namespace Packet.Agent.Workspace;
+
+/// <summary>What root does to make its part of the volume its own again.</summary>
+public enum ClaimKind
+{
+    /// <summary><c>.packet</c> is not a directory (a link, a file): moved aside whole; a fresh one is made.</summary>
+    MoveStateAside,
+
+    /// <summary><c>.packet</c> is missing: made (root's) with its lock.</summary>
+    MakeState,
+
+    /// <summary>
+    /// <c>.packet</c> belongs to another account (an agent before this one gave it to the home's
+    /// owner): given to root, writable by root alone. The kernel checks rights at every call, so
+    /// from then on no other account can add, rename or remove anything in it.
+    /// </summary>
+    TakeBack,
+
+    /// <summary>Root's, but others may write it (a pod's fsGroup makes the volume group-writable at every mount): their write bits removed.</summary>
+    Tighten,
+
+    /// <summary>
+    /// An entry of root's names that another account owns: the state its own agent kept there
+    /// before root's and a user's were apart. Moved into that account's folder, where it is that user's.
+    /// </summary>
+    GiveToAccount,
+
+    /// <summary>
+    /// What root cannot trust and no account can have: a link, a FIFO, a file with other names (a
+    /// hard link), a folder others could have written into, host keys others could have read.
+    /// Moved aside (<c>NAME.untrusted-TIME</c>), never read, never deleted.
+    /// </summary>
+    MoveAside,
+
+    /// <summary>The lock file, made so that an agent that is not root can take it (flock through a read-only descriptor).</summary>
+    MakeLock,
+
+    /// <summary>The home's account's folder (<c>user-UID</c>), made for it.</summary>
+    MakeAccountFolder,
+}
+
+/// <summary>One thing the claim does: to which entry of <c>.packet</c> (<c>.</c>: the folder itself), why, and for whom.</summary>
+public sealed record ClaimAction(ClaimKind Kind, string Name, string Why, uint Uid = 0, uint Gid = 0);
+
+/// <summary>
+/// Root's part of the volume made root's alone, once, before any step trusts it: the guard surveys
+/// <c>.packet</c> (one lstat when it is root's already) and carries out what the survey found. A
+/// folder that another account owned or could write may hold anything that account put there, so
+/// each entry root keeps (<see cref="WorkspaceLayout.RootKept"/>) is then looked at: another
+/// account's goes to that account's folder, what no account should have is moved aside, what fsGroup
+/// merely loosened is tightened. Nothing is followed, read or deleted: names are moved by descriptor.
+/// </summary>
+public sealed class StateClaim(IPosix posix, TimeProvider clock)
+{
+    private const FilePermissions WriteByOthers = FilePermissions.S_IWGRP | FilePermissions.S_IWOTH;
+
+    /// <summary>What root must do to its part of the volume, found by looking; empty when it is root's alone and complete.</summary>
+    /// <param name="workspace">The open workspace.</param>
+    /// <param name="account">The home's account (uid, gid): its folder is made when it is not root.</param>
+    public IReadOnlyList<ClaimAction> Survey(DirectoryHandle workspace, (uint Uid, uint Gid)? account)
+    {
+        var actions = new List<ClaimAction>();
+        int found = workspace.LStat(WorkspaceLayout.State, out var state);
+        if (found < 0 || !IsType(state, FilePermissions.S_IFDIR))
+        {
+            if (found >= 0)
+            {
+                actions.Add(new(ClaimKind.MoveStateAside, ".", $"it is {Describe(state)}, not a directory"));
+            }
+
+            actions.Add(new(ClaimKind.MakeState, ".", "root's part of the volume"));
+            actions.Add(new(ClaimKind.MakeLock, WorkspaceLayout.Lock, "for every agent on the volume"));
+            AddAccountFolder(actions, account, state: null);
+            return actions;
+        }
+
+        bool claimed = state.st_uid != 0 || (state.st_mode & WriteByOthers) != 0;
+        if (state.st_uid != 0)
+        {
+            actions.Add(new(ClaimKind.TakeBack, ".", $"it belongs to uid {state.st_uid}"));
+        }
+        else if (claimed)
+        {
+            actions.Add(new(ClaimKind.Tighten, ".", $"it is writable by {SafePath.Writers(state)} (mode {SafePath.Mode(state)})"));
+        }
+
+        using var folder = workspace.TryOpenDirectory(WorkspaceLayout.State)!;
+        if (claimed)
+        {
+            SurveyEntries(folder, actions);
+        }
+
+        if (!folder.Exists(WorkspaceLayout.Lock) || actions.Any(a => a.Name == WorkspaceLayout.Lock))
+        {
+            actions.Add(new(ClaimKind.MakeLock, WorkspaceLayout.Lock, "for every agent on the volume"));
+        }
+
+        AddAccountFolder(actions, account, folder);
+        return actions;
+    }
+
+    /// <summary>Carries the survey out, in its order; a step that fails stops the claim with what failed.</summary>
+    public void Apply(DirectoryHandle workspace, IReadOnlyList<ClaimAction> actions)
+    {
+        string stamp = clock.GetUtcNow().UtcDateTime.ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture);
+        DirectoryHandle? state = null;
+        try
+        {
+            foreach (var action in actions)
+            {
+                if (action.Kind == ClaimKind.MoveStateAside)
+                {
+                    MoveAside(workspace, WorkspaceLayout.State, stamp);
+                    continue;
+                }
+
+                if (action.Kind == ClaimKind.MakeState)
+                {
+                    state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
+                    continue;
+                }
+
+                state ??= workspace.OpenDirectory(WorkspaceLayout.State);
+                Apply(state, action, stamp);
+            }
+        }
+        finally
+        {
+            state?.Dispose();
+        }
+    }
+
+    /// <summary>The entries a folder others could write may hold from them, each looked at without following it.</summary>
+    private void SurveyEntries(DirectoryHandle folder, List<ClaimAction> actions)
+    {
+        var names = new List<string>();
+        PosixException.Check(new DirectoryReader(posix, 16 * 1024).ReadAll(folder.Fd, entry => names.Add(entry.Name)), "list", folder.Path);
+        foreach (string name in names.Order(StringComparer.Ordinal))
+        {
+            if (folder.LStat(name, out var entry) < 0)
+            {
+                continue;
+            }
+
+            if (AccountFolderUid(name) is { } uid)
+            {
+                if (!IsType(entry, FilePermissions.S_IFDIR) || entry.st_uid != uid)
+                {
+                    actions.Add(new(ClaimKind.MoveAside, name, $"it is {Describe(entry)}, not uid {uid}'s folder"));
+                }
+
+                continue;
+            }
+
+            if (WorkspaceLayout.RootKept.Contains(name) || name.Contains(".packet-tmp-", StringComparison.Ordinal))
+            {
+                SurveyRootEntry(folder, name, entry, actions);
+            }
+        }
+    }
+
+    private void SurveyRootEntry(DirectoryHandle folder, string name, in Stat entry, List<ClaimAction> actions)
+    {
+        bool isFile = IsType(entry, FilePermissions.S_IFREG);
+        bool isDirectory = IsType(entry, FilePermissions.S_IFDIR);
+        if (!isFile && !isDirectory)
+        {
+            actions.Add(new(ClaimKind.MoveAside, name, $"it is {Describe(entry)}"));
+        }
+        else if (entry.st_uid != 0)
+        {
+            actions.Add(new(ClaimKind.GiveToAccount, name, $"it belongs to uid {entry.st_uid}", entry.st_uid, entry.st_gid));
+        }
+        else if (isFile && entry.st_nlink > 1)
+        {
+            actions.Add(new(ClaimKind.MoveAside, name, $"it has {entry.st_nlink} names (a hard link)"));
+        }
+        else if (name == WorkspaceLayout.HostKeys && ExposedKeys(folder, entry) is { } exposed)
+        {
+            actions.Add(new(ClaimKind.MoveAside, name, exposed));
+        }
+        else if (isDirectory && name == WorkspaceLayout.Staging && (entry.st_mode & WriteByOthers) != 0)
+        {
+            actions.Add(new(ClaimKind.MoveAside, name, $"others could write into the unfinished copy (mode {SafePath.Mode(entry)}); the seed starts over"));
+        }
+        else if ((entry.st_mode & WriteByOthers) != 0)
+        {
+            actions.Add(new(ClaimKind.Tighten, name, $"it is writable by {SafePath.Writers(entry)} (mode {SafePath.Mode(entry)})"));
+        }
+    }
+
+    /// <summary>Why host keys in the folder may be known to others; null when the folder and every file in it are root's alone.</summary>
+    private string? ExposedKeys(DirectoryHandle state, in Stat folder)
+    {
+        const string Known = "the host keys in it may have been read by others; a new one is made (clients see the pod's host key change once)";
+        if ((folder.st_mode & FilePermissions.ALLPERMS) != FileModes.PrivateDirectory)
+        {
+            return $"it is mode {SafePath.Mode(folder)}: {Known}";
+        }
+
+        using var keys = state.OpenDirectory(WorkspaceLayout.HostKeys);
+        var names = new List<string>();
+        PosixException.Check(new DirectoryReader(posix, 16 * 1024).ReadAll(keys.Fd, entry => names.Add(entry.Name)), "list", keys.Path);
+        foreach (string name in names)
+        {
+            if (keys.LStat(name, out var key) >= 0
+                && (!IsType(key, FilePermissions.S_IFREG) || key.st_uid != 0 || key.st_nlink > 1 || (key.st_mode & (FilePermissions.S_IRWXG | FilePermissions.S_IRWXO) & ~(name.EndsWith(".pub", StringComparison.Ordinal) ? FilePermissions.S_IRGRP | FilePermissions.S_IROTH : 0)) != 0))
+            {
+                return $"{keys.PathOf(name)} is {Describe(key)}: {Known}";
+            }
+        }
+
+        return null;
+    }
+
+    private void Apply(DirectoryHandle state, ClaimAction action, string stamp)
+    {
+        switch (action.Kind)
+        {
+            case ClaimKind.TakeBack:
+                PosixException.Check(posix.FChown(state.Fd, 0, 0), "give to root", state.Path);
+                PosixException.Check(posix.FChmod(state.Fd, FileModes.Directory), "set the mode of", state.Path);
+                break;
+            case ClaimKind.Tighten when action.Name == ".":
+                PosixException.Check(posix.FChmod(state.Fd, FileModes.Directory), "set the mode of", state.Path);
+                break;
+            case ClaimKind.Tighten:
+                Tighten(state, action.Name);
+                break;
+            case ClaimKind.GiveToAccount:
+                GiveToAccount(state, action, stamp);
+                break;
+            case ClaimKind.MoveAside:
+                MoveAside(state, action.Name, stamp);
+                break;
+            case ClaimKind.MakeLock:
+                int fd = posix.OpenAt(state.Fd, WorkspaceLayout.Lock, OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_EXCL | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, FileModes.Readable);
+                if (fd < 0 && PosixException.ErrnoOf(fd) != Errno.EEXIST)
+                {
+                    PosixException.Check(fd, "create", state.PathOf(WorkspaceLayout.Lock));
+                }
+
+                if (fd >= 0)
+                {
+                    posix.FChmod(fd, FileModes.Readable);
+                    posix.Close(fd);
+                }
+
+                break;
+            default:
+                state.CreateDirectory(action.Name, FileModes.Directory, (action.Uid, action.Gid)).Dispose();
+                break;
+        }
+    }
+
+    /// <summary>An entry root made that fsGroup loosened: opened without following it (no one else can swap it now) and its others' write bits removed.</summary>
+    private void Tighten(DirectoryHandle state, string name)
+    {
+        int fd = PosixException.Check(posix.OpenAt(state.Fd, name, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_NONBLOCK | OpenFlags.O_CLOEXEC, 0), "open", state.PathOf(name));
+        try
+        {
+            PosixException.Check(posix.FStat(fd, out var stat), "stat", state.PathOf(name));
+            PosixException.Check(posix.FChmod(fd, stat.st_mode & FilePermissions.ALLPERMS & ~WriteByOthers), "set the mode of", state.PathOf(name));
+        }
+        finally
+        {
+            posix.Close(fd);
+        }
+    }
+
+    /// <summary>Into <c>user-UID</c> (made for that account when missing) under the same name; moved aside instead when the name is taken there.</summary>
+    private void GiveToAccount(DirectoryHandle state, ClaimAction action, string stamp)
+    {
+        using var account = state.CreateDirectory(WorkspaceLayout.AccountFolder(action.Uid), FileModes.Directory, (action.Uid, action.Gid));
+        int moved = NoReplaceRename.Move(posix, state.Fd, action.Name, account.Fd, action.Name);
+        if (moved < 0 && PosixException.ErrnoOf(moved) == Errno.EEXIST)
+        {
+            MoveAside(state, action.Name, stamp);
+            return;
+        }
+
+        PosixException.Check(moved, $"move into {account.Path}", state.PathOf(action.Name));
+    }
+
+    private void MoveAside(DirectoryHandle folder, string name, string stamp)
+    {
+        string aside = name + WorkspaceLayout.UntrustedSuffix + stamp;
+        PosixException.Check(NoReplaceRename.Move(posix, folder.Fd, name, folder.Fd, aside), $"move aside to {folder.PathOf(aside)}", folder.PathOf(name));
+    }
+
+    private static void AddAccountFolder(List<ClaimAction> actions, (uint Uid, uint Gid)? account, DirectoryHandle? state)
+    {
+        if (account is not { Uid: not 0 } user)
+        {
+            return;
+        }
+
+        string name = WorkspaceLayout.AccountFolder(user.Uid);
+        if (state is not null && state.Exists(name) && !actions.Any(a => a.Name == name))
+        {
+            return;
+        }
+
+        actions.Add(new(ClaimKind.MakeAccountFolder, name, $"the home's account (uid {user.Uid})", user.Uid, user.Gid));
+    }
+
+    private static uint? AccountFolderUid(string name) =>
+        name.StartsWith(WorkspaceLayout.AccountFolderPrefix, StringComparison.Ordinal)
+        && uint.TryParse(name.AsSpan(WorkspaceLayout.AccountFolderPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out uint uid)
+            ? uid
+            : null;
+
+    private static bool IsType(in Stat stat, FilePermissions type) => (stat.st_mode & FilePermissions.S_IFMT) == type;
+
+    /// <summary>An entry in words, for the log: "a symlink", "a FIFO", "uid 1000's directory".</summary>
+    private static string Describe(in Stat stat) => (stat.st_mode & FilePermissions.S_IFMT) switch
+    {
+        FilePermissions.S_IFLNK => "a symlink",
+        FilePermissions.S_IFIFO => "a FIFO",
+        FilePermissions.S_IFSOCK => "a socket",
+        FilePermissions.S_IFCHR or FilePermissions.S_IFBLK => "a device",
+        FilePermissions.S_IFDIR => $"uid {stat.st_uid}'s directory, mode {SafePath.Mode(stat)}",
+        _ => $"uid {stat.st_uid}'s file, mode {SafePath.Mode(stat)}",
+    };
+}
