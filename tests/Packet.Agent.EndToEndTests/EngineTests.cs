@@ -336,10 +336,12 @@ public sealed class EngineTests(EngineImages images) : IDisposable
         var init = Engine.Run("run", "--rm", "--network", "none", "--user", "0", "--volume", $"{volume}:/workspace", "--entrypoint", "packet-agent",
             EngineImages.NonRoot, "boot", "--home", "/home/dev", "--strict", "--gpu", "off");
         Assert.True(init.ExitCode == 0, init.ToString());
-        foreach (string path in new[] { "home", "home/.image-note", "bin", ".packet", ".packet/boot.d" })
+        foreach (string path in new[] { "home", "home/.image-note", "bin", ".packet/boot.d", ".packet/user-1000" })
         {
             Assert.Equal(1000u, new Mono.Unix.UnixFileInfo(Path.Join(volume, path)).OwnerUserId);
         }
+
+        Assert.Equal(0u, new Mono.Unix.UnixFileInfo(Path.Join(volume, ".packet")).OwnerUserId);
 
         for (int start = 1; start <= 2; start++)
         {
@@ -356,7 +358,7 @@ public sealed class EngineTests(EngineImages images) : IDisposable
         }
 
         Assert.Equal("start 1\nstart 2\n", File.ReadAllText(Path.Join(volume, "home", "notes.txt")));
-        Assert.Contains("\"outcome\":\"ok\"", File.ReadAllText(Path.Join(volume, ".packet", "last-boot.json")));
+        Assert.Contains("\"outcome\":\"ok\"", File.ReadAllText(Path.Join(volume, ".packet", "user-1000", "last-boot.json")));
     }
 
     [RootFact]

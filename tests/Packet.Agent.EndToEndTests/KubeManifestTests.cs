@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Mono.Unix;
 using Packet.Agent.TestSupport;
 using Xunit;
 
@@ -147,6 +148,8 @@ public sealed class KubeManifestTests(EngineImages images) : IDisposable
         Require.Root();
         images.ManifestImages();
         Play("pvc.yaml");
+        // A hook both boots run (the root init container's and the user's own agent): each records who ran it.
+        HomeFixture.Write(VolumePath(), "setup.sh", "#!/bin/sh\necho \"$(id -u)\" >> \"$HOME/hook-runs\"\n", mode: "755");
 
         var played = PlayWithInitContainers("pod-non-root.yaml");
         string main = WaitForBoot("packet-dev-nonroot-dev");
@@ -156,12 +159,21 @@ public sealed class KubeManifestTests(EngineImages images) : IDisposable
         Assert.True(played.ExitCode == 0, played.ToString());
         Assert.True(user.ExitCode == 0, user.ToString());
         Assert.Equal("1000\nfrom the image\n", user.StandardOutput);
-        foreach (string path in new[] { "home", "home/.image-note", "home/notes.txt", "bin", ".packet", ".packet/boot.d" })
+        foreach (string path in new[] { "home", "home/.image-note", "home/notes.txt", "bin", ".packet/boot.d", ".packet/first-boot.d", ".packet/user-1000", ".packet/user-1000/last-boot.json" })
         {
             Assert.Equal(1000u, new Mono.Unix.UnixFileInfo(Path.Join(volume, path)).OwnerUserId);
         }
 
+        // Root's part stays root's: the user cannot rename or plant anything in it.
+        foreach (string path in new[] { ".packet", ".packet/lock", ".packet/last-boot.json" })
+        {
+            Assert.Equal(0u, new Mono.Unix.UnixFileInfo(Path.Join(volume, path)).OwnerUserId);
+        }
+
+        Assert.Equal(FileAccessPermissions.UserReadWriteExecute | FileAccessPermissions.GroupRead | FileAccessPermissions.GroupExecute | FileAccessPermissions.OtherRead | FileAccessPermissions.OtherExecute, new Mono.Unix.UnixFileInfo(Path.Join(volume, ".packet")).FileAccessPermissions);
+        Assert.Equal("1000\n1000\n", File.ReadAllText(Path.Join(volume, "home/hook-runs")));
         Assert.DoesNotContain("warn: guard[1]", main);
+        Assert.DoesNotContain("warn: hooks[6]", main);
         Assert.Contains("boot finished", main);
 
         // podman does not apply fsGroup (kubernetes_support.md): the claim's top stays root's, and the

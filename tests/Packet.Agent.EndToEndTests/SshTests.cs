@@ -336,7 +336,7 @@ public sealed class SshTests : IDisposable
         var dryRun = _pod.Boot(keys, ["--dry-run"]);
 
         Assert.True(dryRun.ExitCode == 0, dryRun.ToString());
-        Assert.Contains($"ssh: would start /usr/sbin/sshd on port {_pod.Port} with 1 key from the pod in {_pod.PersistedHome}/.ssh/authorized_keys; "
+        Assert.Contains($"ssh: would start /usr/sbin/sshd on port {_pod.Port} for root with 1 key from the pod in {_pod.PersistedHome}/.ssh/authorized_keys; "
             + $"would make the ed25519 host key, kept in {_pod.Workspace}/.packet/ssh; ", dryRun.StandardOutput);
         Assert.Contains("\n  - start /usr/sbin/sshd (-f ", dryRun.StandardOutput);
         Assert.Contains($"\n  - write {_pod.PersistedHome}/.ssh/authorized_keys, ", dryRun.StandardOutput);
@@ -443,7 +443,8 @@ public sealed class SshTests : IDisposable
             + "the volume does not keep modes or owners (FAT and exFAT do not); keep the home on a volume that does (ext4, xfs, btrfs, NFS) to log in over SSH", line);
         Assert.Equal(255, login.ExitCode);
         Assert.Contains("Permission denied", login.StandardError);
-        string log = File.ReadAllText(Path.Join(pod.Workspace, ".packet", "logs", "sshd.log"));
+        int sshd = pod.State()!.Value.GetProperty("pid").GetInt32();
+        string log = File.ReadAllText($"/proc/{sshd}/root/run/packet-agent/sshd.log");
         Assert.Contains($"Authentication refused: bad ownership or modes for file {keys}", log);
         pod.Stop();
     }

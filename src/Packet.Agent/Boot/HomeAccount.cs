@@ -1,5 +1,6 @@
 using Mono.Unix.Native;
 using Packet.Agent.Cli;
+using Packet.Agent.Home;
 using Packet.Agent.Posix;
 using Packet.Agent.Ssh;
 using Packet.Agent.Workspace;
@@ -37,10 +38,16 @@ public sealed record HomeAccount(uint Uid, uint Gid, string Source)
         }
 
         string home = options.Home;
-        if (posix.LStatAt(FileModes.AtCurrentDirectory, home, out var live) >= 0 && (live.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR
-            && posix.LStatAt(FileModes.AtCurrentDirectory, Path.GetDirectoryName(home) ?? "/", out var parent) >= 0 && parent.st_dev == live.st_dev)
+        if (ImagesOwn(posix, home) is { } live)
         {
             return new(new HomeAccount(live.st_uid, live.st_gid, $"the owner of {home} in the image"), null);
+        }
+
+        // An earlier boot in this container linked the live home to the persisted one and moved the image's aside.
+        string aside = home + LiveHome.ImageSuffix;
+        if (ImagesOwn(posix, aside) is { } moved)
+        {
+            return new(new HomeAccount(moved.st_uid, moved.st_gid, $"the owner of the image's home, moved aside to {aside}"), null);
         }
 
         if (accounts.ByHome(home) is { } account)
@@ -50,6 +57,13 @@ public sealed record HomeAccount(uint Uid, uint Gid, string Source)
 
         return new(null, $"{home} is not a directory of the image's own (a link, or a mounted volume) and no /etc/passwd account has it as its home; name the account with --user UID[:GID]");
     }
+
+    /// <summary>A directory of the container's own (not a link, not a mount: on the same device as its parent); null otherwise.</summary>
+    private static Stat? ImagesOwn(IPosix posix, string path) =>
+        posix.LStatAt(FileModes.AtCurrentDirectory, path, out var entry) >= 0 && (entry.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR
+        && posix.LStatAt(FileModes.AtCurrentDirectory, Path.GetDirectoryName(path) ?? "/", out var parent) >= 0 && parent.st_dev == entry.st_dev
+            ? entry
+            : null;
 
     /// <summary>"uid 1000 (the owner of /home/dev in the image)".</summary>
     public override string ToString() => $"uid {Uid} ({Source})";

@@ -61,7 +61,7 @@ public static class RuntimeDirectory
         string parent = Path.GetDirectoryName(path.TrimEnd('/')) ?? "/";
         if (posix.LStatAt(FileModes.AtCurrentDirectory, path, out _) < 0)
         {
-            if (SafePath.Refusal(posix, parent, TrustedOwners.Of(posix)) is { } unsafeParent)
+            if (SafePath.RefusalToCreateIn(posix, parent, TrustedOwners.Of(posix)) is { } unsafeParent)
             {
                 return $"the runtime directory {NativeName.Display(path)} cannot be made safely: {unsafeParent}";
             }

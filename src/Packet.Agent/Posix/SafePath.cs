@@ -38,14 +38,23 @@ public static class SafePath
     private const OpenFlags DirectoryFlags = OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC;
 
     /// <summary>Null when <paramref name="path"/> (absolute) may be trusted; else which entry breaks the chain and why, in an operator's words.</summary>
-    public static string? Refusal(IPosix posix, string path, TrustedOwners owners)
+    public static string? Refusal(IPosix posix, string path, TrustedOwners owners) => Refusal(posix, path, owners, toCreateIn: false);
+
+    /// <summary>
+    /// Null when a trusted entry may be made in the directory <paramref name="path"/>: as
+    /// <see cref="Refusal(IPosix, string, TrustedOwners)"/>, but a sticky directory others may write
+    /// (a tmpfs at /run, /tmp) will do, since what the agent makes there no one else can replace.
+    /// </summary>
+    public static string? RefusalToCreateIn(IPosix posix, string path, TrustedOwners owners) => Refusal(posix, path, owners, toCreateIn: true);
+
+    private static string? Refusal(IPosix posix, string path, TrustedOwners owners, bool toCreateIn)
     {
         if (!path.StartsWith('/'))
         {
             return $"{NativeName.Display(path)} is not an absolute path";
         }
 
-        using var walk = new Walk(posix, owners);
+        using var walk = new Walk(posix, owners, toCreateIn);
         try
         {
             return walk.Start() ?? walk.Resolve(path);
@@ -57,7 +66,7 @@ public static class SafePath
     }
 
     /// <summary>
-    /// The first entry under <paramref name="path"/> (itself checked with <see cref="Refusal"/>)
+    /// The first entry under <paramref name="path"/> (itself checked with <see cref="Refusal(IPosix, string, TrustedOwners)"/>)
     /// that another account owns or may write, and why; null when the whole tree is trusted. What a
     /// program loads from its own tree (a venv's site-packages and .pth files) runs with it: for
     /// root, every file in that tree counts.
@@ -171,7 +180,7 @@ public static class SafePath
     /// passed: the directories walked so far are held open (their descriptors, not their names),
     /// so a rename behind the walk changes nothing it has checked.
     /// </summary>
-    private sealed class Walk(IPosix posix, TrustedOwners owners) : IDisposable
+    private sealed class Walk(IPosix posix, TrustedOwners owners, bool toCreateIn) : IDisposable
     {
         private readonly Stack<(int Fd, string Path, Stat Stat)> _walked = new();
         private readonly Stack<string> _pending = new();
@@ -242,7 +251,8 @@ public static class SafePath
 
             if (_pending.Count == 0)
             {
-                return Untrusted(entryPath, entry, owners);
+                bool sticky = (entry.st_mode & FilePermissions.S_ISVTX) != 0;
+                return toCreateIn && sticky && type == FilePermissions.S_IFDIR ? NotOwned(entryPath, entry, owners) : Untrusted(entryPath, entry, owners);
             }
 
             // A directory on the way: its owner could rename what is in it; who else may write it is asked at the next name.

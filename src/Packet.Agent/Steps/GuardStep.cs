@@ -55,7 +55,7 @@ public sealed class GuardStep(IPosix posix, TimeProvider clock) : IBootStep<Boot
             var claim = new StateClaim(posix, clock).Survey(workspace, account);
             return claim.Count == 0
                 ? StepPlan.Settled<DirectoryHandle?>(StepResult.Ok($"workspace {path} is present"), workspace)
-                : new ClaimPlan(workspace, claim);
+                : new ClaimPlan(workspace, claim, account);
         }
         catch (IOException e)
         {
@@ -73,8 +73,12 @@ public sealed class GuardStep(IPosix posix, TimeProvider clock) : IBootStep<Boot
 
         try
         {
-            new StateClaim(posix, clock).Apply(claim.Workspace, claim.Actions);
-            return (StepResult.Ok(claim.Done), claim.Workspace);
+            var outcome = new StateClaim(posix, clock).Apply(claim.Workspace, claim.Actions, claim.Account);
+            string done = $"workspace {claim.Workspace.Path} is present; {ClaimPlan.Summary(claim.Workspace, outcome.Done, done: true)}{VolumeNote(outcome.Trust)}";
+            var result = StepResult.Ok(done);
+            return (outcome.Replanned
+                ? result with { Replanned = new Replan($"the volume {VolumeNote(outcome.Trust).TrimStart(';', ' ')}; what else to take back was looked at again knowing it", [.. outcome.Done.SelectMany(a => ClaimPlan.ChangesOf(claim.Workspace, a))]) }
+                : result, claim.Workspace);
         }
         catch (IOException e)
         {
@@ -102,17 +106,23 @@ public sealed class GuardStep(IPosix posix, TimeProvider clock) : IBootStep<Boot
             + $"container that runs as root (container/k8s/pod-non-root.yaml), or run once: chown -R {uid}:{gid} {workspace.Path}";
     }
 
+    /// <summary>What the volume turned out not to keep, said once: root's state there is as private as the mount makes it.</summary>
+    private static string VolumeNote(VolumeTrust trust) =>
+        (trust.VolumeOwner is { } owner ? $"; this volume gives root's files to uid {owner} (NFS root_squash, or a mount's uid=): root's state here is that uid's, which it trusts on this volume alone" : string.Empty)
+        + (trust.KeepsModes ? string.Empty : "; this volume keeps no modes (FAT, exFAT): every entry shows the mount's, so root's state here is as private as the mount makes it; nothing is run from it");
+
     /// <summary>Root's part of the volume to make its own: what the survey found, each as a planned change.</summary>
-    private sealed class ClaimPlan(DirectoryHandle open, IReadOnlyList<ClaimAction> actions)
+    private sealed class ClaimPlan(DirectoryHandle open, IReadOnlyList<ClaimAction> actions, (uint Uid, uint Gid)? account)
         : StepPlan<DirectoryHandle?>(StepResult.Ok($"workspace {open.Path} is present; would {Summary(open, actions)}"), open, actions.SelectMany(a => ChangesOf(open, a)).ToArray())
     {
         public DirectoryHandle Workspace => Planned!;
 
         public IReadOnlyList<ClaimAction> Actions => actions;
 
-        public string Done => $"workspace {Workspace.Path} is present; {Summary(Workspace, actions, done: true)}";
+        /// <summary>The home's account, whose folder the claim makes.</summary>
+        public (uint Uid, uint Gid)? Account => account;
 
-        private static string Summary(DirectoryHandle workspace, IReadOnlyList<ClaimAction> actions, bool done = false)
+        public static string Summary(DirectoryHandle workspace, IReadOnlyList<ClaimAction> actions, bool done = false)
         {
             string state = workspace.PathOf(WorkspaceLayout.State);
             var said = new List<string>();
@@ -135,7 +145,7 @@ public sealed class GuardStep(IPosix posix, TimeProvider clock) : IBootStep<Boot
             return string.Join("; ", said);
         }
 
-        private static IEnumerable<PlannedChange> ChangesOf(DirectoryHandle workspace, ClaimAction action)
+        public static IEnumerable<PlannedChange> ChangesOf(DirectoryHandle workspace, ClaimAction action)
         {
             string state = workspace.PathOf(WorkspaceLayout.State);
             string path = action.Name == "." ? state : Path.Join(state, action.Name);

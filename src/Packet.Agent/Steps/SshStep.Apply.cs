@@ -181,13 +181,13 @@ public sealed partial class SshStep
     {
         var folder = parent.CreateDirectory(name, FileModes.PrivateDirectory);
         PosixException.Check(posix.FStat(folder.Fd, out var stat), "stat", folder.Path);
-        if (stat.st_uid != 0)
+        if (!folder.Trust.Trusts(stat.st_uid))
         {
             folder.Dispose();
             throw new UnsafeWorkspaceException(folder.Path, $"it belongs to uid {stat.st_uid}, and host keys are kept only where root alone can reach them");
         }
 
-        if ((stat.st_mode & FilePermissions.ALLPERMS) != FileModes.PrivateDirectory)
+        if ((stat.st_mode & FilePermissions.ALLPERMS) != FileModes.PrivateDirectory && folder.Trust.KeepsModes)
         {
             PosixException.Check(posix.FChmod(folder.Fd, FileModes.PrivateDirectory), "set the mode of", folder.Path);
         }

@@ -339,7 +339,9 @@ public sealed partial class SshStep(
 
         using var state = StateFolder.TryOpenShared(posix, input.Workspace);
         using var keys = state?.TryOpenDirectory(WorkspaceLayout.HostKeys);
-        bool folderTrusted = keys is not null && posix.FStat(keys.Fd, out var folder) >= 0 && folder.st_uid == 0 && (folder.st_mode & FilePermissions.ALLPERMS) == FileModes.PrivateDirectory;
+        var trust = input.Workspace.Trust;
+        bool folderTrusted = keys is not null && posix.FStat(keys.Fd, out var folder) >= 0 && trust.Trusts(folder.st_uid)
+            && ((folder.st_mode & FilePermissions.ALLPERMS) == FileModes.PrivateDirectory || !trust.KeepsModes);
         if (keys is not null && !folderTrusted)
         {
             problems.Add($"{keys.Path} is not root's alone (0700): its host keys may be known to others, so new ones are made");
@@ -350,13 +352,17 @@ public sealed partial class SshStep(
         return new HostKeySet(input.Workspace.PathOf(Path.Join(WorkspaceLayout.State, WorkspaceLayout.HostKeys)), loaded, OnVolume: true, types, toMake, stale);
     }
 
-    /// <summary>A host key's bytes when root alone could have written or read it (root's regular file, one name, no rights for others); else null.</summary>
+    /// <summary>
+    /// A host key's bytes when root alone could have written or read it (root's regular file, one
+    /// name, no rights for others; on a volume that keeps no modes, as private as its mount); else null.
+    /// </summary>
     private static byte[]? TrustedKey(DirectoryHandle folder, string name)
     {
         try
         {
             var key = folder.ReadFile(name, MaxKeyFileBytes, out var stat);
-            return key is not null && stat.st_uid == 0 && stat.st_nlink == 1 && (stat.st_mode & (FilePermissions.S_IRWXG | FilePermissions.S_IRWXO)) == 0 ? key : null;
+            bool closed = (stat.st_mode & (FilePermissions.S_IRWXG | FilePermissions.S_IRWXO)) == 0 || !folder.Trust.KeepsModes;
+            return key is not null && folder.Trust.Trusts(stat.st_uid) && stat.st_nlink == 1 && closed ? key : null;
         }
         catch (IOException)
         {

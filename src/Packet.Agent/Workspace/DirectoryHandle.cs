@@ -15,17 +15,24 @@ public sealed class DirectoryHandle : IDisposable
     private readonly IPosix _posix;
     private int _fd;
 
-    private DirectoryHandle(IPosix posix, int fd, string path)
+    private DirectoryHandle(IPosix posix, int fd, string path, VolumeTrust trust)
     {
         _posix = posix;
         _fd = fd;
         Path = path;
+        Trust = trust;
     }
 
     public int Fd => _fd >= 0 ? _fd : throw new ObjectDisposedException(Path);
 
     /// <summary>The directory's path, for messages.</summary>
     public string Path { get; }
+
+    /// <summary>Whom the agent trusts on this directory's volume; what the guard found out (<see cref="TrustAs"/>), handed to every directory opened below it.</summary>
+    public VolumeTrust Trust { get; private set; }
+
+    /// <summary>The guard's finding about the volume (it keeps no modes, it gives root's files to another uid), for everything opened below this directory from now on.</summary>
+    public void TrustAs(VolumeTrust trust) => Trust = trust;
 
     /// <summary>
     /// Opens a directory by absolute path. Symlinks along the path are followed: it comes from the
@@ -34,7 +41,7 @@ public sealed class DirectoryHandle : IDisposable
     public static DirectoryHandle Open(IPosix posix, string path)
     {
         int fd = posix.OpenAt(FileModes.AtCurrentDirectory, path, DirectoryFlags, 0);
-        return new DirectoryHandle(posix, PosixException.Check(fd, "open directory", path), path);
+        return new DirectoryHandle(posix, PosixException.Check(fd, "open directory", path), path, VolumeTrust.Of(posix));
     }
 
     /// <summary>An entry's path for messages; "." (a second descriptor of this directory) is this directory's own path.</summary>
@@ -56,7 +63,7 @@ public sealed class DirectoryHandle : IDisposable
         int fd = _posix.OpenAt(Fd, name, DirectoryFlags | OpenFlags.O_NOFOLLOW, 0);
         if (fd >= 0)
         {
-            return new DirectoryHandle(_posix, fd, PathOf(name));
+            return new DirectoryHandle(_posix, fd, PathOf(name), Trust);
         }
 
         var errno = PosixException.ErrnoOf(fd);

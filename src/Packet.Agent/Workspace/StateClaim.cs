@@ -47,6 +47,13 @@ public enum ClaimKind
 public sealed record ClaimAction(ClaimKind Kind, string Name, string Why, uint Uid = 0, uint Gid = 0);
 
 /// <summary>
+/// What a claim did: whom the volume lets root trust (<see cref="VolumeTrust"/>: found by trying
+/// to give the folder to root and close it to others), the actions carried out, and whether they
+/// differ from the survey's (a volume that keeps no modes or owners is surveyed again knowing it).
+/// </summary>
+public sealed record ClaimOutcome(VolumeTrust Trust, IReadOnlyList<ClaimAction> Done, bool Replanned);
+
+/// <summary>
 /// Root's part of the volume made root's alone, once, before any step trusts it: the guard surveys
 /// <c>.packet</c> (one lstat when it is root's already) and carries out what the survey found. A
 /// folder that another account owned or could write may hold anything that account put there, so
@@ -61,7 +68,13 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
     /// <summary>What root must do to its part of the volume, found by looking; empty when it is root's alone and complete.</summary>
     /// <param name="workspace">The open workspace.</param>
     /// <param name="account">The home's account (uid, gid): its folder is made when it is not root.</param>
-    public IReadOnlyList<ClaimAction> Survey(DirectoryHandle workspace, (uint Uid, uint Gid)? account)
+    public IReadOnlyList<ClaimAction> Survey(DirectoryHandle workspace, (uint Uid, uint Gid)? account) => Survey(workspace, account, workspace.Trust, entries: false);
+
+    /// <param name="workspace">The open workspace.</param>
+    /// <param name="account">The home's account.</param>
+    /// <param name="trust">Whom the volume lets root trust.</param>
+    /// <param name="entries">Look at the entries even when the folder itself needs nothing (it did before the volume was known).</param>
+    private List<ClaimAction> Survey(DirectoryHandle workspace, (uint Uid, uint Gid)? account, VolumeTrust trust, bool entries)
     {
         var actions = new List<ClaimAction>();
         int found = workspace.LStat(WorkspaceLayout.State, out var state);
@@ -78,8 +91,8 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
             return actions;
         }
 
-        bool claimed = state.st_uid != 0 || (state.st_mode & WriteByOthers) != 0;
-        if (state.st_uid != 0)
+        bool claimed = !trust.Trusts(state.st_uid) || trust.WritableByOthers(state);
+        if (!trust.Trusts(state.st_uid))
         {
             actions.Add(new(ClaimKind.TakeBack, ".", $"it belongs to uid {state.st_uid}"));
         }
@@ -89,9 +102,9 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
         }
 
         using var folder = workspace.TryOpenDirectory(WorkspaceLayout.State)!;
-        if (claimed)
+        if (claimed || entries)
         {
-            SurveyEntries(folder, actions);
+            SurveyEntries(folder, trust, actions);
         }
 
         if (!folder.Exists(WorkspaceLayout.Lock) || actions.Any(a => a.Name == WorkspaceLayout.Lock))
@@ -103,39 +116,84 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
         return actions;
     }
 
-    /// <summary>Carries the survey out, in its order; a step that fails stops the claim with what failed.</summary>
-    public void Apply(DirectoryHandle workspace, IReadOnlyList<ClaimAction> actions)
+    /// <summary>
+    /// Carries a survey out: the folder itself first (moved aside, made, given to root, closed to
+    /// others), then, knowing what the volume kept of that, the rest: surveyed again when the volume
+    /// keeps no modes or gives root's files to another uid (a FAT or exFAT volume shows every entry
+    /// writable by all; NFS root_squash gives them to the anonymous uid). A step that fails stops the
+    /// claim with what failed.
+    /// </summary>
+    public ClaimOutcome Apply(DirectoryHandle workspace, IReadOnlyList<ClaimAction> actions, (uint Uid, uint Gid)? account)
     {
         string stamp = clock.GetUtcNow().UtcDateTime.ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture);
-        DirectoryHandle? state = null;
-        try
+        foreach (var action in actions.Where(a => a.Name == "."))
         {
-            foreach (var action in actions)
-            {
-                if (action.Kind == ClaimKind.MoveStateAside)
-                {
-                    MoveAside(workspace, WorkspaceLayout.State, stamp);
-                    continue;
-                }
-
-                if (action.Kind == ClaimKind.MakeState)
-                {
-                    state = workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory);
-                    continue;
-                }
-
-                state ??= workspace.OpenDirectory(WorkspaceLayout.State);
-                Apply(state, action, stamp);
-            }
+            ApplyToFolder(workspace, action, stamp);
         }
-        finally
+
+        using var state = workspace.OpenDirectory(WorkspaceLayout.State);
+        var trust = Settled(state, workspace.Trust);
+        var rest = actions.Where(a => a.Name != ".").ToList();
+        bool replanned = trust != workspace.Trust;
+        if (replanned)
         {
-            state?.Dispose();
+            workspace.TrustAs(trust);
+            rest = Survey(workspace, account, trust, entries: actions.Any(a => a.Kind is ClaimKind.TakeBack or ClaimKind.Tighten)).Where(a => a.Name != ".").ToList();
+        }
+
+        foreach (var action in rest)
+        {
+            Apply(state, action, stamp);
+        }
+
+        return new ClaimOutcome(trust, [.. actions.Where(a => a.Name == "."), .. rest], replanned && !rest.SequenceEqual(actions.Where(a => a.Name != ".")));
+    }
+
+    /// <summary>The folder itself: moved aside, made, or given to root and closed to others as far as the volume keeps owners and modes.</summary>
+    private void ApplyToFolder(DirectoryHandle workspace, ClaimAction action, string stamp)
+    {
+        if (action.Kind == ClaimKind.MoveStateAside)
+        {
+            MoveAside(workspace, WorkspaceLayout.State, stamp);
+            return;
+        }
+
+        using var state = action.Kind == ClaimKind.MakeState ? workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory) : workspace.OpenDirectory(WorkspaceLayout.State);
+        if (action.Kind == ClaimKind.TakeBack)
+        {
+            Tolerated(posix.FChown(state.Fd, 0, 0), "give to root", state.Path);
+        }
+
+        if (action.Kind is ClaimKind.TakeBack or ClaimKind.Tighten)
+        {
+            Tolerated(posix.FChmod(state.Fd, FileModes.Directory), "set the mode of", state.Path);
+        }
+    }
+
+    /// <summary>
+    /// Whom root may trust on this volume, from what it kept of root's claim on the folder: the uid
+    /// it shows as the owner when root could not take it (root_squash, FAT's uid=), and no write bit
+    /// when it shows others' write after root removed it (a volume without modes).
+    /// </summary>
+    private VolumeTrust Settled(DirectoryHandle state, VolumeTrust trust)
+    {
+        PosixException.Check(posix.FStat(state.Fd, out var kept), "stat", state.Path);
+        uint? volumeOwner = trust.Trusts(kept.st_uid) ? trust.VolumeOwner : kept.st_uid;
+        bool keepsModes = trust.KeepsModes && !SafePath.WritableByOthersThan(kept, trust.Owners);
+        return trust with { VolumeOwner = volumeOwner, KeepsModes = keepsModes };
+    }
+
+    /// <summary>A refusal that only says the volume keeps no owners or modes is what <see cref="Settled"/> finds out; anything else stops the claim.</summary>
+    private static void Tolerated(int result, string operation, string path)
+    {
+        if (result < 0 && !ErrnoMeaning.VolumeRefuses(PosixException.ErrnoOf(result)))
+        {
+            throw new PosixException(operation, path, PosixException.ErrnoOf(result));
         }
     }
 
     /// <summary>The entries a folder others could write may hold from them, each looked at without following it.</summary>
-    private void SurveyEntries(DirectoryHandle folder, List<ClaimAction> actions)
+    private void SurveyEntries(DirectoryHandle folder, VolumeTrust trust, List<ClaimAction> actions)
     {
         var names = new List<string>();
         PosixException.Check(new DirectoryReader(posix, 16 * 1024).ReadAll(folder.Fd, entry => names.Add(entry.Name)), "list", folder.Path);
@@ -158,12 +216,12 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
 
             if (WorkspaceLayout.RootKept.Contains(name) || name.Contains(".packet-tmp-", StringComparison.Ordinal))
             {
-                SurveyRootEntry(folder, name, entry, actions);
+                SurveyRootEntry(folder, name, entry, trust, actions);
             }
         }
     }
 
-    private void SurveyRootEntry(DirectoryHandle folder, string name, in Stat entry, List<ClaimAction> actions)
+    private void SurveyRootEntry(DirectoryHandle folder, string name, in Stat entry, VolumeTrust trust, List<ClaimAction> actions)
     {
         bool isFile = IsType(entry, FilePermissions.S_IFREG);
         bool isDirectory = IsType(entry, FilePermissions.S_IFDIR);
@@ -171,13 +229,17 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
         {
             actions.Add(new(ClaimKind.MoveAside, name, $"it is {Describe(entry)}"));
         }
-        else if (entry.st_uid != 0)
+        else if (!trust.Trusts(entry.st_uid))
         {
             actions.Add(new(ClaimKind.GiveToAccount, name, $"it belongs to uid {entry.st_uid}", entry.st_uid, entry.st_gid));
         }
         else if (isFile && entry.st_nlink > 1)
         {
             actions.Add(new(ClaimKind.MoveAside, name, $"it has {entry.st_nlink} names (a hard link)"));
+        }
+        else if (!trust.KeepsModes)
+        {
+            // Every entry shows the mount's mode: no bit here says who else could reach it.
         }
         else if (name == WorkspaceLayout.HostKeys && ExposedKeys(folder, entry) is { } exposed)
         {
@@ -221,13 +283,6 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
     {
         switch (action.Kind)
         {
-            case ClaimKind.TakeBack:
-                PosixException.Check(posix.FChown(state.Fd, 0, 0), "give to root", state.Path);
-                PosixException.Check(posix.FChmod(state.Fd, FileModes.Directory), "set the mode of", state.Path);
-                break;
-            case ClaimKind.Tighten when action.Name == ".":
-                PosixException.Check(posix.FChmod(state.Fd, FileModes.Directory), "set the mode of", state.Path);
-                break;
             case ClaimKind.Tighten:
                 Tighten(state, action.Name);
                 break;

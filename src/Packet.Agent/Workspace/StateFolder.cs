@@ -65,21 +65,20 @@ public static class StateFolder
     /// is the account a user's folder must belong to; null for <c>.packet</c> itself, which must be
     /// root's (or, for an agent that is not root, root's or its own) and writable by no one else.
     /// </summary>
-    public static string? Refusal(IPosix posix, in Stat stat, uint? owner)
+    public static string? Refusal(IPosix posix, in Stat stat, uint? owner, VolumeTrust trust)
     {
-        var trusted = TrustedOwners.Of(posix);
         if (owner is { } account)
         {
-            return stat.st_uid != account
+            return stat.st_uid != account && !(account == posix.EffectiveUserId && trust.VolumeOwner == stat.st_uid)
                 ? $"it belongs to uid {stat.st_uid}, not to uid {account} whose folder it is"
-                : account == posix.EffectiveUserId && SafePath.WritableByOthersThan(stat, trusted)
+                : account == posix.EffectiveUserId && trust.WritableByOthers(stat)
                     ? $"it is writable by {SafePath.Writers(stat)} (mode {SafePath.Mode(stat)})"
                     : null;
         }
 
         string keeper = posix.EffectiveUserId == 0 ? "root keeps its state only where no other account can write" : $"uid {posix.EffectiveUserId} keeps its state only where no other account can write";
-        return !trusted.Contains(stat.st_uid) ? $"it belongs to uid {stat.st_uid} ({keeper}; a root boot takes it back)"
-            : SafePath.WritableByOthersThan(stat, trusted) ? $"it is writable by {SafePath.Writers(stat)}, mode {SafePath.Mode(stat)} ({keeper}; a root boot takes it back)"
+        return !trust.Trusts(stat.st_uid) ? $"it belongs to uid {stat.st_uid} ({keeper}; a root boot takes it back)"
+            : trust.WritableByOthers(stat) ? $"it is writable by {SafePath.Writers(stat)}, mode {SafePath.Mode(stat)} ({keeper}; a root boot takes it back)"
             : null;
     }
 
@@ -115,7 +114,7 @@ public static class StateFolder
         }
 
         int looked = posix.FStat(folder.Fd, out var stat);
-        string? refusal = looked < 0 ? PosixException.Describe(PosixException.ErrnoOf(looked)) : Refusal(posix, stat, owner);
+        string? refusal = looked < 0 ? PosixException.Describe(PosixException.ErrnoOf(looked)) : Refusal(posix, stat, owner, folder.Trust);
         if (refusal is null)
         {
             return folder;
