@@ -23,6 +23,11 @@ public static class RuntimeDirectory
 
     private static string? Check(IPosix posix, string path, bool secrets)
     {
+        if (posix.LStatAt(FileModes.AtCurrentDirectory, path, out var entry) >= 0 && entry.st_uid != posix.EffectiveUserId)
+        {
+            return NotPrivate(path, entry, posix.EffectiveUserId, secrets);
+        }
+
         var owners = TrustedOwners.Of(posix);
         if (SafePath.Refusal(posix, path, owners) is { } unsafePath)
         {

@@ -57,7 +57,7 @@ public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, Gp
         }
 
         // A planted nvidia-smi is worth a warning line of its own; it fails no boot when the image's answered.
-        if (result.PassedOver is { } passedOver)
+        if (result is { Healthy: true, PassedOver: { } passedOver })
         {
             Log.PassedOver(logger, passedOver);
         }

@@ -184,8 +184,10 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
             return;
         }
 
-        // Root's pip runs what the venv holds (site-packages, .pth files): every file of it must be root's alone.
-        if (venvReady && identity.Uid == 0 && trust.ForCommand is not null && SafePath.RefusalBelow(posix, venv, TrustedOwners.Of(posix)) is { } untrusted)
+        // Root's pip runs what the venv holds (site-packages, .pth files), by a path through the workspace:
+        // the workspace and every file of the venv must be root's alone.
+        if (identity.Uid == 0 && trust.ForCommand is { } refuse
+            && (refuse(workspace.Path) ?? (venvReady ? SafePath.RefusalBelow(posix, venv, TrustedOwners.Of(posix)) : null)) is { } untrusted)
         {
             refused.Add(NotRunAsRoot($"pip install -r {WorkspaceLayout.Requirements}", untrusted));
             return;

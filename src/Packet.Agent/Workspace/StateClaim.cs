@@ -214,7 +214,15 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
                 continue;
             }
 
-            if (WorkspaceLayout.RootKept.Contains(name) || name.Contains(".packet-tmp-", StringComparison.Ordinal))
+            if (name is WorkspaceLayout.BootHooks or WorkspaceLayout.FirstBootHooks)
+            {
+                // The hooks' account's by design, but only as a folder: a link there could lead root anywhere.
+                if (!IsType(entry, FilePermissions.S_IFDIR))
+                {
+                    actions.Add(new(ClaimKind.MoveAside, name, $"it is {Describe(entry)}"));
+                }
+            }
+            else if (WorkspaceLayout.RootKept.Contains(name) || name.Contains(".packet-tmp-", StringComparison.Ordinal))
             {
                 SurveyRootEntry(folder, name, entry, trust, actions);
             }
