@@ -450,6 +450,51 @@ public sealed class SshTests : IDisposable
     }
 
     [RootFact]
+    public void A_pod_with_more_variables_than_sshd_takes_still_logs_in_and_the_boot_names_what_sessions_do_not_get()
+    {
+        Require.Root();
+        // About 150 Services in the namespace: the kubelet gives every container 7 variables for each.
+        var environment = new Dictionary<string, string?> { ["PUBLIC_KEY"] = _pod.ClientKey, ["KUBERNETES_SERVICE_HOST"] = "10.0.0.1", ["KUBERNETES_SERVICE_PORT"] = "443" };
+        for (int i = 0; i < 150; i++)
+        {
+            string name = $"SVC{i:D3}";
+            environment[$"{name}_SERVICE_HOST"] = "10.0.1.1";
+            environment[$"{name}_SERVICE_PORT"] = "80";
+            environment[$"{name}_SERVICE_PORT_HTTP"] = "80";
+            environment[$"{name}_PORT"] = "tcp://10.0.1.1:80";
+            environment[$"{name}_PORT_80_TCP"] = "tcp://10.0.1.1:80";
+            environment[$"{name}_PORT_80_TCP_PROTO"] = "tcp";
+            environment[$"{name}_PORT_80_TCP_ADDR"] = "10.0.1.1";
+        }
+
+        var boot = _pod.Boot(environment);
+        var login = _pod.Ssh("echo \"api $KUBERNETES_SERVICE_HOST\"; printenv | grep -c _SERVICE_HOST");
+
+        Assert.True(boot.ExitCode == 0, boot.ToString());
+        Assert.Contains("left out: 1050 Kubernetes service-link variables (such as SVC000_PORT, SVC000_PORT_80_TCP, SVC000_PORT_80_TCP_ADDR; the Services' DNS names reach the same)", boot.StandardError);
+        Assert.True(login.ExitCode == 0, $"the session died: {login}");
+        Assert.Equal("api 10.0.0.1\n1\n", login.StandardOutput);
+    }
+
+    [RootFact]
+    public void Every_byte_outside_the_pods_block_of_authorized_keys_is_kept_as_it_was()
+    {
+        Require.Root();
+        Directory.CreateDirectory(Path.Join(_pod.PersistedHome, ".ssh"));
+        byte[] byHand = [.. "# caf"u8, 0xE9, .. " (Latin-1), not UTF-8\n"u8, .. System.Text.Encoding.UTF8.GetBytes(_pod.ClientKey + "\n")];
+        string keys = Path.Join(_pod.PersistedHome, ".ssh", "authorized_keys");
+        File.WriteAllBytes(keys, byHand);
+
+        var boot = _pod.Boot(new Dictionary<string, string?> { ["PUBLIC_KEY"] = _pod.NewKey("other") });
+
+        Assert.True(boot.ExitCode == 0, boot.ToString());
+        byte[] after = File.ReadAllBytes(keys);
+        Assert.Equal(byHand, after[..byHand.Length]);
+        Assert.Contains("# >>> packet-agent keys >>>", System.Text.Encoding.Latin1.GetString(after[byHand.Length..]));
+        Assert.Equal(0, _pod.Ssh("true").ExitCode);
+    }
+
+    [RootFact]
     public void Status_shows_the_port_the_host_key_the_keys_and_whether_sshd_runs()
     {
         Require.Root();
