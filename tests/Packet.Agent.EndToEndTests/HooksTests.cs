@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Packet.Agent.TestSupport;
 using Xunit;
@@ -249,6 +250,74 @@ public sealed partial class HooksTests : IDisposable
         Assert.Empty(Directory.GetFileSystemEntries(Path.Join(_scratch.Workspace, "code-server")));
     }
 
+    [Fact]
+    public void The_code_server_install_refuses_a_lockfile_it_does_not_pin_before_it_downloads_anything()
+    {
+        CopyFullDevHooks("first-boot.d/20-install-code-server");
+        File.AppendAllText(Path.Join(_scratch.Workspace, ".packet/first-boot.d/.code-server/package-lock.json"), "\n");
+        _scratch.Create("registry");
+        using var registry = StaticHttpServer.Serve(_scratch["registry"]);
+
+        var boot = _scratch.Boot(environment: new Dictionary<string, string?> { ["NPM_CONFIG_REGISTRY"] = $"{registry.Url}/" });
+
+        Assert.Contains(boot.ErrorLines, l => l.Contains(
+            $"first-boot.d/20-install-code-server: {_scratch.Workspace}/.packet/first-boot.d/.code-server/package-lock.json is missing or not the lockfile this hook pins", StringComparison.Ordinal));
+        Assert.False(Directory.Exists(Path.Join(_scratch.Workspace, "code-server")));
+        Assert.Empty(registry.Requests);
+    }
+
+    [Fact]
+    public void The_code_server_lockfile_pins_every_package_by_its_integrity_and_the_hook_pins_the_lockfile()
+    {
+        string folder = Path.Join(RepositoryPaths.Root, "container/examples/full-dev/first-boot.d");
+        string hook = File.ReadAllText(Path.Join(folder, "20-install-code-server"));
+        byte[] lockBytes = File.ReadAllBytes(Path.Join(folder, ".code-server/package-lock.json"));
+        using var lockfile = JsonDocument.Parse(lockBytes);
+        using var manifest = JsonDocument.Parse(File.ReadAllBytes(Path.Join(folder, ".code-server/package.json")));
+        var packages = lockfile.RootElement.GetProperty("packages").EnumerateObject().Where(p => p.Name.Length > 0).ToList();
+        string version = Regex.Match(hook, "^code_server_version=(\\S+)$", RegexOptions.Multiline).Groups[1].Value;
+
+        Assert.Equal(3, lockfile.RootElement.GetProperty("lockfileVersion").GetInt32());
+        Assert.True(packages.Count > 100, $"only {packages.Count} packages are locked");
+        Assert.All(packages, p => Assert.StartsWith("sha512-", p.Value.GetProperty("integrity").GetString(), StringComparison.Ordinal));
+        // No addresses: npm ci fetches each from the registry it is given (NPM_CONFIG_REGISTRY's mirror too) and checks it against its integrity.
+        Assert.All(packages, p => Assert.False(p.Value.TryGetProperty("resolved", out _)));
+        Assert.Equal(version, lockfile.RootElement.GetProperty("packages").GetProperty("node_modules/code-server").GetProperty("version").GetString());
+        Assert.Equal(version, manifest.RootElement.GetProperty("dependencies").GetProperty("code-server").GetString());
+        Assert.Contains($"lock_sha256={Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(lockBytes))}\n", hook, StringComparison.Ordinal);
+        Assert.Contains("npm ci --prefix \"$partial/app\"", hook, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_supervisor_pid_file_is_taken_only_as_a_number()
+    {
+        string home = _scratch.Create("supervised-home");
+        string supervise = Path.Join(RepositoryPaths.Root, "container/examples/full-dev/boot.d/.supervise");
+        string Supervise() => ChildProcess.Run("sh", ["-c", $". {ChildProcess.Quote(supervise)}; supervise demo \"$HOME/demo.log\" 'demo starting' sleep 60"],
+            new Dictionary<string, string?> { ["HOME"] = home }).StandardOutput.Trim();
+        string pidFile = Path.Join(home, ".cache/full-dev/demo.pid");
+
+        try
+        {
+            // "self" would name grep's own command line, which holds the supervisor's name: never looked up.
+            Directory.CreateDirectory(Path.GetDirectoryName(pidFile)!);
+            File.WriteAllText(pidFile, "self");
+            Assert.Equal("demo starting", Supervise());
+            string pid = File.ReadAllText(pidFile).Trim();
+            Assert.Equal($"demo runs already (supervisor pid {pid}); left alone", Supervise());
+            File.WriteAllText(pidFile, $"{pid}/../self");
+            Assert.Equal("demo starting", Supervise());
+        }
+        finally
+        {
+            foreach (string line in ChildProcess.Run("pgrep", ["-f", "full-dev-supervise-demo"]).StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                ChildProcess.Run("sh", ["-c", "kill -TERM -- -$1", "sh", line]);
+            }
+        }
+    }
+
+    /// <summary>Copies hooks of the full-dev example into the volume, as its README says to; the code-server install takes its lockfile folder along.</summary>
     private void CopyFullDevHooks(params string[] hooks)
     {
         foreach (string hook in hooks)
@@ -256,6 +325,10 @@ public sealed partial class HooksTests : IDisposable
             string target = Path.Join(_scratch.Workspace, ".packet", hook);
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Copy(Path.Join(RepositoryPaths.Root, "container/examples/full-dev", hook), target);
+            if (hook == "first-boot.d/20-install-code-server")
+            {
+                ChildProcess.MustSucceed("cp", "-a", Path.Join(RepositoryPaths.Root, "container/examples/full-dev/first-boot.d/.code-server"), Path.GetDirectoryName(target)!);
+            }
         }
     }
 
@@ -281,18 +354,31 @@ public sealed partial class HooksTests : IDisposable
     private sealed class StaticHttpServer : IDisposable
     {
         private readonly Process _process;
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _requests = new();
 
         private StaticHttpServer(Process process, string url)
         {
             _process = process;
             Url = url;
+            // http.server logs each request to standard error: '127.0.0.1 - - [date] "GET /path HTTP/1.1" 200 -'.
+            process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is { } line && line.Contains("\"GET ", StringComparison.Ordinal))
+                {
+                    _requests.Enqueue(line);
+                }
+            };
+            process.BeginErrorReadLine();
         }
 
         public string Url { get; }
 
+        /// <summary>The requests served so far, as http.server logged them.</summary>
+        public IReadOnlyList<string> Requests => [.. _requests];
+
         public static StaticHttpServer Serve(string folder)
         {
-            var startInfo = new ProcessStartInfo("python3") { RedirectStandardOutput = true, UseShellExecute = false };
+            var startInfo = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             foreach (string argument in new[]
             {
                 "-c",

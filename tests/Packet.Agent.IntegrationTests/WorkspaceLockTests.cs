@@ -137,6 +137,53 @@ public sealed class WorkspaceLockTests : IDisposable
     }
 
     [Fact]
+    public void A_lock_with_another_name_is_locked_but_nothing_is_written_through_it()
+    {
+        string elsewhere = _dir["elsewhere"];
+        File.WriteAllText(elsewhere, "another file of the volume\n");
+        HomeFixture.Check(Syscall.link(elsewhere, LockFile));
+        using var state = DirectoryHandle.Open(new FaultyPosix(), State);
+
+        using var held = Acquire(state, TimeSpan.Zero);
+
+        Assert.NotNull(held);
+        Assert.Equal("another file of the volume\n", Read(elsewhere));
+    }
+
+    [Fact]
+    public void A_lock_that_is_a_fifo_a_folder_or_a_link_is_refused_at_once_and_nothing_stays_open()
+    {
+        HomeFixture.Check(Syscall.mkfifo(LockFile, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR));
+        using var state = DirectoryHandle.Open(new FaultyPosix(), State);
+
+        var fifo = Assert.Throws<UnsafeWorkspaceException>(() => Acquire(state, TimeSpan.FromMinutes(10)));
+        File.Delete(LockFile);
+        Directory.CreateDirectory(LockFile);
+        var folder = Assert.Throws<UnsafeWorkspaceException>(() => Acquire(state, TimeSpan.FromMinutes(10)));
+        Directory.Delete(LockFile);
+        HomeFixture.Symlink(State, _dir["elsewhere"], "lock");
+        var link = Assert.Throws<UnsafeWorkspaceException>(() => Acquire(state, TimeSpan.FromMinutes(10)));
+
+        Assert.Equal($"refusing {LockFile}: it is not a regular file", fifo.Message);
+        Assert.Equal($"refusing {LockFile}: it is not a regular file", folder.Message);
+        Assert.Equal($"refusing {LockFile}: it is a symlink, and the agent never follows a symlink inside the workspace", link.Message);
+        Assert.Equal([State], OpenDescriptors.Under(State));
+    }
+
+    [Fact]
+    public void What_a_holder_wrote_is_shown_without_its_control_characters()
+    {
+        File.WriteAllText(LockFile, "pid 7\u001b]0;owned\u0007 on pod\n");
+        using var state = DirectoryHandle.Open(new FaultyPosix(), State);
+        int fd = Syscall.open(LockFile, OpenFlags.O_RDONLY | OpenFlags.O_CLOEXEC);
+
+        string holder = WorkspaceLock.ReadHolder(new FaultyPosix(), fd);
+        Syscall.close(fd);
+
+        Assert.Equal("pid 7?]0;owned? on pod", holder);
+    }
+
+    [Fact]
     public void A_lock_that_cannot_be_opened_or_taken_is_an_error_naming_it_and_nothing_stays_open()
     {
         using var unopenable = DirectoryHandle.Open(new FaultyPosix((call, name) => call == "openat" && name == "lock" ? Errno.EROFS : null), State);

@@ -290,7 +290,8 @@ public sealed class DirectoryHandle : IDisposable
         }
     }
 
-    private Exception Refusal(string name, Errno errno, string operation)
+    /// <summary>Why an entry of this directory could not be opened, as an operator reads it: a link or the wrong kind of entry is refused by name, anything else is the call's error.</summary>
+    public Exception Refusal(string name, Errno errno, string operation)
     {
         if (errno is Errno.ELOOP or Errno.ENOTDIR && LStat(name, out var stat) >= 0
             && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFLNK)
@@ -298,8 +299,11 @@ public sealed class DirectoryHandle : IDisposable
             return new UnsafeWorkspaceException(PathOf(name), "it is a symlink, and the agent never follows a symlink inside the workspace");
         }
 
-        return errno == Errno.ENOTDIR
-            ? new UnsafeWorkspaceException(PathOf(name), "it is not a directory")
-            : new PosixException(operation, PathOf(name), errno);
+        return errno switch
+        {
+            Errno.ENOTDIR => new UnsafeWorkspaceException(PathOf(name), "it is not a directory"),
+            Errno.EISDIR => new UnsafeWorkspaceException(PathOf(name), "it is not a regular file"),
+            _ => new PosixException(operation, PathOf(name), errno),
+        };
     }
 }

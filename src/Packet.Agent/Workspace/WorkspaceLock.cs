@@ -36,7 +36,11 @@ public sealed class WorkspaceLock : IDisposable
             fd = posix.OpenAt(state.Fd, WorkspaceLayout.Lock, OpenFlags.O_RDONLY | OpenFlags.O_NOFOLLOW | OpenFlags.O_NONBLOCK | OpenFlags.O_CLOEXEC, 0);
         }
 
-        PosixException.Check(fd, "open the lock", state.PathOf(WorkspaceLayout.Lock));
+        if (fd < 0)
+        {
+            throw state.Refusal(WorkspaceLayout.Lock, PosixException.ErrnoOf(fd), "open the lock");
+        }
+
         bool canRecordHolder = CanRecordHolder(posix, fd, state.PathOf(WorkspaceLayout.Lock));
         long started = clock.GetTimestamp();
         var nextReport = TimeSpan.Zero;
