@@ -19,7 +19,7 @@ public static class OptionTable
         "--gpu", "PACKET_GPU", "MODE", GpuMode.Auto, "auto: check and warn; require: a missing or unhealthy GPU fails the boot; off: skip", CommandSet.Boot);
 
     public static readonly TextOption NvidiaSmi = new(
-        "--nvidia-smi", "PACKET_NVIDIA_SMI", "PATH", "nvidia-smi", "the nvidia-smi to run", CommandSet.Boot | CommandSet.Gpu, defaultInHelp: "nvidia-smi on PATH");
+        "--nvidia-smi", "PACKET_NVIDIA_SMI", "PATH", "nvidia-smi", "the nvidia-smi to run (as root: only one in folders root alone can change, never from the volume)", CommandSet.Boot | CommandSet.Gpu, defaultInHelp: "nvidia-smi on PATH");
 
     public static readonly SecondsOption GpuTimeout = new(
         "--gpu-timeout", "PACKET_GPU_TIMEOUT", 15, "nvidia-smi is killed after this long (it can hang on a broken driver)", CommandSet.Boot | CommandSet.Gpu);
@@ -67,7 +67,7 @@ public static class OptionTable
         null, "PACKET_TERMINATION_LOG", null, "/dev/termination-log", "where a failed boot writes its short reason (Kubernetes termination message)", CommandSet.Boot);
 
     public static readonly PathOption RuntimeDirectory = new(
-        null, "PACKET_RUNTIME_DIR", null, "where the agent keeps what lasts as long as the container: sshd's config and pid, the pod's recorded environment, and a boot report the volume could not take", CommandSet.Boot | CommandSet.Status, defaultInHelp: "/run/packet-agent as root, /tmp/packet-agent-UID otherwise");
+        null, "PACKET_RUNTIME_DIR", null, "where the agent keeps what lasts as long as the container: sshd's config, pid and log, the host keys it loads and makes, the pod's recorded environment, and a boot report the volume could not take; used only when it is the agent's user's alone (0700)", CommandSet.Boot | CommandSet.Status, defaultInHelp: "/run/packet-agent as root, /tmp/packet-agent-UID otherwise");
 
     public static readonly TextOption ImageVersion = new(
         null, "PACKET_IMAGE_VERSION", null, null, "set by the image build; a change tells the agent the image's home may have changed", CommandSet.Boot);
