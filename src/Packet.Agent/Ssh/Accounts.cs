@@ -17,6 +17,41 @@ public interface IAccounts : IGroupMembership
     Account? ByHome(string home);
 }
 
+/// <summary>
+/// Debian's user-group rule over an account database (misc.c <c>secure_permissions</c>,
+/// debian/patches/user-group-modes.patch), apart from how the database is read: a group holds
+/// the account logging in alone when it exists, every account whose primary group it is is that
+/// uid, it lists no supplementary member but the owner's name, and it has one of the two.
+/// </summary>
+public static class UserGroups
+{
+    /// <param name="accounts">Every account of the database.</param>
+    /// <param name="members">The group's supplementary members by name; null when there is no such group.</param>
+    /// <param name="gid">The group.</param>
+    /// <param name="uid">The account logging in.</param>
+    /// <param name="owner">The entry's owner, the one name the group may list.</param>
+    public static bool HoldsOnly(IEnumerable<Account> accounts, IReadOnlyList<string>? members, uint gid, uint uid, uint owner)
+    {
+        if (members is null)
+        {
+            return false;
+        }
+
+        var primary = accounts.Where(account => account.Gid == gid).ToList();
+        if (primary.Any(account => account.Uid != uid))
+        {
+            return false;
+        }
+
+        if (members.Count == 0)
+        {
+            return primary.Count > 0;
+        }
+
+        return members.Count == 1 && accounts.FirstOrDefault(account => account.Uid == owner) is { } ownerAccount && members[0] == ownerAccount.Name;
+    }
+}
+
 /// <summary>The machine's own account database (getpwuid, getgrgid, getpwent), and sshd's view of files (stat, realpath).</summary>
 public sealed class SystemAccounts : IAccounts
 {
@@ -28,67 +63,29 @@ public sealed class SystemAccounts : IAccounts
 
     public Account? ByUid(uint uid) => Syscall.getpwuid(uid) is { } entry ? new Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir) : null;
 
-    public Account? ByHome(string home)
+    public Account? ByHome(string home) => All().FirstOrDefault(account => account.Home == home);
+
+    public bool HoldsOnly(uint gid, uint uid, uint owner) =>
+        UserGroups.HoldsOnly(All(), Syscall.getgrgid(gid) is { } group ? group.gr_mem ?? [] : null, gid, uid, owner);
+
+    /// <summary>Every account of the database, in its order.</summary>
+    private static List<Account> All()
     {
+        var accounts = new List<Account>();
         Syscall.setpwent();
         try
         {
             while (Syscall.getpwent() is { } entry)
             {
-                if (entry.pw_dir == home)
-                {
-                    return new Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir);
-                }
+                accounts.Add(new Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir));
             }
 
-            return null;
+            return accounts;
         }
         finally
         {
             Syscall.endpwent();
         }
-    }
-
-    public bool HoldsOnly(uint gid, uint uid, uint owner)
-    {
-        if (Syscall.getgrgid(gid) is not { } group)
-        {
-            return false;
-        }
-
-        int members = 0;
-        Syscall.setpwent();
-        try
-        {
-            while (Syscall.getpwent() is { } entry)
-            {
-                if (entry.pw_gid == gid)
-                {
-                    if (entry.pw_uid != uid)
-                    {
-                        return false;
-                    }
-
-                    members++;
-                }
-            }
-        }
-        finally
-        {
-            Syscall.endpwent();
-        }
-
-        if (group.gr_mem is { Length: > 0 } listed)
-        {
-            if (listed.Length > 1 || ByUid(owner) is not { } ownerAccount || listed[0] != ownerAccount.Name)
-            {
-                return false;
-            }
-
-            members++;
-        }
-
-        return members > 0;
     }
 
     /// <summary>stat(2), links followed, as sshd looks.</summary>

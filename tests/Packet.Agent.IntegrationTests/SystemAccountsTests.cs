@@ -1,0 +1,33 @@
+using Packet.Agent.Ssh;
+using Xunit;
+
+namespace Packet.Agent.IntegrationTests;
+
+/// <summary>
+/// The machine's own account database, read as sshd reads it. Only what every Linux machine has is
+/// relied on: root is uid 0 with gid 0 and home /root, and no other account has group 0 as its primary one.
+/// </summary>
+public sealed class SystemAccountsTests
+{
+    private const uint NoSuchId = 4_123_456;
+
+    [Fact]
+    public void Accounts_are_found_by_uid_and_by_home()
+    {
+        Assert.Equal(new Account("root", 0, 0, "/root"), SystemAccounts.Instance.ByUid(0));
+        Assert.Equal("root", SystemAccounts.Instance.ByHome("/root")?.Name);
+        Assert.Null(SystemAccounts.Instance.ByUid(NoSuchId));
+        Assert.Null(SystemAccounts.Instance.ByHome("/nonexistent/packet-agent-home"));
+    }
+
+    [Fact]
+    public void The_root_group_holds_root_alone_and_no_other_account()
+    {
+        Assert.True(SystemAccounts.Instance.HoldsOnly(0, 0, 0));
+        Assert.False(SystemAccounts.Instance.HoldsOnly(0, 1000, 1000));
+    }
+
+    [Fact]
+    public void A_group_the_machine_does_not_have_holds_no_one() =>
+        Assert.False(SystemAccounts.Instance.HoldsOnly(NoSuchId, 0, 0));
+}
