@@ -30,10 +30,10 @@ public sealed class HooksStepTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private StepResult Run(bool dryRun = false, string path = "/usr/bin:/bin", FaultyPosix? posix = null, StopRequest? stop = null)
+    private StepResult Run(bool dryRun = false, string path = "/usr/bin:/bin", FaultyPosix? posix = null, StopRequest? stop = null, Hashtable? environment = null)
     {
         var recording = new RecordingPosix(_changes, posix);
-        var step = new HooksStep(recording, new RecordingHookRunner(_changes, _runner), Resolver(), new ProgramTrust(recording), _log.CreateLogger("hooks"), () => new Hashtable { ["PATH"] = path });
+        var step = new HooksStep(recording, new RecordingHookRunner(_changes, _runner), Resolver(), new ProgramTrust(recording), _log.CreateLogger("hooks"), () => environment ?? new Hashtable { ["PATH"] = path });
         using var workspace = DirectoryHandle.Open(recording, Workspace);
         return Steps.Run(step, new HomeState(workspace, HomeStatus.Seeded), Options(dryRun), stop, _changes).Result;
     }
@@ -275,7 +275,7 @@ public sealed class HooksStepTests : IDisposable
     [Theory]
     [InlineData("700")]
     [InlineData("670")]
-    [InlineData("607")]
+    [InlineData("705")]
     public void A_hook_executable_by_anyone_runs_as_its_user(string mode)
     {
         Require.Root();
@@ -302,6 +302,114 @@ public sealed class HooksStepTests : IDisposable
             StepResult.Problem($"boot.d/10-a not run as root: {Workspace}/.packet/boot.d/10-a is writable by {writers} (mode 0{mode}); root runs nothing another account could have changed "
                 + "(make it and the folders above it root's, writable by root alone, or run hooks as a user: --user)"),
             result);
+    }
+
+    [RootFact]
+    public void A_hook_folder_or_a_hook_of_a_third_account_runs_nothing_as_the_homes_account()
+    {
+        Require.Root();
+        HomesOf(Platform.StrangerUid, Platform.StrangerGid);
+        Hook("first-boot.d", "10-third");
+        Hook("boot.d", "10-third");
+        Hook("boot.d", "20-root");
+        HomeFixture.Write(Workspace, "setup.sh", "#!/bin/sh\n", mode: "755");
+        ChildProcess.MustSucceed("chown", "-R", "2000:2000", Path.Join(Workspace, ".packet/first-boot.d"));
+        ChildProcess.MustSucceed("chown", "2000:2000", Path.Join(Workspace, ".packet/boot.d/10-third"), Path.Join(Workspace, "setup.sh"));
+
+        var result = Run();
+
+        Assert.Equal(["boot.d/20-root"], _runner.Runs.Select(r => r.Hook.Name));
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        string fix = "and hooks run only what their own account or root wrote; fix: chown 4242";
+        Assert.Contains($"{Workspace}/setup.sh not run as uid 4242: {Workspace}/setup.sh belongs to uid 2000, {fix} {Workspace}/setup.sh", result.Summary, StringComparison.Ordinal);
+        Assert.Contains($"the hooks in {Workspace}/.packet/first-boot.d not run as uid 4242: {Workspace}/.packet/first-boot.d belongs to uid 2000, {fix}", result.Summary, StringComparison.Ordinal);
+        Assert.Contains($"boot.d/10-third not run as uid 4242: {Workspace}/.packet/boot.d/10-third belongs to uid 2000", result.Summary, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void A_hook_anyone_may_write_does_not_run_as_the_homes_account()
+    {
+        Require.Root();
+        HomesOf(Platform.StrangerUid, Platform.StrangerGid);
+        Hook("boot.d", "10-open", mode: "757");
+        Hook("boot.d", "20-closed", mode: "775");
+
+        var result = Run();
+
+        Assert.Equal(["boot.d/20-closed"], _runner.Runs.Select(r => r.Hook.Name));
+        Assert.Contains($"boot.d/10-open not run as uid 4242: anyone may write {Workspace}/.packet/boot.d/10-open (mode 0757)", result.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_hook_whose_name_cannot_be_passed_on_or_logged_is_skipped_by_name_and_the_others_run()
+    {
+        Hook("boot.d", "10-" + HomeFixture.NonUtf8Name);
+        Hook("boot.d", "20-" + new string('n', 201));
+        Hook("boot.d", "30-" + new string('n', 197));
+
+        var result = Run();
+
+        Assert.Equal(["boot.d/30-" + new string('n', 197)], _runner.Runs.Select(r => r.Hook.Name));
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.Contains(_log.Lines, m => m.StartsWith("Information: skipped boot.d/10-bad-", StringComparison.Ordinal) && m.EndsWith(": its name is not UTF-8, and a hook's path is passed on as UTF-8; rename it", StringComparison.Ordinal));
+        Assert.Contains($"Information: skipped boot.d/20-{new string('n', 201)}: its name is longer than 200 bytes, too long for its log's; rename it", _log.Lines);
+    }
+
+    [Fact]
+    public void Root_runs_no_pip_on_requirements_another_account_could_change()
+    {
+        Require.Root();
+        HomeFixture.Write(Workspace, "requirements.txt", "-e /somewhere/else\n");
+        HomeFixture.Write(Workspace, "venv/bin/python", string.Empty, mode: "755");
+        ChildProcess.MustSucceed("chown", "1000:1000", Path.Join(Workspace, "requirements.txt"));
+
+        var result = Run();
+
+        Assert.Empty(_runner.Runs);
+        Assert.Contains($"pip install -r requirements.txt not run as root: {Workspace}/requirements.txt belongs to uid 1000, not root", result.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Root_makes_no_venv_in_a_venv_folder_another_account_owns_even_without_a_python()
+    {
+        Require.Root();
+        HomeFixture.Write(Workspace, "requirements.txt", "numpy\n");
+        Directory.CreateDirectory(Path.Join(Workspace, "venv/bin"));
+        ChildProcess.MustSucceed("chown", "1000:1000", Path.Join(Workspace, "venv/bin"));
+
+        var result = Run();
+
+        Assert.Empty(_runner.Runs);
+        Assert.Contains($"pip install -r requirements.txt not run as root: {Workspace}/venv/bin belongs to uid 1000, not root", result.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_root_hook_keeps_no_pip_cache_and_loads_no_library_where_another_account_could_put_one()
+    {
+        Hook("boot.d", "10-a");
+        string shared = _dir.Create("shared-lib");
+        HomeFixture.Check(Syscall.chmod(shared, FilePermissions.ACCESSPERMS));
+        Directory.CreateDirectory(Path.Join(Workspace, ".cache"));
+        HomeFixture.Check(Syscall.chmod(Path.Join(Workspace, ".cache"), FilePermissions.ACCESSPERMS));
+        Run(environment: new Hashtable { ["PATH"] = "/usr/bin", ["LD_LIBRARY_PATH"] = $"{shared}:/usr/lib", ["LD_PRELOAD"] = $"{shared}/evil.so /usr/lib/ok.so" });
+
+        var environment = Assert.Single(_runner.Runs).Environment;
+        Assert.Equal("/usr/lib", environment["LD_LIBRARY_PATH"]);
+        Assert.Equal("/usr/lib/ok.so", environment["LD_PRELOAD"]);
+        Assert.False(environment.ContainsKey("PIP_CACHE_DIR"));
+        Assert.Equal("1", environment["PIP_NO_CACHE_DIR"]);
+    }
+
+    [Fact]
+    public void A_root_hooks_pip_cache_stays_on_a_volume_only_root_can_change()
+    {
+        Hook("boot.d", "10-a");
+
+        Run();
+
+        var environment = Assert.Single(_runner.Runs).Environment;
+        Assert.Equal(Path.Join(Workspace, ".cache/pip"), environment["PIP_CACHE_DIR"]);
+        Assert.False(environment.ContainsKey("PIP_NO_CACHE_DIR"));
     }
 
     [Fact]

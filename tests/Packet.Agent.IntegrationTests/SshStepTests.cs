@@ -374,7 +374,7 @@ public sealed class SshStepTests : IDisposable
     }
 
     [RootFact]
-    public void A_loose_ssh_folder_and_keys_file_are_tightened_and_the_users_own_lines_and_owner_kept()
+    public void A_loose_ssh_folder_and_keys_file_are_tightened_the_users_own_lines_kept_and_the_file_given_to_the_homes_owner()
     {
         Require.Root();
         HomeFixture.Write(Home, ".ssh/authorized_keys", Bob + "\n", mode: "644");
@@ -387,7 +387,41 @@ public sealed class SshStepTests : IDisposable
         Assert.StartsWith(Bob + "\n", text, StringComparison.Ordinal);
         Assert.Contains(Alice, text, StringComparison.Ordinal);
         Assert.Equal(FilePermissions.S_IRWXU, Stat(Path.Join(Home, ".ssh")).Mode);
-        Assert.Equal((0u, 4343u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(Path.Join(Home, ".ssh/authorized_keys")));
+        Assert.Equal((0u, Stat(Home).Gid, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(Path.Join(Home, ".ssh/authorized_keys")));
+    }
+
+    [RootFact]
+    public void A_keys_file_with_another_name_is_replaced_by_the_pods_keys_alone_and_its_other_name_keeps_its_lines()
+    {
+        Require.Root();
+        HomeFixture.Write(Home, ".ssh/authorized_keys", Bob + "\n", mode: "600");
+        string other = Path.Join(Home, "elsewhere");
+        Assert.Equal(0, Syscall.link(Path.Join(Home, ".ssh/authorized_keys"), other));
+
+        var result = Run();
+
+        string text = File.ReadAllText(Path.Join(Home, ".ssh/authorized_keys"));
+        Assert.DoesNotContain(Bob, text, StringComparison.Ordinal);
+        Assert.Contains(Alice, text, StringComparison.Ordinal);
+        Assert.Equal(Bob + "\n", File.ReadAllText(other));
+        Assert.Equal(0, Syscall.lstat(other, out var otherStat));
+        Assert.Equal(1ul, otherStat.st_nlink);
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.Contains($"{Home}/.ssh/authorized_keys was replaced by the pod's keys alone: it had 2 names (a hard link; its other names keep its lines); add your own keys to it again below the block", result.Summary, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void A_keys_file_of_a_third_account_is_replaced_by_the_pods_keys_alone()
+    {
+        Require.Root();
+        HomeFixture.Write(Home, ".ssh/authorized_keys", Bob + "\n", mode: "600");
+        Assert.Equal(0, Syscall.chown(Path.Join(Home, ".ssh/authorized_keys"), 4242, 4343));
+
+        var result = Run();
+
+        Assert.DoesNotContain(Bob, File.ReadAllText(Path.Join(Home, ".ssh/authorized_keys")), StringComparison.Ordinal);
+        Assert.Equal(0u, Stat(Path.Join(Home, ".ssh/authorized_keys")).Uid);
+        Assert.Contains("authorized_keys was replaced by the pod's keys alone: it belonged to uid 4242, not the home's uid 0", result.Summary, StringComparison.Ordinal);
     }
 
     [RootFact]

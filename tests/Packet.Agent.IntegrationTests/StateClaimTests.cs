@@ -66,13 +66,78 @@ public sealed class StateClaimTests : IDisposable
     }
 
     [RootFact]
-    public void A_folder_root_owns_alone_and_complete_is_looked_at_once_and_left_alone()
+    public void A_folder_root_owns_alone_and_complete_is_left_alone()
     {
         Require.Root();
         Claim(account: (User, User));
-        HomeFixture.Write(State, "hooks.json", "{}", mode: "666");
+        HomeFixture.Write(State, "hooks.json", "{}");
 
         Assert.Empty(Survey((User, User)));
+    }
+
+    [RootFact]
+    public void What_a_claim_that_stopped_halfway_left_in_roots_own_folder_is_found_at_the_next_boot()
+    {
+        Require.Root();
+        Claim(account: (User, User));
+        HomeFixture.Write(State, "hooks.json", "{}");
+        ChildProcess.MustSucceed("chown", $"{User}:{User}", Path.Join(State, "hooks.json"));
+        HomeFixture.Write(State, "last-boot.json", "{}", mode: "666");
+
+        var outcome = Claim(account: (User, User));
+
+        Assert.Equal(
+            [(ClaimKind.Tighten, "last-boot.json"), (ClaimKind.GiveToAccount, "hooks.json")],
+            outcome.Done.Select(a => (a.Kind, a.Name)).Order());
+        Assert.Equal(User, Look(Path.Join(State, "user-1000/hooks.json")).st_uid);
+        Assert.Equal("0644", Mode(Path.Join(State, "last-boot.json")));
+        Assert.Empty(Survey((User, User)));
+    }
+
+    [RootFact]
+    public void A_link_planted_at_the_accounts_folder_is_moved_aside_before_the_users_state_goes_there()
+    {
+        Require.Root();
+        HomeFixture.Write(State, "hooks.json", "{}");
+        HomeFixture.Symlink(State, "/etc", "user-1000");
+        ChildProcess.MustSucceed("chown", "-hR", $"{User}:{User}", State);
+
+        var outcome = Claim(account: (User, User));
+
+        Assert.Equal((0u, "0755"), (Look(State).st_uid, Mode(State)));
+        Assert.Single(Directory.GetFileSystemEntries(State, "user-1000.untrusted-*"));
+        Assert.Equal(User, Look(Path.Join(State, "user-1000/hooks.json")).st_uid);
+        Assert.False(File.Exists(Path.Join(State, "hooks.json")));
+        Assert.Empty(Survey((User, User)));
+    }
+
+    [RootFact]
+    public void A_folder_renamed_into_place_between_the_survey_and_the_claim_is_taken_and_teaches_nothing_about_the_volume()
+    {
+        Require.Root();
+        Claim(account: (User, User));
+        HomeFixture.Check(Syscall.chmod(State, FilePermissions.S_IRWXU | FilePermissions.S_IRWXG | FilePermissions.S_IROTH | FilePermissions.S_IXOTH));
+        string users = _dir.Create("ws/users-state");
+        HomeFixture.Write(users, "ssh/ssh_host_ed25519_key", "the user's key\n");
+        ChildProcess.MustSucceed("chown", "-R", $"{User}:{User}", users);
+        HomeFixture.Check(Syscall.chmod(users, FilePermissions.ACCESSPERMS));
+        using var workspace = DirectoryHandle.Open(_posix, Workspace);
+        var claim = new StateClaim(_posix, TimeProvider.System);
+        var planned = claim.Survey(workspace, (User, User));
+        Assert.Equal(ClaimKind.Tighten, Assert.Single(planned).Kind);
+        // The user swaps its own folder in (a workspace fsGroup makes group-writable lets it).
+        HomeFixture.Check(Syscall.rename(State, Path.Join(Workspace, "roots-state")));
+        HomeFixture.Check(Syscall.rename(users, State));
+
+        var outcome = claim.Apply(workspace, planned, (User, User));
+
+        Assert.Null(outcome.Trust.VolumeOwner);
+        Assert.True(outcome.Trust.KeepsModes);
+        Assert.False(outcome.VolumeLearned);
+        Assert.True(outcome.Replanned);
+        Assert.Equal((0u, 0u, "0755"), (Look(State).st_uid, Look(State).st_gid, Mode(State)));
+        Assert.Equal(User, Look(Path.Join(State, "user-1000/ssh/ssh_host_ed25519_key")).st_uid);
+        Assert.False(Directory.Exists(Path.Join(State, "ssh")));
     }
 
     [RootFact]

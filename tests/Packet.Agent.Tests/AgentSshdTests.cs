@@ -340,3 +340,69 @@ public sealed class PodEnvironmentTests
         Assert.Same(process, resolved.Variables);
     }
 }
+
+/// <summary>A hook's output cut into lines that fit in memory whatever the hook prints.</summary>
+public sealed class BoundedLinesTests
+{
+    private static List<string> Split(params byte[][] chunks)
+    {
+        var lines = new List<string>();
+        var splitter = new Packet.Agent.Hooks.BoundedLines(lines.Add);
+        foreach (byte[] chunk in chunks)
+        {
+            splitter.Add(chunk);
+        }
+
+        splitter.End();
+        return lines;
+    }
+
+    private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
+
+    [Fact]
+    public void Lines_end_at_a_newline_across_chunks_and_a_carriage_return_before_it_is_dropped() =>
+        Assert.Equal(["one", "two", "", "three", "last"], Split(Bytes("on"), Bytes("e\ntwo\r\n"), Bytes("\nthree\n"), Bytes("last")));
+
+    [Fact]
+    public void Output_that_ends_with_a_newline_has_no_empty_last_line() =>
+        Assert.Equal(["a"], Split(Bytes("a\n")));
+
+    [Fact]
+    public void A_line_longer_than_the_limit_is_cut_and_says_how_much_was_left_out_and_the_next_line_is_whole()
+    {
+        int max = Packet.Agent.Hooks.BoundedLines.MaxLineBytes;
+        byte[] chunk = Enumerable.Repeat((byte)'a', max - 1).ToArray();
+
+        var lines = Split(chunk, Bytes("bcd"), Bytes("e\nnext\n"));
+
+        Assert.Equal(2, lines.Count);
+        Assert.Equal(new string('a', max - 1) + "b [line cut: 3 more bytes]", lines[0]);
+        Assert.Equal("next", lines[1]);
+    }
+
+    [Fact]
+    public void A_line_exactly_at_the_limit_is_whole_and_a_cut_one_keeps_its_carriage_return()
+    {
+        int max = Packet.Agent.Hooks.BoundedLines.MaxLineBytes;
+
+        Assert.Equal([new string('x', max)], Split(Enumerable.Repeat((byte)'x', max).ToArray(), Bytes("\n")));
+        Assert.Equal([new string('x', max) + " [line cut: 1 more bytes]"], Split(Enumerable.Repeat((byte)'x', max).ToArray(), Bytes("\r")));
+    }
+
+    [Fact]
+    public void Gigabytes_without_a_newline_keep_one_line_of_the_limit()
+    {
+        var lines = new List<string>();
+        var splitter = new Packet.Agent.Hooks.BoundedLines(lines.Add);
+        byte[] chunk = Enumerable.Repeat((byte)'z', 1 << 20).ToArray();
+        for (int i = 0; i < 2048; i++)
+        {
+            splitter.Add(chunk);
+        }
+
+        splitter.End();
+
+        string line = Assert.Single(lines);
+        Assert.EndsWith($" [line cut: {(2048L << 20) - Packet.Agent.Hooks.BoundedLines.MaxLineBytes} more bytes]", line, StringComparison.Ordinal);
+    }
+}

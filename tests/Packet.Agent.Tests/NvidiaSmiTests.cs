@@ -213,6 +213,29 @@ public sealed class GpuCheckStepUnitTests
         }
     }
 
+    [Theory]
+    [InlineData(GpuMode.Auto, StepOutcome.Warning, false)]
+    [InlineData(GpuMode.Require, StepOutcome.Ok, true)]
+    public void A_planted_nvidia_smi_passed_over_is_a_warning_but_never_fails_a_boot_whose_gpus_the_images_found(GpuMode mode, StepOutcome outcome, bool ownLine)
+    {
+        var runner = new FakeProcessRunner(new ProcessResult(0, OneGpu, string.Empty, false));
+        var logs = new ListLoggerProvider();
+        var resolver = FakeFileSystem.Resolver(FakeFileSystem.With("/workspace/bin/nvidia-smi", "/usr/bin/nvidia-smi"), "/workspace/bin/nvidia-smi", "/usr/bin/nvidia-smi");
+        var smi = new NvidiaSmi(runner, resolver, () => "/workspace/bin:/usr/bin", path => path.StartsWith("/workspace/", StringComparison.Ordinal) ? "it is on the volume" : null);
+        using var step = new GpuCheckStep(smi, logs.CreateLogger("gpu"), mode);
+        var settings = Settings();
+        step.Start(settings);
+        using var plan = step.Decide(default, settings);
+
+        var (result, gpus) = step.Apply(plan, settings);
+
+        Assert.Equal("/usr/bin/nvidia-smi", Assert.Single(runner.Calls).File);
+        Assert.Single(gpus);
+        Assert.Equal(outcome, result.Outcome);
+        Assert.Equal("1 GPU found (passed over /workspace/bin/nvidia-smi (it is on the volume): root runs no program another account could have changed)", result.Summary);
+        Assert.Equal(ownLine, logs.Lines.Any(line => line.StartsWith("Warning: passed over /workspace/bin/nvidia-smi", StringComparison.Ordinal)));
+    }
+
     [Fact]
     public void An_unhealthy_answer_is_a_problem_with_nvidia_smis_reason()
     {

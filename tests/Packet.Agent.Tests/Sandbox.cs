@@ -1,6 +1,9 @@
 using System.Runtime.CompilerServices;
 using Packet.Agent.TestSupport;
 
+// No test here takes a minute: one that does is hung (under a mutant, say), and its host is ended.
+[assembly: HangWatchdog(60)]
+
 namespace Packet.Agent.Tests;
 
 internal static class Sandbox

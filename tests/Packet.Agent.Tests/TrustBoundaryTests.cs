@@ -194,16 +194,50 @@ public sealed class SessionEnvironmentCapTests
 
     [Theory]
     [InlineData("REDIS_SERVICE_HOST", true)]
+    [InlineData("REDIS_SERVICE_PORT", true)]
     [InlineData("REDIS_SERVICE_PORT_HTTP", true)]
     [InlineData("REDIS_PORT", true)]
+    [InlineData("REDIS_PORT_6379_TCP", true)]
     [InlineData("REDIS_PORT_6379_TCP_ADDR", true)]
+    [InlineData("REDIS_PORT_53_UDP_PROTO", true)]
+    [InlineData("REDIS_PORT_9_SCTP_PORT", true)]
+    [InlineData("KUBERNETES_SERVICE_HOST", false)]
     [InlineData("KUBERNETES_SERVICE_PORT_HTTPS", false)]
-    [InlineData("APP_PORTAL", false)]
-    [InlineData("MY_PORT_X", false)]
-    [InlineData("_SERVICE_HOST", false)]
-    [InlineData("A_SERVICE_ACCOUNT", false)]
-    [InlineData("_PORT", false)]
-    public void Service_links_are_told_by_their_names(string name, bool link) => Assert.Equal(link, SshdConfig.IsServiceLink(name));
+    [InlineData("KUBERNETES_PORT", true)]
+    [InlineData("REDIS_SERVICE_PORT_", false)]
+    [InlineData("REDIS_PORT_6379_TCP_NAME", false)]
+    [InlineData("REDIS_PORT_X_TCP", false)]
+    [InlineData("REDIS_PORT_6379_HTTP", false)]
+    [InlineData("REDIS_PORT_6379", false)]
+    [InlineData("REDIS_PORTAL", false)]
+    [InlineData("REDIS_HOSTNAME", false)]
+    [InlineData("APP_PORT", false)]
+    [InlineData("MY_SERVICE_HOSTNAME", false)]
+    [InlineData("APP_SERVICE_PORT", false)]
+    public void Service_links_are_the_kubelets_names_beside_a_services_host(string name, bool link)
+    {
+        var variables = new Dictionary<string, string> { ["REDIS_SERVICE_HOST"] = "10.0.0.9", ["KUBERNETES_SERVICE_HOST"] = "10.0.0.1", [name] = "x" };
+
+        Assert.Equal(link, SshdConfig.ServiceLinks(variables).Contains(name));
+    }
+
+    [Fact]
+    public void Past_the_cap_path_and_the_locale_stay_and_the_last_other_names_go()
+    {
+        var sessions = new Dictionary<string, string> { ["PATH"] = "/usr/bin", ["PACKET_POD_PATH"] = "/usr/bin", ["LANG"] = "C.UTF-8", ["LC_ALL"] = "C.UTF-8", ["LANGUAGE"] = "en" };
+        for (int i = 0; i < SshdConfig.MaxSessionVariables; i++)
+        {
+            sessions[$"A{i:D4}"] = "x";
+        }
+
+        var capped = SshdConfig.Capped(sessions, out string? note);
+
+        Assert.Equal(SshdConfig.MaxSessionVariables, capped.Count);
+        Assert.All(["PATH", "PACKET_POD_PATH", "LANG", "LC_ALL", "LANGUAGE"], name => Assert.True(capped.ContainsKey(name), name));
+        Assert.True(capped.ContainsKey("A0894"));
+        Assert.False(capped.ContainsKey("A0895"));
+        Assert.EndsWith("left out: 5 more, the last in order (A0895, A0896, A0897, A0898, A0899)", note);
+    }
 
     [Fact]
     public void Bytes_that_are_not_utf8_go_back_as_they_came_and_a_pods_comment_as_utf8()

@@ -49,7 +49,7 @@ internal static partial class Agent
             var hooks = new HooksStep(posix, new HookRunner(posix, Environment.ProcessPath!, TimeProvider.System), resolver, trust, loggers.CreateLogger(StepId.Hooks.Name), () => environment);
             string runtime = RuntimeOf(options.RuntimeDirectory);
             var ssh = new SshStep(posix, new FileSystem(), new ProcessRunner(), resolver, trust, () => environment, new SshPaths(runtime, "/run/sshd"), ContainerDetection.IsContainer, SystemAccounts.Instance, SystemAccounts.StrictModes(), loggers.CreateLogger(StepId.Ssh.Name), TimeProvider.System);
-            var steps = Steps(loggers, resolver, gpu, hooks, ssh, environment);
+            var steps = Steps(loggers, resolver, trust, gpu, hooks, ssh, environment);
             outcome = new BootSequence(steps, loggers, new BootReportWriter(posix, runtime), TimeProvider.System).Run(options, stop, HomeAccount.Resolve(posix, SystemAccounts.Instance, options));
             if (options.DryRun)
             {
@@ -114,7 +114,9 @@ internal static partial class Agent
         using var logging = AgentLogging.Create(options.LogFormat);
         var logger = logging.Factory.CreateLogger(StepId.Gpu.Name);
         var resolver = new CommandResolver(new FileSystem(), IsExecutable);
-        var result = NvidiaSmi(resolver, new ProgramTrust(PosixSystem.Instance).ForCommand).QueryAsync(options.NvidiaSmi, options.GpuTimeout, CancellationToken.None).GetAwaiter().GetResult();
+        // gpu takes no --workspace: the volume a boot would use is passed over all the same.
+        string workspace = Environment.GetEnvironmentVariable(OptionTable.Workspace.Variable!) ?? OptionTable.Workspace.Default!;
+        var result = NvidiaSmi(resolver, new ProgramTrust(PosixSystem.Instance).ForImageProgram(workspace)).QueryAsync(options.NvidiaSmi, options.GpuTimeout, CancellationToken.None).GetAwaiter().GetResult();
         if (options.Json)
         {
             Console.Out.WriteLine(JsonSerializer.Serialize(new GpuReport(result.Gpus, result.Problem), GpuJson.Default.GpuReport));
@@ -142,7 +144,7 @@ internal static partial class Agent
     }
 
     /// <summary>The boot's steps, built on the real adapters; reset-home passes its own hooks and SSH steps.</summary>
-    private static BootSteps Steps(ILoggerFactory loggers, CommandResolver resolver, IGpuStep gpu, IBootStep<HomeState?, NoValue> hooks, IBootStep<HomeState?, NoValue> ssh, System.Collections.IDictionary environment)
+    private static BootSteps Steps(ILoggerFactory loggers, CommandResolver resolver, ProgramTrust trust, IGpuStep gpu, IBootStep<HomeState?, NoValue> hooks, IBootStep<HomeState?, NoValue> ssh, System.Collections.IDictionary environment)
     {
         var posix = PosixSystem.Instance;
         return new BootSteps(
@@ -153,7 +155,7 @@ internal static partial class Agent
             gpu,
             hooks,
             ssh,
-            new ExecStep(resolver, new ProgramTrust(posix), () => environment, new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer, TimeProvider.System)));
+            new ExecStep(resolver, trust, () => environment, new LiveHome(posix, MountTable.IsMountPoint, ContainerDetection.IsContainer, TimeProvider.System)));
     }
 
     public static int Status(StatusOptions options)
@@ -214,7 +216,7 @@ internal static partial class Agent
         var fileSystem = new FileSystem();
         var resolver = new CommandResolver(fileSystem, IsExecutable);
         using var gpu = new GpuCheckStep(NvidiaSmi(resolver, null), logging.Factory.CreateLogger(StepId.Gpu.Name), GpuMode.Off);
-        var steps = Steps(logging.Factory, resolver, gpu, new NotRunStep<HomeState?>(StepId.Hooks, "not part of reset-home; they run at the next boot"), new NotRunStep<HomeState?>(StepId.Ssh, "not part of reset-home; sshd is set up at the next boot"), environment);
+        var steps = Steps(logging.Factory, resolver, new ProgramTrust(PosixSystem.Instance), gpu, new NotRunStep<HomeState?>(StepId.Hooks, "not part of reset-home; they run at the next boot"), new NotRunStep<HomeState?>(StepId.Ssh, "not part of reset-home; sshd is set up at the next boot"), environment);
         using var stop = new StopRequest();
         using var signals = StopSignals.Install(stop);
         var outcome = new BootSequence(steps, logging.Factory, new BootReportWriter(PosixSystem.Instance, RuntimeOf(boot.RuntimeDirectory)), TimeProvider.System).Run(boot, stop, HomeAccount.Resolve(PosixSystem.Instance, SystemAccounts.Instance, boot));

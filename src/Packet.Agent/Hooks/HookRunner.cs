@@ -75,12 +75,13 @@ public sealed class HookRunner(IPosix posix, string agentPath, TimeProvider cloc
         using var process = new Process { StartInfo = startInfo, EnableRaisingEvents = true };
         var exit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         process.Exited += (_, _) => exit.TrySetResult();
-        process.OutputDataReceived += (_, e) => Line(e.Data);
-        process.ErrorDataReceived += (_, e) => Line(e.Data);
         if (Start(process) is { } notStarted)
         {
             return new HookOutcome(-1, false, clock.GetElapsedTime(started), notStarted);
         }
+
+        _ = ReadLines(process.StandardOutput.BaseStream, Line);
+        _ = ReadLines(process.StandardError.BaseStream, Line);
 
         // The hook's exit, not the end of its output: a server it started in the background may hold
         // the pipe open for ever (Process.WaitForExitAsync would wait for that too, once lines are read).
@@ -132,7 +133,7 @@ public sealed class HookRunner(IPosix posix, string agentPath, TimeProvider cloc
         return startInfo;
     }
 
-    /// <summary>Starts the hook with nothing on its standard input and its output read line by line; why it could not start, or null.</summary>
+    /// <summary>Starts the hook with nothing on its standard input; why it could not start, or null.</summary>
     private static string? Start(Process process)
     {
         try
@@ -145,9 +146,36 @@ public sealed class HookRunner(IPosix posix, string agentPath, TimeProvider cloc
         }
 
         process.StandardInput.Close();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
         return null;
+    }
+
+    /// <summary>
+    /// A hook's output, line by line (<see cref="BoundedLines"/>: a line longer than
+    /// <see cref="BoundedLines.MaxLineBytes"/> is cut, so a hook that prints without a newline cannot
+    /// fill the agent's memory), then null when it ends or can no longer be read.
+    /// </summary>
+    private static async Task ReadLines(Stream output, Action<string?> onLine)
+    {
+        var lines = new BoundedLines(onLine);
+        var buffer = new byte[16 * 1024];
+        try
+        {
+            int read;
+            while ((read = await output.ReadAsync(buffer).ConfigureAwait(false)) > 0)
+            {
+                lines.Add(buffer.AsSpan(0, read));
+            }
+
+            lines.End();
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            // The process was disposed as Run returned: nothing waits for more.
+        }
+        finally
+        {
+            onLine(null);
+        }
     }
 
     private bool WaitForExit(Task exit, TimeSpan timeout, CancellationToken stop)
@@ -182,5 +210,58 @@ public sealed class HookRunner(IPosix posix, string agentPath, TimeProvider cloc
         }
 
         process.WaitForExit(TimeSpan.FromSeconds(5));
+    }
+}
+
+/// <summary>Bytes split into lines (a trailing CR dropped), each of at most <see cref="MaxLineBytes"/>; what a longer line holds beyond that is counted, not kept.</summary>
+public sealed class BoundedLines(Action<string> onLine)
+{
+    public const int MaxLineBytes = 16 * 1024;
+
+    private readonly byte[] _line = new byte[MaxLineBytes];
+    private int _length;
+    private long _dropped;
+
+    public void Add(ReadOnlySpan<byte> bytes)
+    {
+        while (!bytes.IsEmpty)
+        {
+            int end = bytes.IndexOf((byte)'\n');
+            var part = end < 0 ? bytes : bytes[..end];
+            int kept = Math.Min(part.Length, MaxLineBytes - _length);
+            part[..kept].CopyTo(_line.AsSpan(_length));
+            _length += kept;
+            _dropped += part.Length - kept;
+            if (end < 0)
+            {
+                return;
+            }
+
+            Emit();
+            bytes = bytes[(end + 1)..];
+        }
+    }
+
+    /// <summary>The last line, when the output did not end with a newline.</summary>
+    public void End()
+    {
+        if (_length > 0 || _dropped > 0)
+        {
+            Emit();
+        }
+    }
+
+    private void Emit()
+    {
+        int length = _dropped == 0 && _length > 0 && _line[_length - 1] == (byte)'\r' ? _length - 1 : _length;
+        string line = Encoding.UTF8.GetString(_line, 0, length);
+        if (_dropped > 0)
+        {
+            line += $" [line cut: {_dropped.ToString(System.Globalization.CultureInfo.InvariantCulture)} more bytes]";
+        }
+
+        _length = 0;
+        _dropped = 0;
+        onLine(line);
     }
 }

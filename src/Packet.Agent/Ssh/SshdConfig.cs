@@ -146,11 +146,15 @@ public static class SshdConfig
     /// <summary>What a session needs of the service links: the API server's address, which in-cluster clients (kubectl) read.</summary>
     private static readonly HashSet<string> ApiServer = new(StringComparer.Ordinal) { "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "KUBERNETES_SERVICE_PORT_HTTPS" };
 
+    /// <summary>What a login needs whatever the cap leaves out: where programs are, and the locale.</summary>
+    private static bool IsPinned(string name) =>
+        name is "PATH" or Profile.ManagedBlock.PodPathVariable or "LANG" or "LANGUAGE" || name.StartsWith("LC_", StringComparison.Ordinal);
+
     /// <summary>
     /// The session variables under <see cref="MaxSessionVariables"/>: the kubelet's service links
-    /// (<c>NAME_SERVICE_HOST</c>, <c>NAME_SERVICE_PORT*</c>, <c>NAME_PORT*</c>, one set per Service in the
-    /// namespace, which cluster DNS names reach as well) go first, the API server's kept; then, if
-    /// still too many, the last names in order. <paramref name="note"/> names what was left out, or is null.
+    /// (<see cref="ServiceLinks"/>, one set per Service in the namespace, which cluster DNS names
+    /// reach as well) go first, the API server's kept; then, if still too many, the last names in
+    /// order, PATH and the locale kept. <paramref name="note"/> names what was left out, or is null.
     /// </summary>
     public static IReadOnlyDictionary<string, string> Capped(IReadOnlyDictionary<string, string> sessions, out string? note)
     {
@@ -160,14 +164,14 @@ public static class SshdConfig
             return sessions;
         }
 
-        var links = sessions.Keys.Where(IsServiceLink).ToList();
-        var kept = sessions.Where(v => !IsServiceLink(v.Key)).ToList();
-        var cut = kept.Count > MaxSessionVariables ? kept.Skip(MaxSessionVariables).Select(v => v.Key).ToList() : [];
+        var links = ServiceLinks(sessions);
+        var kept = sessions.Where(v => !links.Contains(v.Key)).OrderBy(v => !IsPinned(v.Key)).ThenBy(v => v.Key, StringComparer.Ordinal).ToList();
+        var cut = kept.Skip(MaxSessionVariables).Select(v => v.Key).ToList();
         var capped = new SortedDictionary<string, string>(kept.Take(MaxSessionVariables).ToDictionary(v => v.Key, v => v.Value), StringComparer.Ordinal);
         var said = new List<string>();
         if (links.Count > 0)
         {
-            said.Add($"{links.Count.ToString(CultureInfo.InvariantCulture)} Kubernetes service-link variables (such as {string.Join(", ", links.Take(3))}; the Services' DNS names reach the same)");
+            said.Add($"{links.Count.ToString(CultureInfo.InvariantCulture)} Kubernetes service-link variables (such as {string.Join(", ", links.Order(StringComparer.Ordinal).Take(3))}; the Services' DNS names reach the same)");
         }
 
         if (cut.Count > 0)
@@ -179,27 +183,42 @@ public static class SshdConfig
         return capped;
     }
 
-    /// <summary>The variables that could not be written into sshd_config, named; null when there are none.</summary>
-    public static string? LeftOutNote(IReadOnlyList<string> leftOut) =>
-        leftOut.Count == 0 ? null : $"not given to sessions (a newline in the value, or not a name): {string.Join(", ", leftOut)}";
-
-    /// <summary>A variable the kubelet sets for a Service of the namespace (enableServiceLinks), other than the API server's address.</summary>
-    public static bool IsServiceLink(string name)
+    /// <summary>
+    /// The variables the kubelet sets for the namespace's Services (enableServiceLinks), other than
+    /// the API server's address: for each Service NAME it sets <c>NAME_SERVICE_HOST</c>, and with it
+    /// <c>NAME_SERVICE_PORT</c>, <c>NAME_SERVICE_PORT_PORTNAME</c>, <c>NAME_PORT</c> and
+    /// <c>NAME_PORT_NUMBER_PROTOCOL[_PROTO|_PORT|_ADDR]</c> (pkg/kubelet/envvars). A name counts only
+    /// beside its Service's <c>NAME_SERVICE_HOST</c>: a pod's own <c>APP_PORT</c> is not a link.
+    /// </summary>
+    public static HashSet<string> ServiceLinks(IReadOnlyDictionary<string, string> variables)
     {
-        if (ApiServer.Contains(name))
+        const string Host = "_SERVICE_HOST";
+        var services = variables.Keys.Where(name => name.Length > Host.Length && name.EndsWith(Host, StringComparison.Ordinal)).Select(name => name[..^Host.Length]).ToHashSet(StringComparer.Ordinal);
+        return variables.Keys.Where(name => !ApiServer.Contains(name) && services.Any(service => IsLinkOf(name, service))).ToHashSet(StringComparer.Ordinal);
+    }
+
+    private static bool IsLinkOf(string name, string service)
+    {
+        if (!name.StartsWith(service + "_", StringComparison.Ordinal))
         {
             return false;
         }
 
-        int service = name.IndexOf("_SERVICE_", StringComparison.Ordinal);
-        if (service > 0 && (name.AsSpan(service + "_SERVICE_".Length).StartsWith("HOST") || name.AsSpan(service + "_SERVICE_".Length).StartsWith("PORT")))
+        string rest = name[(service.Length + 1)..];
+        if (rest is "SERVICE_HOST" or "SERVICE_PORT" or "PORT" || (rest.StartsWith("SERVICE_PORT_", StringComparison.Ordinal) && rest.Length > "SERVICE_PORT_".Length))
         {
             return true;
         }
 
-        int port = name.IndexOf("_PORT", StringComparison.Ordinal);
-        return port > 0 && (name.Length == port + "_PORT".Length || (name.Length > port + "_PORT_".Length && name[port + "_PORT".Length] == '_' && char.IsAsciiDigit(name[port + "_PORT_".Length])));
+        // PORT_6379_TCP, PORT_6379_TCP_ADDR ...
+        string[] parts = rest.Split('_');
+        return parts.Length is 3 or 4 && parts[0] == "PORT" && parts[1].Length > 0 && parts[1].All(char.IsAsciiDigit)
+            && parts[2] is "TCP" or "UDP" or "SCTP" && (parts.Length == 3 || parts[3] is "PROTO" or "PORT" or "ADDR");
     }
+
+    /// <summary>The variables that could not be written into sshd_config, named; null when there are none.</summary>
+    public static string? LeftOutNote(IReadOnlyList<string> leftOut) =>
+        leftOut.Count == 0 ? null : $"not given to sessions (a newline in the value, or not a name): {string.Join(", ", leftOut)}";
 
     /// <summary>
     /// One argument as sshd's parser reads it (misc.c, argv_split): inside double quotes only a

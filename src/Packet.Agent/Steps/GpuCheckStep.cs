@@ -56,16 +56,27 @@ public sealed partial class GpuCheckStep(NvidiaSmi nvidiaSmi, ILogger logger, Gp
             Log.Gpu(logger, gpu.Index, gpu.Name, Memory(gpu.MemoryUsedMib), Memory(gpu.MemoryTotalMib), gpu.DriverVersion, gpu.Uuid);
         }
 
-        // A planted nvidia-smi is worth a warning line of its own; it fails no boot when the image's answered.
-        if (result is { Healthy: true, PassedOver: { } passedOver })
+        string passed = result.PassedOver is { } note ? $" ({note})" : string.Empty;
+        if (!result.Healthy)
         {
-            Log.PassedOver(logger, passedOver);
+            return (StepResult.Problem(result.Problem! + passed), result.Gpus);
         }
 
-        string passed = result.PassedOver is { } note ? $" ({note})" : string.Empty;
-        return (result.Healthy
-            ? StepResult.Ok($"{result.Gpus.Count} GPU{(result.Gpus.Count == 1 ? string.Empty : "s")} found{passed}")
-            : StepResult.Problem(result.Problem! + passed), result.Gpus);
+        string found = $"{result.Gpus.Count} GPU{(result.Gpus.Count == 1 ? string.Empty : "s")} found{passed}";
+        if (result.PassedOver is not { } passedOver)
+        {
+            return (StepResult.Ok(found), result.Gpus);
+        }
+
+        // A planted nvidia-smi is a warning like any program passed over, but under --gpu require it must not
+        // stop a pod whose GPUs the image's own nvidia-smi found: there it is a warning line of its own.
+        if (mode != GpuMode.Require)
+        {
+            return (StepResult.Problem(found), result.Gpus);
+        }
+
+        Log.PassedOver(logger, passedOver);
+        return (StepResult.Ok(found), result.Gpus);
     }
 
     /// <summary>Kills nvidia-smi if the boot ends before collecting it, so no orphan is left behind.</summary>

@@ -76,8 +76,11 @@ public sealed class GuardStep(IPosix posix, TimeProvider clock) : IBootStep<Boot
             var outcome = new StateClaim(posix, clock).Apply(claim.Workspace, claim.Actions, claim.Account);
             string done = $"workspace {claim.Workspace.Path} is present; {ClaimPlan.Summary(claim.Workspace, outcome.Done, done: true)}{VolumeNote(outcome.Trust)}";
             var result = StepResult.Ok(done);
+            string why = outcome.VolumeLearned
+                ? $"the volume {VolumeNote(outcome.Trust).TrimStart(';', ' ')}; what else to take back was looked at again knowing it"
+                : $"{claim.Workspace.PathOf(WorkspaceLayout.State)} changed between the survey and the claim; what it holds was looked at again once no other account could change it";
             return (outcome.Replanned
-                ? result with { Replanned = new Replan($"the volume {VolumeNote(outcome.Trust).TrimStart(';', ' ')}; what else to take back was looked at again knowing it", [.. outcome.Done.SelectMany(a => ClaimPlan.ChangesOf(claim.Workspace, a))]) }
+                ? result with { Replanned = new Replan(why, [.. outcome.Done.SelectMany(a => ClaimPlan.ChangesOf(claim.Workspace, a))]) }
                 : result, claim.Workspace);
         }
         catch (IOException e)

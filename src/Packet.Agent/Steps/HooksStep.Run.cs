@@ -107,8 +107,6 @@ public sealed partial class HooksStep
     private bool Run(PlannedHook hook, HookIdentity identity, Dictionary<string, string> variables, string workingDirectory, DirectoryHandle logs, BootSettings settings, List<string> failures)
     {
         string logName = hook.LogName;
-        // Made afresh: a log a root agent left is not writable by the user's agent, but removable.
-        posix.UnlinkAt(logs.Fd, logName, isDirectory: false);
         int logFd = logs.CreateFile(logName, FileModes.Readable);
         try
         {
@@ -137,13 +135,14 @@ public sealed partial class HooksStep
         }
     }
 
-    /// <summary>The variables that name folders a root hook searches for what it runs.</summary>
-    private static readonly string[] SearchPaths = ["PATH", "PYTHONPATH"];
+    /// <summary>The variables that name folders (or, LD_PRELOAD, files) a root hook searches for what it runs or loads.</summary>
+    private static readonly string[] SearchPaths = ["PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "LD_PRELOAD"];
 
     /// <summary>
     /// A hook's environment: the pod's, with the workspace's variables (its bin and venv first on
-    /// PATH). For a hook run as root, PATH and PYTHONPATH keep only folders no other account can
-    /// change: what a root hook runs by name must not be found where a user of the volume put it.
+    /// PATH). For a hook run as root, the search paths keep only what no other account can change:
+    /// what a root hook runs or loads by name must not be found where a user of the volume put it;
+    /// and pip keeps no cache on a volume others could plant a built wheel in.
     /// </summary>
     private Dictionary<string, string> HookEnvironment(DirectoryHandle workspace, HookIdentity identity)
     {
@@ -162,7 +161,13 @@ public sealed partial class HooksStep
         {
             foreach (string name in SearchPaths.Where(variables.ContainsKey))
             {
-                variables[name] = string.Join(':', variables[name].Split(':').Where(folder => folder.StartsWith('/') && trust.MaySearch(folder)));
+                variables[name] = string.Join(':', variables[name].Split([':', ' '], StringSplitOptions.RemoveEmptyEntries).Where(folder => folder.StartsWith('/') && trust.MaySearch(folder)));
+            }
+
+            if (!trust.MaySearch(variables["PIP_CACHE_DIR"]))
+            {
+                variables.Remove("PIP_CACHE_DIR");
+                variables["PIP_NO_CACHE_DIR"] = "1";
             }
         }
 

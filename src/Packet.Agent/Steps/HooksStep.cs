@@ -20,12 +20,14 @@ namespace Packet.Agent.Steps;
 /// when no other account could have changed it or any folder above it, and its PATH and
 /// PYTHONPATH keep only folders no other account can change (<see cref="ProgramTrust"/>). Each
 /// hook has a time limit and its own log file. A failed or refused hook is a warning; the others
-/// still run. The step decides which hooks run by looking (HooksStep.cs), and runs them (HooksStep.Run.cs).
+/// still run. The step decides which hooks run by looking (HooksStep.cs), as whom and whether they may
+/// (HooksStep.Accounts.cs), and runs them (HooksStep.Run.cs).
 /// </summary>
 public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandResolver resolver, ProgramTrust trust, ILogger logger, Func<IDictionary> environment) : IBootStep<HomeState?, NoValue>
 {
 
     private const int MaxHookBytes = 16 * 1024 * 1024;
+    private const int MaxHookNameBytes = 200;
 
     /// <summary>What a hook is: the setup script, a folder hook (first-boot ones carry their content's hash), or the venv and pip of requirements.txt.</summary>
     private enum HookKind
@@ -64,11 +66,11 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
             var hooks = new List<PlannedHook>();
             var notes = new List<string>();
             var refused = new List<string>();
-            PlanSetupScript(workspace, hooks, refuse, refused);
+            PlanSetupScript(workspace, identity, hooks, refuse, refused);
             foreach (string folder in new[] { WorkspaceLayout.FirstBootHooks, WorkspaceLayout.BootHooks })
             {
                 using var opened = shared?.TryOpenDirectory(folder);
-                PlanFolder(opened, folder, hookState, hooks, notes, refuse, refused);
+                PlanFolder(opened, folder, identity, hookState, hooks, notes, refuse, refused);
             }
 
             PlanRequirements(workspace, identity, hookState, hooks, notes, refused);
@@ -95,14 +97,10 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
     private static bool IsLeftover(string name) =>
         name.StartsWith('.') || name.EndsWith('~') || name.EndsWith(".bak", StringComparison.Ordinal) || name.Contains(".dpkg-", StringComparison.Ordinal);
 
-    /// <summary>Only executable regular files run (a symlink is not followed).</summary>
-    private static bool IsRunnable(DirectoryHandle folder, string name) =>
-        folder.LStat(name, out var stat) >= 0 && (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFREG && IsExecutable(stat);
-
     private static bool IsExecutable(in Stat stat) =>
         (stat.st_mode & (FilePermissions.S_IXUSR | FilePermissions.S_IXGRP | FilePermissions.S_IXOTH)) != 0;
 
-    private void PlanSetupScript(DirectoryHandle workspace, List<PlannedHook> hooks, Func<string, string?>? refuse, List<string> refused)
+    private void PlanSetupScript(DirectoryHandle workspace, HookIdentity identity, List<PlannedHook> hooks, Func<string, string?>? refuse, List<string> refused)
     {
         if (workspace.LStat(WorkspaceLayout.SetupScript, out var script) < 0 || (script.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG)
         {
@@ -116,6 +114,12 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
             return;
         }
 
+        if (NotTheAccounts(NativeName.Display(path), path, script, identity) is { } another)
+        {
+            refused.Add(another);
+            return;
+        }
+
         // The old advice was "bash /workspace/setup.sh": a script without its execute bit still runs.
         var (program, arguments) = IsExecutable(script)
             ? (path, Array.Empty<string>())
@@ -123,10 +127,17 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
         hooks.Add(new PlannedHook(HookKind.Setup, WorkspaceLayout.SetupScript, program, arguments));
     }
 
-    private void PlanFolder(DirectoryHandle? folder, string folderName, Lazy<HookState> hookState, List<PlannedHook> hooks, List<string> notes, Func<string, string?>? refuse, List<string> refused)
+    private void PlanFolder(DirectoryHandle? folder, string folderName, HookIdentity identity, Lazy<HookState> hookState, List<PlannedHook> hooks, List<string> notes, Func<string, string?>? refuse, List<string> refused)
     {
         if (folder is null)
         {
+            return;
+        }
+
+        PosixException.Check(posix.FStat(folder.Fd, out var folderStat), "stat", folder.Path);
+        if (NotTheAccounts($"the hooks in {NativeName.Display(folder.Path)}", folder.Path, folderStat, identity) is { } foreign)
+        {
+            refused.Add(foreign);
             return;
         }
 
@@ -140,15 +151,11 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
                 continue;
             }
 
-            if (!IsRunnable(folder, name))
+            var (note, refusal) = WhyNotRun(folder, name, hookName, identity, refuse);
+            if (note is not null || refusal is not null)
             {
-                notes.Add($"skipped {NativeName.Display(hookName)}: not an executable regular file");
-                continue;
-            }
-
-            if (refuse?.Invoke(folder.PathOf(name)) is { } refusal)
-            {
-                refused.Add(NotRunAsRoot(hookName, refusal));
+                notes.AddRange(note is null ? [] : [note]);
+                refused.AddRange(refusal is null ? [] : [refusal]);
                 continue;
             }
 
@@ -184,10 +191,12 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
             return;
         }
 
-        // Root's pip runs what the venv holds (site-packages, .pth files), by a path through the workspace:
-        // the workspace and every file of the venv must be root's alone.
+        // Root's pip reads requirements.txt by path (a line of it can run anything: -e, --index-url) and runs what
+        // the venv holds (site-packages, .pth files): the file, the folders above it and every entry of the venv,
+        // made or half-made, must be root's alone. A venv root makes itself is made in a workspace no one else can write.
         if (identity.Uid == 0 && trust.ForCommand is { } refuse
-            && (refuse(workspace.Path) ?? (venvReady ? SafePath.RefusalBelow(posix, venv, TrustedOwners.Of(posix)) : null)) is { } untrusted)
+            && (refuse(workspace.PathOf(WorkspaceLayout.Requirements))
+                ?? (workspace.LStat(WorkspaceLayout.Venv, out _) >= 0 ? SafePath.RefusalBelow(posix, venv, TrustedOwners.Of(posix)) : null)) is { } untrusted)
         {
             refused.Add(NotRunAsRoot($"pip install -r {WorkspaceLayout.Requirements}", untrusted));
             return;
@@ -208,50 +217,6 @@ public sealed partial class HooksStep(IPosix posix, IHookRunner runner, CommandR
 
         hooks.Add(new PlannedHook(HookKind.Requirements, WorkspaceLayout.Requirements, Path.Join(venv, "bin", "python"), ["-m", "pip", "install", "--requirement", workspace.PathOf(WorkspaceLayout.Requirements)], Hash: hash));
     }
-
-    /// <summary>
-    /// The account hooks run as: the agent itself when it is not root (it can switch to no one);
-    /// else the home's account, when it owns the persisted home (or there is none yet). Null when
-    /// there is no such account (<see cref="NotRun"/> says why).
-    /// </summary>
-    private HookIdentity? Identity(DirectoryHandle workspace, AccountChoice choice)
-    {
-        if (posix.EffectiveUserId != 0)
-        {
-            return new HookIdentity(posix.EffectiveUserId, posix.EffectiveGroupId);
-        }
-
-        if (choice.Account is not { } account)
-        {
-            return null;
-        }
-
-        bool homeThere = workspace.LStat(WorkspaceLayout.Home, out var home) >= 0;
-        return !homeThere || ((home.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR && home.st_uid == account.Uid)
-            ? new HookIdentity(account.Uid, account.Gid)
-            : null;
-    }
-
-    /// <summary>Why hooks do not run, and how to fix it: no account, or a persisted home that is not the account's.</summary>
-    private static string NotRun(DirectoryHandle workspace, AccountChoice choice)
-    {
-        string home = workspace.PathOf(WorkspaceLayout.Home);
-        if (choice.Account is not { } account)
-        {
-            return $"hooks not run: there is no account to run them as: {choice.Unknown}";
-        }
-
-        workspace.LStat(WorkspaceLayout.Home, out var stat);
-        bool directory = (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR;
-        return $"hooks not run: {home} {(directory ? $"belongs to uid {stat.st_uid}" : "is not a directory (a link, or a file)")}, but the hooks' account is {account}; "
-            + $"a user of the volume can rename or link any folder to {WorkspaceLayout.Home}, so hooks never take their account from it. "
-            + (directory
-                ? $"If the home is right, give it to its account: chown -R {account.Uid}:{account.Gid} {home}; if the account is wrong, name the right one: --user {stat.st_uid}"
-                : $"Move it away, and the next boot seeds a home");
-    }
-
-    private static string NotRunAsRoot(string hook, string refusal) =>
-        $"{NativeName.Display(hook)} not run as root: {refusal}; root runs nothing another account could have changed (make it and the folders above it root's, writable by root alone, or run hooks as a user: --user)";
 
     /// <summary>One hook to run: what it is, its name in logs, the program and arguments; a first-boot hook's name and content hash; or why it cannot run.</summary>
     private sealed record PlannedHook(HookKind Kind, string Name, string Program, IReadOnlyList<string> Arguments, string? FolderName = null, string? Hash = null, string? Failure = null)

@@ -21,7 +21,7 @@ public sealed partial class SshStep
         var problems = new List<string>(plan.Problems);
         try
         {
-            int listed = WriteAuthorizedKeys(plan.Home, plan.Keys);
+            int listed = WriteAuthorizedKeys(plan.Home, plan.Keys, problems);
             if (strictModes.Refusal(plan.KeysFile, plan.Account.Uid, plan.Account.Home) is { } refusal)
             {
                 problems.Add(RefusalWithFix(plan, refusal));
@@ -74,9 +74,11 @@ public sealed partial class SshStep
     /// <summary>
     /// The pod's keys as the managed block of ~/.ssh/authorized_keys (0600 in a 0700 ~/.ssh, the
     /// home owner's), written only when it changes, every byte outside the block kept as it was;
-    /// how many keys the block lists.
+    /// how many keys the block lists. A keys file with another name (a hard link) or of a third
+    /// account is not the home's to edit: it is replaced by the block alone, and
+    /// <paramref name="problems"/> says so.
     /// </summary>
-    private int WriteAuthorizedKeys(KeysHome keysHome, IReadOnlyList<PublicKey> keys)
+    private int WriteAuthorizedKeys(KeysHome keysHome, IReadOnlyList<PublicKey> keys, List<string> problems)
     {
         using var home = OpenHome(keysHome, create: true)!;
         PosixException.Check(posix.FStat(home.Fd, out var owner), "stat", home.Path);
@@ -88,13 +90,21 @@ public sealed partial class SshStep
         }
 
         byte[]? current = ssh.ReadFile("authorized_keys", MaxAuthorizedKeysBytes, out var keysStat);
+        bool foreign = current is not null && (keysStat.st_nlink > 1 || (keysStat.st_uid != owner.st_uid && keysStat.st_uid != 0));
+        if (foreign)
+        {
+            problems.Add($"{ssh.PathOf("authorized_keys")} was replaced by the pod's keys alone: it "
+                + (keysStat.st_nlink > 1 ? $"had {keysStat.st_nlink} names (a hard link; its other names keep its lines)" : $"belonged to uid {keysStat.st_uid}, not the home's uid {owner.st_uid}")
+                + "; add your own keys to it again below the block");
+            current = null;
+        }
+
         string text = current is null ? string.Empty : AuthorizedKeysBlock.FromBytes(current);
         string updated = AuthorizedKeysBlock.Apply(text, keys.Select(AuthorizedKeysBlock.AsBytes).ToList(), out int listed);
         bool modeWrong = current is not null && (keysStat.st_mode & FilePermissions.ALLPERMS) != FileModes.Private;
-        if (!ReferenceEquals(updated, text) || modeWrong)
+        if (!ReferenceEquals(updated, text) || modeWrong || foreign || (current is not null && keysStat.st_uid != owner.st_uid))
         {
-            var (uid, gid) = current is null ? (owner.st_uid, owner.st_gid) : (keysStat.st_uid, keysStat.st_gid);
-            ssh.ReplaceFile("authorized_keys", AuthorizedKeysBlock.ToBytes(updated), uid, gid, FileModes.Private);
+            ssh.ReplaceFile("authorized_keys", AuthorizedKeysBlock.ToBytes(updated), owner.st_uid, owner.st_gid, FileModes.Private);
         }
 
         return listed;

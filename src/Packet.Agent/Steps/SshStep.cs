@@ -224,8 +224,9 @@ public sealed partial class SshStep(
     {
         try
         {
-            WriteAuthorizedKeys(plan.Home, []);
-            return plan.Preview with { Summary = plan.Done };
+            var problems = new List<string>();
+            WriteAuthorizedKeys(plan.Home, [], problems);
+            return problems.Count == 0 ? plan.Preview with { Summary = plan.Done } : StepResult.Problem(string.Join("; ", [plan.Done, .. problems]));
         }
         catch (IOException e)
         {

@@ -48,10 +48,11 @@ public sealed record ClaimAction(ClaimKind Kind, string Name, string Why, uint U
 
 /// <summary>
 /// What a claim did: whom the volume lets root trust (<see cref="VolumeTrust"/>: found by trying
-/// to give the folder to root and close it to others), the actions carried out, and whether they
-/// differ from the survey's (a volume that keeps no modes or owners is surveyed again knowing it).
+/// to give the folder to root and close it to others), the actions carried out, whether they differ
+/// from the survey's (the entries are surveyed again once the folder is root's), and whether the
+/// volume turned out to keep no modes or owners.
 /// </summary>
-public sealed record ClaimOutcome(VolumeTrust Trust, IReadOnlyList<ClaimAction> Done, bool Replanned);
+public sealed record ClaimOutcome(VolumeTrust Trust, IReadOnlyList<ClaimAction> Done, bool Replanned, bool VolumeLearned);
 
 /// <summary>
 /// Root's part of the volume made root's alone, once, before any step trusts it: the guard surveys
@@ -68,14 +69,9 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
     /// <summary>What root must do to its part of the volume, found by looking; empty when it is root's alone and complete.</summary>
     /// <param name="workspace">The open workspace.</param>
     /// <param name="account">The home's account (uid, gid): its folder is made when it is not root.</param>
-    public IReadOnlyList<ClaimAction> Survey(DirectoryHandle workspace, (uint Uid, uint Gid)? account) => Survey(workspace, account, workspace.Trust, entries: false);
-
-    /// <param name="workspace">The open workspace.</param>
-    /// <param name="account">The home's account.</param>
-    /// <param name="trust">Whom the volume lets root trust.</param>
-    /// <param name="entries">Look at the entries even when the folder itself needs nothing (it did before the volume was known).</param>
-    private List<ClaimAction> Survey(DirectoryHandle workspace, (uint Uid, uint Gid)? account, VolumeTrust trust, bool entries)
+    public IReadOnlyList<ClaimAction> Survey(DirectoryHandle workspace, (uint Uid, uint Gid)? account)
     {
+        var trust = workspace.Trust;
         var actions = new List<ClaimAction>();
         int found = workspace.LStat(WorkspaceLayout.State, out var state);
         if (found < 0 || !IsType(state, FilePermissions.S_IFDIR))
@@ -91,22 +87,27 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
             return actions;
         }
 
-        bool claimed = !trust.Trusts(state.st_uid) || trust.WritableByOthers(state);
         if (!trust.Trusts(state.st_uid))
         {
             actions.Add(new(ClaimKind.TakeBack, ".", $"it belongs to uid {state.st_uid}"));
         }
-        else if (claimed)
+        else if (trust.WritableByOthers(state))
         {
             actions.Add(new(ClaimKind.Tighten, ".", $"it is writable by {SafePath.Writers(state)} (mode {SafePath.Mode(state)})"));
         }
 
-        using var folder = workspace.TryOpenDirectory(WorkspaceLayout.State)!;
-        if (claimed || entries)
-        {
-            SurveyEntries(folder, trust, actions);
-        }
+        // Every boot, not only when the folder was another's: a claim that stopped halfway left its entries as they were.
+        using var folder = workspace.TryOpenDirectory(WorkspaceLayout.State)
+            ?? throw new IOException($"{workspace.PathOf(WorkspaceLayout.State)} went away while it was looked at");
+        actions.AddRange(SurveyOpen(folder, account, trust));
+        return actions;
+    }
 
+    /// <summary>What the open folder's entries need: each looked at, the lock, the home's account's folder.</summary>
+    private List<ClaimAction> SurveyOpen(DirectoryHandle folder, (uint Uid, uint Gid)? account, VolumeTrust trust)
+    {
+        var actions = new List<ClaimAction>();
+        SurveyEntries(folder, trust, actions);
         if (!folder.Exists(WorkspaceLayout.Lock) || actions.Any(a => a.Name == WorkspaceLayout.Lock))
         {
             actions.Add(new(ClaimKind.MakeLock, WorkspaceLayout.Lock, "for every agent on the volume"));
@@ -118,53 +119,53 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
 
     /// <summary>
     /// Carries a survey out: the folder itself first (moved aside, made, given to root, closed to
-    /// others), then, knowing what the volume kept of that, the rest: surveyed again when the volume
-    /// keeps no modes or gives root's files to another uid (a FAT or exFAT volume shows every entry
-    /// writable by all; NFS root_squash gives them to the anonymous uid). A step that fails stops the
-    /// claim with what failed.
+    /// others), then its entries, surveyed again now that no other account can change them (until
+    /// then the folder's owner could), knowing what the volume kept of the claim (a FAT or exFAT
+    /// volume shows every entry writable by all; NFS root_squash gives root's files to the anonymous
+    /// uid). What must leave goes first, so that nothing another account planted (a link at
+    /// <c>user-UID</c>) stops the rest. A step that fails stops the claim with what failed.
     /// </summary>
     public ClaimOutcome Apply(DirectoryHandle workspace, IReadOnlyList<ClaimAction> actions, (uint Uid, uint Gid)? account)
     {
         string stamp = clock.GetUtcNow().UtcDateTime.ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture);
-        foreach (var action in actions.Where(a => a.Name == "."))
+        if (actions.Any(a => a.Kind == ClaimKind.MoveStateAside))
         {
-            ApplyToFolder(workspace, action, stamp);
+            MoveAside(workspace, WorkspaceLayout.State, stamp);
         }
 
-        using var state = workspace.OpenDirectory(WorkspaceLayout.State);
+        // One descriptor from here on: another account that may write the workspace can rename folders to
+        // .packet at will, so what the volume keeps is learnt from the folder root itself just changed.
+        using var state = actions.Any(a => a.Kind == ClaimKind.MakeState)
+            ? workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory)
+            : workspace.OpenDirectory(WorkspaceLayout.State);
+        TakeFolder(state);
         var trust = Settled(state, workspace.Trust);
-        var rest = actions.Where(a => a.Name != ".").ToList();
-        bool replanned = trust != workspace.Trust;
-        if (replanned)
-        {
-            workspace.TrustAs(trust);
-            rest = Survey(workspace, account, trust, entries: actions.Any(a => a.Kind is ClaimKind.TakeBack or ClaimKind.Tighten)).Where(a => a.Name != ".").ToList();
-        }
-
+        bool volumeLearned = trust != workspace.Trust;
+        workspace.TrustAs(trust);
+        var planned = actions.Where(a => a.Name != ".").ToList();
+        var rest = SurveyOpen(state, account, trust).OrderBy(a => a.Kind != ClaimKind.MoveAside).ToList();
         foreach (var action in rest)
         {
             Apply(state, action, stamp);
         }
 
-        return new ClaimOutcome(trust, [.. actions.Where(a => a.Name == "."), .. rest], replanned && !rest.SequenceEqual(actions.Where(a => a.Name != ".")));
+        return new ClaimOutcome(trust, [.. actions.Where(a => a.Name == "."), .. rest], !rest.ToHashSet().SetEquals(planned), volumeLearned);
     }
 
-    /// <summary>The folder itself: moved aside, made, or given to root and closed to others as far as the volume keeps owners and modes.</summary>
-    private void ApplyToFolder(DirectoryHandle workspace, ClaimAction action, string stamp)
+    /// <summary>
+    /// The folder root holds open given to root and closed to others, whatever the survey found: it
+    /// may be another folder by now (made first by another account, or renamed into place). What the
+    /// volume refuses of that is what <see cref="Settled"/> learns.
+    /// </summary>
+    private void TakeFolder(DirectoryHandle state)
     {
-        if (action.Kind == ClaimKind.MoveStateAside)
-        {
-            MoveAside(workspace, WorkspaceLayout.State, stamp);
-            return;
-        }
-
-        using var state = action.Kind == ClaimKind.MakeState ? workspace.CreateDirectory(WorkspaceLayout.State, FileModes.Directory) : workspace.OpenDirectory(WorkspaceLayout.State);
-        if (action.Kind == ClaimKind.TakeBack)
+        PosixException.Check(posix.FStat(state.Fd, out var stat), "stat", state.Path);
+        if (stat.st_uid != 0 || stat.st_gid != 0)
         {
             Tolerated(posix.FChown(state.Fd, 0, 0), "give to root", state.Path);
         }
 
-        if (action.Kind is ClaimKind.TakeBack or ClaimKind.Tighten)
+        if ((stat.st_mode & FilePermissions.ALLPERMS) != FileModes.Directory)
         {
             Tolerated(posix.FChmod(state.Fd, FileModes.Directory), "set the mode of", state.Path);
         }
@@ -249,7 +250,7 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
         {
             // Every entry shows the mount's mode: no bit here says who else could reach it.
         }
-        else if (name == WorkspaceLayout.HostKeys && ExposedKeys(folder, entry) is { } exposed)
+        else if (name == WorkspaceLayout.HostKeys && ExposedKeys(folder, entry, trust) is { } exposed)
         {
             actions.Add(new(ClaimKind.MoveAside, name, exposed));
         }
@@ -264,7 +265,7 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
     }
 
     /// <summary>Why host keys in the folder may be known to others; null when the folder and every file in it are root's alone.</summary>
-    private string? ExposedKeys(DirectoryHandle state, in Stat folder)
+    private string? ExposedKeys(DirectoryHandle state, in Stat folder, VolumeTrust trust)
     {
         const string Known = "the host keys in it may have been read by others; a new one is made (clients see the pod's host key change once)";
         if ((folder.st_mode & FilePermissions.ALLPERMS) != FileModes.PrivateDirectory)
@@ -277,14 +278,21 @@ public sealed class StateClaim(IPosix posix, TimeProvider clock)
         PosixException.Check(new DirectoryReader(posix, 16 * 1024).ReadAll(keys.Fd, entry => names.Add(entry.Name)), "list", keys.Path);
         foreach (string name in names)
         {
-            if (keys.LStat(name, out var key) >= 0
-                && (!IsType(key, FilePermissions.S_IFREG) || key.st_uid != 0 || key.st_nlink > 1 || (key.st_mode & (FilePermissions.S_IRWXG | FilePermissions.S_IRWXO) & ~(name.EndsWith(".pub", StringComparison.Ordinal) ? FilePermissions.S_IRGRP | FilePermissions.S_IROTH : 0)) != 0))
+            if (keys.LStat(name, out var key) >= 0 && !RootsAlone(name, key, trust))
             {
                 return $"{keys.PathOf(name)} is {Describe(key)}: {Known}";
             }
         }
 
         return null;
+    }
+
+    /// <summary>A key file root alone made and may change: a regular file of root's (the squashed uid's on NFS root_squash) with one name, which only a public key's readers besides root may read.</summary>
+    private static bool RootsAlone(string name, in Stat key, VolumeTrust trust)
+    {
+        var othersMay = key.st_mode & (FilePermissions.S_IRWXG | FilePermissions.S_IRWXO);
+        var othersMayRead = name.EndsWith(".pub", StringComparison.Ordinal) ? FilePermissions.S_IRGRP | FilePermissions.S_IROTH : 0;
+        return IsType(key, FilePermissions.S_IFREG) && trust.Trusts(key.st_uid) && key.st_nlink == 1 && (othersMay & ~othersMayRead) == 0;
     }
 
     private void Apply(DirectoryHandle state, ClaimAction action, string stamp)
