@@ -44,6 +44,7 @@ public sealed class HostileVolumeTests : IDisposable
         Assert.Contains($"passed over {W}/venv/bin/nvidia-smi (it is on the volume at {W}, and root runs the image's own)", Line(boot, "warn: gpu[5]"), StringComparison.Ordinal);
         Assert.Contains("root runs no program another account could have changed", Line(boot, "warn: exec[8]"), StringComparison.Ordinal);
         // The hooks are the user's: its own venv and pip are its business, and run as it.
+        Assert.NotEmpty(_volume.Runs);
         Assert.All(_volume.Runs, run => Assert.EndsWith($" {HostileVolume.User}", run, StringComparison.Ordinal));
     }
 
@@ -67,6 +68,61 @@ public sealed class HostileVolumeTests : IDisposable
             + "root runs nothing another account could have changed (make it and the folders above it root's, writable by root alone, or run hooks as a user: --user)", hooks, StringComparison.Ordinal);
         Assert.Contains($"pip install -r requirements.txt not run as root: {W} is writable by its group (gid {HostileVolume.User})", hooks, StringComparison.Ordinal);
         Assert.False(Directory.Exists(Path.Join(W, "venv")));
+    }
+
+    [RootFact]
+    public void A_root_homes_pip_reads_no_requirements_and_makes_no_venv_the_user_could_change()
+    {
+        Require.Root();
+        ChildProcess.MustSucceed("chown", "-R", "0:0", _volume.ImageHome);
+        _volume.SeedAsAPodWould();
+        // The volume's top is root's alone here; what an operator once gave the user is still the user's.
+        ChildProcess.MustSucceed("chmod", "755", W);
+        string requirements = Path.Join(W, "requirements.txt");
+        File.WriteAllText(requirements, "nothing==1.0\n");
+        ChildProcess.MustSucceed("chown", $"{HostileVolume.User}:{HostileVolume.User}", requirements);
+        _volume.AsUser($"echo '--index-url http://127.0.0.1:9/' > {requirements}");
+
+        var boot = _volume.Boot();
+
+        Assert.True(boot.ExitCode == 0, boot.ToString());
+        Assert.Contains($"pip install -r requirements.txt not run as root: {requirements} belongs to uid {HostileVolume.User}, not root", Line(boot, "warn: hooks[6]"), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Join(W, "venv")), "root made a venv to install the user's requirements into");
+
+        // Root's own requirements, and a venv folder of the user's without a python yet: root makes no venv there.
+        File.Delete(requirements);
+        File.WriteAllText(requirements, "nothing==1.0\n");
+        Directory.CreateDirectory(Path.Join(W, "venv"));
+        ChildProcess.MustSucceed("chown", $"{HostileVolume.User}:{HostileVolume.User}", Path.Join(W, "venv"));
+        var again = _volume.Boot();
+
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Empty(_volume.Runs);
+        Assert.Contains($"pip install -r requirements.txt not run as root: {W}/venv belongs to uid {HostileVolume.User}, not root", Line(again, "warn: hooks[6]"), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Join(W, "venv/bin")), "root made a venv in the user's folder");
+    }
+
+    [RootFact]
+    public void Hooks_a_third_account_wrote_do_not_run_as_the_homes_account()
+    {
+        Require.Root();
+        _volume.SeedAsAPodWould();
+        const uint Third = HostileVolume.User + 1;
+        _volume.AsUser(Plant($"{_volume.State}/boot.d", "10-users"));
+        foreach (string folder in new[] { "first-boot.d", "boot.d" })
+        {
+            HomeFixture.Write(_volume.State, $"{folder}/20-third", _volume.Planted("20-third"), mode: "755");
+        }
+
+        ChildProcess.MustSucceed("chown", "-R", $"{Third}:{Third}", Path.Join(_volume.State, "first-boot.d"), Path.Join(_volume.State, "boot.d/20-third"));
+
+        var boot = _volume.Boot();
+
+        Assert.True(boot.ExitCode == 0, boot.ToString());
+        Assert.Equal([$"10-users {HostileVolume.User}"], _volume.Runs);
+        string hooks = Line(boot, "warn: hooks[6]");
+        Assert.Contains($"the hooks in {_volume.State}/first-boot.d not run as uid {HostileVolume.User}: {_volume.State}/first-boot.d belongs to uid {Third}", hooks, StringComparison.Ordinal);
+        Assert.Contains($"boot.d/20-third not run as uid {HostileVolume.User}: {_volume.State}/boot.d/20-third belongs to uid {Third}", hooks, StringComparison.Ordinal);
     }
 
     [RootFact]
