@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using Mono.Unix;
 using Mono.Unix.Native;
 using Packet.Agent.Posix;
 using Packet.Agent.TestSupport;
@@ -29,6 +30,7 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     private static long _openCount;
 
     private readonly IPosix _real = PosixSystem.Instance;
+    private readonly ConcurrentQueue<string> _fsynced = new();
     private int _fsyncCalls;
 
     /// <summary>When set, the volume reports this many bytes free.</summary>
@@ -190,9 +192,13 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
     /// <summary>How many fsync calls were made (any descriptor).</summary>
     public int FSyncCalls => Volatile.Read(ref _fsyncCalls);
 
+    /// <summary>What each fsync call was given, by the path its descriptor had then.</summary>
+    public IReadOnlyList<string> FSynced => [.. _fsynced];
+
     public int FSync(int fd)
     {
         Interlocked.Increment(ref _fsyncCalls);
+        _fsynced.Enqueue(UnixPath.TryReadLink($"/proc/self/fd/{fd}") ?? $"descriptor {fd}");
         return Fail("fsync", null) ?? _real.FSync(fd);
     }
 

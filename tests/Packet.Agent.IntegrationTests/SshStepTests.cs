@@ -19,9 +19,9 @@ namespace Packet.Agent.IntegrationTests;
 /// ssh-keygen, sshd's config, the state for status. sshd itself is a stand-in (<c>bin/sshd</c>, a
 /// shell script): the real one binds a port on the machine and wants /run/sshd, so it runs only in the
 /// end-to-end SshTests, in a mount namespace of its own. The stand-in does what openssh's sshd does
-/// when it starts as a daemon (sshd(8), -f, -E, PidFile): the parent exits 0 once a background
-/// process named sshd has written its pid to the config's PidFile; a failure is an exit 255 with the
-/// reason written to the -E log.
+/// when it starts as a daemon (sshd(8), -f, -E, PidFile): the parent exits 0 as a background process
+/// named sshd starts, which writes its pid to the config's PidFile a moment later; a failure is an
+/// exit 255 with the reason written to the -E log.
 /// </summary>
 public sealed class SshStepTests : IDisposable
 {
@@ -41,9 +41,13 @@ public sealed class SshStepTests : IDisposable
           exit 255
         fi
         pidfile=$(sed -n 's/^PidFile "\(.*\)"$/\1/p' "$config")
-        # It waits on a child, so TERM ends it at once and nothing wakes it meanwhile.
-        ( trap 'kill $child; exit 0' TERM; sleep 3600 & child=$!; wait $child ) </dev/null >/dev/null 2>&1 &
-        echo $! > "$pidfile"
+        # It waits on a child, so nothing wakes it meanwhile; TERM ends it after a moment, as sshd closes its
+        # listeners (a boot that replaces it must wait for that); a test host that
+        # dies before its cleanup (a mutation run) leaves it for two minutes at most.
+        ( trap 'sleep 0.3; kill $child; exit 0' TERM; sleep 120 & child=$!; wait $child ) </dev/null >/dev/null 2>&1 &
+        daemon=$!
+        # The daemon writes its pid a moment after the parent has exited, as sshd's does.
+        ( sleep 0.05; echo $daemon > "$pidfile" ) </dev/null >/dev/null 2>&1 &
         echo "Server listening on 0.0.0.0 port 2222." >> "$log"
         """;
 
@@ -83,17 +87,24 @@ public sealed class SshStepTests : IDisposable
         _dir.Dispose();
     }
 
-    private StepResult Run(bool withWorkspace = true, Hashtable? environment = null, string? keysDirectory = null, SshMode mode = SshMode.Auto, bool rsa = false, string? listen = null, int port = 2222)
+    /// <summary>The adapter under the step of the last <see cref="Run"/>: what it fsync'ed.</summary>
+    private FaultyPosix _posix = new();
+
+    private StepResult Run(
+        bool withWorkspace = true, Hashtable? environment = null, string? keysDirectory = null, SshMode mode = SshMode.Auto, bool rsa = false, string? listen = null, int port = 2222,
+        Func<string, EntryOwnership?>? stat = null, string? privilegeSeparation = null)
     {
         Directory.CreateDirectory(_dir["run"]);
         var variables = environment ?? new Hashtable { ["PUBLIC_KEY"] = Alice };
         variables["PATH"] = Bin;
         var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
         var accounts = new RootAt(Home);
-        var posix = new RecordingPosix(_changes);
+        _posix = new FaultyPosix();
+        var posix = new RecordingPosix(_changes, _posix);
         var step = new SshStep(
-            posix, new System.IO.Abstractions.FileSystem(), new RecordingProcessRunner(_changes, new ProcessRunner()), resolver, new ProgramTrust(posix), () => variables, new SshPaths(Runtime, _dir["run/sshd"]), () => true,
-            accounts, new StrictModes(SystemAccounts.Stat, SystemAccounts.RealPath, accounts), NullLogger.Instance, TimeProvider.System);
+            posix, new System.IO.Abstractions.FileSystem(), new RecordingProcessRunner(_changes, new ProcessRunner()), resolver, new ProgramTrust(posix), () => variables,
+            new SshPaths(Runtime, privilegeSeparation ?? _dir["run/sshd"]), () => true,
+            accounts, new StrictModes(stat ?? SystemAccounts.Stat, SystemAccounts.RealPath, accounts), NullLogger.Instance, TimeProvider.System);
         var options = new BootOptions
         {
             Workspace = Workspace, Home = Home, TerminationLog = _dir["termination-log"], Ssh = mode, SshPort = port, SshKeysDirectory = keysDirectory, SshRsaHostKey = rsa, SshListen = listen,
@@ -342,6 +353,115 @@ public sealed class SshStepTests : IDisposable
         Assert.Equal(StepOutcome.Warning, result.Outcome);
         Assert.StartsWith("sshd did not start: exit 3: no such option (config ", result.Summary, StringComparison.Ordinal);
         Assert.EndsWith($"; cannot read the keys in {_dir["no-such-keys"]} (--ssh-keys-dir): Could not find a part of the path '{_dir["no-such-keys"]}'.", result.Summary, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void Sshd_that_fails_without_a_word_anywhere_is_named_by_its_exit_code_alone()
+    {
+        Require.Root();
+        File.WriteAllText(Path.Join(Bin, "sshd"), "#!/bin/sh\nexit 255\n");
+
+        var result = Run();
+
+        Assert.Equal($"sshd did not start: exit 255 (config {Path.Join(Runtime, "sshd_config")}, log {Path.Join(Runtime, "sshd.log")})", result.Summary);
+    }
+
+    [RootFact]
+    public void What_a_killed_boot_left_where_ssh_keygen_works_is_removed_first_so_the_new_key_is_made()
+    {
+        Require.Root();
+        string keygen = Path.Join(Runtime, "keygen");
+        Directory.CreateDirectory(keygen);
+        // ssh-keygen asks before it overwrites a key, and with no one to answer makes none.
+        File.WriteAllText(Path.Join(keygen, "ssh_host_ed25519_key"), "half a key");
+        File.WriteAllText(Path.Join(keygen, "ssh_host_ed25519_key.pub"), "half a key");
+
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.Contains($"host key {Fingerprint(Path.Join(HostKeys, "ssh_host_ed25519_key"))}, made now", result.Summary, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(keygen));
+    }
+
+    [RootFact]
+    public void A_fingerprint_ssh_keygen_cannot_give_is_unknown_and_sshd_still_starts()
+    {
+        Require.Root();
+        File.Delete(Path.Join(Bin, "ssh-keygen"));
+        HomeFixture.Write(Bin, "ssh-keygen", "#!/bin/sh\n[ \"$1\" = -l ] && { echo SHA256:notakey; exit \"$(cat \"$0.exit\")\"; }\nexec /usr/bin/ssh-keygen \"$@\"\n", mode: "755");
+        File.WriteAllText(Path.Join(Bin, "ssh-keygen.exit"), "1");
+
+        var failed = Run();
+        File.WriteAllText(Path.Join(Bin, "ssh-keygen.exit"), "0");
+        var oneWord = Run();
+
+        Assert.Equal(StepOutcome.Ok, failed.Outcome);
+        Assert.Contains("; host key unknown, made now and kept in ", failed.Summary, StringComparison.Ordinal);
+        Assert.Equal("unknown", State().HostKeyFingerprint);
+        Assert.Contains("; host key unknown, kept in ", oneWord.Summary, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void A_pid_file_that_cannot_be_removed_stops_the_start_with_the_reason()
+    {
+        Require.Root();
+        Directory.CreateDirectory(Path.Join(Runtime, "sshd.pid"));
+        File.WriteAllText(Path.Join(Runtime, "sshd.pid", "inside"), string.Empty);
+
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.StartsWith($"remove {Path.Join(Runtime, "sshd.pid")}: ", result.Summary, StringComparison.Ordinal);
+        Assert.EndsWith("; sshd not started", result.Summary, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Join(Bin, "sshd.args")));
+    }
+
+    [RootFact]
+    public void A_privilege_separation_folder_that_cannot_be_made_stops_the_start_with_the_reason()
+    {
+        Require.Root();
+        File.WriteAllText(_dir["a-file"], string.Empty);
+
+        var result = Run(privilegeSeparation: _dir["a-file/sshd"]);
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.StartsWith($"create directory {_dir["a-file/sshd"]}: ", result.Summary, StringComparison.Ordinal);
+        Assert.EndsWith("; sshd not started", result.Summary, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Join(Bin, "sshd.args")));
+    }
+
+    [RootFact]
+    public void Host_keys_reach_the_volume_durably_and_what_the_runtime_directory_holds_is_not_synced()
+    {
+        Require.Root();
+
+        Run();
+
+        var synced = _posix.FSynced;
+        Assert.Contains(synced, path => path.StartsWith(Path.Join(HostKeys, ".ssh_host_ed25519_key"), StringComparison.Ordinal));
+        Assert.Contains(synced, path => path.StartsWith(Path.Join(HostKeys, ".ssh_host_ed25519_key.pub"), StringComparison.Ordinal));
+        Assert.DoesNotContain(synced, path => path.StartsWith(Runtime, StringComparison.Ordinal));
+        Assert.DoesNotContain(synced, path => path.Contains("ssh.json", StringComparison.Ordinal));
+    }
+
+    [RootFact]
+    public void A_volume_that_does_not_keep_the_modes_the_agent_set_is_named_as_the_reason_and_another_volume_as_the_fix()
+    {
+        Require.Root();
+        string ssh = Path.Join(Home, ".ssh");
+        string keys = Path.Join(ssh, "authorized_keys");
+        // What stat shows on a FAT or exFAT volume: every entry the mount's mode, whatever chmod set.
+        EntryOwnership? Fat(string path, string shown) =>
+            path == shown && SystemAccounts.Stat(path) is { } real ? real with { Mode = (real.Mode & ~(uint)FilePermissions.ALLPERMS) | (uint)FilePermissions.ACCESSPERMS } : SystemAccounts.Stat(path);
+
+        var file = Run(stat: path => Fat(path, keys));
+        var folder = Run(stat: path => Fat(path, ssh));
+
+        const string Volume = "for its owner just now: the volume does not keep modes or owners (FAT and exFAT do not); keep the home on a volume that does (ext4, xfs, btrfs, NFS) to log in over SSH";
+        Assert.Contains($"sshd will refuse every key in {keys} (StrictModes, kept on): {keys} ", file.Summary, StringComparison.Ordinal);
+        Assert.Contains($", although the agent set it to 0600 {Volume}", file.Summary, StringComparison.Ordinal);
+        Assert.Contains($"sshd will refuse every key in {keys} (StrictModes, kept on): {ssh} ", folder.Summary, StringComparison.Ordinal);
+        Assert.Contains($", although the agent set it to 0700 {Volume}", folder.Summary, StringComparison.Ordinal);
     }
 
     [RootFact]

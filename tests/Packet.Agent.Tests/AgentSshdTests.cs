@@ -131,6 +131,27 @@ public sealed class AgentSshdTests
     }
 
     [Fact]
+    public void A_pid_file_or_a_processs_entries_that_cannot_be_read_as_files_are_no_sshd()
+    {
+        var files = Machine("4242");
+        files.RemoveFile(Path.Join(Runtime, AgentSshd.PidFile));
+        files.AddDirectory(Path.Join(Runtime, AgentSshd.PidFile));
+
+        Assert.Null(AgentSshd.ReadPid(files, Path.Join(Runtime, AgentSshd.PidFile)));
+
+        var nameless = Machine("4242");
+        nameless.RemoveFile("/proc/4242/comm");
+        nameless.AddDirectory("/proc/4242/comm");
+        Assert.False(AgentSshd.IsSshd(nameless, 4242));
+
+        var argumentless = Machine("4242");
+        argumentless.RemoveFile("/proc/4242/cmdline");
+        argumentless.AddDirectory("/proc/4242/cmdline");
+        Assert.False(AgentSshd.StartedWith(argumentless, 4242, Config));
+
+    }
+
+    [Fact]
     public void A_pid_file_naming_another_process_finds_nothing_though_the_agents_sshd_runs_elsewhere()
     {
         var files = Machine("4343");

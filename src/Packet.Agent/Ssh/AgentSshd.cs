@@ -33,7 +33,7 @@ public static class AgentSshd
         {
             return new RunningSshd(pid, files.File.ReadAllText(config));
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }
@@ -46,7 +46,7 @@ public static class AgentSshd
         {
             return int.TryParse(files.File.ReadAllText(pidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) && pid > 0 ? pid : null;
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }
@@ -68,7 +68,7 @@ public static class AgentSshd
             int flag = Array.IndexOf(arguments, "-f");
             return flag >= 0 && flag + 1 < arguments.Length && arguments[flag + 1] == config;
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return false;
         }
@@ -81,7 +81,7 @@ public static class AgentSshd
         {
             return files.File.ReadAllText($"/proc/{pid}/comm").Trim() == "sshd";
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return false;
         }
