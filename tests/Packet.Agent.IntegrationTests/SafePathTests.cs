@@ -158,5 +158,10 @@ public sealed class SafePathTests : IDisposable
         Chown(_dir["venv/lib/theirs"], 1000, 1000);
         Assert.Equal($"{_dir["venv/lib/theirs"]} belongs to uid 1000, not root", SafePath.RefusalBelow(posix, _dir["venv"], Root));
         Assert.Equal($"{_dir["nothing"]} cannot be looked at: No such file or directory (ENOENT)", SafePath.RefusalBelow(posix, _dir["nothing"], Root));
+
+        // A venv that is a link root made, to a tree root alone may change, is looked through.
+        File.Delete(_dir["venv/lib/theirs"]);
+        HomeFixture.Symlink(_dir.Path, "venv", "venv-link");
+        Assert.Null(SafePath.RefusalBelow(posix, _dir["venv-link"], Root));
     }
 }

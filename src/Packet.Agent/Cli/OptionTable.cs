@@ -67,7 +67,7 @@ public static class OptionTable
         null, "PACKET_TERMINATION_LOG", null, "/dev/termination-log", "where a failed boot writes its short reason (Kubernetes termination message)", CommandSet.Boot);
 
     public static readonly PathOption RuntimeDirectory = new(
-        null, "PACKET_RUNTIME_DIR", null, "where the agent keeps what lasts as long as the container: sshd's config, pid and log, the host keys it loads and makes, the pod's recorded environment, and a boot report the volume could not take; used only when it is the agent's user's alone (0700)", CommandSet.Boot | CommandSet.Status, defaultInHelp: "/run/packet-agent as root, /tmp/packet-agent-UID otherwise");
+        null, "PACKET_RUNTIME_DIR", null, "where the agent keeps what lasts as long as the container: sshd's config, pid and log, the host keys it loads and makes, the pod's recorded environment, and a boot report the volume could not take; made 0700; used only when it is the agent's user's and no other account may write it, and written only when it is 0700", CommandSet.Boot | CommandSet.Status, defaultInHelp: "/run/packet-agent as root, /tmp/packet-agent-UID otherwise");
 
     public static readonly TextOption ImageVersion = new(
         null, "PACKET_IMAGE_VERSION", null, null, "set by the image build; a change tells the agent the image's home may have changed", CommandSet.Boot);

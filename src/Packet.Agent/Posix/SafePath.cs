@@ -78,7 +78,9 @@ public static class SafePath
             return refusal;
         }
 
-        int fd = posix.OpenAt(FileModes.AtCurrentDirectory, path, DirectoryFlags, 0);
+        // Every folder on the way, and every link, is trusted now, so no other account can change where the
+        // path leads: opening it again follows what was checked (a venv may be a link root made).
+        int fd = posix.OpenAt(FileModes.AtCurrentDirectory, path, DirectoryFlags & ~OpenFlags.O_NOFOLLOW, 0);
         if (fd < 0)
         {
             return $"{NativeName.Display(path)} cannot be opened: {PosixException.Describe(PosixException.ErrnoOf(fd))}";
@@ -285,8 +287,10 @@ public static class SafePath
                 return $"{NativeName.Display(entryPath)} cannot be opened: {PosixException.Describe(PosixException.ErrnoOf(next))}";
             }
 
-            _walked.Push((next, entryPath, entry));
-            return null;
+            // The directory as opened, not as looked at a moment before: what the next name is checked against.
+            int looked = posix.FStat(next, out var opened);
+            _walked.Push((next, entryPath, looked < 0 ? entry : opened));
+            return looked < 0 ? $"{NativeName.Display(entryPath)} cannot be looked at: {PosixException.Describe(PosixException.ErrnoOf(looked))}" : NotOwned(entryPath, opened, owners);
         }
 
         private void Push(string path)
