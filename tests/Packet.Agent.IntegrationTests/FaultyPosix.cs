@@ -120,8 +120,6 @@ public sealed class FaultyPosix(Func<string, string?, Errno?>? fault = null) : I
 
     public int FChmod(int fd, FilePermissions mode) => Fail("fchmod", null) ?? Outside("fchmod", fd) ?? _real.FChmod(fd, mode);
 
-    public int ChmodAt(int dirFd, string name, FilePermissions mode) => Outside("chmodat", dirFd, name) ?? _real.ChmodAt(dirFd, name, mode);
-
     public FilePermissions? ReadFileCreationMask() => CreationMaskUnknown ? null : _real.ReadFileCreationMask();
 
     public int FUtimens(int fd, in Stat times) => Fail("futimens", null) ?? Outside("futimens", fd) ?? _real.FUtimens(fd, times);

@@ -1,5 +1,6 @@
 using Mono.Unix.Native;
 using Packet.Agent.Copy;
+using Packet.Agent.Posix;
 using Packet.Agent.TestSupport;
 using Xunit;
 
@@ -72,6 +73,63 @@ public sealed class MetadataCopierTests : IDisposable
     }
 
     private static (long Seconds, long Nanoseconds) Mtime(Stat stat) => (stat.st_mtime, stat.st_mtime_nsec);
+
+    /// <summary>A FIFO of mode 0640 copied as the copy makes one: created 0600, then given its source's mode and times.</summary>
+    private (Stat Copy, VolumeLosses Losses) ApplyToFifo(FaultyPosix posix)
+    {
+        HomeFixture.Check(Syscall.mkfifo(_dir["fifo"], FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP));
+        HomeFixture.Check(Syscall.mkfifo(_dir["fifo-copy"], FilePermissions.S_IRUSR | FilePermissions.S_IWUSR));
+        var losses = new VolumeLosses();
+        int folder = Syscall.open(_dir.Path, OpenFlags.O_RDONLY | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC);
+        try
+        {
+            HomeFixture.Check(folder);
+            new MetadataCopier(posix, new CopyOptions { PreserveOwnership = true }, VolumeTraits.Full, losses).ApplyToFifo(folder, "fifo-copy", LStat(_dir["fifo"]), "home/fifo", modeSetAtCreation: false);
+        }
+        finally
+        {
+            Syscall.close(folder);
+        }
+
+        return (LStat(_dir["fifo-copy"]), losses);
+    }
+
+    [Fact]
+    public void A_fifos_copy_gets_its_mode_through_a_descriptor_without_waiting_for_a_writer()
+    {
+        var (copy, losses) = ApplyToFifo(new FaultyPosix());
+
+        Assert.Equal(FilePermissions.S_IRUSR | FilePermissions.S_IWUSR | FilePermissions.S_IRGRP, copy.st_mode & FilePermissions.ALLPERMS);
+        Assert.Equal(Mtime(LStat(_dir["fifo"])), Mtime(copy));
+        Assert.Equal(0, losses.Total);
+    }
+
+    [Fact]
+    public void A_link_put_in_a_fifos_place_before_its_mode_is_set_is_not_followed()
+    {
+        string canary = _dir["canary"];
+        File.WriteAllText(canary, "root's\n");
+        HomeFixture.Chmod(_dir.Path, "canary", "600");
+        // A user who may write the destination (an upgrade into the live home) swaps the new FIFO for a link.
+        var posix = new FaultyPosix
+        {
+            BeforeOpen = name =>
+            {
+                if (name == "fifo-copy" && File.Exists(_dir["fifo-copy"]))
+                {
+                    File.Delete(_dir["fifo-copy"]);
+                    HomeFixture.Check(Syscall.symlink(canary, _dir["fifo-copy"]));
+                }
+            },
+        };
+
+        var (_, losses) = ApplyToFifo(posix);
+
+        Assert.Equal("0600", SafePath.Mode(LStat(canary)));
+        var lost = Assert.Single(losses.Summaries());
+        Assert.Equal((LossKind.Modes, "home/fifo"), (lost.Kind, lost.ExamplePath));
+        Assert.StartsWith("open: ", lost.Reason, StringComparison.Ordinal);
+    }
 
     [RootFact]
     public void A_file_gets_its_sources_owner_mode_times_and_extended_attributes()

@@ -97,8 +97,6 @@ public sealed class RecordingPosix(ChangeLog log, IPosix? inner = null) : IPosix
 
     public int FChmod(int fd, FilePermissions mode) => Through("chmod", fd, _inner.FChmod(fd, mode));
 
-    public int ChmodAt(int dirFd, string name, FilePermissions mode) => At("chmod", FaultyPosix.PathOf(dirFd, name), _inner.ChmodAt(dirFd, name, mode));
-
     public FilePermissions? ReadFileCreationMask() => _inner.ReadFileCreationMask();
 
     public int FUtimens(int fd, in Stat times) => Through("utimens", fd, _inner.FUtimens(fd, times));

@@ -183,8 +183,6 @@ internal sealed class PathTablePosix(uint effectiveUserId = 0) : IPosix
 
     public int FChmod(int fd, FilePermissions mode) => Refuse($"fchmod {fd}");
 
-    public int ChmodAt(int dirFd, string name, FilePermissions mode) => Refuse($"chmod {name}");
-
     public FilePermissions? ReadFileCreationMask() => null;
 
     public int FUtimens(int fd, in Stat times) => Refuse($"futimens {fd}");

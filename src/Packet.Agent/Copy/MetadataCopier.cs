@@ -79,10 +79,26 @@ internal sealed class MetadataCopier(IPosix posix, CopyOptions options, VolumeTr
         ApplyToUnopened(destinationDirFd, name, source, path);
         if (!modeSetAtCreation)
         {
-            // By name, as a FIFO is not opened: the entry was just made, and nothing else writes to the copy while the seed holds the workspace lock.
-            if (Permitted(LossKind.Modes, volume.Modes, path))
+            // Through a descriptor, never by name (chmod follows links): a copy into a folder its user may
+            // write (an image upgrade into the live home) could meet a link put in the FIFO's place. Opening
+            // a FIFO to read without waiting neither blocks nor needs a writer.
+            int fd = posix.OpenAt(destinationDirFd, name, OpenFlags.O_RDONLY | OpenFlags.O_NONBLOCK | OpenFlags.O_NOFOLLOW | OpenFlags.O_CLOEXEC, 0);
+            if (!Check(fd, LossKind.Modes, "open", path))
             {
-                Check(posix.ChmodAt(destinationDirFd, name, source.st_mode & FilePermissions.ACCESSPERMS), LossKind.Modes, "set the mode of", path);
+                return;
+            }
+
+            try
+            {
+                int looked = posix.FStat(fd, out var made);
+                if (Check(looked, LossKind.Modes, "stat", path) && (made.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFIFO)
+                {
+                    SetMode(fd, source.st_mode & FilePermissions.ACCESSPERMS, path);
+                }
+            }
+            finally
+            {
+                posix.Close(fd);
             }
         }
         else if (volume.Modes is { } refused)

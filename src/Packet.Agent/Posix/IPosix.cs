@@ -53,9 +53,6 @@ public interface IPosix
 
     int FChmod(int fd, FilePermissions mode);
 
-    /// <summary>fchmodat by name; it follows a symlink, so callers use it only on an entry they just created.</summary>
-    int ChmodAt(int dirFd, string name, FilePermissions mode);
-
     /// <summary>
     /// The process's file mode creation mask, read from /proc/self/status so that it is never changed
     /// (umask(2) can only be read by setting it, a race with every other thread creating files);

@@ -76,8 +76,6 @@ public sealed unsafe class PosixSystem : IPosix
 
     public int FChmod(int fd, FilePermissions mode) => Result(Syscall.fchmod(fd, mode));
 
-    public int ChmodAt(int dirFd, string name, FilePermissions mode) => Result(Syscall.fchmodat(dirFd, name, mode, 0));
-
     public FilePermissions? ReadFileCreationMask()
     {
         const string Field = "Umask:";
