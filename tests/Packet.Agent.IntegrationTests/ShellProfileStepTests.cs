@@ -169,6 +169,40 @@ public sealed class ShellProfileStepTests : IDisposable
     }
 
     [RootFact]
+    public void A_bashrc_that_is_another_name_of_another_accounts_file_is_left_as_it_is_and_the_block_is_shown()
+    {
+        Require.Root();
+        HomeFixture.Check(Syscall.chown(Home, Platform.StrangerUid, Platform.StrangerGid));
+        string roots = Path.Join(Workspace, "roots-file");
+        File.WriteAllText(roots, "root's lines\n");
+        HomeFixture.Chmod(Workspace, "roots-file", "600");
+        HomeFixture.Check(Syscall.link(roots, Bashrc));
+
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Warning, result.Outcome);
+        Assert.StartsWith($"{Bashrc} has 2 names and belongs to uid 0, not the home's uid {Platform.StrangerUid}; left as it is. Replace it with a file of your own (cp --remove-destination), or add the block yourself:\n", result.Summary, StringComparison.Ordinal);
+        Assert.Equal("root's lines\n", File.ReadAllText(roots));
+        Assert.Equal(2ul, Lstat(Bashrc).st_nlink);
+    }
+
+    [RootFact]
+    public void A_bashrc_of_the_home_owners_own_with_another_name_gets_the_block()
+    {
+        Require.Root();
+        HomeFixture.Check(Syscall.chown(Home, Platform.StrangerUid, Platform.StrangerGid));
+        File.WriteAllText(Bashrc, "# mine\n");
+        HomeFixture.Check(Syscall.chown(Bashrc, Platform.StrangerUid, Platform.StrangerGid));
+        HomeFixture.Check(Syscall.link(Bashrc, Path.Join(Home, "bashrc.backup")));
+
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.StartsWith("# mine\n", File.ReadAllText(Bashrc), StringComparison.Ordinal);
+        Assert.Contains("/bin", File.ReadAllText(Bashrc), StringComparison.Ordinal);
+    }
+
+    [RootFact]
     public void The_profile_step_gives_nothing_of_the_state_folder_away()
     {
         Require.Root();

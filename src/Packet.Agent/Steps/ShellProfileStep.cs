@@ -101,6 +101,14 @@ public sealed partial class ShellProfileStep(IPosix posix, ILogger logger) : IBo
     private static StepPlan<NoValue> Plan(DirectoryHandle workspace, DirectoryHandle home, HomeFile profile, (uint Uid, uint Gid) owner, (uint Uid, uint Gid) homeOwner)
     {
         byte[]? current = profile.Directory.ReadFile(profile.Name, MaxProfileBytes, out var profileStat);
+        if (current is not null && profileStat.st_nlink > 1 && profileStat.st_uid != homeOwner.Uid)
+        {
+            // Another name of another account's file (a hard link the home's user made): neither its lines nor its owner are the home's to copy.
+            return StepPlan.Settled<NoValue>(StepResult.Problem(
+                $"{profile.Directory.PathOf(profile.Name)} has {profileStat.st_nlink} names and belongs to uid {profileStat.st_uid}, not the home's uid {homeOwner.Uid}; left as it is. "
+                + $"Replace it with a file of your own (cp --remove-destination), or add the block yourself:\n{ManagedBlock.Render(WorkspaceEnvironment.For(workspace.Path, workspace.Exists), [])}"), default);
+        }
+
         string text = current is null ? string.Empty : Encoding.UTF8.GetString(current);
         var variables = WorkspaceEnvironment.For(workspace.Path, workspace.Exists);
         // Root's boot and the home's user's agent each keep their own banner: a shell shows both.
