@@ -231,6 +231,9 @@ public sealed class StateClaimTests : IDisposable
         // NFS root_squash: root's chown is refused, and what root makes belongs to the anonymous uid.
         Directory.CreateDirectory(State);
         HomeFixture.Write(State, "lock", string.Empty);
+        HomeFixture.Write(State, "ssh/ssh_host_ed25519_key", "key\n", mode: "600");
+        HomeFixture.Write(State, "ssh/ssh_host_ed25519_key.pub", "key\n", mode: "644");
+        HomeFixture.Chmod(State, "ssh", "700");
         ChildProcess.MustSucceed("chown", "-R", $"{Platform.Nobody}:{Platform.Nobody}", State);
         var squashed = new FaultyPosix((call, _) => call == "fchown" ? Errno.EPERM : null);
 
@@ -240,6 +243,9 @@ public sealed class StateClaimTests : IDisposable
         Assert.True(outcome.Trust.KeepsModes);
         Assert.True(outcome.Replanned);
         Assert.DoesNotContain(outcome.Done, a => a.Kind == ClaimKind.GiveToAccount);
+        // Root's host keys there are the squashed uid's too: kept, not made anew at every boot.
+        Assert.DoesNotContain(outcome.Done, a => a.Kind == ClaimKind.MoveAside);
+        Assert.True(File.Exists(Path.Join(State, "ssh/ssh_host_ed25519_key")));
         using var workspace = DirectoryHandle.Open(squashed, Workspace);
         workspace.TrustAs(outcome.Trust);
         using var state = StateFolder.TryOpenShared(squashed, workspace);
