@@ -92,13 +92,13 @@ public sealed class SshStepTests : IDisposable
 
     private StepResult Run(
         bool withWorkspace = true, Hashtable? environment = null, string? keysDirectory = null, SshMode mode = SshMode.Auto, bool rsa = false, string? listen = null, int port = 2222,
-        Func<string, EntryOwnership?>? stat = null, string? privilegeSeparation = null)
+        Func<string, EntryOwnership?>? stat = null, string? privilegeSeparation = null, Account? user = null)
     {
         Directory.CreateDirectory(_dir["run"]);
         var variables = environment ?? new Hashtable { ["PUBLIC_KEY"] = Alice };
         variables["PATH"] = Bin;
         var resolver = new CommandResolver(new System.IO.Abstractions.FileSystem(), path => Syscall.access(path, AccessModes.X_OK) == 0);
-        var accounts = new RootAt(Home);
+        var accounts = new RootAt(Home, user);
         _posix = new FaultyPosix();
         var posix = new RecordingPosix(_changes, _posix);
         var step = new SshStep(
@@ -531,6 +531,43 @@ public sealed class SshStepTests : IDisposable
     }
 
     [RootFact]
+    public void A_keys_file_of_roots_in_the_users_home_keeps_its_lines_and_is_given_to_the_user()
+    {
+        Require.Root();
+        Assert.Equal(0, Syscall.chown(Home, 4242, 4343));
+        HomeFixture.Write(Home, ".ssh/authorized_keys", Bob + "\n", mode: "600");
+        Assert.Equal(0, Syscall.chown(Path.Join(Home, ".ssh"), 4242, 4343));
+
+        var result = Run(user: new Account("dev", 4242, 4343, Home));
+
+        string text = File.ReadAllText(Path.Join(Home, ".ssh/authorized_keys"));
+        Assert.StartsWith(Bob + "\n", text, StringComparison.Ordinal);
+        Assert.Contains(Alice, text, StringComparison.Ordinal);
+        Assert.Equal((4242u, 4343u, FilePermissions.S_IRUSR | FilePermissions.S_IWUSR), Stat(Path.Join(Home, ".ssh/authorized_keys")));
+        Assert.DoesNotContain("was replaced", result.Summary, StringComparison.Ordinal);
+    }
+
+    [RootFact]
+    public void A_container_restarted_on_kept_host_keys_loads_them_without_a_folder_for_ssh_keygen()
+    {
+        Require.Root();
+        Run();
+        foreach (int pid in _daemons)
+        {
+            Syscall.kill(pid, Signum.SIGKILL);
+        }
+
+        // The container's /run is new at each restart; the volume's keys are kept.
+        Directory.Delete(Runtime, recursive: true);
+        var result = Run();
+
+        Assert.Equal(StepOutcome.Ok, result.Outcome);
+        Assert.Contains($"host key {Fingerprint(Path.Join(HostKeys, "ssh_host_ed25519_key"))}, kept in {HostKeys}", result.Summary, StringComparison.Ordinal);
+        Assert.Equal(File.ReadAllBytes(Path.Join(HostKeys, "ssh_host_ed25519_key")), File.ReadAllBytes(Path.Join(Runtime, "host-keys", "ssh_host_ed25519_key")));
+        Assert.False(Directory.Exists(Path.Join(Runtime, "keygen")));
+    }
+
+    [RootFact]
     public void A_keys_file_of_a_third_account_is_replaced_by_the_pods_keys_alone()
     {
         Require.Root();
@@ -747,11 +784,12 @@ public sealed class SshStepTests : IDisposable
     }
 
     /// <summary>Root's account with its home at the test's home, as in a pod whose live home is linked to the persisted one; every other account and group from the machine's database.</summary>
-    private sealed class RootAt(string home) : IAccounts
+    /// <summary>The machine's accounts, with root's home (or <paramref name="user"/>'s, when given) at the test's.</summary>
+    private sealed class RootAt(string home, Account? user = null) : IAccounts
     {
-        public Account? ByUid(uint uid) => uid == 0 ? new Account("root", 0, 0, home) : SystemAccounts.Instance.ByUid(uid);
+        public Account? ByUid(uint uid) => uid == 0 ? new Account("root", 0, 0, user is null ? home : "/root") : uid == user?.Uid ? user : SystemAccounts.Instance.ByUid(uid);
 
-        public Account? ByHome(string path) => path == home ? ByUid(0) : SystemAccounts.Instance.ByHome(path);
+        public Account? ByHome(string path) => path == home ? user ?? ByUid(0) : SystemAccounts.Instance.ByHome(path);
 
         public bool HoldsOnly(uint gid, uint uid, uint owner) => SystemAccounts.Instance.HoldsOnly(gid, uid, owner);
     }

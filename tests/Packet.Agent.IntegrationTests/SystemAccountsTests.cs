@@ -1,4 +1,5 @@
 using Packet.Agent.Ssh;
+using Packet.Agent.TestSupport;
 using Xunit;
 
 namespace Packet.Agent.IntegrationTests;
@@ -30,4 +31,18 @@ public sealed class SystemAccountsTests
     [Fact]
     public void A_group_the_machine_does_not_have_holds_no_one() =>
         Assert.False(SystemAccounts.Instance.HoldsOnly(NoSuchId, 0, 0));
+
+    [Fact]
+    public void Files_are_seen_as_sshd_sees_them_through_links_and_a_missing_one_is_nothing()
+    {
+        using var dir = new TempDirectory("accounts");
+        File.WriteAllText(dir["file"], string.Empty);
+        File.CreateSymbolicLink(dir["link"], dir["file"]);
+        Assert.Equal(0, Mono.Unix.Native.Syscall.chmod(dir["file"], Mono.Unix.Native.FilePermissions.S_IRUSR | Mono.Unix.Native.FilePermissions.S_IWUSR));
+
+        Assert.Equal(dir["file"], SystemAccounts.RealPath(dir["link"]));
+        Assert.Equal(0b110_000_000u, SystemAccounts.Stat(dir["link"])!.Value.Mode & 0b111_111_111u);
+        Assert.Null(SystemAccounts.RealPath(dir["missing"]));
+        Assert.Null(SystemAccounts.Stat(dir["missing"]));
+    }
 }

@@ -43,7 +43,17 @@ public sealed class AgentSshdTests
         Assert.Equal(4242, AgentSshd.Find(files, Runtime)?.Pid);
     }
 
+    [Fact]
+    public void A_config_given_as_the_very_first_argument_is_found()
+    {
+        var files = Machine("4242", cmdline: $"-f\0{Config}\0");
+
+        Assert.True(AgentSshd.StartedWith(files, 4242, Config));
+    }
+
     [Theory]
+    [InlineData("/usr/sbin/sshd\0-f")]
+    [InlineData("/run/packet-agent/sshd_config\0-D\0")]
     [InlineData("/usr/sbin/sshd\0-f\0/etc/ssh/sshd_config\0")]
     [InlineData("/usr/sbin/sshd\0-f\0/run/packet-agent/sshd_config.old\0")]
     [InlineData("/usr/sbin/sshd\0-E\0/run/packet-agent/sshd_config\0")]
@@ -291,6 +301,17 @@ public sealed class PodEnvironmentTests
         Assert.Same(process, resolved.Variables);
         Assert.Null(resolved.RecordedBy);
         Assert.Equal("inside an SSH session, but the pod's recorded environment is not used: it belongs to uid 1001", resolved.NotUsed);
+    }
+
+    [Fact]
+    public void An_empty_session_marker_is_no_session_and_the_record_is_not_looked_at()
+    {
+        var process = Session(("SSH_CONNECTION", string.Empty));
+
+        var resolved = PodEnvironment.Resolve(WithAgentsSshd(Entries("PATH=/workspace/bin")), Runtime, () => throw new InvalidOperationException("asked"), process);
+
+        Assert.Same(process, resolved.Variables);
+        Assert.Null(resolved.RecordedBy);
     }
 
     [Fact]
