@@ -74,17 +74,48 @@ public sealed class RuntimeDirectoryTests : IDisposable
         Assert.Equal(FilePermissions.ACCESSPERMS, Look(runtime).Mode);
     }
 
+    [Fact]
+    public void An_own_directory_others_may_read_that_cannot_be_made_private_is_read_but_gets_no_secret()
+    {
+        string runtime = _dir.Create("packet-agent");
+        HomeFixture.Check(Syscall.chmod(runtime, FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP | FilePermissions.S_IROTH | FilePermissions.S_IXOTH));
+        var keepsNoModes = new FaultyPosix((call, _) => call == "fchmod" ? Errno.EPERM : null);
+
+        Assert.Null(RuntimeDirectory.Refusal(keepsNoModes, runtime));
+        Assert.Equal($"the runtime directory {runtime} is mode 0755: others may look into it, so nothing in it is used (it must be 0700)", RuntimeDirectory.Ensure(keepsNoModes, runtime));
+    }
+
+    [Fact]
+    public void An_own_directory_its_group_may_write_is_refused_for_reading_too()
+    {
+        string runtime = _dir.Create("packet-agent");
+        HomeFixture.Check(Syscall.chmod(runtime, FilePermissions.S_IRWXU | FilePermissions.S_IRWXG));
+        HomeFixture.Check(Syscall.lstat(runtime, out var stat));
+
+        Assert.Equal($"the runtime directory {runtime} is not safe to use: {runtime} is writable by its group (gid {stat.st_gid}) (mode 0770)", RuntimeDirectory.Refusal(new FaultyPosix(), runtime));
+        Assert.Equal(FilePermissions.S_IRWXU | FilePermissions.S_IRWXG, Look(runtime).Mode);
+    }
+
     [RootFact]
-    public void A_directory_another_account_made_is_refused_whatever_its_mode()
+    public void A_directory_another_account_made_is_refused_whatever_its_mode_and_left_as_it_is()
     {
         Require.Root();
         string runtime = _dir.Create("packet-agent");
-        HomeFixture.Check(Syscall.chmod(runtime, FilePermissions.S_IRWXU));
+        HomeFixture.Check(Syscall.chmod(runtime, FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP));
         HomeFixture.Check(Syscall.chown(runtime, Platform.Nobody, Platform.Nobody));
 
         string expected = $"the runtime directory {runtime} belongs to uid {Platform.Nobody}, not to the agent's user (uid 0): another account made it, so nothing in it is used";
         Assert.Equal(expected, RuntimeDirectory.Refusal(new FaultyPosix(), runtime));
         Assert.Equal(expected, RuntimeDirectory.Ensure(new FaultyPosix(), runtime));
+        Assert.Equal(FilePermissions.S_IRWXU | FilePermissions.S_IRGRP | FilePermissions.S_IXGRP, Look(runtime).Mode);
+    }
+
+    [Fact]
+    public void A_directory_that_cannot_be_made_says_why()
+    {
+        File.WriteAllText(_dir["run"], string.Empty);
+
+        Assert.Equal($"the runtime directory {_dir["run/packet-agent"]} cannot be made: Not a directory (ENOTDIR)", RuntimeDirectory.Ensure(new FaultyPosix(), _dir["run/packet-agent"]));
     }
 
     [Fact]

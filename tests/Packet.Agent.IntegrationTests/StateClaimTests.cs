@@ -196,6 +196,98 @@ public sealed class StateClaimTests : IDisposable
     }
 
     [RootFact]
+    public void Host_keys_in_a_private_folder_are_kept_unless_one_could_have_been_read_or_swapped()
+    {
+        Require.Root();
+        Claim(account: (User, User));
+        HomeFixture.Write(State, "ssh/ssh_host_ed25519_key", "key\n", mode: "600");
+        HomeFixture.Write(State, "ssh/ssh_host_ed25519_key.pub", "key\n", mode: "644");
+        HomeFixture.Chmod(State, "ssh", "700");
+
+        Assert.Empty(Survey((User, User)));
+
+        HomeFixture.Chmod(State, "ssh/ssh_host_ed25519_key", "640");
+        Assert.Contains(Survey((User, User)), a => a.Kind == ClaimKind.MoveAside && a.Name == "ssh" && a.Why.StartsWith($"{State}/ssh/ssh_host_ed25519_key is uid 0's file, mode 0640: the host keys in it may have been read by others", StringComparison.Ordinal));
+
+        HomeFixture.Chmod(State, "ssh/ssh_host_ed25519_key", "600");
+        HomeFixture.Chmod(State, "ssh/ssh_host_ed25519_key.pub", "664");
+        Assert.Contains(Survey((User, User)), a => a.Kind == ClaimKind.MoveAside && a.Name == "ssh");
+
+        HomeFixture.Chmod(State, "ssh/ssh_host_ed25519_key.pub", "644");
+        HomeFixture.Check(Syscall.link(Path.Join(State, "ssh/ssh_host_ed25519_key"), Path.Join(State, "ssh/another-name")));
+        Assert.Contains(Survey((User, User)), a => a.Kind == ClaimKind.MoveAside && a.Name == "ssh");
+        File.Delete(Path.Join(State, "ssh/another-name"));
+
+        HomeFixture.Check(Syscall.chown(Path.Join(State, "ssh/ssh_host_ed25519_key.pub"), User, User));
+        Assert.Contains(Survey((User, User)), a => a.Kind == ClaimKind.MoveAside && a.Name == "ssh");
+    }
+
+    [RootFact]
+    public void A_file_of_roots_with_another_name_and_an_unfinished_copy_others_could_write_are_set_aside()
+    {
+        Require.Root();
+        Claim(account: (User, User));
+        HomeFixture.Write(State, "last-boot.json", "{}");
+        HomeFixture.Check(Syscall.link(Path.Join(State, "last-boot.json"), Path.Join(Workspace, "elsewhere")));
+        HomeFixture.Write(State, "staging/home/.bashrc", "half a copy\n");
+        HomeFixture.Chmod(State, "staging", "757");
+        HomeFixture.Write(State, "logs/x.log", "ran\n");
+        HomeFixture.Chmod(State, "logs", "757");
+
+        var outcome = Claim(account: (User, User));
+
+        Assert.Contains(outcome.Done, a => a is { Kind: ClaimKind.MoveAside, Name: "last-boot.json", Why: "it has 2 names (a hard link)" });
+        Assert.Contains(outcome.Done, a => a is { Kind: ClaimKind.MoveAside, Name: "staging" } && a.Why.StartsWith("others could write into the unfinished copy (mode 0757)", StringComparison.Ordinal));
+        Assert.Contains(outcome.Done, a => a is { Kind: ClaimKind.Tighten, Name: "logs" });
+        Assert.Equal("0755", Mode(Path.Join(State, "logs")));
+        Assert.Equal("{}", File.ReadAllText(Path.Join(Workspace, "elsewhere")));
+    }
+
+    [RootFact]
+    public void A_state_folder_that_kept_the_pods_group_is_given_to_roots_group()
+    {
+        Require.Root();
+        Claim(account: (User, User));
+        HomeFixture.Check(Syscall.chown(State, 0, User));
+
+        Claim(account: (User, User));
+
+        Assert.Equal((0u, 0u, "0755"), (Look(State).st_uid, Look(State).st_gid, Mode(State)));
+        Assert.Empty(Survey((User, User)));
+    }
+
+    [RootFact]
+    public void What_the_accounts_folder_already_holds_under_the_same_name_is_kept_and_roots_copy_set_aside()
+    {
+        Require.Root();
+        Claim(account: (User, User));
+        HomeFixture.Write(State, "user-1000/hooks.json", "{\"the users\":1}");
+        ChildProcess.MustSucceed("chown", "-R", $"{User}:{User}", Path.Join(State, "user-1000"));
+        HomeFixture.Write(State, "hooks.json", "{\"older\":1}");
+        HomeFixture.Check(Syscall.chown(Path.Join(State, "hooks.json"), User, User));
+
+        Claim(account: (User, User));
+
+        Assert.Equal("{\"the users\":1}", File.ReadAllText(Path.Join(State, "user-1000/hooks.json")));
+        Assert.Equal("{\"older\":1}", File.ReadAllText(Assert.Single(Directory.GetFiles(State, "hooks.json.untrusted-*"))));
+        Assert.False(File.Exists(Path.Join(State, "hooks.json")));
+    }
+
+    [RootFact]
+    public void A_lock_already_there_is_kept_as_it_is()
+    {
+        Require.Root();
+        Claim(account: (User, User));
+        HomeFixture.Write(State, "lock", "holder\n", mode: "640");
+        Directory.Delete(Path.Join(State, "user-1000"));
+
+        var outcome = Claim(account: (User, User));
+
+        Assert.Equal([ClaimKind.MakeAccountFolder], outcome.Done.Select(a => a.Kind));
+        Assert.Equal(("holder\n", "0640"), (File.ReadAllText(Path.Join(State, "lock")), Mode(Path.Join(State, "lock"))));
+    }
+
+    [RootFact]
     public void A_state_folder_that_is_a_link_is_moved_aside_and_made_anew()
     {
         Require.Root();
